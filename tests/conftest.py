@@ -1,0 +1,89 @@
+"""Fixtures that hand tests real caches, skipping (or failing in CI) when a service is absent."""
+
+import os
+import uuid
+
+import pytest
+from django.conf import settings
+
+SERVICE_OF = {
+    "redis": "redis",
+    "dredis": "redis",
+    "memcached": "memcached",
+    "db_pg": "postgresql",
+}
+ALL_CACHES = ["locmem", "redis", "dredis", "memcached", "db_sqlite", "db_pg"]
+SHARED_CACHES = ["redis", "dredis", "memcached", "db_sqlite", "db_pg"]
+DB_CACHES = {"db_sqlite", "db_pg"}
+
+
+def _address(service):
+    from urllib.parse import urlparse
+
+    if service == "redis":
+        url = urlparse(settings.REDIS_URL)
+        return url.hostname, url.port or 6379
+    if service == "memcached":
+        host, _, port = settings.MEMCACHED.partition(":")
+        return host, int(port or 11211)
+    return settings.PG_HOST, settings.PG_PORT
+
+
+def require_service(service):
+    """Skip the test when ``service`` does not answer; fail instead when CI demands it."""
+    from tests.settings import reachable
+
+    if reachable(*_address(service)):
+        return
+    message = f"{service} is not reachable at {':'.join(map(str, _address(service)))}"
+    if os.environ.get("TRIGGERS_TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (TRIGGERS_TEST_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def prepare_cache(request, alias):
+    """Make ``alias`` usable by the running test and return it."""
+    service = SERVICE_OF.get(alias)
+    if service:
+        require_service(service)
+    if alias in DB_CACHES:
+        request.getfixturevalue("transactional_db")
+    return alias
+
+
+@pytest.fixture
+def uid():
+    """A session uid no other test uses."""
+    return "test-" + uuid.uuid4().hex
+
+
+@pytest.fixture(params=ALL_CACHES)
+def any_cache(request):
+    """Each cache the storage layer supports, by alias."""
+    return prepare_cache(request, request.param)
+
+
+@pytest.fixture(params=SHARED_CACHES)
+def shared_cache(request):
+    """Each cache that several processes can share, by alias."""
+    return prepare_cache(request, request.param)
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def manager_cache(request):
+    """The caches the manager's rules are proven on."""
+    return prepare_cache(request, request.param)
+
+
+def pytest_collection_modifyitems(items):
+    # Tests on a database cache need committed tables visible to other
+    # processes, in both databases.
+    databases = ["default", "pg"] if "pg" in settings.DATABASES else ["default"]
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(value in DB_CACHES for value in params.values()) or item.get_closest_marker("db_cache"):
+            item.add_marker(pytest.mark.django_db(transaction=True, databases=databases))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "db_cache: the test uses a database cache directly")

@@ -1,0 +1,72 @@
+"""Django settings for the test suite: every cache the storage layer supports.
+
+Services: Redis on 127.0.0.1:6379, Memcached on 127.0.0.1:11211, PostgreSQL on
+127.0.0.1:5432 (trust auth, database "test"). Each address can be moved with
+TRIGGERS_TEST_REDIS_URL, TRIGGERS_TEST_MEMCACHED and TRIGGERS_TEST_PG_HOST/PORT.
+"""
+
+import os
+import socket
+import tempfile
+
+SECRET_KEY = "triggers-tests"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "triggers"]
+
+REDIS_URL = os.environ.get("TRIGGERS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+MEMCACHED = os.environ.get("TRIGGERS_TEST_MEMCACHED", "127.0.0.1:11211")
+PG_HOST = os.environ.get("TRIGGERS_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TRIGGERS_TEST_PG_PORT", "5432"))
+REQUIRE_SERVICES = os.environ.get("TRIGGERS_TEST_REQUIRE_SERVICES") == "1"
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+HAS_PG = REQUIRE_SERVICES or reachable(PG_HOST, PG_PORT)
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(tempfile.gettempdir(), "triggers-tests.sqlite3"),
+        # A file, not memory: processes racing for a lock must share it.
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"triggers-test-{os.getpid()}.sqlite3")},
+        "OPTIONS": {"timeout": 20},
+    },
+}
+if HAS_PG:
+    DATABASES["pg"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "test",
+        "USER": "postgres",
+        "HOST": PG_HOST,
+        "PORT": PG_PORT,
+        "TEST": {"NAME": f"test_triggers_{os.getpid()}"},
+    }
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "locmem"},
+    "redis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL},
+    "dredis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    "memcached": {
+        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        "LOCATION": MEMCACHED,
+    },
+    "db_sqlite": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "triggers_cache_sqlite"},
+    "db_pg": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "triggers_cache_pg"},
+    "file": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.path.join(tempfile.gettempdir(), "triggers-tests-filecache"),
+    },
+    "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+}
+
+DATABASE_ROUTERS = ["tests.routers.CacheTableRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+TRIGGERS_DEFAULT_RUNNER = "threading"

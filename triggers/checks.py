@@ -1,0 +1,72 @@
+"""Django system checks for the mistakes a triggers setup is most likely to have."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import get_setting
+
+
+@checks.register("triggers")
+def check_storage_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The storage cache alias exists, and that cache can hold a lock."""
+    from django.core.cache import caches
+
+    from .locking import cache_lock_problem
+
+    alias = get_setting("TRIGGERS_CACHE_ALIAS")
+    if alias not in getattr(settings, "CACHES", {}) and alias != "default":
+        return [
+            checks.Error(
+                f"TRIGGERS_CACHE_ALIAS names the cache {alias!r}, which is not in CACHES.",
+                hint=f"Add {alias!r} to CACHES or point TRIGGERS_CACHE_ALIAS at an existing alias.",
+                id="triggers.E001",
+            )
+        ]
+    try:
+        cache = caches[alias]
+    except Exception as exc:
+        return [
+            checks.Error(
+                f"The cache {alias!r} used for trigger sessions cannot be loaded: {exc}",
+                id="triggers.E001",
+            )
+        ]
+    problem = cache_lock_problem(cache)
+    if problem:
+        return [
+            checks.Error(
+                f"The cache {alias!r} used for trigger sessions cannot lock: {problem}",
+                hint="Sessions would lose fires under concurrency; choose another cache.",
+                id="triggers.E002",
+            )
+        ]
+    layout = get_setting("TRIGGERS_CACHE_LAYOUT")
+    if layout not in ("split", "single"):
+        return [
+            checks.Error(
+                f"TRIGGERS_CACHE_LAYOUT is {layout!r}; expected 'split' or 'single'.",
+                id="triggers.E004",
+            )
+        ]
+    return []
+
+
+@checks.register("triggers")
+def check_default_runner(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """TRIGGERS_DEFAULT_RUNNER names a registered task runner."""
+    from .runners import task_runners
+
+    name = get_setting("TRIGGERS_DEFAULT_RUNNER")
+    if name not in task_runners:
+        return [
+            checks.Error(
+                f"TRIGGERS_DEFAULT_RUNNER is {name!r}, which no 'triggers.runners' entry point provides.",
+                hint=f"Registered runners: {', '.join(task_runners.keys()) or 'none'}.",
+                id="triggers.E003",
+            )
+        ]
+    return []

@@ -1,0 +1,549 @@
+"""Mutual exclusion over a Django cache.
+
+A lock is a cache key written with an atomic "add" and holding an owner
+token, so only its holder can release it and a crashed holder's lock goes
+away with its time to live. Each kind of cache gets the driver that makes
+that safe on it: Redis uses ``SET NX`` and a compare-and-delete script, the
+database cache conditional SQL, Memcached and LocMem their atomic ``add``.
+Caches with no atomic add (file, dummy) are refused with ``NotSupported``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import pickle
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Union
+
+from django.conf import settings
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from .errors import TriggersError
+
+__all__ = [
+    "acquire_lock",
+    "CacheLock",
+    "Lockable",
+    "LockAcquisitionFailed",
+    "LockBackendError",
+    "NotSupported",
+    "resolve_cache",
+]
+
+CacheLike = Union[str, BaseCache]
+Ttl = Union[bool, float, int, None]
+Block = Union[bool, float, int]
+
+#: first pause of a blocked waiter, and the longest one (seconds)
+BACKOFF_START = 0.0005
+BACKOFF_CAP = 0.02
+#: consecutive transient backend errors tolerated while acquiring
+TRANSIENT_RETRIES = 8
+
+
+class LockAcquisitionFailed(TriggersError):
+    """The lock is held elsewhere and could not be had (now, or in time)."""
+
+    def __init__(self, key: str, waited: float | None = None) -> None:
+        self.key = key
+        self.waited = waited
+        if waited is None:
+            message = f"lock {key!r} is held by another owner"
+        else:
+            message = f"lock {key!r} could not be acquired within {waited:g}s"
+        super().__init__(message)
+
+
+class LockBackendError(TriggersError):
+    """The cache holding a lock kept failing; the cause is chained."""
+
+
+class NotSupported(TriggersError, TypeError):
+    """The cache cannot hold a lock safely."""
+
+
+def resolve_cache(cache: CacheLike) -> BaseCache:
+    """The cache object for an alias, or ``cache`` itself if it is one."""
+    if isinstance(cache, str):
+        return caches[cache]
+    if isinstance(cache, BaseCache):
+        return cache
+    raise TypeError(f"expected a cache alias or a Django cache object, not {cache!r}")
+
+
+def _cache_name(cache: BaseCache) -> str:
+    cls = type(cache)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether an error of the backend is worth retrying (lost connection, busy DB)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    name = type(exc).__name__
+    module = type(exc).__module__
+    if module.startswith("django.db") or module.startswith("sqlite3"):
+        return name in ("OperationalError", "InterfaceError")
+    if module.startswith("redis") or module.startswith("django_redis"):
+        return name in ("ConnectionError", "TimeoutError", "ConnectionInterrupted", "BusyLoadingError")
+    if module.startswith("pymemcache"):
+        return "Unexpected" in name or "Server" in name
+    return False
+
+
+def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
+    """Seconds a lock lives, or None for no expiry."""
+    if ttl is True:
+        value = cache.default_timeout
+    elif ttl is None:
+        return None
+    else:
+        value = ttl
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"lock ttl must be a positive number of seconds, True or None, not {ttl!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+class LockDriver:
+    """How one kind of cache takes, releases and reads around a lock."""
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        raise NotImplementedError
+
+    def release(self, key: str, token: str) -> bool:
+        raise NotImplementedError
+
+    # Storages use these to save round trips where the cache can batch.
+    def try_acquire_and_read(
+        self, key: str, token: str, ttl: float | None, read: Sequence[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        if not self.try_acquire(key, token, ttl):
+            return False, {}
+        return True, (self.cache.get_many(list(read)) if read else {})
+
+    def write_and_release(
+        self,
+        key: str,
+        token: str,
+        batches: Sequence[Mapping[str, Any]],
+        timeout: Any,
+        release: bool = True,
+    ) -> bool:
+        for batch in batches:
+            if batch:
+                failed = self.cache.set_many(dict(batch), timeout=timeout)
+                if failed:
+                    raise LockBackendError(f"the cache did not store {sorted(failed)}")
+        return self.release(key, token) if release else True
+
+
+class AddLockDriver(LockDriver):
+    """Caches whose ``add`` is atomic: LocMem (one process) and Memcached."""
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        timeout = None if ttl is None else max(1, int(ttl + 0.999))
+        return bool(self.cache.add(key, token, timeout=timeout))
+
+    def release(self, key: str, token: str) -> bool:
+        if self.cache.get(key) != token:
+            return False
+        self.cache.delete(key)
+        return True
+
+
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+_WRITE_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+local px = tonumber(ARGV[2])
+for i = 2, #KEYS do
+    if px > 0 then
+        redis.call('set', KEYS[i], ARGV[i + 2], 'PX', px)
+    else
+        redis.call('set', KEYS[i], ARGV[i + 2])
+    end
+end
+if ARGV[3] == '1' then
+    redis.call('del', KEYS[1])
+end
+return 1
+"""
+
+
+class RedisLockDriver(LockDriver):
+    """Redis through django-redis or Django's own RedisCache: SET NX and scripts."""
+
+    _scripts: dict[int, Any]
+
+    def __init__(self, cache: BaseCache) -> None:
+        super().__init__(cache)
+        self._scripts = {}
+        if hasattr(cache, "client") and hasattr(cache.client, "encode"):  # django-redis
+            client = cache.client
+            self._raw = lambda: client.get_client(write=True)
+            self._key = lambda key: str(client.make_key(key))
+            self._encode = lambda value: client.encode(value)
+            self._decode = client.decode
+        else:  # django.core.cache.backends.redis.RedisCache
+            backend = cache._cache  # type: ignore[attr-defined]
+            serializer = backend._serializer
+            self._raw = lambda: backend.get_client(None, write=True)
+            self._key = cache.make_and_validate_key
+            self._encode = serializer.dumps
+            self._decode = serializer.loads
+
+    def _ttl_ms(self, ttl: float | None) -> int | None:
+        return None if ttl is None else max(1, int(ttl * 1000))
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        return bool(
+            self._raw().set(self._key(key), self._encode(token), nx=True, px=self._ttl_ms(ttl))
+        )
+
+    def release(self, key: str, token: str) -> bool:
+        client = self._raw()
+        return bool(client.eval(_RELEASE_SCRIPT, 1, self._key(key), self._encode(token)))
+
+    def try_acquire_and_read(
+        self, key: str, token: str, ttl: float | None, read: Sequence[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        pipe = self._raw().pipeline(transaction=False)
+        pipe.set(self._key(key), self._encode(token), nx=True, px=self._ttl_ms(ttl))
+        if read:
+            pipe.mget([self._key(k) for k in read])
+        results = pipe.execute()
+        if not results[0]:
+            return False, {}
+        values = {}
+        if read:
+            for name, raw in zip(read, results[1]):
+                if raw is not None:
+                    values[name] = self._decode(raw)
+        return True, values
+
+    def write_and_release(
+        self,
+        key: str,
+        token: str,
+        batches: Sequence[Mapping[str, Any]],
+        timeout: Any,
+        release: bool = True,
+    ) -> bool:
+        # One script: the writes and the release happen together, and only
+        # if this holder still owns the lock (a holder whose lock expired
+        # and was taken by another cannot overwrite newer state).
+        seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        px = 0 if seconds is None else max(1, int(seconds * 1000))
+        keys = [self._key(key)]
+        args: list[Any] = [self._encode(token), px, "1" if release else "0"]
+        for batch in batches:
+            for name, value in batch.items():
+                keys.append(self._key(name))
+                args.append(self._encode(value))
+        client = self._raw()
+        script = self._scripts.get(id(client))
+        if script is None:
+            script = self._scripts[id(client)] = client.register_script(_WRITE_RELEASE_SCRIPT)
+        return bool(script(keys=keys, args=args, client=client))
+
+
+class DatabaseLockDriver(LockDriver):
+    """Django's database cache: conditional UPDATE or INSERT, owner-checked DELETE.
+
+    Django's own ``add`` checks and writes in two statements, so two
+    processes may both take an expired key; a single conditional UPDATE
+    cannot be won twice.
+    """
+
+    def _parts(self) -> tuple[Any, str, Any]:
+        from django.db import connections, router
+
+        db = router.db_for_write(self.cache.cache_model_class)  # type: ignore[attr-defined]
+        connection = connections[db]
+        return db, connection.ops.quote_name(self.cache._table), connection  # type: ignore[attr-defined]
+
+    def _encode(self, value: Any) -> str:
+        return base64.b64encode(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)).decode("latin1")
+
+    def _stamp(self, connection: Any, moment: datetime) -> Any:
+        return connection.ops.adapt_datetimefield_value(moment.replace(microsecond=0))
+
+    def _now(self) -> datetime:
+        tz = timezone.utc if settings.USE_TZ else None
+        return datetime.fromtimestamp(time.time(), tz=tz)
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        from django.db import IntegrityError, transaction
+
+        db, table, connection = self._parts()
+        db_key = self.cache.make_and_validate_key(key)
+        value = self._encode(token)
+        now = self._now()
+        if ttl is None:
+            expires = datetime.max
+        else:
+            expires = datetime.fromtimestamp(
+                time.time() + max(1.0, ttl), tz=timezone.utc if settings.USE_TZ else None
+            )
+        q = connection.ops.quote_name
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
+                f" WHERE {q('cache_key')} = %s AND {q('expires')} < %s",
+                [value, self._stamp(connection, expires), db_key, self._stamp(connection, now)],
+            )
+            if cursor.rowcount == 1:
+                return True
+        try:
+            with transaction.atomic(using=db), connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} ({q('cache_key')}, {q('value')}, {q('expires')})"
+                    " VALUES (%s, %s, %s)",
+                    [db_key, value, self._stamp(connection, expires)],
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def release(self, key: str, token: str) -> bool:
+        from django.db import transaction
+
+        db, table, connection = self._parts()
+        q = connection.ops.quote_name
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
+                [self.cache.make_and_validate_key(key), self._encode(token)],
+            )
+            return cursor.rowcount == 1
+
+
+_UNSAFE_CACHES = {
+    "django.core.cache.backends.filebased.FileBasedCache": (
+        "its add() checks and writes a file in two steps, so two processes can both win"
+    ),
+    "django.core.cache.backends.dummy.DummyCache": "it stores nothing, so a lock never holds",
+}
+
+_ADVICE = (
+    "use Redis (django-redis or django.core.cache.backends.redis.RedisCache), Memcached,"
+    " the database cache, or LocMemCache within one process"
+)
+
+
+def cache_lock_problem(cache: BaseCache) -> str | None:
+    """Why ``cache`` cannot hold a lock, or None if it can."""
+    for cls in type(cache).__mro__:
+        reason = _UNSAFE_CACHES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if reason:
+            return f"{_cache_name(cache)} cannot hold a lock: {reason}; {_ADVICE}"
+    return None
+
+
+def lock_driver(cache: BaseCache) -> LockDriver:
+    """The driver that locks safely on ``cache``; NotSupported if none can."""
+    problem = cache_lock_problem(cache)
+    if problem:
+        raise NotSupported(problem)
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(cache).__mro__}
+    if "django_redis.cache.RedisCache" in names or "django.core.cache.backends.redis.RedisCache" in names:
+        return RedisLockDriver(cache)
+    if "django.core.cache.backends.db.DatabaseCache" in names:
+        return DatabaseLockDriver(cache)
+    return AddLockDriver(cache)
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+class CacheLock:
+    """One lock key in one cache, held with a token unique to this holder."""
+
+    def __init__(self, key: str, cache: CacheLike = "default", ttl: Ttl = True) -> None:
+        self.key = key
+        self.cache = resolve_cache(cache)
+        self.driver = lock_driver(self.cache)
+        self.ttl = _relative_ttl(self.cache, ttl)
+        self.token = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+        self.held = False
+
+    def _call(self, operation: Any, *args: Any) -> Any:
+        """Run a driver call, retrying transient backend errors a few times."""
+        failures = 0
+        while True:
+            try:
+                return operation(*args)
+            except Exception as exc:
+                if not _is_transient(exc) or failures >= TRANSIENT_RETRIES:
+                    raise LockBackendError(
+                        f"cache {_cache_name(self.cache)} failed while handling lock"
+                        f" {self.key!r}: {exc}"
+                    ) from exc
+                failures += 1
+                time.sleep(min(BACKOFF_CAP * 5, BACKOFF_START * 2**failures))
+
+    def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
+        """Take the lock, waiting as ``block`` says; returns the ``read`` keys' values."""
+        if self.held:
+            raise RuntimeError(f"lock {self.key!r} is already held by this CacheLock")
+        if block is not True and block is not False:
+            if not isinstance(block, (int, float)) or block < 0:
+                raise ValueError(f"block must be True, False or a number of seconds, not {block!r}")
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            acquired, values = self._call(
+                self.driver.try_acquire_and_read, self.key, self.token, self.ttl, read
+            )
+            if acquired:
+                self.held = True
+                return values
+            if block is False:
+                raise LockAcquisitionFailed(self.key)
+            waited = time.monotonic() - started
+            if block is not True and waited >= block:
+                raise LockAcquisitionFailed(self.key, waited=float(block))
+            pause = min(BACKOFF_CAP, BACKOFF_START * 2 ** min(attempt, 16))
+            pause *= random.uniform(0.5, 1.0)
+            if block is not True:
+                pause = min(pause, max(0.0, block - waited))
+            time.sleep(pause)
+            attempt += 1
+
+    def release(self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        """Write ``batches`` in order, then let go; False if the lock was lost meanwhile."""
+        if not self.held:
+            raise RuntimeError(f"lock {self.key!r} is not held")
+        self.held = False
+        if batches:
+            # Writes are not retried blindly: a failure surfaces to the caller,
+            # after a plain release so the lock is not left to its ttl.
+            try:
+                return bool(self.driver.write_and_release(self.key, self.token, batches, timeout))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.driver.release(self.key, self.token)
+                raise
+        return bool(self._call(self.driver.release, self.key, self.token))
+
+    def write(self, batches: Sequence[Mapping[str, Any]], timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        """Write ``batches`` in order while keeping the lock."""
+        if not self.held:
+            raise RuntimeError(f"lock {self.key!r} is not held")
+        return bool(self.driver.write_and_release(self.key, self.token, batches, timeout, release=False))
+
+
+@contextlib.contextmanager
+def acquire_lock(
+    key: str, ttl: Ttl = True, cache: CacheLike = "default", block: Block = True
+) -> Iterator[CacheLock | None]:
+    """Hold the lock ``key`` in ``cache`` for the duration of the ``with`` block.
+
+    ``ttl``: True for the cache's default timeout, None for no expiry, a
+    number of seconds, or False to take no lock at all. ``block``: True to
+    wait as long as it takes, False to fail at once, or the most seconds to
+    wait; failing raises :class:`LockAcquisitionFailed`.
+    """
+    if ttl is False:
+        yield None
+        return
+    lock = CacheLock(key, cache, ttl)
+    lock.acquire(block)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+class Lockable:
+    """Gives an object a re-entrant, per-thread lock named after it.
+
+    Subclasses say which key (``get_lock_name``) and which cache
+    (``get_lock_backend``) hold it, and may react to taking and dropping it.
+    """
+
+    def get_lock_name(self) -> str:
+        raise NotImplementedError
+
+    def get_lock_backend(self) -> CacheLike:
+        return "default"
+
+    def _lock_local(self) -> threading.local:
+        local = self.__dict__.get("_triggers_lock_local")
+        if local is None:
+            local = self.__dict__.setdefault("_triggers_lock_local", threading.local())
+        return local
+
+    @property
+    def has_lock(self) -> bool:
+        return getattr(self._lock_local(), "depth", 0) > 0
+
+    def _held_lock(self) -> CacheLock | None:
+        """The lock this thread holds for this object, if any."""
+        return getattr(self._lock_local(), "lock", None)
+
+    def _lock_read_keys(self) -> Sequence[str]:
+        """Keys worth reading in the same round trip that takes the lock."""
+        return ()
+
+    def _on_lock_acquired(self, prefetched: dict[str, Any]) -> None:
+        """Called once the lock is taken (not on re-entry)."""
+
+    def _on_lock_released(self) -> None:
+        """Called once the lock is let go (not on re-entry)."""
+
+    @contextlib.contextmanager
+    def acquire_lock(self, ttl: Ttl = True, block: Block = True) -> Iterator[Any]:
+        """Hold this object's lock; re-entrant within a thread; yields ``self``."""
+        local = self._lock_local()
+        depth = getattr(local, "depth", 0)
+        if depth or ttl is False:
+            local.depth = depth + 1
+            try:
+                yield self
+            finally:
+                local.depth -= 1
+            return
+        lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
+        prefetched = lock.acquire(block, read=self._lock_read_keys())
+        local.depth = 1
+        local.lock = lock
+        try:
+            self._on_lock_acquired(prefetched)
+            yield self
+        finally:
+            local.depth = 0
+            local.lock = None
+            try:
+                batches, timeout = self._pending_writes()
+                lock.release(batches, timeout)
+            finally:
+                self._on_lock_released()
+
+    def _pending_writes(self) -> tuple[Sequence[Mapping[str, Any]], Any]:
+        """Writes to send with the release, and their timeout."""
+        return (), DEFAULT_TIMEOUT

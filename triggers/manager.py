@@ -1,0 +1,316 @@
+"""The rules of firing: which instances a trigger creates, readies or abandons.
+
+Everything happens under the session lock and is saved once; ready
+instances are handed to their runners only after the lock is released, so a
+runner that runs a task in the calling thread (whose body then updates its
+own instance through a fresh manager) cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import traceback
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .conf import get_setting
+from .errors import TriggersError
+from .registry import EntryPointRegistry
+from .storages.base import BaseTriggerStorage, check_storable
+from .types import TaskConfig, TaskInstance
+
+if TYPE_CHECKING:
+    from .runners import BaseTaskRunner
+
+__all__ = ["DispatchFailed", "TriggerManager", "trigger_managers"]
+
+logger = logging.getLogger(__name__)
+
+trigger_managers: EntryPointRegistry[TriggerManager] = EntryPointRegistry("triggers.managers")
+
+
+class DispatchFailed(TriggersError):
+    """A runner could not start one or more ready instances.
+
+    Each of them was marked ``failed`` with the error recorded, so it can be
+    replayed; every other ready instance was dispatched.
+    """
+
+    def __init__(self, failures: dict[str, BaseException]) -> None:
+        self.failures = failures
+        details = "; ".join(f"{name}: {exc!r}" for name, exc in failures.items())
+        super().__init__(f"could not dispatch {', '.join(failures)} ({details})")
+
+
+def utc_now() -> datetime:
+    """Naive UTC, as Triggers 2.x stores timestamps."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _name(instance_or_name: TaskInstance | str) -> str:
+    return instance_or_name.name if isinstance(instance_or_name, TaskInstance) else instance_or_name
+
+
+class TriggerManager:
+    """Fires triggers against one session and keeps its instances moving."""
+
+    name = "default"
+    triggers__registry_key = "default"
+
+    def __init__(self, storage: BaseTriggerStorage) -> None:
+        if not isinstance(storage, BaseTriggerStorage):
+            raise TypeError(f"storage must be a BaseTriggerStorage, not {storage!r}")
+        self.storage = storage
+        self._runners: dict[str, BaseTaskRunner] = {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.storage!r}>"
+
+    @property
+    def default_task_runner_name(self) -> str:
+        return get_setting("TRIGGERS_DEFAULT_RUNNER")
+
+    # ------------------------------------------------------------ configuration
+    def update_configuration(self, config: Mapping[str, Any]) -> None:
+        """Merge task definitions into the session and save them."""
+        with self.storage.acquire_lock():
+            for definition in config.values() if isinstance(config, Mapping) else ():
+                if isinstance(definition, Mapping) and "withParams" in definition:
+                    check_storable("withParams", definition["withParams"])
+            self.storage.update_configuration(config)
+            self.storage.save()
+
+    # ------------------------------------------------------------ firing
+    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[TaskInstance]:
+        """Fire a trigger; returns the instances it made ready (now scheduled)."""
+        if not isinstance(trigger_name, str) or not trigger_name:
+            raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
+        if trigger_kwargs is None:
+            trigger_kwargs = {}
+        elif not isinstance(trigger_kwargs, Mapping):
+            raise TypeError(f"kwargs of trigger {trigger_name!r} must be a dict, not {trigger_kwargs!r}")
+        check_storable(f"kwargs of trigger {trigger_name!r}", trigger_kwargs)
+        trigger_kwargs = dict(trigger_kwargs)
+
+        storage = self.storage
+        with storage.acquire_lock():
+            ready: list[TaskInstance] = []
+            for config in storage._tasks_using_trigger(trigger_name):
+                ready.extend(self._apply_trigger_to_task(config, trigger_name, trigger_kwargs))
+            storage.latest_kwargs[trigger_name] = trigger_kwargs
+            runners, failures = self._schedule(ready)
+            storage.save()
+        self._dispatch(runners, failures)
+        self._post_fire(trigger_name, ready)
+        if failures:
+            raise DispatchFailed(failures)
+        return ready
+
+    def _apply_trigger_to_task(
+        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any]
+    ) -> list[TaskInstance]:
+        storage = self.storage
+        candidates = storage._schedulable_instances_of_task(config.name)
+        taken = False
+        for instance in candidates:
+            if instance.apply_trigger(trigger_name, trigger_kwargs):
+                taken = True
+        has_instances = storage.instances.count_of_task(config.name) > 0
+        if not has_instances or (config.and_every == trigger_name and not taken):
+            candidates.append(self._new_instance(config, trigger_name, trigger_kwargs))
+        ready = []
+        for instance in candidates:
+            if instance.can_abandon:
+                self._set_status(instance, TaskInstance.STATUS_ABANDONED)
+            elif instance.can_run:
+                ready.append(instance)
+        return ready
+
+    def _new_instance(
+        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any]
+    ) -> TaskInstance:
+        """A new instance that knows what fired before it existed."""
+        latest = self.storage.latest_kwargs
+        instance = self.storage.create_instance(
+            config,
+            metadata={TaskInstance.META_TIMESTAMPS: {TaskInstance.TIMESTAMP_CREATED: utc_now()}},
+        )
+        for trigger in config.after:
+            if trigger != trigger_name and trigger in latest:
+                instance.kwargs[trigger] = latest[trigger]
+        for trigger in config.unless:
+            if trigger != trigger_name and trigger in latest:
+                instance.abandon_state.add(trigger)
+        instance.apply_trigger(trigger_name, trigger_kwargs)
+        return instance
+
+    # ------------------------------------------------------------ dispatch
+    def _runner_for(self, instance: TaskInstance) -> BaseTaskRunner:
+        from .runners import task_runners
+
+        key = instance.config.using or self.default_task_runner_name
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = self._runners[key] = task_runners.get(key)
+        return runner
+
+    def _schedule(
+        self, ready: list[TaskInstance]
+    ) -> tuple[list[tuple[BaseTaskRunner, TaskInstance]], dict[str, BaseException]]:
+        """Mark ready instances scheduled (or failed, when no runner can take them)."""
+        runners = []
+        failures: dict[str, BaseException] = {}
+        for instance in ready:
+            try:
+                runner = self._runner_for(instance)
+            except Exception as exc:
+                failures[instance.name] = exc
+                self._set_status(instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "runner"))
+                continue
+            self._set_status(instance, TaskInstance.STATUS_SCHEDULED)
+            runners.append((runner, instance))
+        return runners, failures
+
+    def _dispatch(
+        self,
+        runners: list[tuple[BaseTaskRunner, TaskInstance]],
+        failures: dict[str, BaseException],
+    ) -> None:
+        """Hand each scheduled instance to its runner; one failure stops no other."""
+        for runner, instance in runners:
+            try:
+                runner.run(self, instance)
+            except Exception as exc:
+                logger.exception("runner %r could not start %s", runner.name, instance.name)
+                failures[instance.name] = exc
+                self.update_instance_status(
+                    instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "dispatch")
+                )
+
+    @staticmethod
+    def _failure_metadata(exc: BaseException, phase: str) -> dict[str, Any]:
+        return {
+            TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
+            TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
+            TaskInstance.META_EXCEPTION_CONTEXT: {"phase": phase},
+            TaskInstance.META_LOG_LEVEL: logging.ERROR,
+        }
+
+    # ------------------------------------------------------------ instances
+    def _set_status(
+        self, instance: TaskInstance, status: str, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        if metadata:
+            instance.metadata.update(metadata)
+        now = utc_now()
+        stamps = instance.metadata.setdefault(TaskInstance.META_TIMESTAMPS, {})
+        stamps.setdefault(TaskInstance.TIMESTAMP_CREATED, now)
+        stamps[TaskInstance.TIMESTAMP_LAST_MODIFIED] = now
+        stamps[status] = now
+        instance.status = status
+
+    def update_instance_status(
+        self,
+        instance_or_name: TaskInstance | str,
+        status: str,
+        metadata: Mapping[str, Any] | None = None,
+        cascade: bool = False,
+        cascade_kwargs: Mapping[str, Any] | None = None,
+    ) -> TaskInstance:
+        """Set an instance's status (stamping the time); optionally fire its task's name."""
+        if status not in TaskInstance.ALL_STATUSES:
+            raise ValueError(
+                f"unknown status {status!r} (expected one of {sorted(TaskInstance.ALL_STATUSES)})"
+            )
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise TypeError(f"metadata must be a dict, not {metadata!r}")
+            check_storable("instance metadata", metadata)
+        with self.storage.acquire_lock():
+            instance = self.storage.get_instance(instance_or_name)
+            self._set_status(instance, status, metadata)
+            self.storage.save()
+        if cascade:
+            self.fire(instance.config.name, cascade_kwargs)
+        return instance
+
+    def update_instance_metadata(
+        self, instance_or_name: TaskInstance | str, metadata: Mapping[str, Any]
+    ) -> TaskInstance:
+        """Merge ``metadata`` into an instance's metadata."""
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, not {metadata!r}")
+        check_storable("instance metadata", metadata)
+        with self.storage.acquire_lock():
+            instance = self.storage.get_instance(instance_or_name)
+            instance.metadata.update(metadata)
+            self.storage.save()
+        return instance
+
+    def mark_instance_logs_resolved(self, instance_or_name: TaskInstance | str) -> TaskInstance:
+        return self.update_instance_metadata(instance_or_name, {TaskInstance.META_LOGS_RESOLVED: True})
+
+    def replay_failed_instance(
+        self,
+        instance_or_name: TaskInstance | str,
+        replacement_kwargs: Mapping[str, Any] | None = None,
+    ) -> TaskInstance:
+        """Mark a failed instance replayed and schedule a clone of it; returns the clone."""
+        if replacement_kwargs is not None:
+            if not isinstance(replacement_kwargs, Mapping):
+                raise TypeError(f"replacement_kwargs must be a dict, not {replacement_kwargs!r}")
+            check_storable("replacement kwargs", replacement_kwargs)
+        with self.storage.acquire_lock():
+            instance = self.storage.get_instance(instance_or_name)
+            if not instance.can_replay:
+                raise ValueError(
+                    f"instance {instance.name!r} is {instance.status}; only failed instances can be replayed"
+                )
+            self._set_status(instance, TaskInstance.STATUS_REPLAYED)
+            clone = self.storage.clone_instance(instance)
+            clone.metadata[TaskInstance.META_TIMESTAMPS] = {TaskInstance.TIMESTAMP_CREATED: utc_now()}
+            if replacement_kwargs is not None:
+                clone.kwargs = copy.deepcopy(dict(replacement_kwargs))
+            runners, failures = self._schedule([clone])
+            self.storage.save()
+        self._dispatch(runners, failures)
+        self._post_replay(instance)
+        if failures:
+            raise DispatchFailed(failures)
+        return clone
+
+    def skip_failed_instance(
+        self,
+        instance_or_name: TaskInstance | str,
+        cascade: bool = False,
+        result: Mapping[str, Any] | None = None,
+    ) -> TaskInstance:
+        """Mark a failed instance skipped; with ``cascade``, fire its task's name with ``result``."""
+        if result is not None:
+            check_storable("skip result", result)
+        with self.storage.acquire_lock():
+            instance = self.storage.get_instance(instance_or_name)
+            if not instance.can_skip:
+                raise ValueError(
+                    f"instance {instance.name!r} is {instance.status}; only failed instances can be skipped"
+                )
+            self._set_status(
+                instance, TaskInstance.STATUS_SKIPPED, {"cascade": cascade, "result": dict(result or {})}
+            )
+            self.storage.save()
+        if cascade:
+            self.fire(instance.config.name, dict(result or {}))
+        self._post_skip(instance, cascade)
+        return instance
+
+    # ------------------------------------------------------------ hooks
+    def _post_fire(self, trigger_name: str, tasks_scheduled: list[TaskInstance]) -> None:
+        """Called after a fire, outside the lock, with the instances it scheduled."""
+
+    def _post_replay(self, task_instance: TaskInstance) -> None:
+        """Called after a failed instance was replayed."""
+
+    def _post_skip(self, task_instance: TaskInstance, cascade: bool) -> None:
+        """Called after a failed instance was skipped."""

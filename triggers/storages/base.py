@@ -1,0 +1,451 @@
+"""The session state every storage backend shares, and the logic over it.
+
+A backend only says how to load and save (``_load_from_backend``, ``_save``);
+this class holds the configuration, the instances and the metadata, loads
+them lazily, caches them per object and answers every query.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, ClassVar
+
+from ..errors import InvalidSessionUid, StorageCorrupted, UnknownInstance, UnknownTask
+from ..locking import Lockable
+from ..registry import EntryPointRegistry
+from ..types import TaskConfig, TaskInstance
+
+__all__ = ["BaseTriggerStorage", "TaskInstanceCollection", "storage_backends", "validate_uid"]
+
+#: Longest uid accepted, in UTF-8 bytes: keeps every derived cache key
+#: within Memcached's 250-byte limit, with room for Django's key prefix.
+MAX_UID_BYTES = 150
+
+storage_backends: EntryPointRegistry[BaseTriggerStorage] = EntryPointRegistry("triggers.storages")
+
+
+def validate_uid(uid: object) -> str:
+    """Return ``uid`` if every supported cache can key it, else raise InvalidSessionUid."""
+    if not isinstance(uid, str):
+        raise InvalidSessionUid(uid, f"must be a string, not {type(uid).__name__}")
+    if not uid:
+        raise InvalidSessionUid(uid, "must not be empty")
+    if len(uid.encode("utf-8")) > MAX_UID_BYTES:
+        raise InvalidSessionUid(uid, f"longer than {MAX_UID_BYTES} bytes")
+    for char in uid:
+        if char.isspace() or not char.isprintable():
+            raise InvalidSessionUid(uid, f"contains whitespace or a control character ({char!r})")
+    return uid
+
+
+def instance_name(task_name: str, number: int) -> str:
+    return f"{task_name}#{number}"
+
+
+class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
+    """The instances of a session by name, grouped by task.
+
+    Instances are named ``"{task}#{n}"``, so a task's names are kept as a
+    count (names that do not follow the pattern, as a list). A backend may
+    hand over only that index and a ``fetch`` function: instances are then
+    read on first use, only those asked for.
+    """
+
+    def __init__(
+        self,
+        instances: Iterable[TaskInstance] = (),
+        *,
+        counts: Mapping[str, int] | None = None,
+        irregular: Mapping[str, list[str]] | None = None,
+        fetch: Callable[[list[str]], dict[str, TaskInstance]] | None = None,
+    ) -> None:
+        self._loaded: dict[str, TaskInstance] = {}
+        self._counts: dict[str, int] = dict(counts or {})
+        self._irregular: dict[str, list[str]] = {t: list(n) for t, n in (irregular or {}).items()}
+        self._task_of_irregular: dict[str, str] = {
+            name: task for task, names in self._irregular.items() for name in names
+        }
+        self._fetch = fetch
+        for instance in instances:
+            self.add(instance)
+
+    # -- index
+    def _task_of(self, name: object) -> str | None:
+        if not isinstance(name, str):
+            return None
+        task = self._task_of_irregular.get(name)
+        if task is not None:
+            return task
+        task, sep, number = name.rpartition("#")
+        if sep and number.isdigit() and str(int(number)) == number:
+            if int(number) < self._counts.get(task, 0):
+                return task
+        return None
+
+    def names_of_task(self, task_name: str) -> list[str]:
+        names = [instance_name(task_name, n) for n in range(self._counts.get(task_name, 0))]
+        return names + self._irregular.get(task_name, [])
+
+    def count_of_task(self, task_name: str) -> int:
+        return self._counts.get(task_name, 0) + len(self._irregular.get(task_name, ()))
+
+    def next_number(self, task_name: str) -> int:
+        """The number the task's next instance gets."""
+        number = self._counts.get(task_name, 0)
+        while instance_name(task_name, number) in self._task_of_irregular:
+            number += 1
+        return max(number, self.count_of_task(task_name))
+
+    def tasks(self) -> list[str]:
+        return sorted(set(self._counts) | set(self._irregular))
+
+    def index(self) -> tuple[dict[str, int], dict[str, list[str]]]:
+        """The name index: counts of regularly named instances, and the others."""
+        return dict(self._counts), {t: list(n) for t, n in self._irregular.items() if n}
+
+    # -- loading
+    def _ensure(self, names: Iterable[str]) -> None:
+        missing = [name for name in names if name not in self._loaded]
+        if missing and self._fetch is not None:
+            self._loaded.update(self._fetch(missing))
+
+    def load_all(self) -> None:
+        """Read every instance not read yet, in one batch."""
+        if self._fetch is not None and len(self._loaded) < len(self):
+            self._ensure(iter(self))
+
+    @property
+    def loaded(self) -> dict[str, TaskInstance]:
+        """The instances read so far (all of them when nothing is lazy)."""
+        return self._loaded
+
+    # -- mapping
+    def __getitem__(self, name: str) -> TaskInstance:
+        try:
+            return self._loaded[name]
+        except KeyError:
+            if self._task_of(name) is None:
+                raise
+        self._ensure([name])
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, instance: TaskInstance) -> None:
+        if name != instance.name:
+            raise ValueError(f"instance {instance.name!r} cannot be stored as {name!r}")
+        self.add(instance)
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("task instances cannot be removed from a session")
+
+    def __contains__(self, name: object) -> bool:
+        return self._task_of(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        for task in self.tasks():
+            yield from self.names_of_task(task)
+
+    def __len__(self) -> int:
+        return sum(self._counts.values()) + len(self._task_of_irregular)
+
+    def add(self, instance: TaskInstance) -> TaskInstance:
+        """Install ``instance``, replacing one of the same name."""
+        task = instance.config.name
+        name = instance.name
+        known = self._task_of(name)
+        if known is None:
+            if name == instance_name(task, self._counts.get(task, 0)):
+                self._counts[task] = self._counts.get(task, 0) + 1
+            else:
+                self._irregular.setdefault(task, []).append(name)
+                self._task_of_irregular[name] = task
+        elif known != task:
+            raise ValueError(f"instance {name!r} belongs to task {known!r}, not {task!r}")
+        self._loaded[name] = instance
+        return instance
+
+    # -- by task
+    def of_task(self, task_name: str) -> dict[str, TaskInstance]:
+        names = self.names_of_task(task_name)
+        self._ensure(names)
+        return {name: self._loaded[name] for name in names}
+
+
+class BaseTriggerStorage(Lockable):
+    """Holds one session's task configs, instances and metadata.
+
+    Subclasses define ``name``, ``_load_from_backend`` and ``_save``; all
+    else, locking included, works from those three.
+    """
+
+    #: unique identifier of the backend, usually its entry point name
+    name: ClassVar[str]
+
+    def __init__(self, uid: str) -> None:
+        self.uid = validate_uid(uid)
+        self._configs: dict[str, TaskConfig] | None = None
+        self._instances: TaskInstanceCollection | None = None
+        self._metas: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uid!r}>"
+
+    # ------------------------------------------------------------- locking
+    def get_lock_name(self) -> str:
+        return f"triggers:{self.uid}:lock"
+
+    def _on_lock_acquired(self, prefetched: dict[str, Any]) -> None:
+        # Whatever was read before the lock may be stale now.
+        self.invalidate_cache()
+
+    # ------------------------------------------------------------- loading
+    @property
+    def is_loaded(self) -> bool:
+        return self._configs is not None
+
+    def _load(self) -> None:
+        if self._configs is None:
+            self._load_state()
+
+    def _load_state(self) -> None:
+        """Read the session from the backend into ``_configs``, ``_instances``, ``_metas``."""
+        configs, instances, metas = self._load_from_backend()
+        if not configs and not instances:
+            configs = self._load_default_configuration() or configs or {}
+        self._install(configs, instances or {}, metas or {})
+
+    def _install(
+        self,
+        configs: Mapping[str, Any],
+        instances: Mapping[str, Any],
+        metas: Mapping[str, Any],
+    ) -> None:
+        """Build live objects from the serialized forms."""
+        if not isinstance(configs, Mapping) or not isinstance(instances, Mapping):
+            raise StorageCorrupted(self.uid, "task configs and instances must be dicts")
+        if not isinstance(metas, Mapping):
+            raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
+        self._configs = self._build_configs(configs)
+        self._metas = dict(metas)
+        self._metas.setdefault("latest_kwargs", {})
+        self._instances = TaskInstanceCollection(
+            self._build_instance(name, data) for name, data in instances.items()
+        )
+
+    def _build_configs(self, configs: Mapping[str, Any]) -> dict[str, TaskConfig]:
+        return {name: self._build_config(name, data) for name, data in configs.items()}
+
+    def _build_config(self, task_name: str, data: Any) -> TaskConfig:
+        if isinstance(data, TaskConfig):
+            return data
+        if not isinstance(data, Mapping):
+            raise StorageCorrupted(self.uid, f"task {task_name!r} is stored as {data!r}")
+        try:
+            return TaskConfig(name=task_name, **data)
+        except (TypeError, ValueError) as exc:
+            raise StorageCorrupted(self.uid, f"task {task_name!r}: {exc}") from exc
+
+    def _build_instance(self, name: str, data: Any) -> TaskInstance:
+        """A live instance from its serialized form."""
+        if isinstance(data, TaskInstance):
+            return data
+        if not isinstance(data, Mapping) or "task" not in data:
+            raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
+        assert self._configs is not None
+        try:
+            config = self._configs[data["task"]]
+        except (KeyError, TypeError):
+            raise StorageCorrupted(
+                self.uid, f"instance {name!r} belongs to task {data['task']!r}, which is not configured"
+            ) from None
+        return TaskInstance(
+            name=name,
+            config=config,
+            status=data.get("status"),
+            metadata=data.get("metadata"),
+            kwargs=data.get("kwargs"),
+            abandonState=data.get("abandonState"),
+        )
+
+    def _load_default_configuration(self) -> Mapping[str, Any] | None:
+        """Task definitions for a session the backend knows nothing of."""
+        return None
+
+    def _load_from_backend(self) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+        """Return ``(task configs, task instances, metadata)`` as plain dicts."""
+        raise NotImplementedError
+
+    def _save(self) -> None:
+        """Persist ``self._configs``, ``self._instances`` and ``self._metas``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- state
+    @property
+    def tasks(self) -> dict[str, TaskConfig]:
+        self._load()
+        assert self._configs is not None
+        return self._configs
+
+    @property
+    def instances(self) -> TaskInstanceCollection:
+        self._load()
+        assert self._instances is not None
+        return self._instances
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        self._load()
+        assert self._metas is not None
+        return self._metas
+
+    @property
+    def latest_kwargs(self) -> dict[str, Any]:
+        return self.metadata.setdefault("latest_kwargs", {})
+
+    def __getitem__(self, instance_name: str) -> TaskInstance:
+        try:
+            return self.instances[instance_name]
+        except KeyError:
+            raise UnknownInstance(instance_name, self.uid) from None
+
+    def __iter__(self) -> Iterator[TaskInstance]:
+        return self.iter_instances()
+
+    def iter_instances(self) -> Iterator[TaskInstance]:
+        """Every instance of the session (read in one batch)."""
+        instances = self.instances
+        instances.load_all()
+        loaded = instances.loaded
+        return iter([loaded[name] for name in instances])
+
+    def get_task(self, task_config_or_name: TaskConfig | str) -> TaskConfig:
+        """The configured task of that name (UnknownTask if there is none)."""
+        name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
+        try:
+            return self.tasks[name]
+        except (KeyError, TypeError):
+            raise UnknownTask(name, self.uid) from None
+
+    def get_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
+        """The stored instance of that name, as loaded now."""
+        name = instance_or_name.name if isinstance(instance_or_name, TaskInstance) else instance_or_name
+        return self[name]
+
+    def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
+        """A new unstarted instance of the task, installed in the session."""
+        config = self.get_task(task_config_or_name)
+        number = self._next_instance_number(config.name)
+        instance = TaskInstance(instance_name(config.name, number), config, **kwargs)
+        return self.instances.add(instance)
+
+    def _next_instance_number(self, task_name: str) -> int:
+        return self.instances.next_number(task_name)
+
+    def clone_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
+        """A new instance of the same task carrying on from the original."""
+        original = self.get_instance(instance_or_name)
+        return self.create_instance(
+            original.config,
+            kwargs=copy.deepcopy(original.kwargs),
+            abandonState=set(original.abandon_state),
+            metadata={
+                TaskInstance.META_DEPTH: original.depth + 1,
+                TaskInstance.META_PARENT: original.name,
+            },
+        )
+
+    def instances_of_task(self, task_config_or_name: TaskConfig | str) -> dict[str, TaskInstance]:
+        name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
+        return self.instances.of_task(name)
+
+    def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+        """Tasks whose ``after`` or ``unless`` names the trigger."""
+        return [config for config in self.tasks.values() if config.uses_trigger(trigger_name)]
+
+    def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+        """Instances of the task still unstarted (the only ones a trigger can change)."""
+        return [i for i in self.instances.of_task(task_name).values() if i.can_schedule]
+
+    def get_unresolved_tasks(self) -> list[TaskConfig]:
+        unresolved = []
+        instances = self.instances
+        instances.load_all()
+        for config in self.tasks.values():
+            mine = instances.of_task(config.name)
+            if not mine or any(not i.is_resolved for i in mine.values()):
+                unresolved.append(config)
+        return unresolved
+
+    def get_unresolved_instances(self) -> list[TaskInstance]:
+        return [i for i in self.iter_instances() if not i.is_resolved]
+
+    def get_instances_with_unresolved_logs(self) -> list[TaskInstance]:
+        return [i for i in self.iter_instances() if not i.logs_resolved]
+
+    def update_configuration(self, config_dict: Mapping[str, Any]) -> None:
+        """Merge task definitions by name; all are checked before any is applied."""
+        if not isinstance(config_dict, Mapping):
+            from ..errors import InvalidTaskConfig
+
+            raise InvalidTaskConfig(config_dict, "the configuration must be a dict of task definitions")
+        built = {name: TaskConfig.from_definition(name, definition) for name, definition in config_dict.items()}
+        tasks = self.tasks
+        for name, config in built.items():
+            tasks[name] = config
+            # Existing instances follow the new definition of their task.
+            for instance in self.instances.loaded.values():
+                if instance.config.name == name:
+                    instance.config = config
+        self._configuration_changed(built)
+
+    def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
+        """Hook for backends that index configurations."""
+
+    # ------------------------------------------------------------- saving
+    def save(self) -> None:
+        """Persist the loaded state; only the holder of the lock may."""
+        if not self.has_lock:
+            raise RuntimeError(
+                f"{type(self).__name__}.save() needs the session lock; "
+                "call it inside 'with storage.acquire_lock():'"
+            )
+        if self._configs is None:
+            return
+        self._save()
+
+    def invalidate_cache(self) -> None:
+        """Forget what was loaded; the next read goes to the backend."""
+        self._configs = None
+        self._instances = None
+        self._metas = None
+
+    def close(self) -> None:
+        """Release whatever connection the backend holds."""
+
+    def _serialize(self, dict_: Mapping[str, Any], optimize_for_backend: bool = True) -> dict[str, Any]:
+        """Plain dicts for a dict of TaskConfig or TaskInstance objects."""
+        return {key: value.serialize() for key, value in dict_.items()}
+
+    def _serialized_instances(self) -> dict[str, dict[str, Any]]:
+        instances = self.instances
+        instances.load_all()
+        return self._serialize(instances.loaded)
+
+    def debug_repr(self) -> dict[str, Any]:
+        """The whole session as plain data, for logs and debugging."""
+        return {
+            "tasks": self._serialize(self.tasks),
+            "instances": self._serialized_instances(),
+            "metas": copy.deepcopy(self.metadata),
+        }
+
+
+def check_storable(what: str, value: Any) -> None:
+    """Raise UnserializableValue now if ``value`` cannot be pickled by a cache."""
+    from ..errors import UnserializableValue
+
+    try:
+        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # pickle raises several types for the same problem
+        raise UnserializableValue(what, value, exc) from exc

@@ -1,0 +1,366 @@
+"""Session state in a Django cache.
+
+Layouts. Triggers 2.x kept a whole session in one value, so every fire
+read and rewrote every instance. The default "split" layout keeps a small
+head (configs, metadata, an index of instance names) under the 2.x key and
+each instance under a key of its own, so a fire reads and writes only what
+it touches. The "single" layout writes the 2.x value, for rolling upgrades;
+both layouts read both.
+
+Commit point. A save is committed when the head is written; the head is
+one value, so it is written whole or not at all. On Redis the instance
+records, the head and the lock release go in one server-side script. On
+other caches a save writes, in order: (1) the records the previous save
+committed in its head ("delta") to their own keys, which changes nothing a
+reader sees, and (2) the new head carrying this save's changed records as
+its delta. A process killed between those writes leaves the old state.
+
+Eviction. Once a session has a head, every save also refreshes a witness
+key; a witness without a head, or an index naming an instance whose record
+is gone, raises SessionIncomplete rather than reading a smaller session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from django.core.cache import BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from ..conf import get_setting
+from ..errors import SessionIncomplete, StorageCorrupted, UnserializableValue
+from ..locking import CacheLike, NotSupported, RedisLockDriver, lock_driver, resolve_cache
+from ..types import TaskConfig, TaskInstance
+from .base import BaseTriggerStorage, TaskInstanceCollection
+
+__all__ = ["CacheStorageBackend", "LAYOUT_SINGLE", "LAYOUT_SPLIT"]
+
+LAYOUT_SPLIT = "split"
+LAYOUT_SINGLE = "single"
+LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
+
+#: marks a split head; 2.x reading it fails loudly (no "instances" key)
+HEAD_FORMAT = "triggers/split-1"
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.#:@+=-]{1,64}")
+
+
+def _record_suffix(instance_name: str) -> str:
+    """A key-safe part for an instance name (hashed if it has unsafe characters)."""
+    if _SAFE_NAME.fullmatch(instance_name):
+        return instance_name
+    return "~" + hashlib.sha1(instance_name.encode("utf-8")).hexdigest()
+
+
+def _pickled(name: str, record: Any) -> bytes:
+    try:
+        return pickle.dumps(record, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise UnserializableValue(f"task instance {name!r}", record, exc) from exc
+
+
+class _StoredConfigs(MutableMapping[str, TaskConfig]):
+    """Task configs as stored, each built into a TaskConfig on first access."""
+
+    def __init__(self, stored: Mapping[str, Any], build: Callable[[str, Any], TaskConfig]) -> None:
+        self._stored = stored
+        self._built: dict[str, TaskConfig] = {}
+        self._build = build
+
+    def __getitem__(self, name: str) -> TaskConfig:
+        try:
+            return self._built[name]
+        except KeyError:
+            config = self._built[name] = self._build(name, self._stored[name])
+            return config
+
+    def __setitem__(self, name: str, config: TaskConfig) -> None:
+        self._built[name] = config
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("tasks cannot be removed from a session")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._stored
+        yield from (name for name in self._built if name not in self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored) + sum(1 for name in self._built if name not in self._stored)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stored or name in self._built
+
+
+class CacheStorageBackend(BaseTriggerStorage):
+    """Keeps session state in a Django cache (an alias or a cache object)."""
+
+    name = "cache"
+    triggers__registry_key = "cache"
+
+    KEY_PREFIX = "triggers.storages.cache:"
+
+    def __init__(
+        self,
+        uid: str,
+        cache: CacheLike | None = None,
+        timeout: Any = DEFAULT_TIMEOUT,
+        layout: str | None = None,
+    ) -> None:
+        super().__init__(uid)
+        self.cache: BaseCache = resolve_cache(
+            get_setting("TRIGGERS_CACHE_ALIAS") if cache is None else cache
+        )
+        if timeout is not DEFAULT_TIMEOUT and timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        self.timeout = timeout
+        layout = get_setting("TRIGGERS_CACHE_LAYOUT") if layout is None else layout
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        self.layout = layout
+        try:
+            self._atomic_writes = isinstance(lock_driver(self.cache), RedisLockDriver)
+        except NotSupported:
+            self._atomic_writes = False  # readable; taking the lock will say why not
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stored: str | None = None  # None (nothing stored), "single" or "split"
+        self._head: dict[str, Any] | None = None
+        self._open: dict[str, set[str]] = {}
+        self._snapshots: dict[str, bytes] = {}
+        self._changed_tasks: set[str] = set()
+        self._prefetched: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------- keys
+    @property
+    def cache_key(self) -> str:
+        return self.KEY_PREFIX + self.uid
+
+    @property
+    def witness_key(self) -> str:
+        return self.cache_key + ":w"
+
+    def record_key(self, instance_name: str) -> str:
+        return f"{self.cache_key}:i:{_record_suffix(instance_name)}"
+
+    # ------------------------------------------------------------- locking
+    def get_lock_backend(self) -> CacheLike:
+        return self.cache
+
+    def _lock_read_keys(self) -> Sequence[str]:
+        return (self.cache_key, self.witness_key)
+
+    def _on_lock_acquired(self, prefetched: dict[str, Any]) -> None:
+        super()._on_lock_acquired(prefetched)
+        self._prefetched = prefetched
+
+    def _on_lock_released(self) -> None:
+        self._prefetched = None
+
+    def _pending_writes(self) -> tuple[Sequence[Mapping[str, Any]], Any]:
+        pending = self.__dict__.pop("_pending", None)
+        return (pending or ()), self.timeout
+
+    def invalidate_cache(self) -> None:
+        pending = self.__dict__.pop("_pending", None)
+        if pending:
+            # A save made under this lock must reach the cache before a re-read.
+            lock = self._held_lock()
+            assert lock is not None
+            lock.write(pending, self.timeout)
+        super().invalidate_cache()
+        self._reset()
+
+    def close(self) -> None:
+        self.cache.close()
+
+    # ------------------------------------------------------------- loading
+    def _read_head(self) -> tuple[Any, Any]:
+        values = self._prefetched
+        self._prefetched = None
+        if values is None:
+            values = self.cache.get_many([self.cache_key, self.witness_key])
+        return values.get(self.cache_key), values.get(self.witness_key)
+
+    def _load_state(self) -> None:
+        head, witness = self._read_head()
+        if head is None:
+            if witness is not None:
+                raise SessionIncomplete(self.uid, [self.cache_key])
+            self._stored = None
+            self._install(self._load_default_configuration() or {}, {}, {})
+            self._changed_tasks = set(self._configs or ())
+            return
+        if not isinstance(head, dict):
+            raise StorageCorrupted(
+                self.uid, f"{self.cache_key!r} holds a {type(head).__name__}, not a session"
+            )
+        if head.get("format") == HEAD_FORMAT:
+            self._install_split(head)
+        elif {"tasks", "instances", "metas"} <= head.keys():
+            self._stored = LAYOUT_SINGLE
+            self._install(head["tasks"], head["instances"], head["metas"])
+            self._changed_tasks = set(self._configs or ())
+        else:
+            raise StorageCorrupted(
+                self.uid,
+                f"{self.cache_key!r} lacks {sorted({'tasks', 'instances', 'metas'} - head.keys())}",
+            )
+
+    def _install_split(self, head: dict[str, Any]) -> None:
+        try:
+            tasks, metas, counts = head["tasks"], head["metas"], head["counts"]
+            irregular, open_names, delta = head["irregular"], head["open"], head["delta"]
+            by_trigger = head["triggers"]
+            generation = head["generation"]
+        except KeyError as exc:
+            raise StorageCorrupted(self.uid, f"the session head lacks {exc.args[0]!r}") from None
+        if not all(isinstance(part, dict) for part in (tasks, metas, counts, irregular, open_names, delta, by_trigger)):
+            raise StorageCorrupted(self.uid, "the session head has parts of the wrong type")
+        if not isinstance(generation, int):
+            raise StorageCorrupted(self.uid, f"the session head has generation {generation!r}")
+        self._stored = LAYOUT_SPLIT
+        self._head = head
+        self._configs = _StoredConfigs(tasks, self._build_config)  # type: ignore[assignment]
+        self._metas = dict(metas)
+        self._metas.setdefault("latest_kwargs", {})
+        self._open = {task: set(names) for task, names in open_names.items()}
+        self._instances = TaskInstanceCollection(
+            counts=counts, irregular=irregular, fetch=self._fetch_instances
+        )
+
+    def _fetch_instances(self, names: list[str]) -> dict[str, TaskInstance]:
+        """Read instance records: from the head's delta, else from their own keys."""
+        assert self._head is not None
+        delta = self._head["delta"]
+        records: dict[str, Any] = {}
+        wanted: dict[str, str] = {}
+        for name in names:
+            if name in delta:
+                records[name] = delta[name]
+            else:
+                wanted[self.record_key(name)] = name
+        if wanted:
+            found = self.cache.get_many(list(wanted))
+            missing = [key for key in wanted if key not in found]
+            if missing:
+                raise SessionIncomplete(self.uid, missing)
+            for key, record in found.items():
+                records[wanted[key]] = record
+        snapshot = self.has_lock
+        built = {}
+        for name, record in records.items():
+            built[name] = instance = self._build_instance(name, record)
+            if instance.config.name != self._task_name_of(name):
+                raise StorageCorrupted(self.uid, f"record of {name!r} names task {instance.config.name!r}")
+            if snapshot:
+                self._snapshots[name] = _pickled(name, record)
+        return built
+
+    def _task_name_of(self, name: str) -> str | None:
+        assert self._instances is not None
+        return self._instances._task_of(name)
+
+    def _load_from_backend(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The whole session as plain dicts, whichever layout stored it."""
+        self._load()
+        return (
+            self._serialize(self.tasks),
+            self._serialized_instances(),
+            dict(self.metadata),
+        )
+
+    # ------------------------------------------------------------- queries
+    def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+        if self._stored != LAYOUT_SPLIT:
+            return super()._schedulable_instances_of_task(task_name)
+        instances = self.instances
+        wanted = set(self._open.get(task_name, ()))
+        wanted.update(
+            name
+            for name, instance in instances.loaded.items()
+            if instance.config.name == task_name
+        )
+        return [i for i in (instances[name] for name in sorted(wanted)) if i.can_schedule]
+
+    def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+        if self._head is None:
+            return super()._tasks_using_trigger(trigger_name)
+        names = set(self._head["triggers"].get(trigger_name, ())) | self._changed_tasks
+        tasks = self.tasks
+        return [tasks[n] for n in sorted(names) if n in tasks and tasks[n].uses_trigger(trigger_name)]
+
+    def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
+        self._changed_tasks.update(configs)
+
+    # ------------------------------------------------------------- saving
+    def _save(self) -> None:
+        if self.layout == LAYOUT_SINGLE:
+            batches = [{self.cache_key: self._single_value()}]
+        else:
+            batches = self._split_batches()
+        self.__dict__["_pending"] = batches
+
+    def _single_value(self) -> dict[str, Any]:
+        session = {
+            "tasks": self._serialize(self.tasks),
+            "instances": self._serialized_instances(),
+            "metas": self.metadata,
+        }
+        for name, record in session["instances"].items():
+            _pickled(name, record)
+        return session
+
+    def _split_batches(self) -> list[dict[str, Any]]:
+        instances = self.instances
+        if self._stored == LAYOUT_SINGLE:
+            instances.load_all()  # converting: every record gets written once
+        changed: dict[str, Any] = {}
+        open_names = {task: set(names) for task, names in self._open.items()}
+        for name, instance in instances.loaded.items():
+            record = instance.serialize()
+            blob = _pickled(name, record)
+            if self._snapshots.get(name) != blob:
+                changed[name] = record
+            task_open = open_names.setdefault(instance.config.name, set())
+            if instance.can_schedule:
+                task_open.add(name)
+            else:
+                task_open.discard(name)
+        previous = self._head or {}
+        tasks = previous.get("tasks", {})
+        by_trigger = previous.get("triggers", {})
+        if self._changed_tasks:
+            tasks = dict(tasks)
+            for task_name in self._changed_tasks:
+                tasks[task_name] = self.tasks[task_name].serialize()
+            by_trigger = {}
+            for task_name, stored in tasks.items():
+                for trigger in {*stored["after"], *stored["unless"]}:
+                    by_trigger.setdefault(trigger, []).append(task_name)
+        counts, irregular = instances.index()
+        head = {
+            "format": HEAD_FORMAT,
+            "generation": previous.get("generation", 0) + 1,
+            "tasks": tasks,
+            "triggers": by_trigger,
+            "metas": self.metadata,
+            "counts": counts,
+            "irregular": irregular,
+            "open": {task: sorted(names) for task, names in open_names.items() if names},
+            "delta": {},
+        }
+        if self._atomic_writes:
+            records = {self.record_key(name): record for name, record in changed.items()}
+            return [records, {self.cache_key: head, self.witness_key: head["generation"]}]
+        # Other caches: re-apply what the last head committed, then commit this one.
+        settle = {self.record_key(n): r for n, r in previous.get("delta", {}).items()}
+        if self._stored is not None:
+            settle[self.witness_key] = head["generation"]
+        head["delta"] = changed
+        return [settle, {self.cache_key: head}]

@@ -1,0 +1,281 @@
+"""What a task is (TaskConfig) and what one run of it is (TaskInstance).
+
+Both keep the serialized shapes of Triggers 2.x, so sessions stored by it
+load unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import InvalidTaskConfig
+
+__all__ = ["TaskConfig", "TaskInstance"]
+
+
+def _trigger_set(task_name: str, field: str, value: Any) -> set[str]:
+    if value is None:
+        return set()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidTaskConfig(
+            task_name, f"{field!r} must be a list of trigger names, not {value!r}"
+        )
+    triggers = set()
+    for trigger in value:
+        if not isinstance(trigger, str) or not trigger:
+            raise InvalidTaskConfig(
+                task_name, f"{field!r} holds {trigger!r}, which is not a trigger name"
+            )
+        triggers.add(trigger)
+    return triggers
+
+
+class TaskConfig:
+    """The configuration of one task in a session: when it runs and what it runs."""
+
+    __slots__ = ("name", "after", "run", "unless", "using", "with_params", "and_every", "extra")
+
+    def __init__(
+        self,
+        name: str,
+        after: Iterable[str],
+        run: str,
+        unless: Iterable[str] | None = None,
+        using: str | None = None,
+        withParams: Mapping[str, Any] | None = None,
+        andEvery: str | None = None,
+        **extra: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidTaskConfig(name, "a task name must be a non-empty string")
+        if not isinstance(run, str) or not run:
+            raise InvalidTaskConfig(name, f"'run' must name a task, not {run!r}")
+        if andEvery is not None and (not isinstance(andEvery, str) or not andEvery):
+            raise InvalidTaskConfig(name, f"'andEvery' must be a trigger name, not {andEvery!r}")
+        if unless is not None and not isinstance(unless, (list, tuple, set, frozenset)):
+            raise InvalidTaskConfig(name, f"'unless' must be a list, not {unless!r}")
+        if using is not None and (not isinstance(using, str) or not using):
+            raise InvalidTaskConfig(name, f"'using' must name a task runner, not {using!r}")
+        if withParams is not None and not isinstance(withParams, Mapping):
+            raise InvalidTaskConfig(name, f"'withParams' must be a dict, not {withParams!r}")
+        self.name = name
+        self.run = run
+        self.using = using
+        self.after = _trigger_set(name, "after", after)
+        self.unless = _trigger_set(name, "unless", unless)
+        self.and_every = andEvery
+        if andEvery:
+            self.after.add(andEvery)
+        self.with_params: dict[str, Any] = dict(withParams or {})
+        self.extra: dict[str, Any] = extra
+
+    @classmethod
+    def from_definition(cls, name: str, definition: object) -> TaskConfig:
+        """Build a config from one entry of an ``update_configuration`` dict."""
+        if isinstance(definition, TaskConfig):
+            return definition
+        if not isinstance(definition, Mapping):
+            raise InvalidTaskConfig(name, f"a task definition must be a dict, not {definition!r}")
+        for required in ("after", "run"):
+            if required not in definition:
+                raise InvalidTaskConfig(name, f"missing {required!r}")
+        if "name" in definition:
+            definition = {k: v for k, v in definition.items() if k != "name"}
+        return cls(name=name, **definition)
+
+    @property
+    def after_sorted(self) -> list[str]:
+        return sorted(self.after)
+
+    @property
+    def unless_sorted(self) -> list[str]:
+        return sorted(self.unless)
+
+    def uses_trigger(self, trigger_name: str) -> bool:
+        return trigger_name in self.after or trigger_name in self.unless
+
+    def serialize(self) -> dict[str, Any]:
+        """A dict that ``TaskConfig(name=..., **that_dict)`` accepts."""
+        data = dict(self.extra)
+        data["after"] = self.after_sorted
+        data["andEvery"] = self.and_every
+        data["run"] = self.run
+        data["unless"] = self.unless_sorted
+        data["using"] = self.using
+        data["withParams"] = self.with_params
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskConfig):
+            return NotImplemented
+        return self.name == other.name and self.serialize() == other.serialize()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"TaskConfig({self.name!r}, after={self.after_sorted!r}, run={self.run!r})"
+
+
+class TaskInstance:
+    """One run of a task: its status, the trigger kwargs it collected, metadata."""
+
+    STATUS_ABANDONED = "abandoned"
+    STATUS_FAILED = "failed"
+    STATUS_FINISHED = "finished"
+    STATUS_REPLAYED = "replayed"
+    STATUS_RUNNING = "running"
+    STATUS_SCHEDULED = "scheduled"
+    STATUS_SKIPPED = "skipped"
+    STATUS_UNSTARTED = "unstarted"
+
+    RESOLVED_STATUSES = frozenset(
+        {STATUS_ABANDONED, STATUS_FINISHED, STATUS_SKIPPED, STATUS_REPLAYED}
+    )
+    ALL_STATUSES = frozenset(
+        {
+            STATUS_ABANDONED,
+            STATUS_FAILED,
+            STATUS_FINISHED,
+            STATUS_REPLAYED,
+            STATUS_RUNNING,
+            STATUS_SCHEDULED,
+            STATUS_SKIPPED,
+            STATUS_UNSTARTED,
+        }
+    )
+
+    META_ACTUAL_KWARGS = "actualKwargs"
+    META_ACTUAL_SHARD = "actualShard"
+    META_COOLDOWN = "cooldown"
+    META_DEPTH = "depth"
+    META_EXCEPTION_CONTEXT = "exceptionContext"
+    META_EXCEPTION_INFO = "exceptionInfo"
+    META_EXCEPTION_TYPE = "exceptionType"
+    META_LOG_LEVEL = "logLevel"
+    META_LOGS_RESOLVED = "logsResolved"
+    META_PARENT = "parent"
+    META_RESULT = "result"
+    META_TIMESTAMPS = "timestamps"
+
+    TIMESTAMP_CREATED = "created"
+    TIMESTAMP_LAST_MODIFIED = "lastModified"
+
+    LOG_LEVEL_THRESHOLD = logging.ERROR
+
+    __slots__ = ("name", "config", "status", "metadata", "kwargs", "abandon_state")
+
+    def __init__(
+        self,
+        name: str,
+        config: TaskConfig,
+        status: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        abandonState: Iterable[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.status = status or self.STATUS_UNSTARTED
+        self.metadata: dict[str, Any] = metadata if metadata is not None else {}
+        self.kwargs: dict[str, Any] = kwargs if kwargs is not None else {}
+        self.abandon_state: set[str] = set(abandonState or ())
+
+    @property
+    def can_schedule(self) -> bool:
+        return self.status == self.STATUS_UNSTARTED
+
+    @property
+    def can_skip(self) -> bool:
+        return self.status == self.STATUS_FAILED
+
+    can_replay = can_skip
+
+    @property
+    def can_abandon(self) -> bool:
+        return (
+            self.can_schedule
+            and bool(self.config.unless)
+            and self.config.unless <= self.abandon_state
+        )
+
+    @property
+    def can_run(self) -> bool:
+        return (
+            self.can_schedule
+            and all(trigger in self.kwargs for trigger in self.config.after)
+            and not self.can_abandon
+        )
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status in self.RESOLVED_STATUSES
+
+    @property
+    def cooldown(self) -> float:
+        return self.metadata.get(self.META_COOLDOWN) or 0
+
+    @property
+    def depth(self) -> int:
+        return self.metadata.get(self.META_DEPTH) or 0
+
+    @property
+    def last_modified(self) -> Any:
+        return (self.metadata.get(self.META_TIMESTAMPS) or {}).get(self.TIMESTAMP_LAST_MODIFIED)
+
+    @property
+    def log_level(self) -> int:
+        level = self.metadata.get(self.META_LOG_LEVEL)
+        return logging.NOTSET if level is None else level
+
+    @property
+    def log_level_name(self) -> str:
+        return logging.getLevelName(self.log_level)
+
+    @property
+    def logs_relevant(self) -> bool:
+        return self.status not in (
+            self.STATUS_ABANDONED,
+            self.STATUS_REPLAYED,
+            self.STATUS_SKIPPED,
+        )
+
+    @property
+    def logs_resolved(self) -> bool:
+        return (
+            not self.logs_relevant
+            or self.log_level < self.LOG_LEVEL_THRESHOLD
+            or bool(self.metadata.get(self.META_LOGS_RESOLVED))
+        )
+
+    def apply_trigger(self, trigger_name: str, kwargs: Mapping[str, Any] | None) -> bool:
+        """Record a firing of ``trigger_name``; whether it changed this instance."""
+        if not self.can_schedule:
+            return False
+        applied = False
+        if trigger_name in self.config.after and trigger_name not in self.kwargs:
+            self.kwargs[trigger_name] = kwargs
+            applied = True
+        if trigger_name in self.config.unless:
+            self.abandon_state.add(trigger_name)
+            applied = True
+        return applied
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "abandonState": sorted(self.abandon_state),
+            "kwargs": self.kwargs,
+            "metadata": self.metadata,
+            "status": self.status,
+            "task": self.config.name,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    def __repr__(self) -> str:
+        return f"<TaskInstance {self}>"
