@@ -18,6 +18,7 @@ import random
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Union
@@ -175,6 +176,24 @@ return 0
 """
 
 
+_ACQUIRE_READ_SCRIPT = """
+local px = tonumber(ARGV[2])
+local taken
+if px > 0 then
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', px)
+else
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
+end
+if not taken then
+    return false
+end
+local result = {1}
+for i = 2, #KEYS do
+    result[i] = redis.call('get', KEYS[i])
+end
+return result
+"""
+
 _WRITE_RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then
     return 0
@@ -197,7 +216,7 @@ return 1
 class RedisLockDriver(LockDriver):
     """Redis through django-redis or Django's own RedisCache: SET NX and scripts."""
 
-    _scripts: dict[int, Any]
+    _scripts: dict[tuple[int, str], Any]
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
@@ -228,21 +247,26 @@ class RedisLockDriver(LockDriver):
         client = self._raw()
         return bool(client.eval(_RELEASE_SCRIPT, 1, self._key(key), self._encode(token)))
 
+    def _script(self, client: Any, source: str) -> Any:
+        script = self._scripts.get((id(client), source))
+        if script is None:
+            script = self._scripts[(id(client), source)] = client.register_script(source)
+        return script
+
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
     ) -> tuple[bool, dict[str, Any]]:
-        pipe = self._raw().pipeline(transaction=False)
-        pipe.set(self._key(key), self._encode(token), nx=True, px=self._ttl_ms(ttl))
-        if read:
-            pipe.mget([self._key(k) for k in read])
-        results = pipe.execute()
-        if not results[0]:
+        # One round trip: take the lock and, if taken, read the keys.
+        client = self._raw()
+        script = self._script(client, _ACQUIRE_READ_SCRIPT)
+        keys = [self._key(key), *(self._key(name) for name in read)]
+        result = script(keys=keys, args=[self._encode(token), self._ttl_ms(ttl) or 0], client=client)
+        if not result:
             return False, {}
         values = {}
-        if read:
-            for name, raw in zip(read, results[1]):
-                if raw is not None:
-                    values[name] = self._decode(raw)
+        for name, raw in zip(read, result[1:]):
+            if raw is not None and raw is not False:
+                values[name] = self._decode(raw)
         return True, values
 
     def write_and_release(
@@ -265,9 +289,7 @@ class RedisLockDriver(LockDriver):
                 keys.append(self._key(name))
                 args.append(self._encode(value))
         client = self._raw()
-        script = self._scripts.get(id(client))
-        if script is None:
-            script = self._scripts[id(client)] = client.register_script(_WRITE_RELEASE_SCRIPT)
+        script = self._script(client, _WRITE_RELEASE_SCRIPT)
         return bool(script(keys=keys, args=args, client=client))
 
 
@@ -364,7 +386,22 @@ def cache_lock_problem(cache: BaseCache) -> str | None:
     return None
 
 
+_drivers: weakref.WeakKeyDictionary[BaseCache, LockDriver] = weakref.WeakKeyDictionary()
+
+
 def lock_driver(cache: BaseCache) -> LockDriver:
+    """The driver that locks safely on ``cache`` (made once per cache object)."""
+    try:
+        return _drivers[cache]
+    except (KeyError, TypeError):
+        pass
+    driver = _make_lock_driver(cache)
+    with contextlib.suppress(TypeError):
+        _drivers[cache] = driver
+    return driver
+
+
+def _make_lock_driver(cache: BaseCache) -> LockDriver:
     """The driver that locks safely on ``cache``; NotSupported if none can."""
     problem = cache_lock_problem(cache)
     if problem:

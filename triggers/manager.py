@@ -96,11 +96,12 @@ class TriggerManager:
 
         storage = self.storage
         with storage.acquire_lock():
+            now = utc_now()
             ready: list[TaskInstance] = []
             for config in storage._tasks_using_trigger(trigger_name):
-                ready.extend(self._apply_trigger_to_task(config, trigger_name, trigger_kwargs))
+                ready.extend(self._apply_trigger_to_task(config, trigger_name, trigger_kwargs, now))
             storage.latest_kwargs[trigger_name] = trigger_kwargs
-            runners, failures = self._schedule(ready)
+            runners, failures = self._schedule(ready, now)
             storage.save()
         self._dispatch(runners, failures)
         self._post_fire(trigger_name, ready)
@@ -109,7 +110,7 @@ class TriggerManager:
         return ready
 
     def _apply_trigger_to_task(
-        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any]
+        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
     ) -> list[TaskInstance]:
         storage = self.storage
         candidates = storage._schedulable_instances_of_task(config.name)
@@ -119,23 +120,23 @@ class TriggerManager:
                 taken = True
         has_instances = storage.instances.count_of_task(config.name) > 0
         if not has_instances or (config.and_every == trigger_name and not taken):
-            candidates.append(self._new_instance(config, trigger_name, trigger_kwargs))
+            candidates.append(self._new_instance(config, trigger_name, trigger_kwargs, now))
         ready = []
         for instance in candidates:
             if instance.can_abandon:
-                self._set_status(instance, TaskInstance.STATUS_ABANDONED)
+                self._set_status(instance, TaskInstance.STATUS_ABANDONED, now=now)
             elif instance.can_run:
                 ready.append(instance)
         return ready
 
     def _new_instance(
-        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any]
+        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
     ) -> TaskInstance:
         """A new instance that knows what fired before it existed."""
         latest = self.storage.latest_kwargs
         instance = self.storage.create_instance(
             config,
-            metadata={TaskInstance.META_TIMESTAMPS: {TaskInstance.TIMESTAMP_CREATED: utc_now()}},
+            metadata={TaskInstance.META_TIMESTAMPS: {TaskInstance.TIMESTAMP_CREATED: now}},
         )
         for trigger in config.after:
             if trigger != trigger_name and trigger in latest:
@@ -157,7 +158,7 @@ class TriggerManager:
         return runner
 
     def _schedule(
-        self, ready: list[TaskInstance]
+        self, ready: list[TaskInstance], now: datetime | None = None
     ) -> tuple[list[tuple[BaseTaskRunner, TaskInstance]], dict[str, BaseException]]:
         """Mark ready instances scheduled (or failed, when no runner can take them)."""
         runners = []
@@ -167,9 +168,11 @@ class TriggerManager:
                 runner = self._runner_for(instance)
             except Exception as exc:
                 failures[instance.name] = exc
-                self._set_status(instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "runner"))
+                self._set_status(
+                    instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "runner"), now
+                )
                 continue
-            self._set_status(instance, TaskInstance.STATUS_SCHEDULED)
+            self._set_status(instance, TaskInstance.STATUS_SCHEDULED, now=now)
             runners.append((runner, instance))
         return runners, failures
 
@@ -200,11 +203,15 @@ class TriggerManager:
 
     # ------------------------------------------------------------ instances
     def _set_status(
-        self, instance: TaskInstance, status: str, metadata: Mapping[str, Any] | None = None
+        self,
+        instance: TaskInstance,
+        status: str,
+        metadata: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> None:
         if metadata:
             instance.metadata.update(metadata)
-        now = utc_now()
+        now = now or utc_now()
         stamps = instance.metadata.setdefault(TaskInstance.META_TIMESTAMPS, {})
         stamps.setdefault(TaskInstance.TIMESTAMP_CREATED, now)
         stamps[TaskInstance.TIMESTAMP_LAST_MODIFIED] = now

@@ -55,6 +55,17 @@ class EntryPointRegistry(Generic[T]):
                 self._classes = classes
             return self._classes
 
+    def register(self, key: str, cls: type[T]) -> type[T]:
+        """Add ``cls`` under ``key`` without an entry point (scripts, tests).
+
+        Forgotten by :meth:`refresh`; packages should use entry points.
+        """
+        classes = self._load()
+        with self._lock:
+            brand(cls, key)
+            classes[key] = cls
+        return cls
+
     def refresh(self) -> None:
         """Forget what was loaded; the next use reads the entry points again."""
         with self._lock:

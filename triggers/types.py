@@ -22,13 +22,14 @@ def _trigger_set(task_name: str, field: str, value: Any) -> set[str]:
         raise InvalidTaskConfig(
             task_name, f"{field!r} must be a list of trigger names, not {value!r}"
         )
-    triggers = set()
-    for trigger in value:
-        if not isinstance(trigger, str) or not trigger:
+    triggers = set(value) if isinstance(value, (list, tuple, set, frozenset)) else set(list(value))
+    for trigger in triggers:
+        if type(trigger) is not str or not trigger:
+            if isinstance(trigger, str) and trigger:
+                continue  # a str subclass is fine
             raise InvalidTaskConfig(
                 task_name, f"{field!r} holds {trigger!r}, which is not a trigger name"
             )
-        triggers.add(trigger)
     return triggers
 
 

@@ -62,6 +62,7 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         fetch: Callable[[list[str]], dict[str, TaskInstance]] | None = None,
     ) -> None:
         self._loaded: dict[str, TaskInstance] = {}
+        self._loaded_by_task: dict[str, list[str]] = {}
         self._counts: dict[str, int] = dict(counts or {})
         self._irregular: dict[str, list[str]] = {t: list(n) for t, n in (irregular or {}).items()}
         self._task_of_irregular: dict[str, str] = {
@@ -109,7 +110,17 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
     def _ensure(self, names: Iterable[str]) -> None:
         missing = [name for name in names if name not in self._loaded]
         if missing and self._fetch is not None:
-            self._loaded.update(self._fetch(missing))
+            for name, instance in self._fetch(missing).items():
+                self._remember(instance)
+
+    def _remember(self, instance: TaskInstance) -> None:
+        if instance.name not in self._loaded:
+            self._loaded_by_task.setdefault(instance.config.name, []).append(instance.name)
+        self._loaded[instance.name] = instance
+
+    def loaded_names_of_task(self, task_name: str) -> list[str]:
+        """Names of the task's instances read (or created) so far."""
+        return self._loaded_by_task.get(task_name, [])
 
     def load_all(self) -> None:
         """Read every instance not read yet, in one batch."""
@@ -162,7 +173,7 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
                 self._task_of_irregular[name] = task
         elif known != task:
             raise ValueError(f"instance {name!r} belongs to task {known!r}, not {task!r}")
-        self._loaded[name] = instance
+        self._remember(instance)
         return instance
 
     # -- by task
@@ -335,9 +346,10 @@ class BaseTriggerStorage(Lockable):
     def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
         """A new unstarted instance of the task, installed in the session."""
         config = self.get_task(task_config_or_name)
-        number = self._next_instance_number(config.name)
+        instances = self.instances
+        number = instances.next_number(config.name)
         instance = TaskInstance(instance_name(config.name, number), config, **kwargs)
-        return self.instances.add(instance)
+        return instances.add(instance)
 
     def _next_instance_number(self, task_name: str) -> int:
         return self.instances.next_number(task_name)

@@ -8,12 +8,12 @@ it touches. The "single" layout writes the 2.x value, for rolling upgrades;
 both layouts read both.
 
 Commit point. A save is committed when the head is written; the head is
-one value, so it is written whole or not at all. On Redis the instance
-records, the head and the lock release go in one server-side script. On
-other caches a save writes, in order: (1) the records the previous save
-committed in its head ("delta") to their own keys, which changes nothing a
-reader sees, and (2) the new head carrying this save's changed records as
-its delta. A process killed between those writes leaves the old state.
+one value, so it is written whole or not at all. A save writes, in order:
+(1) the records the previous save committed in its head ("delta") to their
+own keys, which changes nothing a reader sees, and (2) the new head
+carrying this save's changed records as its delta. A process killed between
+those writes leaves the old state. On Redis both steps and the lock release
+run as one server-side script, only while the lock is still held.
 
 Eviction. Once a session has a head, every save also refreshes a witness
 key; a witness without a head, or an index naming an instance whose record
@@ -22,6 +22,7 @@ is gone, raises SessionIncomplete rather than reading a smaller session.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 import re
@@ -33,7 +34,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ..conf import get_setting
 from ..errors import SessionIncomplete, StorageCorrupted, UnserializableValue
-from ..locking import CacheLike, NotSupported, RedisLockDriver, lock_driver, resolve_cache
+from ..locking import CacheLike, resolve_cache
 from ..types import TaskConfig, TaskInstance
 from .base import BaseTriggerStorage, TaskInstanceCollection
 
@@ -49,6 +50,7 @@ HEAD_FORMAT = "triggers/split-1"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.#:@+=-]{1,64}")
 
 
+@functools.lru_cache(maxsize=65536)
 def _record_suffix(instance_name: str) -> str:
     """A key-safe part for an instance name (hashed if it has unsafe characters)."""
     if _SAFE_NAME.fullmatch(instance_name):
@@ -122,10 +124,6 @@ class CacheStorageBackend(BaseTriggerStorage):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
         self.layout = layout
-        try:
-            self._atomic_writes = isinstance(lock_driver(self.cache), RedisLockDriver)
-        except NotSupported:
-            self._atomic_writes = False  # readable; taking the lock will say why not
         self._reset()
 
     def _reset(self) -> None:
@@ -281,11 +279,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             return super()._schedulable_instances_of_task(task_name)
         instances = self.instances
         wanted = set(self._open.get(task_name, ()))
-        wanted.update(
-            name
-            for name, instance in instances.loaded.items()
-            if instance.config.name == task_name
-        )
+        wanted.update(instances.loaded_names_of_task(task_name))
         return [i for i in (instances[name] for name in sorted(wanted)) if i.can_schedule]
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
@@ -322,10 +316,12 @@ class CacheStorageBackend(BaseTriggerStorage):
             instances.load_all()  # converting: every record gets written once
         changed: dict[str, Any] = {}
         open_names = {task: set(names) for task, names in self._open.items()}
+        snapshots = self._snapshots
         for name, instance in instances.loaded.items():
             record = instance.serialize()
-            blob = _pickled(name, record)
-            if self._snapshots.get(name) != blob:
+            snapshot = snapshots.get(name)
+            # A new instance is written anyway; an old one only if it changed.
+            if snapshot is None or snapshot != _pickled(name, record):
                 changed[name] = record
             task_open = open_names.setdefault(instance.config.name, set())
             if instance.can_schedule:
@@ -355,10 +351,8 @@ class CacheStorageBackend(BaseTriggerStorage):
             "open": {task: sorted(names) for task, names in open_names.items() if names},
             "delta": {},
         }
-        if self._atomic_writes:
-            records = {self.record_key(name): record for name, record in changed.items()}
-            return [records, {self.cache_key: head, self.witness_key: head["generation"]}]
-        # Other caches: re-apply what the last head committed, then commit this one.
+        # Re-apply what the last head committed (a no-op for readers), then
+        # commit this save: its changed records travel inside the new head.
         settle = {self.record_key(n): r for n, r in previous.get("delta", {}).items()}
         if self._stored is not None:
             settle[self.witness_key] = head["generation"]
