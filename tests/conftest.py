@@ -6,6 +6,8 @@ import uuid
 import pytest
 from django.conf import settings
 
+pytest_plugins = ["tests.runner_fixtures"]
+
 SERVICE_OF = {
     "redis": "redis",
     "dredis": "redis",
@@ -81,7 +83,7 @@ def pytest_collection_modifyitems(items):
     databases = ["default", "pg"] if "pg" in settings.DATABASES else ["default"]
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if any(value in DB_CACHES for value in params.values()) or item.get_closest_marker("db_cache"):
+        if any(isinstance(value, str) and value in DB_CACHES for value in params.values()) or item.get_closest_marker("db_cache"):
             item.add_marker(pytest.mark.django_db(transaction=True, databases=databases))
 
 

@@ -6,6 +6,11 @@ away with its time to live. Each kind of cache gets the driver that makes
 that safe on it: Redis uses ``SET NX`` and a compare-and-delete script, the
 database cache conditional SQL, Memcached and LocMem their atomic ``add``.
 Caches with no atomic add (file, dummy) are refused with ``NotSupported``.
+
+Writes made under a lock (a storage's save) can travel with its release.
+Where the cache allows it (Redis, the database cache) they are made only
+if the lock is still this holder's; a holder that finds its lock lost
+raises ``LockLost`` rather than return as if its writes had landed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "Lockable",
     "LockAcquisitionFailed",
     "LockBackendError",
+    "LockLost",
     "NotSupported",
     "resolve_cache",
 ]
@@ -46,8 +52,12 @@ Block = Union[bool, float, int]
 #: first pause of a blocked waiter, and the longest one (seconds)
 BACKOFF_START = 0.0005
 BACKOFF_CAP = 0.02
-#: consecutive transient backend errors tolerated while acquiring
-TRANSIENT_RETRIES = 8
+#: how long transient backend errors (a lost connection, a busy database)
+#: are retried, from the first of them, before LockBackendError is raised;
+#: and the first and longest pause between those retries (seconds)
+TRANSIENT_RETRY_SECONDS = 2.0
+TRANSIENT_BACKOFF_START = 0.01
+TRANSIENT_BACKOFF_CAP = 0.25
 
 
 class LockAcquisitionFailed(TriggersError):
@@ -65,6 +75,25 @@ class LockAcquisitionFailed(TriggersError):
 
 class LockBackendError(TriggersError):
     """The cache holding a lock kept failing; the cause is chained."""
+
+
+class LockLost(TriggersError):
+    """A lock expired, or passed to another owner, before its holder let go of it.
+
+    Raised when writes were to travel with the release (or be made while
+    holding it): on Redis and the database cache they were refused; on
+    other caches they were made, but without the lock.
+    """
+
+    def __init__(self, key: str, ttl: float | None) -> None:
+        self.key = key
+        self.ttl = ttl
+        lived = "" if ttl is None else f" (its ttl was {ttl:g}s)"
+        super().__init__(
+            f"lock {key!r} was lost before its holder let go of it{lived}: it expired or"
+            " another owner took it, so what was saved under it may not have been written;"
+            " give the lock a ttl longer than the work it protects"
+        )
 
 
 class NotSupported(TriggersError, TypeError):
@@ -92,7 +121,8 @@ def _is_transient(exc: BaseException) -> bool:
     name = type(exc).__name__
     module = type(exc).__module__
     if module.startswith("django.db") or module.startswith("sqlite3"):
-        return name in ("OperationalError", "InterfaceError")
+        # A missing cache table is an OperationalError on SQLite, and lasting.
+        return name in ("OperationalError", "InterfaceError") and "no such table" not in str(exc)
     if module.startswith("redis") or module.startswith("django_redis"):
         return name in ("ConnectionError", "TimeoutError", "ConnectionInterrupted", "BusyLoadingError")
     if module.startswith("pymemcache"):
@@ -104,6 +134,11 @@ def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
     """Seconds a lock lives, or None for no expiry."""
     if ttl is True:
         value = cache.default_timeout
+        if value is not None and value <= 0:
+            raise ValueError(
+                f"ttl=True takes the cache's default timeout, and {_cache_name(cache)} has"
+                f" {value!r}; give the lock a ttl in seconds, or None for no expiry"
+            )
     elif ttl is None:
         return None
     else:
@@ -119,7 +154,11 @@ def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
 
 
 class LockDriver:
-    """How one kind of cache takes, releases and reads around a lock."""
+    """How one kind of cache takes, releases and writes around a lock.
+
+    This base class writes with the cache's own ``set_many`` and cannot
+    lock; subclasses add ``try_acquire`` and ``release``.
+    """
 
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache
@@ -130,6 +169,10 @@ class LockDriver:
     def release(self, key: str, token: str) -> bool:
         raise NotImplementedError
 
+    def owns(self, key: str, token: str) -> bool:
+        """Whether ``token`` holds ``key`` now (after an attempt whose outcome is unknown)."""
+        return bool(self.cache.get(key) == token)
+
     # Storages use these to save round trips where the cache can batch.
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
@@ -137,6 +180,14 @@ class LockDriver:
         if not self.try_acquire(key, token, ttl):
             return False, {}
         return True, (self.cache.get_many(list(read)) if read else {})
+
+    def write(self, batches: Sequence[Mapping[str, Any]], timeout: Any) -> None:
+        """Write ``batches`` in order, holding no lock."""
+        for batch in batches:
+            if batch:
+                failed = self.cache.set_many(dict(batch), timeout=timeout)
+                if failed:
+                    raise LockBackendError(f"the cache did not store {sorted(failed)}")
 
     def write_and_release(
         self,
@@ -146,16 +197,23 @@ class LockDriver:
         timeout: Any,
         release: bool = True,
     ) -> bool:
-        for batch in batches:
-            if batch:
-                failed = self.cache.set_many(dict(batch), timeout=timeout)
-                if failed:
-                    raise LockBackendError(f"the cache did not store {sorted(failed)}")
+        """Write ``batches`` under the lock, then let go (unless ``release`` is false).
+
+        False if the lock is no longer ``token``'s. Here the writes are made
+        whatever happened to the lock; drivers that can check first do.
+        """
+        self.write(batches, timeout)
         return self.release(key, token) if release else True
 
 
 class AddLockDriver(LockDriver):
-    """Caches whose ``add`` is atomic: LocMem (one process) and Memcached."""
+    """Caches whose ``add`` is atomic: LocMem (one process) and Memcached.
+
+    Release reads the key and deletes it if it still holds this holder's
+    token: two steps, so a lock that expires between them and is taken by
+    another owner at that instant is deleted too. A ttl well above the
+    time a lock is held keeps that from happening.
+    """
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         timeout = None if ttl is None else max(1, int(ttl + 0.999))
@@ -294,74 +352,176 @@ class RedisLockDriver(LockDriver):
 
 
 class DatabaseLockDriver(LockDriver):
-    """Django's database cache: conditional UPDATE or INSERT, owner-checked DELETE.
+    """Django's database cache: conditional SQL on the cache table.
 
     Django's own ``add`` checks and writes in two statements, so two
-    processes may both take an expired key; a single conditional UPDATE
-    cannot be won twice.
+    processes may both take an expired key; a conditional UPDATE (or an
+    INSERT against the primary key) cannot be won twice. Waiters poll with
+    a plain SELECT: on SQLite a write takes the whole file, and a waiter
+    that wrote while polling would make the holder's own writes fail.
+
+    Writes under the lock go in one transaction that first checks, with a
+    write, that the lock is still this holder's. Rows are read and written
+    exactly as Django's ``DatabaseCache`` does (key, base64 pickle, expiry),
+    so ``cache.get`` reads them; unlike Django's ``set``, which swallows
+    database errors, a failed write here raises.
     """
 
-    def _parts(self) -> tuple[Any, str, Any]:
+    def _connection(self) -> tuple[str, Any, str]:
         from django.db import connections, router
 
         db = router.db_for_write(self.cache.cache_model_class)  # type: ignore[attr-defined]
         connection = connections[db]
-        return db, connection.ops.quote_name(self.cache._table), connection  # type: ignore[attr-defined]
+        return db, connection, connection.ops.quote_name(self.cache._table)  # type: ignore[attr-defined]
 
     def _encode(self, value: Any) -> str:
-        return base64.b64encode(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)).decode("latin1")
+        protocol = getattr(self.cache, "pickle_protocol", pickle.HIGHEST_PROTOCOL)
+        return base64.b64encode(pickle.dumps(value, protocol)).decode("latin1")
 
     def _stamp(self, connection: Any, moment: datetime) -> Any:
         return connection.ops.adapt_datetimefield_value(moment.replace(microsecond=0))
 
-    def _now(self) -> datetime:
-        tz = timezone.utc if settings.USE_TZ else None
-        return datetime.fromtimestamp(time.time(), tz=tz)
+    def _moment(self, timestamp: float | None) -> datetime:
+        """The expiry column's value for a Unix time (None: never)."""
+        if timestamp is None:
+            return datetime.max
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc if settings.USE_TZ else None)
 
-    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
-        from django.db import IntegrityError, transaction
-
-        db, table, connection = self._parts()
-        db_key = self.cache.make_and_validate_key(key)
-        value = self._encode(token)
-        now = self._now()
-        if ttl is None:
-            expires = datetime.max
-        else:
-            expires = datetime.fromtimestamp(
-                time.time() + max(1.0, ttl), tz=timezone.utc if settings.USE_TZ else None
-            )
-        q = connection.ops.quote_name
-        with transaction.atomic(using=db), connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
-                f" WHERE {q('cache_key')} = %s AND {q('expires')} < %s",
-                [value, self._stamp(connection, expires), db_key, self._stamp(connection, now)],
-            )
-            if cursor.rowcount == 1:
-                return True
-        try:
-            with transaction.atomic(using=db), connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {table} ({q('cache_key')}, {q('value')}, {q('expires')})"
-                    " VALUES (%s, %s, %s)",
-                    [db_key, value, self._stamp(connection, expires)],
-                )
-        except IntegrityError:
-            return False
-        return True
-
-    def release(self, key: str, token: str) -> bool:
+    @contextlib.contextmanager
+    def _statement(self, db: str, connection: Any) -> Iterator[Any]:
+        """A cursor for one statement that may fail (inside a transaction: a savepoint)."""
         from django.db import transaction
 
-        db, table, connection = self._parts()
+        atomic = transaction.atomic(using=db) if connection.in_atomic_block else contextlib.nullcontext()
+        with atomic, connection.cursor() as cursor:
+            yield cursor
+
+    def _drop_if_broken(self, connection: Any) -> None:
+        """Close a connection the server dropped, so the next attempt opens a new one."""
+        if not connection.in_atomic_block and connection.connection is not None:
+            with contextlib.suppress(Exception):
+                if not connection.is_usable():
+                    connection.close()
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        from django.db import DatabaseError, IntegrityError
+
+        db, connection, table = self._connection()
         q = connection.ops.quote_name
+        db_key = self.cache.make_and_validate_key(key)
+        value = self._encode(token)
+        now = self._stamp(connection, self._moment(time.time()))
+        expires = self._stamp(
+            connection, self._moment(None if ttl is None else time.time() + max(1.0, ttl))
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {q('value')}, CASE WHEN {q('expires')} < %s THEN 1 ELSE 0 END"
+                    f" FROM {table} WHERE {q('cache_key')} = %s",
+                    [now, db_key],
+                )
+                row = cursor.fetchone()
+            if row is not None:
+                current, expired = row
+                if not expired:
+                    # Held; by this token only if an earlier attempt took it and then failed.
+                    return bool(current == value)
+                with self._statement(db, connection) as cursor:
+                    cursor.execute(
+                        f"UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
+                        f" WHERE {q('cache_key')} = %s AND {q('expires')} < %s",
+                        [value, expires, db_key, now],
+                    )
+                    return cursor.rowcount == 1
+            try:
+                with self._statement(db, connection) as cursor:
+                    cursor.execute(
+                        f"INSERT INTO {table} ({q('cache_key')}, {q('value')}, {q('expires')})"
+                        " VALUES (%s, %s, %s)",
+                        [db_key, value, expires],
+                    )
+            except IntegrityError:
+                return False  # taken since the SELECT
+            return True
+        except DatabaseError:
+            self._drop_if_broken(connection)
+            raise
+
+    def release(self, key: str, token: str) -> bool:
+        from django.db import DatabaseError
+
+        db, connection, table = self._connection()
+        q = connection.ops.quote_name
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
+                    [self.cache.make_and_validate_key(key), self._encode(token)],
+                )
+                return cursor.rowcount == 1
+        except DatabaseError:
+            self._drop_if_broken(connection)
+            raise
+
+    def _upsert(
+        self, cursor: Any, connection: Any, table: str, batches: Sequence[Mapping[str, Any]], timeout: Any
+    ) -> None:
+        q = connection.ops.quote_name
+        expires = self._stamp(connection, self._moment(self.cache.get_backend_timeout(timeout)))
+        for batch in batches:
+            for name, value in batch.items():
+                db_key = self.cache.make_and_validate_key(name)
+                encoded = self._encode(value)
+                cursor.execute(
+                    f"UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
+                    f" WHERE {q('cache_key')} = %s",
+                    [encoded, expires, db_key],
+                )
+                if cursor.rowcount == 0:
+                    cursor.execute(
+                        f"INSERT INTO {table} ({q('cache_key')}, {q('value')}, {q('expires')})"
+                        " VALUES (%s, %s, %s)",
+                        [db_key, encoded, expires],
+                    )
+
+    def write(self, batches: Sequence[Mapping[str, Any]], timeout: Any) -> None:
+        from django.db import transaction
+
+        if not any(batches):
+            return
+        db, connection, table = self._connection()
         with transaction.atomic(using=db), connection.cursor() as cursor:
+            self._upsert(cursor, connection, table, batches, timeout)
+
+    def write_and_release(
+        self,
+        key: str,
+        token: str,
+        batches: Sequence[Mapping[str, Any]],
+        timeout: Any,
+        release: bool = True,
+    ) -> bool:
+        from django.db import transaction
+
+        db, connection, table = self._connection()
+        q = connection.ops.quote_name
+        lock_key = self.cache.make_and_validate_key(key)
+        now = self._stamp(connection, self._moment(time.time()))
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            # The owner check is a write, so on SQLite it takes the write lock
+            # before anything is read: nothing can fail for want of it later.
             cursor.execute(
-                f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
-                [self.cache.make_and_validate_key(key), self._encode(token)],
+                f"UPDATE {table} SET {q('expires')} = {q('expires')}"
+                f" WHERE {q('cache_key')} = %s AND {q('value')} = %s AND {q('expires')} >= %s",
+                [lock_key, self._encode(token), now],
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            self._upsert(cursor, connection, table, batches, timeout)
+            if release:
+                cursor.execute(f"DELETE FROM {table} WHERE {q('cache_key')} = %s", [lock_key])
+        return True
 
 
 _UNSAFE_CACHES = {
@@ -395,22 +555,23 @@ def lock_driver(cache: BaseCache) -> LockDriver:
         return _drivers[cache]
     except (KeyError, TypeError):
         pass
-    driver = _make_lock_driver(cache)
+    problem = cache_lock_problem(cache)
+    if problem:
+        raise NotSupported(problem)
+    driver = _make_driver(cache)
     with contextlib.suppress(TypeError):
         _drivers[cache] = driver
     return driver
 
 
-def _make_lock_driver(cache: BaseCache) -> LockDriver:
-    """The driver that locks safely on ``cache``; NotSupported if none can."""
-    problem = cache_lock_problem(cache)
-    if problem:
-        raise NotSupported(problem)
+def _make_driver(cache: BaseCache) -> LockDriver:
     names = {f"{c.__module__}.{c.__qualname__}" for c in type(cache).__mro__}
     if "django_redis.cache.RedisCache" in names or "django.core.cache.backends.redis.RedisCache" in names:
         return RedisLockDriver(cache)
     if "django.core.cache.backends.db.DatabaseCache" in names:
         return DatabaseLockDriver(cache)
+    if cache_lock_problem(cache):
+        return LockDriver(cache)  # writes only: see NoLock
     return AddLockDriver(cache)
 
 
@@ -429,33 +590,47 @@ class CacheLock:
         self.held = False
 
     def _call(self, operation: Any, *args: Any) -> Any:
-        """Run a driver call, retrying transient backend errors a few times."""
-        failures = 0
+        """Run a driver call, retrying transient backend errors for a while."""
+        deadline = None
+        pause = TRANSIENT_BACKOFF_START
         while True:
             try:
                 return operation(*args)
             except Exception as exc:
-                if not _is_transient(exc) or failures >= TRANSIENT_RETRIES:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + TRANSIENT_RETRY_SECONDS
+                if not _is_transient(exc) or now >= deadline:
                     raise LockBackendError(
                         f"cache {_cache_name(self.cache)} failed while handling lock"
                         f" {self.key!r}: {exc}"
                     ) from exc
-                failures += 1
-                time.sleep(min(BACKOFF_CAP * 5, BACKOFF_START * 2**failures))
+                time.sleep(min(pause * random.uniform(0.5, 1.0), deadline - now))
+                pause = min(pause * 2, TRANSIENT_BACKOFF_CAP)
+
+    def _attempt(self, read: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+        if self._uncertain:
+            # The last attempt failed midway: it may have taken the lock.
+            if self.driver.owns(self.key, self.token):
+                self._uncertain = False
+                return True, (self.cache.get_many(list(read)) if read else {})
+        self._uncertain = True
+        result = self.driver.try_acquire_and_read(self.key, self.token, self.ttl, read)
+        self._uncertain = False
+        return result
 
     def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
         """Take the lock, waiting as ``block`` says; returns the ``read`` keys' values."""
         if self.held:
             raise RuntimeError(f"lock {self.key!r} is already held by this CacheLock")
         if block is not True and block is not False:
-            if not isinstance(block, (int, float)) or block < 0:
+            if isinstance(block, bool) or not isinstance(block, (int, float)) or block < 0:
                 raise ValueError(f"block must be True, False or a number of seconds, not {block!r}")
         started = time.monotonic()
         attempt = 0
+        self._uncertain = False
         while True:
-            acquired, values = self._call(
-                self.driver.try_acquire_and_read, self.key, self.token, self.ttl, read
-            )
+            acquired, values = self._call(self._attempt, read)
             if acquired:
                 self.held = True
                 return values
@@ -472,26 +647,64 @@ class CacheLock:
             attempt += 1
 
     def release(self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT) -> bool:
-        """Write ``batches`` in order, then let go; False if the lock was lost meanwhile."""
+        """Write ``batches`` in order, then let go.
+
+        Without writes, returns False if the lock had been lost meanwhile
+        (nothing else to do about it then). With writes, a lost lock raises
+        :class:`LockLost`: the writes were refused, or made without the lock.
+        """
         if not self.held:
             raise RuntimeError(f"lock {self.key!r} is not held")
         self.held = False
-        if batches:
+        if any(batches):
             # Writes are not retried blindly: a failure surfaces to the caller,
             # after a plain release so the lock is not left to its ttl.
             try:
-                return bool(self.driver.write_and_release(self.key, self.token, batches, timeout))
+                released = self.driver.write_and_release(self.key, self.token, batches, timeout)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.driver.release(self.key, self.token)
                 raise
+            if not released:
+                raise LockLost(self.key, self.ttl)
+            return True
         return bool(self._call(self.driver.release, self.key, self.token))
 
     def write(self, batches: Sequence[Mapping[str, Any]], timeout: Any = DEFAULT_TIMEOUT) -> bool:
-        """Write ``batches`` in order while keeping the lock."""
+        """Write ``batches`` in order while keeping the lock; LockLost if it was lost."""
         if not self.held:
             raise RuntimeError(f"lock {self.key!r} is not held")
-        return bool(self.driver.write_and_release(self.key, self.token, batches, timeout, release=False))
+        if not self.driver.write_and_release(self.key, self.token, batches, timeout, release=False):
+            raise LockLost(self.key, self.ttl)
+        return True
+
+
+class NoLock:
+    """What a :class:`Lockable` holds under ``acquire_lock(ttl=False)``: no lock at all.
+
+    It takes nothing and keeps no one out, but what is saved in the block
+    is written all the same, plainly. Any cache will do, even one that
+    cannot lock.
+    """
+
+    held = True
+    ttl = None
+
+    def __init__(self, key: str, cache: CacheLike = "default") -> None:
+        self.key = key
+        self.cache = resolve_cache(cache)
+        self.driver = _make_driver(self.cache)
+
+    def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
+        return self.cache.get_many(list(read)) if read else {}
+
+    def release(self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        self.driver.write(batches, timeout)
+        return True
+
+    def write(self, batches: Sequence[Mapping[str, Any]], timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        self.driver.write(batches, timeout)
+        return True
 
 
 @contextlib.contextmanager
@@ -537,9 +750,10 @@ class Lockable:
 
     @property
     def has_lock(self) -> bool:
+        """Whether this thread is inside ``acquire_lock()`` (``ttl=False`` included)."""
         return getattr(self._lock_local(), "depth", 0) > 0
 
-    def _held_lock(self) -> CacheLock | None:
+    def _held_lock(self) -> CacheLock | NoLock | None:
         """The lock this thread holds for this object, if any."""
         return getattr(self._lock_local(), "lock", None)
 
@@ -555,17 +769,25 @@ class Lockable:
 
     @contextlib.contextmanager
     def acquire_lock(self, ttl: Ttl = True, block: Block = True) -> Iterator[Any]:
-        """Hold this object's lock; re-entrant within a thread; yields ``self``."""
+        """Hold this object's lock; re-entrant within a thread; yields ``self``.
+
+        ``ttl=False`` takes no lock, but the block is otherwise the same:
+        state is re-read on entry and what is saved is written on exit.
+        """
         local = self._lock_local()
         depth = getattr(local, "depth", 0)
-        if depth or ttl is False:
+        if depth:
             local.depth = depth + 1
             try:
                 yield self
             finally:
                 local.depth -= 1
             return
-        lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
+        lock: CacheLock | NoLock
+        if ttl is False:
+            lock = NoLock(self.get_lock_name(), self.get_lock_backend())
+        else:
+            lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
         prefetched = lock.acquire(block, read=self._lock_read_keys())
         local.depth = 1
         local.lock = lock
@@ -576,7 +798,11 @@ class Lockable:
             local.depth = 0
             local.lock = None
             try:
-                batches, timeout = self._pending_writes()
+                try:
+                    batches, timeout = self._pending_writes()
+                except BaseException:
+                    lock.release()
+                    raise
                 lock.release(batches, timeout)
             finally:
                 self._on_lock_released()

@@ -148,10 +148,10 @@ class TriggerManager:
         return instance
 
     # ------------------------------------------------------------ dispatch
-    def _runner_for(self, instance: TaskInstance) -> BaseTaskRunner:
+    def _runner_for(self, instance: TaskInstance, default: str | None = None) -> BaseTaskRunner:
         from .runners import task_runners
 
-        key = instance.config.using or self.default_task_runner_name
+        key = instance.config.using or default or self.default_task_runner_name
         runner = self._runners.get(key)
         if runner is None:
             runner = self._runners[key] = task_runners.get(key)
@@ -163,9 +163,10 @@ class TriggerManager:
         """Mark ready instances scheduled (or failed, when no runner can take them)."""
         runners = []
         failures: dict[str, BaseException] = {}
+        default = self.default_task_runner_name if ready else None
         for instance in ready:
             try:
-                runner = self._runner_for(instance)
+                runner = self._runner_for(instance, default)
             except Exception as exc:
                 failures[instance.name] = exc
                 self._set_status(

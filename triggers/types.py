@@ -22,7 +22,15 @@ def _trigger_set(task_name: str, field: str, value: Any) -> set[str]:
         raise InvalidTaskConfig(
             task_name, f"{field!r} must be a list of trigger names, not {value!r}"
         )
-    triggers = set(value) if isinstance(value, (list, tuple, set, frozenset)) else set(list(value))
+    try:
+        triggers = set(value) if isinstance(value, (list, tuple, set, frozenset)) else set(list(value))
+    except TypeError:  # an unhashable item: name it
+        for trigger in value:
+            if not isinstance(trigger, str):
+                raise InvalidTaskConfig(
+                    task_name, f"{field!r} holds {trigger!r}, which is not a trigger name"
+                ) from None
+        raise
     for trigger in triggers:
         if type(trigger) is not str or not trigger:
             if isinstance(trigger, str) and trigger:

@@ -110,7 +110,7 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
     def _ensure(self, names: Iterable[str]) -> None:
         missing = [name for name in names if name not in self._loaded]
         if missing and self._fetch is not None:
-            for name, instance in self._fetch(missing).items():
+            for instance in self._fetch(missing).values():
                 self._remember(instance)
 
     def _remember(self, instance: TaskInstance) -> None:
@@ -235,14 +235,19 @@ class BaseTriggerStorage(Lockable):
         """Build live objects from the serialized forms."""
         if not isinstance(configs, Mapping) or not isinstance(instances, Mapping):
             raise StorageCorrupted(self.uid, "task configs and instances must be dicts")
-        if not isinstance(metas, Mapping):
-            raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
         self._configs = self._build_configs(configs)
-        self._metas = dict(metas)
-        self._metas.setdefault("latest_kwargs", {})
+        self._metas = self._build_metas(metas)
         self._instances = TaskInstanceCollection(
             self._build_instance(name, data) for name, data in instances.items()
         )
+
+    def _build_metas(self, metas: Any) -> dict[str, Any]:
+        if not isinstance(metas, Mapping):
+            raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
+        metas = dict(metas)
+        if not isinstance(metas.setdefault("latest_kwargs", {}), dict):
+            raise StorageCorrupted(self.uid, f"latest_kwargs must be a dict, not {metas['latest_kwargs']!r}")
+        return metas
 
     def _build_configs(self, configs: Mapping[str, Any]) -> dict[str, TaskConfig]:
         return {name: self._build_config(name, data) for name, data in configs.items()}
@@ -270,13 +275,30 @@ class BaseTriggerStorage(Lockable):
             raise StorageCorrupted(
                 self.uid, f"instance {name!r} belongs to task {data['task']!r}, which is not configured"
             ) from None
+        status = data.get("status")
+        metadata = data.get("metadata")
+        kwargs = data.get("kwargs")
+        abandon_state = data.get("abandonState")
+        if not (
+            (status is None or status in TaskInstance.ALL_STATUSES)
+            and (metadata is None or isinstance(metadata, dict))
+            and (kwargs is None or isinstance(kwargs, dict))
+            and (
+                abandon_state is None
+                or (
+                    isinstance(abandon_state, (list, tuple, set, frozenset))
+                    and all(isinstance(trigger, str) for trigger in abandon_state)
+                )
+            )
+        ):
+            raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
         return TaskInstance(
             name=name,
             config=config,
-            status=data.get("status"),
-            metadata=data.get("metadata"),
-            kwargs=data.get("kwargs"),
-            abandonState=data.get("abandonState"),
+            status=status,
+            metadata=metadata,
+            kwargs=kwargs,
+            abandonState=abandon_state,
         )
 
     def _load_default_configuration(self) -> Mapping[str, Any] | None:
@@ -435,6 +457,14 @@ class BaseTriggerStorage(Lockable):
     def close(self) -> None:
         """Release whatever connection the backend holds."""
 
+    def rebuild_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments besides the uid that rebuild this storage elsewhere.
+
+        A task running in another thread or process makes its own storage
+        from the registry key, the uid and these; they must be plain data.
+        """
+        return {}
+
     def _serialize(self, dict_: Mapping[str, Any], optimize_for_backend: bool = True) -> dict[str, Any]:
         """Plain dicts for a dict of TaskConfig or TaskInstance objects."""
         return {key: value.serialize() for key, value in dict_.items()}
@@ -445,12 +475,14 @@ class BaseTriggerStorage(Lockable):
         return self._serialize(instances.loaded)
 
     def debug_repr(self) -> dict[str, Any]:
-        """The whole session as plain data, for logs and debugging."""
-        return {
-            "tasks": self._serialize(self.tasks),
-            "instances": self._serialized_instances(),
-            "metas": copy.deepcopy(self.metadata),
-        }
+        """The whole session as plain data, for logs and debugging (a copy)."""
+        return copy.deepcopy(
+            {
+                "tasks": self._serialize(self.tasks),
+                "instances": self._serialized_instances(),
+                "metas": self.metadata,
+            }
+        )
 
 
 def check_storable(what: str, value: Any) -> None:

@@ -113,9 +113,12 @@ class CacheStorageBackend(BaseTriggerStorage):
         layout: str | None = None,
     ) -> None:
         super().__init__(uid)
-        self.cache: BaseCache = resolve_cache(
-            get_setting("TRIGGERS_CACHE_ALIAS") if cache is None else cache
-        )
+        if cache is None:
+            cache = get_setting("TRIGGERS_CACHE_ALIAS")
+        #: the alias the cache was named by (tasks rebuild the storage with it);
+        #: None when a cache object was given, and tasks then use the default alias
+        self.cache_alias: str | None = cache if isinstance(cache, str) else None
+        self.cache: BaseCache = resolve_cache(cache)
         if timeout is not DEFAULT_TIMEOUT and timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
                 raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
@@ -177,6 +180,14 @@ class CacheStorageBackend(BaseTriggerStorage):
     def close(self) -> None:
         self.cache.close()
 
+    def rebuild_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"layout": self.layout}
+        if self.cache_alias is not None:
+            kwargs["cache"] = self.cache_alias
+        if self.timeout is not DEFAULT_TIMEOUT:
+            kwargs["timeout"] = self.timeout
+        return kwargs
+
     # ------------------------------------------------------------- loading
     def _read_head(self) -> tuple[Any, Any]:
         values = self._prefetched
@@ -225,8 +236,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._stored = LAYOUT_SPLIT
         self._head = head
         self._configs = _StoredConfigs(tasks, self._build_config)  # type: ignore[assignment]
-        self._metas = dict(metas)
-        self._metas.setdefault("latest_kwargs", {})
+        self._metas = self._build_metas(metas)
         self._open = {task: set(names) for task, names in open_names.items()}
         self._instances = TaskInstanceCollection(
             counts=counts, irregular=irregular, fetch=self._fetch_instances
@@ -295,7 +305,9 @@ class CacheStorageBackend(BaseTriggerStorage):
     # ------------------------------------------------------------- saving
     def _save(self) -> None:
         if self.layout == LAYOUT_SINGLE:
-            batches = [{self.cache_key: self._single_value()}]
+            # The witness goes after the head: a head without it reads fine.
+            generation = (self._head or {}).get("generation", 0) + 1
+            batches = [{self.cache_key: self._single_value(), self.witness_key: generation}]
         else:
             batches = self._split_batches()
         self.__dict__["_pending"] = batches

@@ -1,0 +1,1 @@
+"""A Django app whose tasks module fails to import (one of its own imports is missing)."""

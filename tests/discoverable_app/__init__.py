@@ -1,0 +1,1 @@
+"""A Django app whose tasks module is found only by task autodiscovery."""

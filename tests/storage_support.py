@@ -1,0 +1,124 @@
+"""Helpers shared by the storage tests: sessions to work on, raw views of the cache."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.utils.module_loading import import_string
+
+from triggers import CacheStorageBackend
+
+#: Tasks that never become ready on their own in these tests (each waits for
+#: a trigger the tests fire only on purpose), so no runner is ever involved.
+CONFIG: dict[str, Any] = {
+    "t_import": {"after": ["start", "upload"], "run": "import_subject"},
+    "t_score": {
+        "after": ["t_import"],
+        "andEvery": "pageSaved",
+        "unless": ["cancel"],
+        "run": "score_page",
+        "withParams": {"weight": 2},
+    },
+    "t_report": {"after": ["t_score", "approve"], "run": "report", "description": "kept"},
+}
+
+
+def storage(uid: str, alias: str, **kwargs: Any) -> CacheStorageBackend:
+    return CacheStorageBackend(uid, cache=alias, **kwargs)
+
+
+def populate(store: CacheStorageBackend) -> CacheStorageBackend:
+    """Configure CONFIG and make a few instances in various states; saved twice.
+
+    Two saves: on caches without atomic multi-key writes, instance records
+    reach their own keys with the save after the one that changed them.
+    """
+    with store.acquire_lock():
+        store.update_configuration(CONFIG)
+        first = store.create_instance("t_import", kwargs={"start": {"subject": 7}})
+        store.create_instance(
+            "t_score",
+            status="finished",
+            kwargs={"t_import": {}, "pageSaved": {"page": 1}},
+            metadata={"result": {"score": 3}, "timestamps": {"created": datetime.datetime(2024, 1, 2, 3, 4, 5)}},
+        )
+        store.create_instance(
+            "t_score", status="failed", kwargs={"t_import": {}, "pageSaved": {"page": 2}}, metadata={"logLevel": 40}
+        )
+        store.latest_kwargs.update(start={"subject": 7}, pageSaved={"page": 2})
+        assert first.name == "t_import#0"
+        store.save()
+    with store.acquire_lock():
+        store.metadata["note"] = "second save"
+        store.save()
+    store.invalidate_cache()
+    return store
+
+
+def keys_of(store: CacheStorageBackend, names: list[str] | None = None) -> list[str]:
+    """Every cache key the session may occupy: head, witness, instance records."""
+    if names is None:
+        names = list(fresh(store).instances)
+    return [store.cache_key, store.witness_key, *(store.record_key(n) for n in names)]
+
+
+def fresh(store: CacheStorageBackend) -> CacheStorageBackend:
+    """A new storage object on the same session, cache and layout."""
+    return CacheStorageBackend(store.uid, cache=store.cache, layout=store.layout)
+
+
+def raw(alias: str, keys: list[str]) -> dict[str, Any]:
+    """The stored values of ``keys``, read past the storage layer."""
+    return caches[alias].get_many(keys)
+
+
+PLAIN_SCALARS = (str, int, float, bool, type(None), datetime.datetime, datetime.date)
+
+
+def assert_plain(value: Any, path: str = "value") -> None:
+    """``value`` is built of dicts (str keys), lists and scalars only."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str), f"{path} has key {key!r}"
+            assert_plain(item, f"{path}[{key!r}]")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert_plain(item, f"{path}[{index}]")
+    else:
+        assert isinstance(value, PLAIN_SCALARS), f"{path} is {type(value).__name__}: {value!r}"
+        if isinstance(value, datetime.datetime):
+            assert value.tzinfo is None, f"{path} is an aware datetime"
+
+
+def sibling_cache(alias: str, **options: Any):
+    """A new cache object on the same server/table as ``alias``, with other options."""
+    params = dict(settings.CACHES[alias])
+    backend = import_string(params.pop("BACKEND"))
+    location = params.pop("LOCATION", "")
+    params.update(options)
+    return backend(location, params)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def load_doc_example(name: str):
+    """The module ``docs/examples/<name>.py``, loaded once."""
+    module_name = f"docs_examples.{name}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+    return module

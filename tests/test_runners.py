@@ -1,0 +1,333 @@
+"""Task runners: the registry, the payload, and the threading and synchronous runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.runner_support import (
+    EVENTS,
+    RecordingRunner,
+    behave,
+    fresh,
+    load_example,
+    statuses,
+)
+from triggers import CacheStorageBackend, TriggerManager
+from triggers.registry import registry_key
+from triggers.runners import (
+    DEFAULT_TASK_RUNNER,
+    BaseTaskRunner,
+    SynchronousTaskRunner,
+    ThreadingTaskRunner,
+    merge_kwargs,
+    task_runners,
+)
+from triggers.task import task
+from triggers.types import TaskInstance
+
+# The fixtures session, test_runners and no_stray_threads.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_the_package_registers_its_runners():
+    assert DEFAULT_TASK_RUNNER == "threading"
+    assert task_runners.get_class("threading") is ThreadingTaskRunner
+    assert task_runners.get_class("sync") is SynchronousTaskRunner
+    assert isinstance(task_runners.get("threading"), ThreadingTaskRunner)
+    assert registry_key(ThreadingTaskRunner) == ThreadingTaskRunner.name == "threading"
+    assert registry_key(SynchronousTaskRunner) == SynchronousTaskRunner.name == "sync"
+    # Made directly, a runner carries the same brand.
+    assert registry_key(ThreadingTaskRunner()) == "threading"
+
+
+def test_a_runner_must_implement_run():
+    class Incomplete(BaseTaskRunner):
+        name = "incomplete"
+
+    with pytest.raises(TypeError):
+        Incomplete()
+
+
+@pytest.mark.parametrize("first", ["triggers.runners", "triggers.task", "triggers.demo"])
+def test_runner_and_task_modules_import_first_without_a_cycle(first):
+    """A plugin imports triggers.runners at its top; that must work on its own."""
+    code = (
+        f"import {first}\n"
+        "from triggers.runners import task_runners\n"
+        "print(sorted(task_runners.keys()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'sync'" in done.stdout and "'threading'" in done.stdout
+
+
+# --------------------------------------------------------------------------- payload
+
+
+def test_merge_kwargs_is_recursive_and_copies():
+    base = {"go": {"fixed": 1, "nested": {"p": 1, "q": [1]}}, "limit": 5, "replace": {"a": 1}}
+    override = {"go": {"nested": {"q": [2]}, "extra": True}, "replace": 3}
+
+    merged = merge_kwargs(base, override)
+
+    assert merged == {"go": {"fixed": 1, "nested": {"p": 1, "q": [2]}, "extra": True}, "limit": 5, "replace": 3}
+    assert base == {"go": {"fixed": 1, "nested": {"p": 1, "q": [1]}}, "limit": 5, "replace": {"a": 1}}
+    assert override == {"go": {"nested": {"q": [2]}, "extra": True}, "replace": 3}
+    merged["go"]["nested"]["p"] = 99
+    assert base["go"]["nested"]["p"] == 1
+
+
+def test_docs_example_of_merged_kwargs():
+    """docs/manager.rst, "Keyword arguments"."""
+    with_params = {"pageReceived": {"source": "web", "limits": {"max": 10}}}
+    kwargs = {"pageReceived": {"page": 1, "limits": {"min": 1}}}
+    assert merge_kwargs(with_params, kwargs) == {
+        "pageReceived": {"source": "web", "page": 1, "limits": {"max": 10, "min": 1}}
+    }
+
+
+def test_the_payload_names_everything_a_task_needs_to_rebuild(session):
+    with_params = {"go": {"fixed": 1, "nested": {"p": 1}}, "limit": 5}
+    session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording", "withParams": with_params}}
+    )
+
+    session.fire("go", {"nested": {"q": 2}})
+
+    payload = RecordingRunner.payloads(session.storage.uid)["t#0"]
+    assert payload == {
+        "instance_name": "t#0",
+        "manager_type": "default",
+        "storage_type": "cache",
+        "storage_uid": session.storage.uid,
+        "storage_kwargs": {"cache": session.storage.cache_alias, "layout": "split"},
+        "trigger_kwargs": {"go": {"fixed": 1, "nested": {"p": 1, "q": 2}}, "limit": 5},
+    }
+    # The instance was saved as scheduled before the runner got it.
+    assert statuses(session) == {"t#0": "scheduled"}
+
+
+def test_a_missing_brand_is_a_clear_error(session):
+    session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
+    session.fire("go")
+    instance = fresh(session)["t#0"]
+    runner = RecordingRunner()
+
+    class UnregisteredManager(TriggerManager):
+        pass
+
+    class UnregisteredStorage(CacheStorageBackend):
+        pass
+
+    with pytest.raises(RuntimeError, match=r"test_runners\..*UnregisteredManager.*'triggers\.managers'"):
+        runner._prepare_task_kwargs(UnregisteredManager(session.storage), instance)
+
+    storage = UnregisteredStorage(session.storage.uid, cache=session.storage.cache)
+    with pytest.raises(RuntimeError, match=r"UnregisteredStorage.*'triggers\.storages'"):
+        runner._prepare_task_kwargs(TriggerManager(storage), instance)
+
+
+def test_an_unbranded_manager_fails_the_instance_at_dispatch(session):
+    class UnregisteredManager(TriggerManager):
+        pass
+
+    manager = UnregisteredManager(session.storage)
+    manager.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
+    with pytest.raises(Exception, match="UnregisteredManager"):
+        manager.fire("go")
+    instance = fresh(session)["t#0"]
+    assert instance.status == TaskInstance.STATUS_FAILED
+    assert instance.metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.RuntimeError"
+
+
+# --------------------------------------------------------------------------- threading
+
+
+@pytest.mark.usefixtures("no_stray_threads")
+def test_threading_runner_runs_each_task_in_its_own_thread(session):
+    session.update_configuration(
+        {name: {"after": ["go"], "run": "tests.behave", "using": "threading"} for name in ("t_a", "t_b")}
+    )
+    session.fire("go")
+    ThreadingTaskRunner.join_all(timeout=60)
+
+    storage = fresh(session)
+    threads = {storage[name].metadata["result"]["thread"] for name in ("t_a#0", "t_b#0")}
+    assert len(threads) == 2
+    assert threading.current_thread().name not in threads
+    assert ThreadingTaskRunner.running_threads() == []
+
+
+@pytest.mark.usefixtures("no_stray_threads")
+def test_join_all_waits_for_cascades(session):
+    chain = ["t_1", "t_2", "t_3", "t_4", "t_5"]
+    config = {"t_1": {"after": ["go"], "run": "tests.add", "using": "threading"}}
+    for previous, name in zip(chain, chain[1:]):
+        config[name] = {"after": [previous], "run": "tests.add", "using": "threading"}
+    session.update_configuration(config)
+
+    session.fire("go", {"n": 1})
+    ThreadingTaskRunner.join_all(timeout=60)
+
+    assert statuses(session) == {f"{name}#0": "finished" for name in chain}
+    assert fresh(session)["t_5#0"].metadata["result"] == {"sum": 1}
+
+
+@pytest.mark.usefixtures("no_stray_threads")
+def test_join_all_from_a_task_thread_is_refused(session):
+    session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.behave", "using": "threading", "withParams": behave(join_all=True)}}
+    )
+    session.fire("go")
+    ThreadingTaskRunner.join_all(timeout=60)
+
+    result = fresh(session)["t#0"].metadata["result"]
+    assert "called from a task thread" in result["join_all_error"]
+
+
+@pytest.mark.usefixtures("no_stray_threads")
+def test_join_all_timeout_names_the_threads_still_running(session):
+    event = EVENTS.setdefault(f"hold-{session.storage.uid}", threading.Event())
+    session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.behave", "using": "threading", "withParams": behave(wait=f"hold-{session.storage.uid}")}}
+    )
+    session.fire("go")
+
+    with pytest.raises(TimeoutError, match="t#0"):
+        ThreadingTaskRunner.join_all(timeout=0.01)
+
+    event.set()
+    ThreadingTaskRunner.join_all(timeout=60)
+    assert statuses(session) == {"t#0": "finished"}
+
+
+DATABASE_USE = {}
+
+
+@task("tests.uses_database")
+def uses_database(context):
+    """Queries the database through the task thread's own connection."""
+    from django.db import connections
+
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    DATABASE_USE[context.instance_name] = (connection, connection.connection is not None)
+    return {}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_stray_threads")
+def test_task_threads_close_their_database_connections(session):
+    from django.db import connections
+
+    session.update_configuration({"t": {"after": ["go"], "run": "tests.uses_database", "using": "threading"}})
+    session.fire("go")
+    ThreadingTaskRunner.join_all(timeout=60)
+
+    assert statuses(session) == {"t#0": "finished"}
+    connection, was_open = DATABASE_USE.pop("t#0")
+    assert was_open
+    assert connection is not connections["default"]  # the thread had its own
+    assert connection.connection is None  # and closed it when its task ended
+
+
+# --------------------------------------------------------------------------- synchronous
+
+
+def test_sync_runner_runs_in_the_calling_thread_and_does_not_raise(session):
+    session.update_configuration(
+        {
+            "t_ok": {"after": ["go"], "run": "tests.behave", "using": "sync"},
+            "t_fails": {"after": ["go"], "run": "tests.behave", "using": "sync", "withParams": behave(**{"raise": "bad"})},
+        }
+    )
+
+    ready = session.fire("go")  # no exception: the failure is recorded
+
+    assert sorted(i.name for i in ready) == ["t_fails#0", "t_ok#0"]
+    storage = fresh(session)
+    assert storage["t_ok#0"].metadata["result"]["thread"] == threading.current_thread().name
+    assert storage["t_fails#0"].status == "failed"
+    assert storage["t_fails#0"].metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.ValueError"
+
+
+def test_default_runner_comes_from_the_setting(session, settings):
+    settings.TRIGGERS_DEFAULT_RUNNER = "tests-recording"
+    session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
+    assert session.default_task_runner_name == "tests-recording"
+    session.fire("go")
+    assert "t#0" in RecordingRunner.payloads(session.storage.uid)
+
+
+# --------------------------------------------------------------------------- the documentation's examples
+
+
+@pytest.mark.usefixtures("no_stray_threads")
+def test_docs_example_stuck_instances(session):
+    """docs/runners.rst: finding instances left scheduled and dispatching them again."""
+    example = load_example("stuck_instances")
+    session.update_configuration(
+        {
+            "t_importSubject": {"after": ["questionnaireComplete"], "run": "tests.add", "using": "tests-recording"},
+            "t_next": {"after": ["t_importSubject"], "run": "tests.add"},
+        }
+    )
+    # The recording runner starts nothing: as if the process died after the save.
+    session.fire("questionnaireComplete", {"pages": 3})
+    assert [i.name for i in example.find_stuck_instances(fresh(session), older_than=0)] == ["t_importSubject#0"]
+
+    session.update_configuration(
+        {"t_importSubject": {"after": ["questionnaireComplete"], "run": "tests.add", "using": "sync"}}
+    )
+    clones = example.redispatch_stuck_instances(session, older_than=0)
+
+    assert [c.name for c in clones] == ["t_importSubject#1"]
+    assert statuses(session) == {
+        "t_importSubject#0": "replayed",
+        "t_importSubject#1": "finished",
+        "t_next#0": "finished",
+    }
+    assert example.find_stuck_instances(fresh(session), older_than=0) == []
+
+
+def test_docs_example_custom_runner(session):
+    example = load_example("custom_runner")
+    task_runners.register("inline-logging", example.LoggingRunner)
+    session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "inline-logging"}})
+    session.fire("go", {"n": 2})
+    assert fresh(session)["t#0"].metadata["result"] == {"sum": 2}
+    assert example.LoggingRunner.started[-1] == "t#0"
+
+
+@pytest.mark.usefixtures("no_stray_threads")
+def test_docs_example_waiting_for_tasks(session):
+    """docs/runners.rst: choosing runners with ``using``, then join_all()."""
+    load_example("questionnaire_tasks")
+    example = load_example("waiting_for_tasks")
+
+    found = example.import_questionnaire(
+        session.storage.uid, {"name": "Ada", "email": "ada@example.org"}, [{"q1": 4}, {"q2": 5, "q3": 1}]
+    )
+
+    assert found == {
+        "t_importSubject#0": "finished",
+        "t_importResponses#0": "finished",
+        "t_importResponses#1": "finished",
+    }
+    storage = fresh(session)
+    assert storage["t_importResponses#1"].metadata["result"] == {"page": 2, "imported": 2}
+    assert storage["t_importResponses#0"].metadata["result"]["page"] == 1

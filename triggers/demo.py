@@ -1,0 +1,365 @@
+"""A questionnaire session run end to end: ``python -m triggers demo``.
+
+A respondent fills in a questionnaire page by page. The application fires
+``firstPageReceived``, ``pageReceived`` once per page and
+``questionnaireComplete``; three tasks import what was received:
+
+- ``t_importSubject`` once the first page and the completion are in;
+- ``t_importResponses`` after it, and once more for every page;
+- ``t_importBrowserMetadata`` after the subject and a page, unless the
+  questionnaire runs embedded in an application (``isEmbeddedApplication``).
+
+Each task's result is fired as a trigger with the task's name (a cascade),
+which is how the later tasks receive the subject id. ``--fail TASK`` makes
+the first run of a task fail; the demo then replays it, as an operator would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import uuid
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from .manager import TriggerManager, trigger_managers
+from .runners import ThreadingTaskRunner
+from .storages.cache import CacheStorageBackend
+from .task import TaskContext, task
+from .types import TaskInstance
+
+__all__ = ["DESCRIPTION", "WORKFLOW", "DemoManager", "add_arguments", "configure_django", "main", "run"]
+
+#: The session's configuration; ``using`` is filled in from ``--runner``.
+WORKFLOW: dict[str, dict[str, Any]] = {
+    "t_importSubject": {
+        "after": ["firstPageReceived", "questionnaireComplete"],
+        "run": "triggers.demo.import_subject",
+    },
+    "t_importResponses": {
+        "after": ["t_importSubject"],
+        "andEvery": "pageReceived",
+        "run": "triggers.demo.import_responses",
+    },
+    "t_importBrowserMetadata": {
+        "after": ["t_importSubject", "pageReceived"],
+        "unless": ["isEmbeddedApplication"],
+        "run": "triggers.demo.import_browser_metadata",
+    },
+}
+
+#: What the respondent sends: the first page carries who they are.
+RESPONDENT = {"name": "Ada Lovelace", "email": "ada@example.org"}
+USER_AGENT = "Mozilla/5.0 Firefox/128.0"
+PAGES = [
+    {"page": 1, "answers": {"q1": 4, "q2": 5}},
+    {"page": 2, "answers": {"q3": 2, "q4": 3, "q5": 5}},
+    {"page": 3, "answers": {"q6": 1}},
+]
+
+#: Tasks whose first run fails (set from ``--fail``).
+FAIL_FIRST_RUN: set[str] = set()
+
+MANAGER_KEY = "triggers-demo"
+
+DESCRIPTION = """\
+Runs a questionnaire session and prints what happens. The application fires
+firstPageReceived, pageReceived once per page (three pages) and
+questionnaireComplete. Tasks: t_importSubject after firstPageReceived and
+questionnaireComplete; t_importResponses after t_importSubject and once per
+pageReceived; t_importBrowserMetadata after t_importSubject and pageReceived,
+unless isEmbeddedApplication. A finished task fires its own name with its
+result. Ends with a table of every task instance; exits 0 once every
+instance is resolved.
+"""
+
+
+# --------------------------------------------------------------------------- task bodies
+
+
+def _fail_first_run(context: TaskContext) -> None:
+    task_name, _, number = context.instance_name.partition("#")
+    if task_name in FAIL_FIRST_RUN and number == "0":
+        raise RuntimeError(f"simulated failure of {context.instance_name} (--fail {task_name})")
+
+
+@task("triggers.demo.import_subject")
+def import_subject(context: TaskContext) -> dict[str, Any]:
+    """Create the subject from the first page; its id comes from the e-mail address."""
+    _fail_first_run(context)
+    respondent = context.trigger_kwargs["firstPageReceived"]["respondent"]
+    complete = context.trigger_kwargs["questionnaireComplete"]
+    subject_id = zlib.crc32(respondent["email"].encode("utf-8")) % 100_000
+    context.logger.info("imported subject %s", subject_id)
+    return {"subjectId": subject_id, "name": respondent["name"], "pages": complete["pages"]}
+
+
+@task("triggers.demo.import_responses")
+def import_responses(context: TaskContext) -> dict[str, Any]:
+    """Store one page's answers for the subject; returns the page's score."""
+    _fail_first_run(context)
+    subject = context.trigger_kwargs["t_importSubject"]
+    page = context.trigger_kwargs["pageReceived"]
+    answers = page["answers"]
+    return {
+        "subjectId": subject["subjectId"],
+        "page": page["page"],
+        "imported": len(answers),
+        "score": sum(answers.values()),
+    }
+
+
+@task("triggers.demo.import_browser_metadata")
+def import_browser_metadata(context: TaskContext) -> dict[str, Any]:
+    """Record which browser the subject used (from the first page that reached it)."""
+    _fail_first_run(context)
+    subject = context.trigger_kwargs["t_importSubject"]
+    agent = context.trigger_kwargs["pageReceived"]["userAgent"]
+    product = agent.rsplit(" ", 1)[-1]
+    browser, _, version = product.partition("/")
+    return {"subjectId": subject["subjectId"], "browser": browser, "version": version}
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventPrinter:
+    """Prints one line per event, whole lines only, whichever thread reports it."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+
+class DemoManager(TriggerManager):
+    """A manager that reports what happens, through the hooks and status updates.
+
+    Tasks rebuild their manager from its registry key, so the demo registers
+    this class (``trigger_managers.register``); the cascades that tasks fire
+    are then reported too.
+    """
+
+    events: EventPrinter | None = None
+
+    def _emit(self, line: str) -> None:
+        if DemoManager.events is not None:
+            DemoManager.events(line)
+
+    def update_instance_status(  # type: ignore[override]
+        self,
+        instance_or_name: TaskInstance | str,
+        status: str,
+        metadata: Mapping[str, Any] | None = None,
+        cascade: bool = False,
+        cascade_kwargs: Mapping[str, Any] | None = None,
+    ) -> TaskInstance:
+        instance = super().update_instance_status(
+            instance_or_name, status, metadata, cascade, cascade_kwargs
+        )
+        detail = ""
+        if status == TaskInstance.STATUS_FINISHED:
+            detail = " -> " + _compact(instance.metadata.get(TaskInstance.META_RESULT))
+        elif status == TaskInstance.STATUS_FAILED:
+            detail = ": " + _failure(instance)
+        self._emit(f"  {instance.name:<30} {status}{detail}")
+        return instance
+
+    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[TaskInstance]:
+        if trigger_name in WORKFLOW:  # a task's name: its instance finished
+            self._emit(f"  {'fire ' + trigger_name:<30} (cascade) {_compact(trigger_kwargs or {})}")
+        return super().fire(trigger_name, trigger_kwargs)
+
+    def _post_fire(self, trigger_name: str, tasks_scheduled: list[TaskInstance]) -> None:
+        if tasks_scheduled:
+            names = ", ".join(i.name for i in tasks_scheduled)
+            self._emit(f"  {trigger_name + ':':<30} scheduled {names}")
+
+    def _post_replay(self, task_instance: TaskInstance) -> None:
+        self._emit(f"  {task_instance.name:<30} replayed")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
+
+
+def _failure(instance: TaskInstance) -> str:
+    info = (instance.metadata.get(TaskInstance.META_EXCEPTION_INFO) or "").strip().splitlines()
+    return info[-1] if info else str(instance.metadata.get(TaskInstance.META_EXCEPTION_TYPE))
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def cache_settings(url: str | None) -> dict[str, Any]:
+    """The ``CACHES`` setting for ``--cache`` (None: a local-memory cache)."""
+    if url is None:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"--cache takes a redis:// URL, not {url!r}")
+    try:
+        import django_redis  # noqa: F401
+
+        backend = "django_redis.cache.RedisCache"
+    except ImportError:
+        backend = "django.core.cache.backends.redis.RedisCache"
+    return {"default": {"BACKEND": backend, "LOCATION": url}}
+
+
+def configure_django(cache_url: str | None = None) -> bool:
+    """Configure a minimal Django unless settings are configured already; whether it did.
+
+    ``DJANGO_SETTINGS_MODULE`` is ignored: the demo brings its own settings.
+    """
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        return False
+    settings.configure(
+        INSTALLED_APPS=["triggers"],
+        CACHES=cache_settings(cache_url),
+        USE_TZ=True,
+        LOGGING={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"null": {"class": "logging.NullHandler"}},
+            # The demo prints what happens; the runners' error logs would repeat it.
+            "loggers": {"triggers": {"handlers": ["null"], "propagate": False}},
+        },
+    )
+    django.setup()
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        metavar="URL",
+        help="keep the session in Redis at this redis:// URL (default: local memory)",
+    )
+    parser.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        choices=sorted(WORKFLOW),
+        metavar="TASK",
+        help="make the first run of TASK fail, then replay it (repeatable)",
+    )
+    parser.add_argument(
+        "--runner",
+        choices=["threading", "sync"],
+        default="threading",
+        help="task runner: a thread per task (default) or the calling thread",
+    )
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="fire isEmbeddedApplication first, so t_importBrowserMetadata is abandoned",
+    )
+    parser.add_argument("--uid", help="session uid (default: a new random one)")
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run the demonstration; 0 once every instance is resolved, 1 otherwise."""
+    from .runners import task_runners
+
+    configure_django(args.cache)
+    if args.runner not in task_runners:
+        out.write(
+            f"runner {args.runner!r} is not registered: install the package"
+            " (pip install -e .) so that its entry points exist\n"
+        )
+        return 2
+    trigger_managers.register(MANAGER_KEY, DemoManager)
+    FAIL_FIRST_RUN.clear()
+    FAIL_FIRST_RUN.update(args.fail)
+    DemoManager.events = emit = EventPrinter(out)
+
+    uid = args.uid or f"demo-{uuid.uuid4().hex[:12]}"
+    manager = DemoManager(CacheStorageBackend(uid))
+    emit(f"session {uid} (runner: {args.runner}, cache: {args.cache or 'local memory'})")
+    manager.update_configuration(
+        {name: {**definition, "using": args.runner} for name, definition in WORKFLOW.items()}
+    )
+
+    def fire(trigger: str, kwargs: dict[str, Any]) -> None:
+        emit(f"> fire {trigger} {_compact(kwargs)}")
+        manager.fire(trigger, kwargs)
+        ThreadingTaskRunner.join_all()
+
+    if args.embedded:
+        fire("isEmbeddedApplication", {})
+    fire("firstPageReceived", {"respondent": RESPONDENT})
+    for page in PAGES:
+        fire("pageReceived", {**page, "userAgent": USER_AGENT})
+    fire("questionnaireComplete", {"pages": len(PAGES)})
+
+    # What an operator does with failed instances: replay them.
+    for _round in range(3):
+        failed = [i for i in CacheStorageBackend(uid).iter_instances() if i.status == TaskInstance.STATUS_FAILED]
+        if not failed:
+            break
+        for instance in sorted(failed, key=_order):
+            emit(f"> replay {instance.name}")
+            manager.replay_failed_instance(instance.name)
+            ThreadingTaskRunner.join_all()
+
+    storage = CacheStorageBackend(uid)
+    instances = sorted(storage.iter_instances(), key=_order)
+    print_table(instances, out)
+    unresolved = [i.name for i in instances if not i.is_resolved]
+    if unresolved:
+        out.write(f"unresolved: {', '.join(unresolved)}\n")
+        return 1
+    return 0
+
+
+def _order(instance: TaskInstance) -> tuple[int, int, str]:
+    order = list(WORKFLOW)
+    task_name, _, number = instance.name.partition("#")
+    position = order.index(task_name) if task_name in order else len(order)
+    return position, int(number) if number.isdigit() else 0, instance.name
+
+
+def print_table(instances: Sequence[TaskInstance], out: TextIO) -> None:
+    """Every instance: name, status, the kwargs it ran with and its result."""
+    width = max([len("instance")] + [len(i.name) for i in instances])
+    out.write("\n")
+    out.write(f"{'instance':<{width}}  {'status':<9}  ran with / result\n")
+    out.write(f"{'-' * width}  {'-' * 9}  {'-' * 17}\n")
+    for instance in instances:
+        metadata = instance.metadata
+        ran_with = metadata.get(TaskInstance.META_ACTUAL_KWARGS)
+        if TaskInstance.META_RESULT in metadata:
+            result = _compact(metadata[TaskInstance.META_RESULT])
+        elif instance.status == TaskInstance.STATUS_FAILED or TaskInstance.META_EXCEPTION_INFO in metadata:
+            result = "error: " + _failure(instance)
+        else:
+            result = "-"
+        kwargs = "(did not run)" if ran_with is None else _compact(ran_with)
+        pad = " " * (width + 13)
+        out.write(f"{instance.name:<{width}}  {instance.status:<9}  kwargs: {kwargs}\n")
+        out.write(f"{pad}result: {result}\n")
+        if metadata.get(TaskInstance.META_PARENT):
+            out.write(f"{pad}replay of {metadata[TaskInstance.META_PARENT]}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m triggers demo",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,254 @@
+"""How a ready task instance is sent to be run: the task runners.
+
+A runner receives ``run(manager, task_instance)`` from the manager once the
+instance is saved as ``scheduled`` and the session lock is released. It turns
+the instance into a *payload* of plain data (:meth:`BaseTaskRunner._prepare_task_kwargs`)
+and hands that to :func:`triggers.task.run_task` somewhere: in a new thread
+(:class:`ThreadingTaskRunner`), in the calling thread
+(:class:`SynchronousTaskRunner`), or, for a distributed runner, in another
+process. The payload names the manager and storage classes by their
+registry keys, so the task can rebuild them wherever it runs.
+
+This module imports neither :mod:`triggers.manager` nor :mod:`triggers.task`
+at its top: plugin modules import it at theirs, and the manager loads
+plugins, so those imports happen inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .registry import EntryPointRegistry
+
+if TYPE_CHECKING:
+    from .manager import TriggerManager
+    from .types import TaskInstance
+
+__all__ = [
+    "DEFAULT_TASK_RUNNER",
+    "BaseTaskRunner",
+    "SynchronousTaskRunner",
+    "ThreadingTaskRunner",
+    "merge_kwargs",
+    "task_runners",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key of the runner used when neither the task's ``using`` nor the
+#: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise.
+DEFAULT_TASK_RUNNER = "threading"
+
+task_runners: EntryPointRegistry[BaseTaskRunner] = EntryPointRegistry("triggers.runners")
+
+
+def merge_kwargs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``override``, recursively; neither is changed.
+
+    Where both hold a dict under the same key, the dicts are merged the same
+    way; anywhere else the value of ``override`` wins.
+    """
+    merged: dict[str, Any] = {key: copy.deepcopy(value) for key, value in base.items()}
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_kwargs(current, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class BaseTaskRunner(ABC):
+    """Sends ready task instances to be run.
+
+    Subclasses define ``name`` and :meth:`run`, and are registered under the
+    ``triggers.runners`` entry point group; a task configuration selects one
+    with ``using``.
+    """
+
+    #: the key the runner is registered under
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
+        """Start running ``task_instance`` (already saved as ``scheduled``).
+
+        An exception raised here means the task could not be started: the
+        manager marks the instance ``failed`` with the error recorded.
+        """
+
+    def _prepare_task_kwargs(self, manager: TriggerManager, task_instance: TaskInstance) -> dict[str, Any]:
+        """The payload :func:`triggers.task.run_task` receives: plain, picklable data."""
+        from .manager import trigger_managers
+        from .storages.base import storage_backends
+
+        storage = manager.storage
+        manager_type = trigger_managers.key_of(type(manager))
+        if manager_type is None:
+            raise RuntimeError(
+                f"{_qualified(type(manager))} has no key in the 'triggers.managers' registry, so a"
+                f" task could not rebuild it; register it (an entry point in that group, or"
+                f" trigger_managers.register(key, cls)) before firing triggers with it"
+            )
+        storage_type = storage_backends.key_of(type(storage))
+        if storage_type is None:
+            raise RuntimeError(
+                f"{_qualified(type(storage))} has no key in the 'triggers.storages' registry, so a"
+                f" task could not rebuild it; register it (an entry point in that group, or"
+                f" storage_backends.register(key, cls)) before firing triggers with it"
+            )
+        return {
+            "instance_name": task_instance.name,
+            "manager_type": manager_type,
+            "storage_type": storage_type,
+            "storage_uid": storage.uid,
+            "storage_kwargs": storage.rebuild_kwargs(),
+            "trigger_kwargs": merge_kwargs(task_instance.config.with_params, task_instance.kwargs),
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class SynchronousTaskRunner(BaseTaskRunner):
+    """Runs each task in the calling thread, before ``fire()`` returns.
+
+    Cascades run the same way, depth first, so a single ``fire()`` may run a
+    whole workflow. Whatever the task body raises is recorded on its
+    instance (``failed``) and logged here, not raised to the caller of
+    ``fire()``. Useful for tests, scripts and debugging.
+    """
+
+    name = "sync"
+    triggers__registry_key = "sync"
+
+    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
+        from .task import run_task
+
+        payload = self._prepare_task_kwargs(manager, task_instance)
+        try:
+            run_task(payload)
+        except Exception:
+            logger.error("task instance %s failed", task_instance.name, exc_info=True)
+
+
+class ThreadingTaskRunner(BaseTaskRunner):
+    """Runs each task in a new thread of the current process.
+
+    Task threads are not daemons: a process that exits normally waits for
+    them, so no instance is left ``running``. Each thread closes its Django
+    database connections when its task ends. :meth:`join_all` waits for
+    every task thread started so far, and for those their cascades start.
+    """
+
+    name = "threading"
+    triggers__registry_key = "threading"
+
+    # Shared by every instance (and subclass): join_all() must see them all.
+    _threads: ClassVar[set[threading.Thread]] = set()
+    _threads_lock: ClassVar[threading.Lock] = threading.Lock()
+    _local: ClassVar[threading.local] = threading.local()
+
+    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
+        payload = self._prepare_task_kwargs(manager, task_instance)
+        thread = threading.Thread(
+            target=self._run_in_thread,
+            args=(payload,),
+            name=f"triggers:{manager.storage.uid}:{task_instance.name}",
+        )
+        cls = ThreadingTaskRunner
+        # Tracked before it starts, so a join_all() running now cannot miss it.
+        with cls._threads_lock:
+            cls._threads.add(thread)
+        try:
+            thread.start()
+        except BaseException:
+            with cls._threads_lock:
+                cls._threads.discard(thread)
+            raise
+
+    @staticmethod
+    def _run_in_thread(payload: dict[str, Any]) -> None:
+        from django.db import connections
+
+        from .task import run_task
+
+        cls = ThreadingTaskRunner
+        cls._local.is_task_thread = True
+        try:
+            run_task(payload)
+        except Exception:
+            # Already recorded on the instance; the thread has no caller to tell.
+            logger.error("task instance %s failed", payload.get("instance_name"), exc_info=True)
+        finally:
+            try:
+                connections.close_all()
+            finally:
+                # Any cascade this task started was tracked before this point.
+                with cls._threads_lock:
+                    cls._threads.discard(threading.current_thread())
+
+    @classmethod
+    def is_task_thread(cls) -> bool:
+        """Whether the calling thread is one this runner started."""
+        return bool(getattr(ThreadingTaskRunner._local, "is_task_thread", False))
+
+    @classmethod
+    def running_threads(cls) -> list[threading.Thread]:
+        """Task threads started and not finished yet."""
+        with ThreadingTaskRunner._threads_lock:
+            return sorted(ThreadingTaskRunner._threads, key=lambda t: t.name)
+
+    @classmethod
+    def join_all(cls, timeout: float | None = None) -> None:
+        """Wait until every task thread has finished, cascades included.
+
+        Threads that tasks start while this waits are waited for too. With
+        ``timeout`` (seconds), raises TimeoutError if threads are still
+        running by then. Calling it from a task thread raises RuntimeError:
+        that thread would wait for itself.
+        """
+        if cls.is_task_thread():
+            raise RuntimeError(
+                "ThreadingTaskRunner.join_all() was called from a task thread, which would"
+                " wait for itself; call it from the thread that fires the triggers"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            threads = cls.running_threads()
+            if not threads:
+                return
+            for thread in threads:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    thread.join(remaining)
+                except RuntimeError:
+                    # Tracked, but start() has not returned yet (or is failing,
+                    # and run() will forget it): look again in a moment.
+                    time.sleep(0.001)
+                if deadline is not None and time.monotonic() >= deadline and thread.is_alive():
+                    alive = ", ".join(t.name for t in cls.running_threads())
+                    raise TimeoutError(f"task threads still running after {timeout}s: {alive}")
+
+    @staticmethod
+    def _after_fork_in_child() -> None:
+        # The parent's threads do not exist in a forked child, and the lock
+        # may have been held by one of them at the moment of the fork.
+        ThreadingTaskRunner._threads_lock = threading.Lock()
+        ThreadingTaskRunner._threads = set()
+        ThreadingTaskRunner._local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=ThreadingTaskRunner._after_fork_in_child)
