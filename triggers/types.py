@@ -94,6 +94,41 @@ class TaskConfig:
             definition = {k: v for k, v in definition.items() if k != "name"}
         return cls(name=name, **definition)
 
+    _SERIALIZED_KEYS = frozenset({"after", "andEvery", "run", "unless", "using", "withParams"})
+
+    @classmethod
+    def from_stored(cls, name: str, data: Mapping[str, Any]) -> TaskConfig:
+        """Rebuild a config from what :meth:`serialize` wrote.
+
+        Stored configs were checked when first given, so the common shape
+        is taken as it is (this runs for every task a fire touches); any
+        other shape goes through the checking constructor.
+        """
+        after, unless, run = data.get("after"), data.get("unless"), data.get("run")
+        and_every, using, params = data.get("andEvery"), data.get("using"), data.get("withParams")
+        if (
+            type(after) is not list
+            or type(unless) is not list
+            or type(run) is not str
+            or not run
+            or (and_every is not None and type(and_every) is not str)
+            or (using is not None and type(using) is not str)
+            or type(params) is not dict
+        ):
+            return cls(name=name, **data)
+        config = cls.__new__(cls)
+        config.name = name
+        config.run = run
+        config.using = using
+        config.after = set(after)
+        if and_every:
+            config.after.add(and_every)
+        config.unless = set(unless)
+        config.and_every = and_every
+        config.with_params = params
+        config.extra = {k: v for k, v in data.items() if k not in cls._SERIALIZED_KEYS}
+        return config
+
     @property
     def after_sorted(self) -> list[str]:
         return sorted(self.after)

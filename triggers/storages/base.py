@@ -160,6 +160,19 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
     def __len__(self) -> int:
         return sum(self._counts.values()) + len(self._task_of_irregular)
 
+    def create(self, config: TaskConfig, **kwargs: Any) -> TaskInstance:
+        """A new instance of ``config`` under the task's next free name."""
+        task = config.name
+        number = self._counts.get(task, 0)
+        if self._irregular:
+            number = self.next_number(task)
+        instance = TaskInstance(instance_name(task, number), config, **kwargs)
+        if number == self._counts.get(task, 0):
+            self._counts[task] = number + 1
+            self._remember(instance)
+            return instance
+        return self.add(instance)
+
     def add(self, instance: TaskInstance) -> TaskInstance:
         """Install ``instance``, replacing one of the same name."""
         task = instance.config.name
@@ -258,7 +271,7 @@ class BaseTriggerStorage(Lockable):
         if not isinstance(data, Mapping):
             raise StorageCorrupted(self.uid, f"task {task_name!r} is stored as {data!r}")
         try:
-            return TaskConfig(name=task_name, **data)
+            return TaskConfig.from_stored(task_name, data)
         except (TypeError, ValueError) as exc:
             raise StorageCorrupted(self.uid, f"task {task_name!r}: {exc}") from exc
 
@@ -368,10 +381,7 @@ class BaseTriggerStorage(Lockable):
     def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
         """A new unstarted instance of the task, installed in the session."""
         config = self.get_task(task_config_or_name)
-        instances = self.instances
-        number = instances.next_number(config.name)
-        instance = TaskInstance(instance_name(config.name, number), config, **kwargs)
-        return instances.add(instance)
+        return self.instances.create(config, **kwargs)
 
     def _next_instance_number(self, task_name: str) -> int:
         return self.instances.next_number(task_name)

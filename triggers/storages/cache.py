@@ -288,11 +288,16 @@ class CacheStorageBackend(BaseTriggerStorage):
         if self._stored != LAYOUT_SPLIT:
             return super()._schedulable_instances_of_task(task_name)
         instances = self.instances
-        wanted = set(self._open.get(task_name, ()))
-        wanted.update(instances.loaded_names_of_task(task_name))
+        open_names = self._open.get(task_name)
+        loaded_names = instances.loaded_names_of_task(task_name)
+        if not open_names and not loaded_names:
+            return []
+        wanted = set(open_names or ())
+        wanted.update(loaded_names)
         return [i for i in (instances[name] for name in sorted(wanted)) if i.can_schedule]
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+        self._load()
         if self._head is None:
             return super()._tasks_using_trigger(trigger_name)
         names = set(self._head["triggers"].get(trigger_name, ())) | self._changed_tasks
