@@ -149,15 +149,7 @@ def test_several_records_gone_are_all_named(any_cache, uid):
     assert sorted(info.value.missing) == sorted(gone)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SessionIncomplete,
-    reason=(
-        "known bug, left alone: with a finite timeout, saves refresh the head and the records"
-        " they change, not the records of untouched instances, which expire under a live head"
-    ),
-)
-@pytest.mark.parametrize("alias", ["locmem", "memcached"])
+@pytest.mark.parametrize("alias", ["locmem", "redis", "memcached", "db_sqlite"])
 def test_untouched_records_outlive_a_busy_head(request, alias, uid):
     from .conftest import prepare_cache
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import pickle
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -164,8 +166,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._prefetched = None
 
     def _pending_writes(self) -> tuple[Sequence[Mapping[str, Any]], Any]:
-        pending = self.__dict__.pop("_pending", None)
-        return (pending or ()), self.timeout
+        return self.__dict__.pop("_pending", None) or ((), self.timeout)
 
     def invalidate_cache(self) -> None:
         pending = self.__dict__.pop("_pending", None)
@@ -173,7 +174,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             # A save made under this lock must reach the cache before a re-read.
             lock = self._held_lock()
             assert lock is not None
-            lock.write(pending, self.timeout)
+            lock.write(*pending)
         super().invalidate_cache()
         self._reset()
 
@@ -313,9 +314,9 @@ class CacheStorageBackend(BaseTriggerStorage):
             # The witness goes after the head: a head without it reads fine.
             generation = (self._head or {}).get("generation", 0) + 1
             batches = [{self.cache_key: self._single_value(), self.witness_key: generation}]
+            self.__dict__["_pending"] = (batches, self.timeout)
         else:
-            batches = self._split_batches()
-        self.__dict__["_pending"] = batches
+            self.__dict__["_pending"] = self._split_batches()
 
     def _single_value(self) -> dict[str, Any]:
         session = {
@@ -327,15 +328,35 @@ class CacheStorageBackend(BaseTriggerStorage):
             _pickled(name, record)
         return session
 
-    def _split_batches(self) -> list[dict[str, Any]]:
+    def _lifetime(self) -> float | None:
+        """Seconds the session lives after a save, or None for no expiry."""
+        seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
+        return None if seconds is None else float(seconds)
+
+    def _split_batches(self) -> tuple[list[dict[str, Any]], Any]:
+        """The writes of a save, in order, and the timeout they are made with.
+
+        Expiry: every key of a session expires at one instant, ``lifetime``
+        after the head's ``touched`` time. Once half of that has passed, a
+        save rewrites every record, so records left unchanged by recent
+        saves never expire before the head does.
+        """
         instances = self.instances
-        if self._stored == LAYOUT_SINGLE:
-            instances.load_all()  # converting: every record gets written once
+        previous = self._head or {}
+        lifetime = self._lifetime()
+        now = time.time()
+        touched = previous.get("touched")
+        refresh = lifetime is not None and (touched is None or now - touched > lifetime / 2)
+        if refresh:
+            touched = now
+        if self._stored == LAYOUT_SINGLE or (refresh and self._stored == LAYOUT_SPLIT):
+            instances.load_all()  # every record gets (re)written
+        records: dict[str, Any] = {}
         changed: dict[str, Any] = {}
         open_names = {task: set(names) for task, names in self._open.items()}
         snapshots = self._snapshots
         for name, instance in instances.loaded.items():
-            record = instance.serialize()
+            record = records[name] = instance.serialize()
             snapshot = snapshots.get(name)
             # A new instance is written anyway; an old one only if it changed.
             if snapshot is None or snapshot != _pickled(name, record):
@@ -345,7 +366,6 @@ class CacheStorageBackend(BaseTriggerStorage):
                 task_open.add(name)
             else:
                 task_open.discard(name)
-        previous = self._head or {}
         tasks = previous.get("tasks", {})
         by_trigger = previous.get("triggers", {})
         if self._changed_tasks:
@@ -366,12 +386,20 @@ class CacheStorageBackend(BaseTriggerStorage):
             "counts": counts,
             "irregular": irregular,
             "open": {task: sorted(names) for task, names in open_names.items() if names},
-            "delta": {},
+            "delta": changed,
+            "touched": touched,
         }
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
         settle = {self.record_key(n): r for n, r in previous.get("delta", {}).items()}
+        if refresh:
+            settle.update(
+                (self.record_key(n), r) for n, r in records.items() if n not in changed
+            )
         if self._stored is not None:
             settle[self.witness_key] = head["generation"]
-        head["delta"] = changed
-        return [settle, {self.cache_key: head}]
+        if lifetime is None:
+            return [settle, {self.cache_key: head}], None
+        # Whole seconds, at least one: Memcached reads 0 as "never expire".
+        timeout = max(1, math.ceil(touched + lifetime - now))
+        return [settle, {self.cache_key: head}], timeout
