@@ -164,3 +164,20 @@ def test_untouched_records_outlive_a_busy_head(request, alias, uid):
         expected["metas"]["beat"] = beat
     # Last save one moment ago, timeout 3 s: the session must be whole.
     assert fresh(store).debug_repr() == expected
+
+
+
+def test_task_table_gone(any_cache, uid):
+    from triggers.storages import cache as cache_module
+
+    store = populate(CacheStorageBackend(uid, cache=any_cache, layout="split"))
+    head = caches[any_cache].get(store.cache_key)
+    table_key = store.tasks_key(head["tasks_version"])
+    assert caches[any_cache].get(table_key) is not None
+    caches[any_cache].delete(table_key)
+    # As a process that never saw the table: forget the tables this one keeps.
+    cache_module._task_tables = cache_module._TaskTables()
+    with pytest.raises(SessionIncomplete) as info:
+        CacheStorageBackend(uid, cache=any_cache).tasks
+    assert info.value.missing == [table_key]
+    assert uid in str(info.value)

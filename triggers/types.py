@@ -6,6 +6,7 @@ load unchanged.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -125,7 +126,8 @@ class TaskConfig:
             config.after.add(and_every)
         config.unless = set(unless)
         config.and_every = and_every
-        config.with_params = params
+        # Stored data may be shared (a task table is kept per process).
+        config.with_params = copy.deepcopy(params) if params else {}
         config.extra = {k: v for k, v in data.items() if k not in cls._SERIALIZED_KEYS}
         return config
 

@@ -2,9 +2,12 @@
 
 Layouts. Triggers 2.x kept a whole session in one value, so every fire
 read and rewrote every instance. The default "split" layout keeps a small
-head (configs, metadata, an index of instance names) under the 2.x key and
-each instance under a key of its own, so a fire reads and writes only what
-it touches. The "single" layout writes the 2.x value, for rolling upgrades;
+head (metadata, an index of instance names, the version of the task table)
+under the 2.x key, the task table (configs and the triggers they listen to)
+under a key named by its version, and each instance under a key of its own,
+so a fire reads and writes only what it touches. A task table is written
+under a new version whenever the configuration changes and is never
+rewritten in place, so a process may keep the tables it has seen. The "single" layout writes the 2.x value, for rolling upgrades;
 both layouts read both.
 
 Commit point. A save is committed when the head is written; the head is
@@ -27,7 +30,10 @@ import hashlib
 import math
 import pickle
 import re
+import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -58,6 +64,36 @@ def _record_suffix(instance_name: str) -> str:
     if _SAFE_NAME.fullmatch(instance_name):
         return instance_name
     return "~" + hashlib.sha1(instance_name.encode("utf-8")).hexdigest()
+
+
+class _TaskTables:
+    """Task tables already read or written by this process, by their key.
+
+    A table's key holds a version chosen when it was written and never
+    reused, so a table found here is exactly what the cache holds: a fire
+    then reads and writes no task configuration at all.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self._tables: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+            return table
+
+    def put(self, key: str, table: dict[str, Any]) -> None:
+        with self._lock:
+            self._tables[key] = table
+            while len(self._tables) > self._size:
+                self._tables.popitem(last=False)
+
+
+_task_tables = _TaskTables()
 
 
 def _pickled(name: str, record: Any) -> bytes:
@@ -138,6 +174,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._snapshots: dict[str, bytes] = {}
         self._changed_tasks: set[str] = set()
         self._prefetched: dict[str, Any] | None = None
+        self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
 
     # ------------------------------------------------------------- keys
     @property
@@ -150,6 +187,10 @@ class CacheStorageBackend(BaseTriggerStorage):
 
     def record_key(self, instance_name: str) -> str:
         return f"{self.cache_key}:i:{_record_suffix(instance_name)}"
+
+    def tasks_key(self, version: str) -> str:
+        """Key of the task table of that version (configs and their triggers)."""
+        return f"{self.cache_key}:t:{version}"
 
     # ------------------------------------------------------------- locking
     def get_lock_backend(self) -> CacheLike:
@@ -224,24 +265,41 @@ class CacheStorageBackend(BaseTriggerStorage):
 
     def _install_split(self, head: dict[str, Any]) -> None:
         try:
-            tasks, metas, counts = head["tasks"], head["metas"], head["counts"]
+            version, metas, counts = head["tasks_version"], head["metas"], head["counts"]
             irregular, open_names, delta = head["irregular"], head["open"], head["delta"]
-            by_trigger = head["triggers"]
             generation = head["generation"]
         except KeyError as exc:
             raise StorageCorrupted(self.uid, f"the session head lacks {exc.args[0]!r}") from None
-        if not all(isinstance(part, dict) for part in (tasks, metas, counts, irregular, open_names, delta, by_trigger)):
+        if not all(isinstance(part, dict) for part in (metas, counts, irregular, open_names, delta)):
             raise StorageCorrupted(self.uid, "the session head has parts of the wrong type")
-        if not isinstance(generation, int):
+        if not isinstance(generation, int) or not isinstance(version, str):
             raise StorageCorrupted(self.uid, f"the session head has generation {generation!r}")
+        table = self._read_task_table(version)
         self._stored = LAYOUT_SPLIT
         self._head = head
-        self._configs = _StoredConfigs(tasks, self._build_config)  # type: ignore[assignment]
+        self._table = table
+        self._configs = _StoredConfigs(table["tasks"], self._build_config)  # type: ignore[assignment]
         self._metas = self._build_metas(metas)
         self._open = {task: set(names) for task, names in open_names.items()}
         self._instances = TaskInstanceCollection(
             counts=counts, irregular=irregular, fetch=self._fetch_instances
         )
+
+    def _read_task_table(self, version: str) -> dict[str, Any]:
+        key = self.tasks_key(version)
+        table = _task_tables.get(key)
+        if table is None:
+            table = self.cache.get(key)
+            if table is None:
+                raise SessionIncomplete(self.uid, [key])
+            if not (
+                isinstance(table, dict)
+                and isinstance(table.get("tasks"), dict)
+                and isinstance(table.get("triggers"), dict)
+            ):
+                raise StorageCorrupted(self.uid, f"{key!r} does not hold a task table")
+            _task_tables.put(key, table)
+        return table
 
     def _fetch_instances(self, names: list[str]) -> dict[str, TaskInstance]:
         """Read instance records: from the head's delta, else from their own keys."""
@@ -301,7 +359,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._load()
         if self._head is None:
             return super()._tasks_using_trigger(trigger_name)
-        names = set(self._head["triggers"].get(trigger_name, ())) | self._changed_tasks
+        names = set(self._table["triggers"].get(trigger_name, ())) | self._changed_tasks
         tasks = self.tasks
         return [tasks[n] for n in sorted(names) if n in tasks and tasks[n].uses_trigger(trigger_name)]
 
@@ -366,22 +424,28 @@ class CacheStorageBackend(BaseTriggerStorage):
                 task_open.add(name)
             else:
                 task_open.discard(name)
-        tasks = previous.get("tasks", {})
-        by_trigger = previous.get("triggers", {})
-        if self._changed_tasks:
-            tasks = dict(tasks)
+        # The task table is written under a new version only when it changed.
+        table_writes: dict[str, Any] = {}
+        version = previous.get("tasks_version")
+        if self._changed_tasks or version is None:
+            tasks = dict(self._table["tasks"])
             for task_name in self._changed_tasks:
                 tasks[task_name] = self.tasks[task_name].serialize()
-            by_trigger = {}
+            by_trigger: dict[str, list[str]] = {}
             for task_name, stored in tasks.items():
                 for trigger in {*stored["after"], *stored["unless"]}:
                     by_trigger.setdefault(trigger, []).append(task_name)
+            version = uuid.uuid4().hex
+            table = {"tasks": tasks, "triggers": by_trigger}
+            table_writes[self.tasks_key(version)] = table
+            _task_tables.put(self.tasks_key(version), table)
+        elif refresh:
+            table_writes[self.tasks_key(version)] = self._table
         counts, irregular = instances.index()
         head = {
             "format": HEAD_FORMAT,
             "generation": previous.get("generation", 0) + 1,
-            "tasks": tasks,
-            "triggers": by_trigger,
+            "tasks_version": version,
             "metas": self.metadata,
             "counts": counts,
             "irregular": irregular,
@@ -392,6 +456,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
         settle = {self.record_key(n): r for n, r in previous.get("delta", {}).items()}
+        settle.update(table_writes)
         if refresh:
             settle.update(
                 (self.record_key(n), r) for n, r in records.items() if n not in changed
