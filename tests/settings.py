@@ -49,17 +49,37 @@ if HAS_PG:
         "TEST": {"NAME": f"test_triggers_{os.getpid()}"},
     }
 
+# Django culls LocMem and database caches past MAX_ENTRIES (300 by default),
+# deleting whatever rows come first; a test's session must not vanish that way.
+NO_CULLING = {"MAX_ENTRIES": 10**7}
+
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
-    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "locmem"},
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "default",
+        "OPTIONS": NO_CULLING,
+    },
+    "locmem": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "locmem",
+        "OPTIONS": NO_CULLING,
+    },
     "redis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL},
     "dredis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
     "memcached": {
         "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
         "LOCATION": MEMCACHED,
     },
-    "db_sqlite": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "triggers_cache_sqlite"},
-    "db_pg": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "triggers_cache_pg"},
+    "db_sqlite": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "triggers_cache_sqlite",
+        "OPTIONS": NO_CULLING,
+    },
+    "db_pg": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "triggers_cache_pg",
+        "OPTIONS": NO_CULLING,
+    },
     "file": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": os.path.join(tempfile.gettempdir(), "triggers-tests-filecache"),

@@ -36,10 +36,11 @@ def storage(uid: str, alias: str, **kwargs: Any) -> CacheStorageBackend:
 def populate(store: CacheStorageBackend) -> CacheStorageBackend:
     """Configure CONFIG and make a few instances in various states; saved twice.
 
-    Two saves: on caches without atomic multi-key writes, instance records
-    reach their own keys with the save after the one that changed them.
+    Two saves: instance records reach their own keys with the save after
+    the one that changed them. The lock gets a ttl of its own, so a cache
+    with a tiny default timeout cannot expire it mid-save.
     """
-    with store.acquire_lock():
+    with store.acquire_lock(ttl=30):
         store.update_configuration(CONFIG)
         first = store.create_instance("t_import", kwargs={"start": {"subject": 7}})
         store.create_instance(
@@ -54,7 +55,7 @@ def populate(store: CacheStorageBackend) -> CacheStorageBackend:
         store.latest_kwargs.update(start={"subject": 7}, pageSaved={"page": 2})
         assert first.name == "t_import#0"
         store.save()
-    with store.acquire_lock():
+    with store.acquire_lock(ttl=30):
         store.metadata["note"] = "second save"
         store.save()
     store.invalidate_cache()

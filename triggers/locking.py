@@ -26,7 +26,7 @@ import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
@@ -45,9 +45,9 @@ __all__ = [
     "resolve_cache",
 ]
 
-CacheLike = Union[str, BaseCache]
-Ttl = Union[bool, float, int, None]
-Block = Union[bool, float, int]
+CacheLike = str | BaseCache
+Ttl = bool | float | int | None
+Block = bool | float | int
 
 #: first pause of a blocked waiter, and the longest one (seconds)
 BACKOFF_START = 0.0005
@@ -464,6 +464,23 @@ class DatabaseLockDriver(LockDriver):
             self._drop_if_broken(connection)
             raise
 
+    def owns(self, key: str, token: str) -> bool:
+        # Not cache.get(): Django's database cache deletes a row it reads as
+        # expired, unconditionally, and could delete a lock just taken over.
+        db, connection, table = self._connection()
+        q = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {table}"
+                f" WHERE {q('cache_key')} = %s AND {q('value')} = %s AND {q('expires')} >= %s",
+                [
+                    self.cache.make_and_validate_key(key),
+                    self._encode(token),
+                    self._stamp(connection, self._moment(time.time())),
+                ],
+            )
+            return cursor.fetchone() is not None
+
     def _upsert(
         self, cursor: Any, connection: Any, table: str, batches: Sequence[Mapping[str, Any]], timeout: Any
     ) -> None:
@@ -588,6 +605,7 @@ class CacheLock:
         self.ttl = _relative_ttl(self.cache, ttl)
         self.token = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
         self.held = False
+        self._uncertain = False  # whether the last attempt failed midway
 
     def _call(self, operation: Any, *args: Any) -> Any:
         """Run a driver call, retrying transient backend errors for a while."""

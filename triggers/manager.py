@@ -76,8 +76,8 @@ class TriggerManager:
     def update_configuration(self, config: Mapping[str, Any]) -> None:
         """Merge task definitions into the session and save them."""
         with self.storage.acquire_lock():
-            for definition in config.values() if isinstance(config, Mapping) else ():
-                if isinstance(definition, Mapping) and "withParams" in definition:
+            for definition in config.values() if isinstance(config, (dict, Mapping)) else ():
+                if isinstance(definition, (dict, Mapping)) and "withParams" in definition:
                     check_storable("withParams", definition["withParams"])
             self.storage.update_configuration(config)
             self.storage.save()
@@ -89,7 +89,7 @@ class TriggerManager:
             raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
         if trigger_kwargs is None:
             trigger_kwargs = {}
-        elif not isinstance(trigger_kwargs, Mapping):
+        elif not isinstance(trigger_kwargs, (dict, Mapping)):
             raise TypeError(f"kwargs of trigger {trigger_name!r} must be a dict, not {trigger_kwargs!r}")
         check_storable(f"kwargs of trigger {trigger_name!r}", trigger_kwargs)
         trigger_kwargs = dict(trigger_kwargs)
@@ -233,7 +233,7 @@ class TriggerManager:
                 f"unknown status {status!r} (expected one of {sorted(TaskInstance.ALL_STATUSES)})"
             )
         if metadata is not None:
-            if not isinstance(metadata, Mapping):
+            if not isinstance(metadata, (dict, Mapping)):
                 raise TypeError(f"metadata must be a dict, not {metadata!r}")
             check_storable("instance metadata", metadata)
         with self.storage.acquire_lock():
@@ -248,7 +248,7 @@ class TriggerManager:
         self, instance_or_name: TaskInstance | str, metadata: Mapping[str, Any]
     ) -> TaskInstance:
         """Merge ``metadata`` into an instance's metadata."""
-        if not isinstance(metadata, Mapping):
+        if not isinstance(metadata, (dict, Mapping)):
             raise TypeError(f"metadata must be a dict, not {metadata!r}")
         check_storable("instance metadata", metadata)
         with self.storage.acquire_lock():
@@ -267,7 +267,7 @@ class TriggerManager:
     ) -> TaskInstance:
         """Mark a failed instance replayed and schedule a clone of it; returns the clone."""
         if replacement_kwargs is not None:
-            if not isinstance(replacement_kwargs, Mapping):
+            if not isinstance(replacement_kwargs, (dict, Mapping)):
                 raise TypeError(f"replacement_kwargs must be a dict, not {replacement_kwargs!r}")
             check_storable("replacement kwargs", replacement_kwargs)
         with self.storage.acquire_lock():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
 from .errors import TriggersError
@@ -34,49 +34,88 @@ class UnknownRegistryKey(TriggersError, KeyError):
         )
 
 
+class PluginLoadError(TriggersError, ImportError):
+    """An entry point's class could not be imported; the cause is chained."""
+
+    def __init__(self, key: str, group: str, target: str, cause: BaseException) -> None:
+        self.key = key
+        self.group = group
+        self.target = target
+        super().__init__(
+            f"entry point {key!r} = {target!r} in group {group!r} could not be loaded:"
+            f" {type(cause).__name__}: {cause}"
+        )
+
+
 class EntryPointRegistry(Generic[T]):
-    """Classes registered under one entry point group, loaded on first use."""
+    """Classes registered under one entry point group, each loaded on first use.
+
+    The group's entry points are listed once; a class is imported only when
+    its key is asked for (or when every class is, by :meth:`items`), so a
+    plugin that fails to import breaks its own key only, with an error that
+    names it.
+    """
 
     def __init__(self, group: str) -> None:
         self.group = group
-        self._classes: dict[str, type[T]] | None = None
+        self._entry_points: dict[str, EntryPoint] | None = None
+        self._classes: dict[str, type[T]] = {}
         self._lock = threading.RLock()
 
-    def _load(self) -> dict[str, type[T]]:
+    def _listed(self) -> dict[str, EntryPoint]:
         with self._lock:
-            if self._classes is None:
-                classes: dict[str, type[T]] = {}
+            if self._entry_points is None:
+                listed: dict[str, EntryPoint] = {}
                 for ep in entry_points(group=self.group):
-                    if ep.name in classes:
-                        continue  # the first distribution found wins, as importlib orders them
-                    cls = ep.load()
-                    brand(cls, ep.name)
-                    classes[ep.name] = cls
-                self._classes = classes
-            return self._classes
+                    # The first distribution found wins, as importlib orders them.
+                    listed.setdefault(ep.name, ep)
+                self._entry_points = listed
+            return self._entry_points
+
+    def _load_key(self, key: str) -> type[T]:
+        with self._lock:
+            listed = self._listed()
+            cls = self._classes.get(key)
+            if cls is not None:
+                return cls
+            ep = listed.get(key)
+            if ep is None:
+                raise UnknownRegistryKey(key, self.group, self.keys())
+            try:
+                cls = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(key, self.group, ep.value, exc) from exc
+            brand(cls, key)
+            self._classes[key] = cls
+            return cls
+
+    def _load(self) -> dict[str, type[T]]:
+        """Every class of the group, imported now if not yet."""
+        with self._lock:
+            for key in self._listed():
+                self._load_key(key)
+            return dict(self._classes)
 
     def register(self, key: str, cls: type[T]) -> type[T]:
         """Add ``cls`` under ``key`` without an entry point (scripts, tests).
 
         Forgotten by :meth:`refresh`; packages should use entry points.
         """
-        classes = self._load()
         with self._lock:
+            self._listed()
             brand(cls, key)
-            classes[key] = cls
+            self._classes[key] = cls
         return cls
 
     def refresh(self) -> None:
         """Forget what was loaded; the next use reads the entry points again."""
         with self._lock:
-            self._classes = None
+            self._entry_points = None
+            self._classes = {}
 
     def get_class(self, key: str) -> type[T]:
-        classes = self._load()
-        try:
-            return classes[key]
-        except KeyError:
-            raise UnknownRegistryKey(key, self.group, sorted(classes)) from None
+        """The class registered under ``key`` (UnknownRegistryKey if none is)."""
+        return self._load_key(key)
 
     def get(self, key: str, *args: Any, **kwargs: Any) -> T:
         """A new instance of the class registered under ``key``."""
@@ -86,10 +125,12 @@ class EntryPointRegistry(Generic[T]):
         return sorted(self._load().items())
 
     def keys(self) -> list[str]:
-        return sorted(self._load())
+        """The registered keys (no class is imported to list them)."""
+        with self._lock:
+            return sorted(set(self._listed()) | set(self._classes))
 
     def key_of(self, cls: type) -> str | None:
-        """The key ``cls`` is registered under, branding it if it was not yet."""
+        """The key ``cls`` is registered under, or None."""
         key = cls.__dict__.get(BRAND_ATTRIBUTE)
         if key is not None:
             return key
@@ -99,13 +140,13 @@ class EntryPointRegistry(Generic[T]):
         return None
 
     def __contains__(self, key: object) -> bool:
-        return key in self._load()
+        return key in self.keys()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self._load())
+        return len(self.keys())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.group!r}>"

@@ -68,7 +68,7 @@ class TaskConfig:
             raise InvalidTaskConfig(name, f"'unless' must be a list, not {unless!r}")
         if using is not None and (not isinstance(using, str) or not using):
             raise InvalidTaskConfig(name, f"'using' must name a task runner, not {using!r}")
-        if withParams is not None and not isinstance(withParams, Mapping):
+        if withParams is not None and not isinstance(withParams, (dict, Mapping)):
             raise InvalidTaskConfig(name, f"'withParams' must be a dict, not {withParams!r}")
         self.name = name
         self.run = run
@@ -86,7 +86,7 @@ class TaskConfig:
         """Build a config from one entry of an ``update_configuration`` dict."""
         if isinstance(definition, TaskConfig):
             return definition
-        if not isinstance(definition, Mapping):
+        if not isinstance(definition, (dict, Mapping)):
             raise InvalidTaskConfig(name, f"a task definition must be a dict, not {definition!r}")
         for required in ("after", "run"):
             if required not in definition:
@@ -253,7 +253,7 @@ class TaskInstance:
     def can_run(self) -> bool:
         return (
             self.can_schedule
-            and all(trigger in self.kwargs for trigger in self.config.after)
+            and self.config.after <= self.kwargs.keys()
             and not self.can_abandon
         )
 

@@ -246,7 +246,7 @@ class BaseTriggerStorage(Lockable):
         metas: Mapping[str, Any],
     ) -> None:
         """Build live objects from the serialized forms."""
-        if not isinstance(configs, Mapping) or not isinstance(instances, Mapping):
+        if not isinstance(configs, (dict, Mapping)) or not isinstance(instances, (dict, Mapping)):
             raise StorageCorrupted(self.uid, "task configs and instances must be dicts")
         self._configs = self._build_configs(configs)
         self._metas = self._build_metas(metas)
@@ -255,7 +255,7 @@ class BaseTriggerStorage(Lockable):
         )
 
     def _build_metas(self, metas: Any) -> dict[str, Any]:
-        if not isinstance(metas, Mapping):
+        if not isinstance(metas, (dict, Mapping)):
             raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
         metas = dict(metas)
         if not isinstance(metas.setdefault("latest_kwargs", {}), dict):
@@ -268,7 +268,7 @@ class BaseTriggerStorage(Lockable):
     def _build_config(self, task_name: str, data: Any) -> TaskConfig:
         if isinstance(data, TaskConfig):
             return data
-        if not isinstance(data, Mapping):
+        if not isinstance(data, (dict, Mapping)):
             raise StorageCorrupted(self.uid, f"task {task_name!r} is stored as {data!r}")
         try:
             return TaskConfig.from_stored(task_name, data)
@@ -279,7 +279,7 @@ class BaseTriggerStorage(Lockable):
         """A live instance from its serialized form."""
         if isinstance(data, TaskInstance):
             return data
-        if not isinstance(data, Mapping) or "task" not in data:
+        if not isinstance(data, (dict, Mapping)) or "task" not in data:
             raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
         assert self._configs is not None
         try:
@@ -429,7 +429,7 @@ class BaseTriggerStorage(Lockable):
 
     def update_configuration(self, config_dict: Mapping[str, Any]) -> None:
         """Merge task definitions by name; all are checked before any is applied."""
-        if not isinstance(config_dict, Mapping):
+        if not isinstance(config_dict, (dict, Mapping)):
             from ..errors import InvalidTaskConfig
 
             raise InvalidTaskConfig(config_dict, "the configuration must be a dict of task definitions")

@@ -463,7 +463,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             )
         if self._stored is not None:
             settle[self.witness_key] = head["generation"]
-        if lifetime is None:
+        if lifetime is None or touched is None:
             return [settle, {self.cache_key: head}], None
         # Whole seconds, at least one: Memcached reads 0 as "never expire".
         timeout = max(1, math.ceil(touched + lifetime - now))
