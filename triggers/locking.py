@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import hashlib
 import os
 import pickle
 import random
@@ -271,14 +273,16 @@ return 1
 """
 
 
+@functools.lru_cache(maxsize=None)
+def _script_digest(source: str) -> str:
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+
 class RedisLockDriver(LockDriver):
     """Redis through django-redis or Django's own RedisCache: SET NX and scripts."""
 
-    _scripts: dict[tuple[int, str], Any]
-
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
-        self._scripts = {}
         if hasattr(cache, "client") and hasattr(cache.client, "encode"):  # django-redis
             client = cache.client
             self._raw = lambda: client.get_client(write=True)
@@ -288,7 +292,8 @@ class RedisLockDriver(LockDriver):
         else:  # django.core.cache.backends.redis.RedisCache
             backend = cache._cache  # type: ignore[attr-defined]
             serializer = backend._serializer
-            self._raw = lambda: backend.get_client(None, write=True)
+            raw_client = backend.get_client(None, write=True)  # one pool; made once
+            self._raw = lambda: raw_client
             self._key = cache.make_and_validate_key
             self._encode = serializer.dumps
             self._decode = serializer.loads
@@ -302,23 +307,28 @@ class RedisLockDriver(LockDriver):
         )
 
     def release(self, key: str, token: str) -> bool:
-        client = self._raw()
-        return bool(client.eval(_RELEASE_SCRIPT, 1, self._key(key), self._encode(token)))
+        return bool(self._run_script(_RELEASE_SCRIPT, [self._key(key)], [self._encode(token)]))
 
-    def _script(self, client: Any, source: str) -> Any:
-        script = self._scripts.get((id(client), source))
-        if script is None:
-            script = self._scripts[(id(client), source)] = client.register_script(source)
-        return script
+    def _run_script(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run a Lua script by its digest, loading it first where the server lacks it."""
+        from redis.exceptions import NoScriptError
+
+        client = self._raw()
+        digest = _script_digest(source)
+        try:
+            return client.evalsha(digest, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(source)
+            return client.evalsha(digest, len(keys), *keys, *args)
 
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
     ) -> tuple[bool, dict[str, Any]]:
         # One round trip: take the lock and, if taken, read the keys.
-        client = self._raw()
-        script = self._script(client, _ACQUIRE_READ_SCRIPT)
         keys = [self._key(key), *(self._key(name) for name in read)]
-        result = script(keys=keys, args=[self._encode(token), self._ttl_ms(ttl) or 0], client=client)
+        result = self._run_script(
+            _ACQUIRE_READ_SCRIPT, keys, [self._encode(token), self._ttl_ms(ttl) or 0]
+        )
         if not result:
             return False, {}
         values = {}
@@ -346,9 +356,7 @@ class RedisLockDriver(LockDriver):
             for name, value in batch.items():
                 keys.append(self._key(name))
                 args.append(self._encode(value))
-        client = self._raw()
-        script = self._script(client, _WRITE_RELEASE_SCRIPT)
-        return bool(script(keys=keys, args=args, client=client))
+        return bool(self._run_script(_WRITE_RELEASE_SCRIPT, keys, args))
 
 
 class DatabaseLockDriver(LockDriver):
