@@ -1,5 +1,7 @@
 """Django app configuration: registers the system checks."""
 
+import contextlib
+
 from django.apps import AppConfig
 
 
@@ -13,7 +15,10 @@ class TriggersConfig(AppConfig):
         from .runners import task_runners
         from .storages.base import storage_backends
 
-        # Read the entry point lists now, at start-up, rather than on the
-        # first fire; plugin modules are still imported only when used.
+        # Load registered classes now, at start-up, rather than on a first
+        # fire. A plugin that fails to import is left for its first use,
+        # which raises an error naming it.
         for registry in (storage_backends, trigger_managers, task_runners):
-            registry.keys()
+            for key in registry.keys():
+                with contextlib.suppress(Exception):
+                    registry.get_class(key)
