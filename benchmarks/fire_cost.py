@@ -59,8 +59,11 @@ def configure(cache: str) -> None:
             "HOST": "127.0.0.1",
             "PORT": 5432,
         }
+    # LocMem and the database cache cull past MAX_ENTRIES (300 by default),
+    # which the larger scenarios exceed; the sessions must stay whole.
+    options = {"OPTIONS": {"MAX_ENTRIES": 10**7}} if cache in ("locmem", "db_sqlite", "db_pg") else {}
     settings.configure(
-        CACHES={"default": dict(CACHES[cache], TIMEOUT=3600)},
+        CACHES={"default": dict(CACHES[cache], TIMEOUT=3600, **options)},
         DATABASES=databases,
         INSTALLED_APPS=["triggers"],
         USE_TZ=False,
@@ -160,9 +163,12 @@ def growth(fires: int = 400) -> dict:
 
 
 def _fire_many(uid: str, worker: int, fires: int) -> None:
+    from django.core.cache import caches
     from django.db import connections
 
-    connections.close_all()  # a forked process must not share its parent's connection
+    # A forked process must not share its parent's connections.
+    connections.close_all()
+    caches.close_all()
     manager = new_manager(uid)
     for k in range(fires):
         manager.fire(f"w{worker}_{k}")
