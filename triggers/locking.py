@@ -273,7 +273,7 @@ return 1
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _script_digest(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8")).hexdigest()
 
