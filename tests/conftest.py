@@ -71,6 +71,12 @@ def shared_cache(request):
     return prepare_cache(request, request.param)
 
 
+@pytest.fixture(params=["split", "single"])
+def layout(request):
+    """Each layout a cache session can be written in."""
+    return request.param
+
+
 @pytest.fixture(params=["locmem", "redis"])
 def manager_cache(request):
     """The caches the manager's rules are proven on."""

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -106,20 +103,4 @@ def sibling_cache(alias: str, **options: Any):
     return backend(location, params)
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
-
-
-def load_doc_example(name: str):
-    """The module ``docs/examples/<name>.py``, loaded once."""
-    module_name = f"docs_examples.{name}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-    return module
+from .runner_support import load_example as load_doc_example  # noqa: E402,F401

@@ -18,13 +18,6 @@ from triggers.errors import (
 
 from .storage_support import CONFIG, fresh, keys_of, populate
 
-LAYOUTS = ["split", "single"]
-
-
-@pytest.fixture(params=LAYOUTS)
-def layout(request):
-    return request.param
-
 
 @pytest.fixture
 def session(any_cache, uid, layout):

@@ -10,13 +10,6 @@ from triggers.errors import SessionIncomplete, StorageCorrupted
 
 from .storage_support import fresh, keys_of, populate
 
-LAYOUTS = ["split", "single"]
-
-
-@pytest.fixture(params=LAYOUTS)
-def layout(request):
-    return request.param
-
 
 @pytest.fixture
 def session(any_cache, uid, layout):

@@ -14,13 +14,6 @@ from triggers.types import TaskConfig, TaskInstance
 
 from .storage_support import CONFIG, assert_plain, fresh, keys_of, populate, raw, sibling_cache
 
-LAYOUTS = ["split", "single"]
-
-
-@pytest.fixture(params=LAYOUTS)
-def layout(request):
-    return request.param
-
 
 @pytest.fixture
 def make(any_cache, uid, layout):
@@ -583,7 +576,7 @@ def test_switching_layouts_keeps_the_session(any_cache, uid, first, second):
         "status": "unstarted",
         "task": "t_report",
     }
-    for reader_layout in LAYOUTS:
+    for reader_layout in ("split", "single"):
         assert CacheStorageBackend(uid, cache=any_cache, layout=reader_layout).debug_repr() == expected
     # A further save in the new layout, and back again.
     for layout in (second, first, second):
@@ -592,7 +585,7 @@ def test_switching_layouts_keeps_the_session(any_cache, uid, first, second):
             store.metadata.setdefault("saves", []).append(layout)
             store.save()
         expected["metas"]["saves"] = expected["metas"].get("saves", []) + [layout]
-        for reader_layout in LAYOUTS:
+        for reader_layout in ("split", "single"):
             assert CacheStorageBackend(uid, cache=any_cache, layout=reader_layout).debug_repr() == expected
 
 
