@@ -416,3 +416,15 @@ def test_unstorable_values_set_through_the_storage(session, uid, where):
         session["t_import#0"].status = "running"
         session.save()
     assert CacheStorageBackend(uid, cache=session.cache)["t_import#0"].status == "running"
+
+
+def test_task_config_filed_under_another_name_is_refused(any_cache, uid):
+    from triggers import TriggerManager
+    from triggers.types import TaskConfig
+
+    store = populate(CacheStorageBackend(uid, cache=any_cache))
+    before = fresh(store).debug_repr()
+    with pytest.raises(InvalidTaskConfig) as info:
+        TriggerManager(store).update_configuration({"t_new": TaskConfig("t_other", after=["x"], run="r")})
+    assert "t_new" in str(info.value) and "t_other" in str(info.value)
+    assert fresh(store).debug_repr() == before

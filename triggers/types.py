@@ -85,6 +85,10 @@ class TaskConfig:
     def from_definition(cls, name: str, definition: object) -> TaskConfig:
         """Build a config from one entry of an ``update_configuration`` dict."""
         if isinstance(definition, TaskConfig):
+            if definition.name != name:
+                raise InvalidTaskConfig(
+                    name, f"the TaskConfig given for it is named {definition.name!r}"
+                )
             return definition
         if not isinstance(definition, (dict, Mapping)):
             raise InvalidTaskConfig(name, f"a task definition must be a dict, not {definition!r}")

@@ -383,9 +383,6 @@ class BaseTriggerStorage(Lockable):
         config = self.get_task(task_config_or_name)
         return self.instances.create(config, **kwargs)
 
-    def _next_instance_number(self, task_name: str) -> int:
-        return self.instances.next_number(task_name)
-
     def clone_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         """A new instance of the same task carrying on from the original."""
         original = self.get_instance(instance_or_name)
