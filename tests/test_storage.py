@@ -488,11 +488,11 @@ def test_expiry_follows_the_timeout(any_cache, layout):
     import uuid
 
     # Some caches keep whole seconds and round an expiry down, so a 1 s
-    # timeout may end at once: 2 s is the shortest that always lasts a moment.
-    short_default = sibling_cache(any_cache, TIMEOUT=2)
+    # timeout may end at once; 3 s leaves the test room on a slow database.
+    short_default = sibling_cache(any_cache, TIMEOUT=3)
     sessions = {
-        "explicit-2s": CacheStorageBackend("t-" + uuid.uuid4().hex, cache=any_cache, timeout=2, layout=layout),
-        "default-2s": CacheStorageBackend("t-" + uuid.uuid4().hex, cache=short_default, layout=layout),
+        "explicit-3s": CacheStorageBackend("t-" + uuid.uuid4().hex, cache=any_cache, timeout=3, layout=layout),
+        "default-3s": CacheStorageBackend("t-" + uuid.uuid4().hex, cache=short_default, layout=layout),
         "none": CacheStorageBackend("t-" + uuid.uuid4().hex, cache=short_default, timeout=None, layout=layout),
         "explicit-60s": CacheStorageBackend("t-" + uuid.uuid4().hex, cache=short_default, timeout=60, layout=layout),
     }
@@ -502,8 +502,8 @@ def test_expiry_follows_the_timeout(any_cache, layout):
         expected[name] = fresh(store).debug_repr()
         assert expected[name]["instances"]
     keys = {name: keys_of(store) for name, store in sessions.items()}
-    time.sleep(3.5)
-    for name in ("explicit-2s", "default-2s"):
+    time.sleep(4.5)
+    for name in ("explicit-3s", "default-3s"):
         store = sessions[name]
         assert caches[any_cache].get_many(keys[name]) == {}, name
         assert fresh(store).debug_repr() == {"tasks": {}, "instances": {}, "metas": {"latest_kwargs": {}}}
