@@ -28,7 +28,7 @@ import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeAlias
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
@@ -47,9 +47,9 @@ __all__ = [
     "resolve_cache",
 ]
 
-CacheLike = str | BaseCache
-Ttl = bool | float | int | None
-Block = bool | float | int
+CacheLike: TypeAlias = "str | BaseCache"
+Ttl: TypeAlias = "bool | float | int | None"
+Block: TypeAlias = "bool | float | int"
 
 #: first pause of a blocked waiter, and the longest one (seconds)
 BACKOFF_START = 0.0005
