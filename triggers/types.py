@@ -16,15 +16,19 @@ from .errors import InvalidTaskConfig
 __all__ = ["TaskConfig", "TaskInstance"]
 
 
+_PLAIN_COLLECTIONS = (list, tuple, set, frozenset)
+
+
 def _trigger_set(task_name: str, field: str, value: Any) -> set[str]:
     if value is None:
         return set()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+    plain = type(value) in _PLAIN_COLLECTIONS  # skips the slow ABC check below
+    if not plain and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
         raise InvalidTaskConfig(
             task_name, f"{field!r} must be a list of trigger names, not {value!r}"
         )
     try:
-        triggers = set(value) if isinstance(value, (list, tuple, set, frozenset)) else set(list(value))
+        triggers = set(value) if plain else set(list(value))
     except TypeError:  # an unhashable item: name it
         for trigger in value:
             if not isinstance(trigger, str):
