@@ -428,3 +428,17 @@ def test_task_config_filed_under_another_name_is_refused(any_cache, uid):
         TriggerManager(store).update_configuration({"t_new": TaskConfig("t_other", after=["x"], run="r")})
     assert "t_new" in str(info.value) and "t_other" in str(info.value)
     assert fresh(store).debug_repr() == before
+
+
+def test_a_corrupt_session_keeps_failing_rather_than_half_loading(any_cache, uid):
+    store = populate(CacheStorageBackend(uid, cache=any_cache, layout="single"))
+    value = caches[any_cache].get(store.cache_key)
+    first = next(iter(value["instances"]))
+    value["instances"][first] = "garbage"
+    caches[any_cache].set(store.cache_key, value)
+    reader = CacheStorageBackend(uid, cache=any_cache)
+    for _ in range(2):
+        with pytest.raises(StorageCorrupted):
+            reader.tasks
+        with pytest.raises(StorageCorrupted):
+            reader.instances

@@ -251,16 +251,17 @@ class TaskInstance:
 
     @property
     def can_abandon(self) -> bool:
+        unless = self.config.unless
         return (
-            self.can_schedule
-            and bool(self.config.unless)
-            and self.config.unless <= self.abandon_state
+            self.status == self.STATUS_UNSTARTED
+            and bool(unless)
+            and unless <= self.abandon_state
         )
 
     @property
     def can_run(self) -> bool:
         return (
-            self.can_schedule
+            self.status == self.STATUS_UNSTARTED
             and self.config.after <= self.kwargs.keys()
             and not self.can_abandon
         )

@@ -229,8 +229,14 @@ class BaseTriggerStorage(Lockable):
         return self._configs is not None
 
     def _load(self) -> None:
-        if self._configs is None:
-            self._load_state()
+        if self._configs is None or self._instances is None or self._metas is None:
+            try:
+                self._load_state()
+            except BaseException:
+                # A load that failed part way leaves nothing half-read behind:
+                # the next access reads (and fails) again.
+                self._configs = self._instances = self._metas = None
+                raise
 
     def _load_state(self) -> None:
         """Read the session from the backend into ``_configs``, ``_instances``, ``_metas``."""
@@ -329,20 +335,23 @@ class BaseTriggerStorage(Lockable):
     # ------------------------------------------------------------- state
     @property
     def tasks(self) -> dict[str, TaskConfig]:
-        self._load()
-        assert self._configs is not None
+        if self._configs is None:
+            self._load()
+            assert self._configs is not None
         return self._configs
 
     @property
     def instances(self) -> TaskInstanceCollection:
-        self._load()
-        assert self._instances is not None
+        if self._instances is None:
+            self._load()
+            assert self._instances is not None
         return self._instances
 
     @property
     def metadata(self) -> dict[str, Any]:
-        self._load()
-        assert self._metas is not None
+        if self._metas is None:
+            self._load()
+            assert self._metas is not None
         return self._metas
 
     @property
