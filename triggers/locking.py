@@ -404,15 +404,23 @@ class DatabaseLockDriver(LockDriver):
         with atomic, connection.cursor() as cursor:
             yield cursor
 
-    def _drop_if_broken(self, connection: Any) -> None:
-        """Close a connection the server dropped, so the next attempt opens a new one."""
-        if not connection.in_atomic_block and connection.connection is not None:
-            with contextlib.suppress(Exception):
-                if not connection.is_usable():
-                    connection.close()
+    @contextlib.contextmanager
+    def _closing_if_broken(self, connection: Any) -> Iterator[None]:
+        """On a database error, close a connection the server dropped (so the
+        next attempt opens a new one), and let the error go on."""
+        from django.db import DatabaseError
+
+        try:
+            yield
+        except DatabaseError:
+            if not connection.in_atomic_block and connection.connection is not None:
+                with contextlib.suppress(Exception):
+                    if not connection.is_usable():
+                        connection.close()
+            raise
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
-        from django.db import DatabaseError, IntegrityError
+        from django.db import IntegrityError
 
         db, connection, table = self._connection()
         q = connection.ops.quote_name
@@ -422,7 +430,7 @@ class DatabaseLockDriver(LockDriver):
         expires = self._stamp(
             connection, self._moment(None if ttl is None else time.time() + max(1.0, ttl))
         )
-        try:
+        with self._closing_if_broken(connection):
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT {q('value')}, CASE WHEN {q('expires')} < %s THEN 1 ELSE 0 END"
@@ -452,25 +460,16 @@ class DatabaseLockDriver(LockDriver):
             except IntegrityError:
                 return False  # taken since the SELECT
             return True
-        except DatabaseError:
-            self._drop_if_broken(connection)
-            raise
 
     def release(self, key: str, token: str) -> bool:
-        from django.db import DatabaseError
-
         db, connection, table = self._connection()
         q = connection.ops.quote_name
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
-                    [self.cache.make_and_validate_key(key), self._encode(token)],
-                )
-                return cursor.rowcount == 1
-        except DatabaseError:
-            self._drop_if_broken(connection)
-            raise
+        with self._closing_if_broken(connection), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
+                [self.cache.make_and_validate_key(key), self._encode(token)],
+            )
+            return cursor.rowcount == 1
 
     def owns(self, key: str, token: str) -> bool:
         # Not cache.get(): Django's database cache deletes a row it reads as
