@@ -395,8 +395,8 @@ class CacheStorageBackend(BaseTriggerStorage):
         """The writes of a save, in order, and the timeout they are made with.
 
         Expiry: every key of a session expires at one instant, ``lifetime``
-        after the head's ``touched`` time. Once half of that has passed, a
-        save rewrites every record, so records left unchanged by recent
+        after the head's ``touched`` time. Once half of that (less a second)
+        has passed, a save rewrites every record, so records left unchanged by recent
         saves never expire before the head does.
         """
         instances = self.instances
@@ -404,7 +404,8 @@ class CacheStorageBackend(BaseTriggerStorage):
         lifetime = self._lifetime()
         now = time.time()
         touched = previous.get("touched")
-        refresh = lifetime is not None and (touched is None or now - touched > lifetime / 2)
+        # Refresh a second early: caches that keep whole seconds round expiry down.
+        refresh = lifetime is not None and (touched is None or now - touched > lifetime / 2 - 1)
         if refresh:
             touched = now
         if self._stored == LAYOUT_SINGLE or (refresh and self._stored == LAYOUT_SPLIT):
@@ -465,6 +466,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             settle[self.witness_key] = head["generation"]
         if lifetime is None or touched is None:
             return [settle, {self.cache_key: head}], None
-        # Whole seconds, at least one: Memcached reads 0 as "never expire".
-        timeout = max(1, math.ceil(touched + lifetime - now))
+        # Whole seconds rounded down, so that no key outlives those written
+        # at the last refresh; at least one, as Memcached reads 0 as "never".
+        timeout = max(1, math.floor(touched + lifetime - now))
         return [settle, {self.cache_key: head}], timeout
