@@ -19,4 +19,3 @@ __all__ = [
     "storage_backends",
     "trigger_managers",
 ]
-

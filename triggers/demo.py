@@ -31,7 +31,15 @@ from .storages.cache import CacheStorageBackend
 from .task import TaskContext, task
 from .types import TaskInstance
 
-__all__ = ["DESCRIPTION", "WORKFLOW", "DemoManager", "add_arguments", "configure_django", "main", "run"]
+__all__ = [
+    "DESCRIPTION",
+    "WORKFLOW",
+    "DemoManager",
+    "add_arguments",
+    "configure_django",
+    "main",
+    "run",
+]
 
 #: The session's configuration; ``using`` is filled in from ``--runner``.
 WORKFLOW: dict[str, dict[str, Any]] = {
@@ -172,7 +180,9 @@ class DemoManager(TriggerManager):
         self._emit(f"  {instance.name:<30} {status}{detail}")
         return instance
 
-    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[TaskInstance]:
+    def fire(
+        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
+    ) -> list[TaskInstance]:
         if trigger_name in WORKFLOW:  # a task's name: its instance finished
             self._emit(f"  {'fire ' + trigger_name:<30} (cascade) {_compact(trigger_kwargs or {})}")
         return super().fire(trigger_name, trigger_kwargs)
@@ -307,7 +317,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
     # What an operator does with failed instances: replay them.
     for _round in range(3):
-        failed = [i for i in CacheStorageBackend(uid).iter_instances() if i.status == TaskInstance.STATUS_FAILED]
+        failed = [
+            i
+            for i in CacheStorageBackend(uid).iter_instances()
+            if i.status == TaskInstance.STATUS_FAILED
+        ]
         if not failed:
             break
         for instance in sorted(failed, key=_order):
@@ -343,7 +357,10 @@ def print_table(instances: Sequence[TaskInstance], out: TextIO) -> None:
         ran_with = metadata.get(TaskInstance.META_ACTUAL_KWARGS)
         if TaskInstance.META_RESULT in metadata:
             result = _compact(metadata[TaskInstance.META_RESULT])
-        elif instance.status == TaskInstance.STATUS_FAILED or TaskInstance.META_EXCEPTION_INFO in metadata:
+        elif (
+            instance.status == TaskInstance.STATUS_FAILED
+            or TaskInstance.META_EXCEPTION_INFO in metadata
+        ):
             result = "error: " + _failure(instance)
         else:
             result = "-"

@@ -28,7 +28,7 @@ import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
@@ -126,7 +126,12 @@ def _is_transient(exc: BaseException) -> bool:
         # A missing cache table is an OperationalError on SQLite, and lasting.
         return name in ("OperationalError", "InterfaceError") and "no such table" not in str(exc)
     if module.startswith("redis") or module.startswith("django_redis"):
-        return name in ("ConnectionError", "TimeoutError", "ConnectionInterrupted", "BusyLoadingError")
+        return name in (
+            "ConnectionError",
+            "TimeoutError",
+            "ConnectionInterrupted",
+            "BusyLoadingError",
+        )
     if module.startswith("pymemcache"):
         return "Unexpected" in name or "Server" in name
     return False
@@ -148,7 +153,9 @@ def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"lock ttl must be a positive number of seconds, True or None, not {ttl!r}")
+        raise ValueError(
+            f"lock ttl must be a positive number of seconds, True or None, not {ttl!r}"
+        )
     return float(value)
 
 
@@ -162,8 +169,31 @@ class LockDriver:
     lock; subclasses add ``try_acquire`` and ``release``.
     """
 
+    #: whether the writes of one save land together (no crash can split them)
+    atomic_writes = False
+    #: whether :meth:`commit_if_unchanged` is available
+    can_commit_if_unchanged = False
+
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache
+
+    def commit_if_unchanged(
+        self,
+        guard: CommitGuard,
+        batches: Sequence[Mapping[str, Any]],
+        timeout: Any,
+    ) -> tuple[str, dict[str, Any]]:
+        """Write ``batches`` at once if no lock is held and ``guard`` still holds.
+
+        Returns ``(COMMITTED, {guard.keep: encoded value})``, ``(LOCKED, {})``,
+        or ``(CHANGED, {guard.version_key: ..., guard.state_key: ...})``
+        with the current values, decoded.
+        """
+        raise NotSupported(f"{_cache_name(self.cache)} cannot write conditionally")
+
+    def decode(self, raw: Any) -> Any:
+        """A value as :meth:`commit_if_unchanged` handed it back encoded."""
+        raise NotSupported(f"{_cache_name(self.cache)} cannot write conditionally")
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         raise NotImplementedError
@@ -273,6 +303,53 @@ return 1
 """
 
 
+_COMMIT_IF_UNCHANGED_SCRIPT = """
+if redis.call('exists', KEYS[1]) == 1 then
+    return {0}
+end
+local version = redis.call('get', KEYS[2])
+local same
+if ARGV[1] == '' then
+    same = (not version) and redis.call('exists', KEYS[3]) == 0
+else
+    same = version == ARGV[1]
+end
+if not same then
+    return {1, version, redis.call('get', KEYS[3])}
+end
+local px = tonumber(ARGV[2])
+for i = 4, #KEYS do
+    if px > 0 then
+        redis.call('set', KEYS[i], ARGV[i - 1], 'PX', px)
+    else
+        redis.call('set', KEYS[i], ARGV[i - 1])
+    end
+end
+return {2}
+"""
+
+#: outcomes of :meth:`LockDriver.commit_if_unchanged`
+COMMITTED = "committed"
+LOCKED = "locked"
+CHANGED = "changed"
+
+
+class CommitGuard(NamedTuple):
+    """What a conditional commit checks, and what it hands back.
+
+    The commit is made only while ``lock_key`` is free and ``version_key``
+    holds ``expected`` (None: neither it nor ``state_key`` exists). On a
+    change the current values of ``version_key`` and ``state_key`` come
+    back; on success, the encoded value written under ``keep``.
+    """
+
+    lock_key: str
+    version_key: str
+    state_key: str
+    expected: Any
+    keep: str
+
+
 @functools.cache
 def _script_digest(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8")).hexdigest()
@@ -280,6 +357,9 @@ def _script_digest(source: str) -> str:
 
 class RedisLockDriver(LockDriver):
     """Redis through django-redis or Django's own RedisCache: SET NX and scripts."""
+
+    atomic_writes = True
+    can_commit_if_unchanged = True
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
@@ -358,6 +438,43 @@ class RedisLockDriver(LockDriver):
                 args.append(self._encode(value))
         return bool(self._run_script(_WRITE_RELEASE_SCRIPT, keys, args))
 
+    def commit_if_unchanged(
+        self,
+        guard: CommitGuard,
+        batches: Sequence[Mapping[str, Any]],
+        timeout: Any,
+    ) -> tuple[str, dict[str, Any]]:
+        # One script, atomic on the server: check, then write everything.
+        seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        px = 0 if seconds is None else max(1, int(seconds * 1000))
+        key = self._key
+        keys = [key(guard.lock_key), key(guard.version_key), key(guard.state_key)]
+        expected = "" if guard.expected is None else self._encode(guard.expected)
+        args: list[Any] = [expected, px]
+        kept = None
+        for batch in batches:
+            for name, value in batch.items():
+                keys.append(key(name))
+                encoded = self._encode(value)
+                if name == guard.keep:
+                    kept = encoded
+                args.append(encoded)
+        result = self._run_script(_COMMIT_IF_UNCHANGED_SCRIPT, keys, args)
+        outcome = result[0]
+        if outcome == 2:
+            return COMMITTED, {guard.keep: kept}
+        if outcome == 0:
+            return LOCKED, {}
+        values = {}
+        for name, raw in zip((guard.version_key, guard.state_key), result[1:]):
+            if raw is not None and raw is not False:
+                values[name] = self._decode(raw)
+        return CHANGED, values
+
+    def decode(self, raw: Any) -> Any:
+        """A value as :meth:`commit_if_unchanged` handed it back encoded."""
+        return self._decode(raw)
+
 
 class DatabaseLockDriver(LockDriver):
     """Django's database cache: conditional SQL on the cache table.
@@ -400,7 +517,9 @@ class DatabaseLockDriver(LockDriver):
         """A cursor for one statement that may fail (inside a transaction: a savepoint)."""
         from django.db import transaction
 
-        atomic = transaction.atomic(using=db) if connection.in_atomic_block else contextlib.nullcontext()
+        atomic = (
+            transaction.atomic(using=db) if connection.in_atomic_block else contextlib.nullcontext()
+        )
         with atomic, connection.cursor() as cursor:
             yield cursor
 
@@ -489,7 +608,12 @@ class DatabaseLockDriver(LockDriver):
             return cursor.fetchone() is not None
 
     def _upsert(
-        self, cursor: Any, connection: Any, table: str, batches: Sequence[Mapping[str, Any]], timeout: Any
+        self,
+        cursor: Any,
+        connection: Any,
+        table: str,
+        batches: Sequence[Mapping[str, Any]],
+        timeout: Any,
     ) -> None:
         q = connection.ops.quote_name
         expires = self._stamp(connection, self._moment(self.cache.get_backend_timeout(timeout)))
@@ -590,7 +714,10 @@ def lock_driver(cache: BaseCache) -> LockDriver:
 
 def _make_driver(cache: BaseCache) -> LockDriver:
     names = {f"{c.__module__}.{c.__qualname__}" for c in type(cache).__mro__}
-    if "django_redis.cache.RedisCache" in names or "django.core.cache.backends.redis.RedisCache" in names:
+    if (
+        "django_redis.cache.RedisCache" in names
+        or "django.core.cache.backends.redis.RedisCache" in names
+    ):
         return RedisLockDriver(cache)
     if "django.core.cache.backends.db.DatabaseCache" in names:
         return DatabaseLockDriver(cache)
@@ -671,7 +798,9 @@ class CacheLock:
             time.sleep(pause)
             attempt += 1
 
-    def release(self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT) -> bool:
+    def release(
+        self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT
+    ) -> bool:
         """Write ``batches`` in order, then let go.
 
         Without writes, returns False if the lock had been lost meanwhile
@@ -723,7 +852,9 @@ class NoLock:
     def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
         return self.cache.get_many(list(read)) if read else {}
 
-    def release(self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT) -> bool:
+    def release(
+        self, batches: Sequence[Mapping[str, Any]] = (), timeout: Any = DEFAULT_TIMEOUT
+    ) -> bool:
         self.driver.write(batches, timeout)
         return True
 
@@ -835,3 +966,16 @@ class Lockable:
     def _pending_writes(self) -> tuple[Sequence[Mapping[str, Any]], Any]:
         """Writes to send with the release, and their timeout."""
         return (), DEFAULT_TIMEOUT
+
+    def attempts(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        """Tries at running a block atomically, to be used as::
+
+            for attempt in obj.attempts():
+                with attempt:
+                    ...  # read, change, save
+
+        The block may run more than once, so it must do nothing but change
+        this object's state. Here there is one try, under the lock;
+        subclasses may first try cheaper ways that fall back to it.
+        """
+        yield self.acquire_lock()

@@ -75,34 +75,42 @@ class TriggerManager:
     # ------------------------------------------------------------ configuration
     def update_configuration(self, config: Mapping[str, Any]) -> None:
         """Merge task definitions into the session and save them."""
-        with self.storage.acquire_lock():
-            for definition in config.values() if isinstance(config, (dict, Mapping)) else ():
-                if isinstance(definition, (dict, Mapping)) and "withParams" in definition:
-                    check_storable("withParams", definition["withParams"])
-            self.storage.update_configuration(config)
-            self.storage.save()
+        for definition in config.values() if isinstance(config, (dict, Mapping)) else ():
+            if isinstance(definition, (dict, Mapping)) and "withParams" in definition:
+                check_storable("withParams", definition["withParams"])
+        for attempt in self.storage.attempts():
+            with attempt:
+                self.storage.update_configuration(config)
+                self.storage.save()
 
     # ------------------------------------------------------------ firing
-    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[TaskInstance]:
+    def fire(
+        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
+    ) -> list[TaskInstance]:
         """Fire a trigger; returns the instances it made ready (now scheduled)."""
         if not isinstance(trigger_name, str) or not trigger_name:
             raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
         if trigger_kwargs is None:
             trigger_kwargs = {}
         elif not isinstance(trigger_kwargs, (dict, Mapping)):
-            raise TypeError(f"kwargs of trigger {trigger_name!r} must be a dict, not {trigger_kwargs!r}")
+            raise TypeError(
+                f"kwargs of trigger {trigger_name!r} must be a dict, not {trigger_kwargs!r}"
+            )
         check_storable(f"kwargs of trigger {trigger_name!r}", trigger_kwargs)
         trigger_kwargs = dict(trigger_kwargs)
 
         storage = self.storage
-        with storage.acquire_lock():
-            now = utc_now()
-            ready: list[TaskInstance] = []
-            for config in storage._tasks_using_trigger(trigger_name):
-                ready.extend(self._apply_trigger_to_task(config, trigger_name, trigger_kwargs, now))
-            storage.latest_kwargs[trigger_name] = trigger_kwargs
-            runners, failures = self._schedule(ready, now)
-            storage.save()
+        for attempt in storage.attempts():
+            with attempt:
+                now = utc_now()
+                ready: list[TaskInstance] = []
+                for config in storage._tasks_using_trigger(trigger_name):
+                    ready.extend(
+                        self._apply_trigger_to_task(config, trigger_name, trigger_kwargs, now)
+                    )
+                storage.latest_kwargs[trigger_name] = trigger_kwargs
+                runners, failures = self._schedule(ready, now)
+                storage.save()
         self._dispatch(runners, failures)
         self._post_fire(trigger_name, ready)
         if failures:
@@ -118,8 +126,9 @@ class TriggerManager:
         for instance in candidates:
             if instance.apply_trigger(trigger_name, trigger_kwargs):
                 taken = True
-        has_instances = storage.instances.count_of_task(config.name) > 0
-        if not has_instances or (config.and_every == trigger_name and not taken):
+        if (config.and_every == trigger_name and not taken) or (
+            not candidates and not storage.instances.count_of_task(config.name)
+        ):
             candidates.append(self._new_instance(config, trigger_name, trigger_kwargs, now))
         ready = []
         for instance in candidates:
@@ -149,11 +158,11 @@ class TriggerManager:
 
     # ------------------------------------------------------------ dispatch
     def _runner_for(self, instance: TaskInstance, default: str | None = None) -> BaseTaskRunner:
-        from .runners import task_runners
-
         key = instance.config.using or default or self.default_task_runner_name
         runner = self._runners.get(key)
         if runner is None:
+            from .runners import task_runners
+
             runner = self._runners[key] = task_runners.get(key)
         return runner
 
@@ -163,8 +172,10 @@ class TriggerManager:
         """Mark ready instances scheduled (or failed, when no runner can take them)."""
         runners = []
         failures: dict[str, BaseException] = {}
-        default = self.default_task_runner_name if ready else None
+        default = None
         for instance in ready:
+            if default is None and not instance.config.using:
+                default = self.default_task_runner_name
             try:
                 runner = self._runner_for(instance, default)
             except Exception as exc:
@@ -236,10 +247,11 @@ class TriggerManager:
             if not isinstance(metadata, (dict, Mapping)):
                 raise TypeError(f"metadata must be a dict, not {metadata!r}")
             check_storable("instance metadata", metadata)
-        with self.storage.acquire_lock():
-            instance = self.storage.get_instance(instance_or_name)
-            self._set_status(instance, status, metadata)
-            self.storage.save()
+        for attempt in self.storage.attempts():
+            with attempt:
+                instance = self.storage.get_instance(instance_or_name)
+                self._set_status(instance, status, metadata)
+                self.storage.save()
         if cascade:
             self.fire(instance.config.name, cascade_kwargs)
         return instance
@@ -251,14 +263,17 @@ class TriggerManager:
         if not isinstance(metadata, (dict, Mapping)):
             raise TypeError(f"metadata must be a dict, not {metadata!r}")
         check_storable("instance metadata", metadata)
-        with self.storage.acquire_lock():
-            instance = self.storage.get_instance(instance_or_name)
-            instance.metadata.update(metadata)
-            self.storage.save()
+        for attempt in self.storage.attempts():
+            with attempt:
+                instance = self.storage.get_instance(instance_or_name)
+                instance.metadata.update(metadata)
+                self.storage.save()
         return instance
 
     def mark_instance_logs_resolved(self, instance_or_name: TaskInstance | str) -> TaskInstance:
-        return self.update_instance_metadata(instance_or_name, {TaskInstance.META_LOGS_RESOLVED: True})
+        return self.update_instance_metadata(
+            instance_or_name, {TaskInstance.META_LOGS_RESOLVED: True}
+        )
 
     def replay_failed_instance(
         self,
@@ -270,19 +285,23 @@ class TriggerManager:
             if not isinstance(replacement_kwargs, (dict, Mapping)):
                 raise TypeError(f"replacement_kwargs must be a dict, not {replacement_kwargs!r}")
             check_storable("replacement kwargs", replacement_kwargs)
-        with self.storage.acquire_lock():
-            instance = self.storage.get_instance(instance_or_name)
-            if not instance.can_replay:
-                raise ValueError(
-                    f"instance {instance.name!r} is {instance.status}; only failed instances can be replayed"
-                )
-            self._set_status(instance, TaskInstance.STATUS_REPLAYED)
-            clone = self.storage.clone_instance(instance)
-            clone.metadata[TaskInstance.META_TIMESTAMPS] = {TaskInstance.TIMESTAMP_CREATED: utc_now()}
-            if replacement_kwargs is not None:
-                clone.kwargs = copy.deepcopy(dict(replacement_kwargs))
-            runners, failures = self._schedule([clone])
-            self.storage.save()
+        for attempt in self.storage.attempts():
+            with attempt:
+                instance = self.storage.get_instance(instance_or_name)
+                if not instance.can_replay:
+                    raise ValueError(
+                        f"instance {instance.name!r} is {instance.status};"
+                        " only failed instances can be replayed"
+                    )
+                self._set_status(instance, TaskInstance.STATUS_REPLAYED)
+                clone = self.storage.clone_instance(instance)
+                clone.metadata[TaskInstance.META_TIMESTAMPS] = {
+                    TaskInstance.TIMESTAMP_CREATED: utc_now()
+                }
+                if replacement_kwargs is not None:
+                    clone.kwargs = copy.deepcopy(dict(replacement_kwargs))
+                runners, failures = self._schedule([clone])
+                self.storage.save()
         self._dispatch(runners, failures)
         self._post_replay(instance)
         if failures:
@@ -298,16 +317,20 @@ class TriggerManager:
         """Mark a failed instance skipped; with ``cascade``, fire its task's name with ``result``."""
         if result is not None:
             check_storable("skip result", result)
-        with self.storage.acquire_lock():
-            instance = self.storage.get_instance(instance_or_name)
-            if not instance.can_skip:
-                raise ValueError(
-                    f"instance {instance.name!r} is {instance.status}; only failed instances can be skipped"
+        for attempt in self.storage.attempts():
+            with attempt:
+                instance = self.storage.get_instance(instance_or_name)
+                if not instance.can_skip:
+                    raise ValueError(
+                        f"instance {instance.name!r} is {instance.status};"
+                        " only failed instances can be skipped"
+                    )
+                self._set_status(
+                    instance,
+                    TaskInstance.STATUS_SKIPPED,
+                    {"cascade": cascade, "result": dict(result or {})},
                 )
-            self._set_status(
-                instance, TaskInstance.STATUS_SKIPPED, {"cascade": cascade, "result": dict(result or {})}
-            )
-            self.storage.save()
+                self.storage.save()
         if cascade:
             self.fire(instance.config.name, dict(result or {}))
         self._post_skip(instance, cascade)

@@ -84,7 +84,9 @@ class BaseTaskRunner(ABC):
         manager marks the instance ``failed`` with the error recorded.
         """
 
-    def _prepare_task_kwargs(self, manager: TriggerManager, task_instance: TaskInstance) -> dict[str, Any]:
+    def _prepare_task_kwargs(
+        self, manager: TriggerManager, task_instance: TaskInstance
+    ) -> dict[str, Any]:
         """The payload :func:`triggers.task.run_task` receives: plain, picklable data."""
         from .manager import trigger_managers
         from .storages.base import storage_backends

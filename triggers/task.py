@@ -90,7 +90,9 @@ class Retry(Exception):
         replacement_kwargs: Mapping[str, Any] | None = None,
         cooldown: float | None = None,
     ) -> None:
-        if cooldown is not None and (isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or cooldown < 0):
+        if cooldown is not None and (
+            isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or cooldown < 0
+        ):
             raise ValueError(f"cooldown must be a number of seconds >= 0, not {cooldown!r}")
         self.exc = exc
         self.metadata: dict[str, Any] = dict(metadata or {})
@@ -298,7 +300,9 @@ class TriggerTask:
             raise MaxRetriesExceeded(
                 self.name, self.context.instance_name, retries, self.max_retries
             ) from exc
-        raise Retry(exc=exc, metadata=metadata, replacement_kwargs=replacement_kwargs, cooldown=cooldown)
+        raise Retry(
+            exc=exc, metadata=metadata, replacement_kwargs=replacement_kwargs, cooldown=cooldown
+        )
 
 
 class FunctionTask(TriggerTask):
@@ -562,4 +566,6 @@ def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry) -> None:
         time.sleep(retry.cooldown)
     clone = context.manager.replay_failed_instance(name, retry.replacement_kwargs)
     if retry.cooldown:
-        context.manager.update_instance_metadata(clone, {TaskInstance.META_COOLDOWN: retry.cooldown})
+        context.manager.update_instance_metadata(
+            clone, {TaskInstance.META_COOLDOWN: retry.cooldown}
+        )

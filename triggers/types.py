@@ -141,11 +141,11 @@ class TaskConfig:
 
     @property
     def after_sorted(self) -> list[str]:
-        return sorted(self.after)
+        return sorted(self.after) if len(self.after) > 1 else list(self.after)
 
     @property
     def unless_sorted(self) -> list[str]:
-        return sorted(self.unless)
+        return sorted(self.unless) if self.unless else []
 
     def uses_trigger(self, trigger_name: str) -> bool:
         return trigger_name in self.after or trigger_name in self.unless
@@ -253,9 +253,7 @@ class TaskInstance:
     def can_abandon(self) -> bool:
         unless = self.config.unless
         return (
-            self.status == self.STATUS_UNSTARTED
-            and bool(unless)
-            and unless <= self.abandon_state
+            self.status == self.STATUS_UNSTARTED and bool(unless) and unless <= self.abandon_state
         )
 
     @property
@@ -322,7 +320,7 @@ class TaskInstance:
 
     def serialize(self) -> dict[str, Any]:
         return {
-            "abandonState": sorted(self.abandon_state),
+            "abandonState": sorted(self.abandon_state) if self.abandon_state else [],
             "kwargs": self.kwargs,
             "metadata": self.metadata,
             "status": self.status,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
@@ -23,6 +24,8 @@ __all__ = ["BaseTriggerStorage", "TaskInstanceCollection", "storage_backends", "
 #: within Memcached's 250-byte limit, with room for Django's key prefix.
 MAX_UID_BYTES = 150
 
+_WHITESPACE = re.compile(r"\s")
+
 storage_backends: EntryPointRegistry[BaseTriggerStorage] = EntryPointRegistry("triggers.storages")
 
 
@@ -34,6 +37,8 @@ def validate_uid(uid: object) -> str:
         raise InvalidSessionUid(uid, "must not be empty")
     if len(uid.encode("utf-8")) > MAX_UID_BYTES:
         raise InvalidSessionUid(uid, f"longer than {MAX_UID_BYTES} bytes")
+    if uid.isprintable() and _WHITESPACE.search(uid) is None:
+        return uid
     for char in uid:
         if char.isspace() or not char.isprintable():
             raise InvalidSessionUid(uid, f"contains whitespace or a control character ({char!r})")
@@ -265,7 +270,9 @@ class BaseTriggerStorage(Lockable):
             raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
         metas = dict(metas)
         if not isinstance(metas.setdefault("latest_kwargs", {}), dict):
-            raise StorageCorrupted(self.uid, f"latest_kwargs must be a dict, not {metas['latest_kwargs']!r}")
+            raise StorageCorrupted(
+                self.uid, f"latest_kwargs must be a dict, not {metas['latest_kwargs']!r}"
+            )
         return metas
 
     def _build_configs(self, configs: Mapping[str, Any]) -> dict[str, TaskConfig]:
@@ -292,7 +299,8 @@ class BaseTriggerStorage(Lockable):
             config = self._configs[data["task"]]
         except (KeyError, TypeError):
             raise StorageCorrupted(
-                self.uid, f"instance {name!r} belongs to task {data['task']!r}, which is not configured"
+                self.uid,
+                f"instance {name!r} belongs to task {data['task']!r}, which is not configured",
             ) from None
         status = data.get("status")
         metadata = data.get("metadata")
@@ -376,7 +384,11 @@ class BaseTriggerStorage(Lockable):
 
     def get_task(self, task_config_or_name: TaskConfig | str) -> TaskConfig:
         """The configured task of that name (UnknownTask if there is none)."""
-        name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
+        name = (
+            task_config_or_name.name
+            if isinstance(task_config_or_name, TaskConfig)
+            else task_config_or_name
+        )
         try:
             return self.tasks[name]
         except (KeyError, TypeError):
@@ -384,7 +396,11 @@ class BaseTriggerStorage(Lockable):
 
     def get_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         """The stored instance of that name, as loaded now."""
-        name = instance_or_name.name if isinstance(instance_or_name, TaskInstance) else instance_or_name
+        name = (
+            instance_or_name.name
+            if isinstance(instance_or_name, TaskInstance)
+            else instance_or_name
+        )
         return self[name]
 
     def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
@@ -406,7 +422,11 @@ class BaseTriggerStorage(Lockable):
         )
 
     def instances_of_task(self, task_config_or_name: TaskConfig | str) -> dict[str, TaskInstance]:
-        name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
+        name = (
+            task_config_or_name.name
+            if isinstance(task_config_or_name, TaskConfig)
+            else task_config_or_name
+        )
         return self.instances.of_task(name)
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
@@ -438,15 +458,20 @@ class BaseTriggerStorage(Lockable):
         if not isinstance(config_dict, (dict, Mapping)):
             from ..errors import InvalidTaskConfig
 
-            raise InvalidTaskConfig(config_dict, "the configuration must be a dict of task definitions")
-        built = {name: TaskConfig.from_definition(name, definition) for name, definition in config_dict.items()}
+            raise InvalidTaskConfig(
+                config_dict, "the configuration must be a dict of task definitions"
+            )
+        built = {
+            name: TaskConfig.from_definition(name, definition)
+            for name, definition in config_dict.items()
+        }
         tasks = self.tasks
-        for name, config in built.items():
-            tasks[name] = config
-            # Existing instances follow the new definition of their task.
-            for instance in self.instances.loaded.values():
-                if instance.config.name == name:
-                    instance.config = config
+        tasks.update(built)
+        # Existing instances follow the new definition of their task.
+        for instance in self.instances.loaded.values():
+            config = built.get(instance.config.name)
+            if config is not None:
+                instance.config = config
         self._configuration_changed(built)
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
@@ -481,7 +506,9 @@ class BaseTriggerStorage(Lockable):
         """
         return {}
 
-    def _serialize(self, dict_: Mapping[str, Any], optimize_for_backend: bool = True) -> dict[str, Any]:
+    def _serialize(
+        self, dict_: Mapping[str, Any], optimize_for_backend: bool = True
+    ) -> dict[str, Any]:
         """Plain dicts for a dict of TaskConfig or TaskInstance objects."""
         return {key: value.serialize() for key, value in dict_.items()}
 

@@ -18,6 +18,16 @@ carrying this save's changed records as its delta. A process killed between
 those writes leaves the old state. On Redis both steps and the lock release
 run as one server-side script, only while the lock is still held.
 
+Unlocked commits. Where the cache can check and write in one atomic step
+(Redis), the manager's operations first run without the lock, on the
+state this object last committed (or, for an object that has read
+nothing, on a new session), and commit only if no lock is held and the
+session's version (its witness key) is the one they started from. A
+commit that finds the session changed brings back its current state for
+one more try; after that, or when the lock is held, or when the block
+raised, the operation runs again under the lock. A fire then costs one
+round trip where the lock costs two.
+
 Eviction. Once a session has a head, every save also refreshes a witness
 key; a witness without a head, or an index naming an instance whose record
 is gone, raises SessionIncomplete rather than reading a smaller session.
@@ -42,7 +52,16 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ..conf import get_setting
 from ..errors import SessionIncomplete, StorageCorrupted, UnserializableValue
-from ..locking import CacheLike, resolve_cache
+from ..locking import (
+    CHANGED,
+    COMMITTED,
+    CacheLike,
+    CacheLock,
+    CommitGuard,
+    LockDriver,
+    lock_driver,
+    resolve_cache,
+)
 from ..types import TaskConfig, TaskInstance
 from .base import BaseTriggerStorage, TaskInstanceCollection
 
@@ -54,6 +73,10 @@ LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
 
 #: marks a split head; 2.x reading it fails loudly (no "instances" key)
 HEAD_FORMAT = "triggers/split-1"
+
+#: tries without the lock (the first on what this object knows, the next
+#: on what the failed commit brought back) before an operation takes it
+UNLOCKED_TRIES = 2
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.#:@+=-]{1,64}")
 
@@ -135,6 +158,40 @@ class _StoredConfigs(MutableMapping[str, TaskConfig]):
         return name in self._stored or name in self._built
 
 
+class _Encoded(bytes):
+    """A value as the cache client encoded it (decoded afresh for each use)."""
+
+
+class _Abandon(Exception):
+    """An unlocked try cannot go on; the block runs again under the lock."""
+
+
+class _UnlockedTry:
+    """One run of a block without the lock, committed only if nothing changed.
+
+    ``outcome`` says how it ended: COMMITTED, CHANGED (``known`` then holds
+    the session's current values), LOCKED, or None when the block raised.
+    """
+
+    held = True
+
+    def __init__(self, storage: CacheStorageBackend, known: dict[str, Any]) -> None:
+        self.storage = storage
+        self.known = known
+        self.outcome: str | None = None
+
+    def write(self, batches: Sequence[Mapping[str, Any]], timeout: Any = None) -> bool:
+        # Writing before the commit would make the block's effects visible early.
+        raise _Abandon()
+
+    def __enter__(self) -> CacheStorageBackend:
+        self.storage._begin_try(self)
+        return self.storage
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return self.storage._end_try(self, exc)
+
+
 class CacheStorageBackend(BaseTriggerStorage):
     """Keeps session state in a Django cache (an alias or a cache object)."""
 
@@ -159,12 +216,21 @@ class CacheStorageBackend(BaseTriggerStorage):
         self.cache: BaseCache = resolve_cache(cache)
         if timeout is not DEFAULT_TIMEOUT and timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+                raise ValueError(
+                    f"timeout must be a positive number of seconds or None, not {timeout!r}"
+                )
         self.timeout = timeout
         layout = get_setting("TRIGGERS_CACHE_LAYOUT") if layout is None else layout
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
         self.layout = layout
+        self._driver: LockDriver | None = None
+        #: the head and witness the next unlocked try starts from: {} for a
+        #: new session (all an object that has read nothing can assume),
+        #: None when unknown
+        self._known: dict[str, Any] | None = {}
+        #: configs built from the task table of a version, kept between tries
+        self._built_configs: tuple[str, dict[str, TaskConfig]] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -207,7 +273,98 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._prefetched = None
 
     def _pending_writes(self) -> tuple[Sequence[Mapping[str, Any]], Any]:
-        return self.__dict__.pop("_pending", None) or ((), self.timeout)
+        pending = self.__dict__.pop("_pending", None)
+        if pending is None:
+            return (), self.timeout
+        self._known = None  # what this object knew is now behind what it writes
+        return pending
+
+    # ------------------------------------------------------------- unlocked tries
+    def _lock_driver(self) -> LockDriver | None:
+        if self._driver is None:
+            try:
+                self._driver = lock_driver(self.cache)
+            except TypeError:  # NotSupported: the lock itself says why
+                return None
+        return self._driver
+
+    def attempts(self) -> Iterator[Any]:
+        driver = self._lock_driver()
+        if (
+            self.has_lock
+            or self.layout != LAYOUT_SPLIT
+            or driver is None
+            or not driver.can_commit_if_unchanged
+        ):
+            yield self.acquire_lock()
+            return
+        known = self._known
+        if known is None:
+            known = self.cache.get_many([self.cache_key, self.witness_key])
+        for _ in range(UNLOCKED_TRIES):
+            head = known.get(self.cache_key)
+            if head is not None and known.get(self.witness_key) is None:
+                break  # stored without a witness (by 2.x, or the single layout)
+            attempt = _UnlockedTry(self, known)
+            yield attempt
+            if attempt.outcome != CHANGED:
+                if attempt.outcome == COMMITTED:
+                    return
+                break
+            known = attempt.known
+        yield self.acquire_lock()
+
+    def _begin_try(self, attempt: _UnlockedTry) -> None:
+        local = self._lock_local()
+        local.depth = 1
+        local.lock = attempt
+        self.__dict__.pop("_pending", None)
+        BaseTriggerStorage.invalidate_cache(self)
+        self._reset()
+        known = attempt.known
+        head = known.get(self.cache_key)
+        if isinstance(head, _Encoded):
+            assert self._driver is not None
+            known = {**known, self.cache_key: self._driver.decode(bytes(head))}
+        self._prefetched = known
+
+    def _end_try(self, attempt: _UnlockedTry, exc: BaseException | None) -> bool:
+        local = self._lock_local()
+        local.depth = 0
+        local.lock = None
+        self._prefetched = None
+        pending = self.__dict__.pop("_pending", None)
+        if exc is not None or pending is None:
+            self.invalidate_cache()
+            if exc is None:
+                attempt.outcome = COMMITTED  # nothing to write
+                return False
+            # The block ran on state that may be stale: run it again under the lock.
+            return isinstance(exc, Exception)
+        batches, timeout = pending
+        head = batches[-1][self.cache_key]
+        guard = CommitGuard(
+            lock_key=self.get_lock_name(),
+            version_key=self.witness_key,
+            state_key=self.cache_key,
+            expected=attempt.known.get(self.witness_key),
+            keep=self.cache_key,
+        )
+        assert self._driver is not None
+        attempt.outcome, values = self._driver.commit_if_unchanged(guard, batches, timeout)
+        if attempt.outcome == COMMITTED:
+            self._known = {
+                self.witness_key: head["generation"],
+                self.cache_key: _Encoded(values[self.cache_key]),
+            }
+            configs = self._configs
+            built = configs._built if isinstance(configs, _StoredConfigs) else configs
+            self._built_configs = (head["tasks_version"], dict(built or {}))
+        else:
+            self._known = None
+            attempt.known = values
+            self.invalidate_cache()
+        return False
 
     def invalidate_cache(self) -> None:
         pending = self.__dict__.pop("_pending", None)
@@ -236,6 +393,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._prefetched = None
         if values is None:
             values = self.cache.get_many([self.cache_key, self.witness_key])
+            self._known = None
         return values.get(self.cache_key), values.get(self.witness_key)
 
     def _load_state(self) -> None:
@@ -270,7 +428,9 @@ class CacheStorageBackend(BaseTriggerStorage):
             generation = head["generation"]
         except KeyError as exc:
             raise StorageCorrupted(self.uid, f"the session head lacks {exc.args[0]!r}") from None
-        if not all(isinstance(part, dict) for part in (metas, counts, irregular, open_names, delta)):
+        if not all(
+            isinstance(part, dict) for part in (metas, counts, irregular, open_names, delta)
+        ):
             raise StorageCorrupted(self.uid, "the session head has parts of the wrong type")
         if not isinstance(generation, int) or not isinstance(version, str):
             raise StorageCorrupted(self.uid, f"the session head has generation {generation!r}")
@@ -278,7 +438,10 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._stored = LAYOUT_SPLIT
         self._head = head
         self._table = table
-        self._configs = _StoredConfigs(table["tasks"], self._build_config)  # type: ignore[assignment]
+        configs = _StoredConfigs(table["tasks"], self._build_config)
+        if self._built_configs is not None and self._built_configs[0] == version:
+            configs._built.update(self._built_configs[1])
+        self._configs = configs  # type: ignore[assignment]
         self._metas = self._build_metas(metas)
         self._open = {task: set(names) for task, names in open_names.items()}
         self._instances = TaskInstanceCollection(
@@ -324,7 +487,9 @@ class CacheStorageBackend(BaseTriggerStorage):
         for name, record in records.items():
             built[name] = instance = self._build_instance(name, record)
             if instance.config.name != self._task_name_of(name):
-                raise StorageCorrupted(self.uid, f"record of {name!r} names task {instance.config.name!r}")
+                raise StorageCorrupted(
+                    self.uid, f"record of {name!r} names task {instance.config.name!r}"
+                )
             if snapshot:
                 self._snapshots[name] = _pickled(name, record)
         return built
@@ -359,9 +524,16 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._load()
         if self._head is None:
             return super()._tasks_using_trigger(trigger_name)
-        names = set(self._table["triggers"].get(trigger_name, ())) | self._changed_tasks
+        names = self._table["triggers"].get(trigger_name, ())
+        if self._changed_tasks:
+            names = sorted({*names, *self._changed_tasks})
         tasks = self.tasks
-        return [tasks[n] for n in sorted(names) if n in tasks and tasks[n].uses_trigger(trigger_name)]
+        found = []
+        for name in names:
+            config = tasks.get(name)
+            if config is not None and config.uses_trigger(trigger_name):
+                found.append(config)
+        return found
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
         self._changed_tasks.update(configs)
@@ -385,6 +557,15 @@ class CacheStorageBackend(BaseTriggerStorage):
         for name, record in session["instances"].items():
             _pickled(name, record)
         return session
+
+    def _writes_land_together(self) -> bool:
+        """Whether this save's writes will land at once (the witness may then
+        go with a session's first head: no crash can leave it alone)."""
+        hold = self._held_lock()
+        if isinstance(hold, _UnlockedTry):
+            return True
+        driver = self._lock_driver()
+        return isinstance(hold, CacheLock) and driver is not None and driver.atomic_writes
 
     def _lifetime(self) -> float | None:
         """Seconds the session lives after a save, or None for no expiry."""
@@ -410,21 +591,38 @@ class CacheStorageBackend(BaseTriggerStorage):
             touched = now
         if self._stored == LAYOUT_SINGLE or (refresh and self._stored == LAYOUT_SPLIT):
             instances.load_all()  # every record gets (re)written
-        records: dict[str, Any] = {}
+        unchanged: dict[str, Any] = {}
         changed: dict[str, Any] = {}
-        open_names = {task: set(names) for task, names in self._open.items()}
+        open_names = self._open
+        open_changed: set[str] = set()
         snapshots = self._snapshots
         for name, instance in instances.loaded.items():
-            record = records[name] = instance.serialize()
+            record = instance.serialize()
             snapshot = snapshots.get(name)
             # A new instance is written anyway; an old one only if it changed.
             if snapshot is None or snapshot != _pickled(name, record):
                 changed[name] = record
-            task_open = open_names.setdefault(instance.config.name, set())
-            if instance.can_schedule:
-                task_open.add(name)
-            else:
+            elif refresh:
+                unchanged[name] = record
+            task = instance.config.name
+            task_open = open_names.get(task)
+            if instance.status == TaskInstance.STATUS_UNSTARTED:
+                if task_open is None:
+                    open_names[task] = {name}
+                    open_changed.add(task)
+                elif name not in task_open:
+                    task_open.add(name)
+                    open_changed.add(task)
+            elif task_open is not None and name in task_open:
                 task_open.discard(name)
+                open_changed.add(task)
+        stored_open = dict(previous.get("open", ()))
+        for task in open_changed:
+            names = open_names[task]
+            if names:
+                stored_open[task] = sorted(names)
+            else:
+                stored_open.pop(task, None)
         # The task table is written under a new version only when it changed.
         table_writes: dict[str, Any] = {}
         version = previous.get("tasks_version")
@@ -436,6 +634,8 @@ class CacheStorageBackend(BaseTriggerStorage):
             for task_name, stored in tasks.items():
                 for trigger in {*stored["after"], *stored["unless"]}:
                     by_trigger.setdefault(trigger, []).append(task_name)
+            for task_names in by_trigger.values():
+                task_names.sort()
             version = uuid.uuid4().hex
             table = {"tasks": tasks, "triggers": by_trigger}
             table_writes[self.tasks_key(version)] = table
@@ -450,7 +650,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             "metas": self.metadata,
             "counts": counts,
             "irregular": irregular,
-            "open": {task: sorted(names) for task, names in open_names.items() if names},
+            "open": stored_open,
             "delta": changed,
             "touched": touched,
         }
@@ -459,10 +659,8 @@ class CacheStorageBackend(BaseTriggerStorage):
         settle = {self.record_key(n): r for n, r in previous.get("delta", {}).items()}
         settle.update(table_writes)
         if refresh:
-            settle.update(
-                (self.record_key(n), r) for n, r in records.items() if n not in changed
-            )
-        if self._stored is not None:
+            settle.update((self.record_key(n), r) for n, r in unchanged.items())
+        if self._stored is not None or self._writes_land_together():
             settle[self.witness_key] = head["generation"]
         if lifetime is None or touched is None:
             return [settle, {self.cache_key: head}], None
