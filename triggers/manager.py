@@ -103,11 +103,7 @@ class TriggerManager:
         for attempt in storage.attempts():
             with attempt:
                 now = utc_now()
-                ready: list[TaskInstance] = []
-                for config in storage._tasks_using_trigger(trigger_name):
-                    ready.extend(
-                        self._apply_trigger_to_task(config, trigger_name, trigger_kwargs, now)
-                    )
+                ready = self._apply_trigger(trigger_name, trigger_kwargs, now)
                 storage.latest_kwargs[trigger_name] = trigger_kwargs
                 runners, failures = self._schedule(ready, now)
                 storage.save()
@@ -117,42 +113,55 @@ class TriggerManager:
             raise DispatchFailed(failures)
         return ready
 
-    def _apply_trigger_to_task(
-        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
+    def _apply_trigger(
+        self, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
     ) -> list[TaskInstance]:
+        """Offer a firing to every task that listens to it; the instances it readied."""
         storage = self.storage
-        candidates = storage._schedulable_instances_of_task(config.name)
-        taken = False
-        for instance in candidates:
-            if instance.apply_trigger(trigger_name, trigger_kwargs):
-                taken = True
-        if (config.and_every == trigger_name and not taken) or (
-            not candidates and not storage.instances.count_of_task(config.name)
-        ):
-            candidates.append(self._new_instance(config, trigger_name, trigger_kwargs, now))
-        ready = []
-        for instance in candidates:
-            if instance.can_abandon:
-                self._set_status(instance, TaskInstance.STATUS_ABANDONED, now=now)
-            elif instance.can_run:
-                ready.append(instance)
+        latest = storage.latest_kwargs
+        instances = storage.instances
+        ready: list[TaskInstance] = []
+        for config in storage._tasks_using_trigger(trigger_name):
+            candidates = storage._schedulable_instances_of_task(config.name)
+            taken = False
+            for instance in candidates:
+                if instance.apply_trigger(trigger_name, trigger_kwargs):
+                    taken = True
+            # A task gets its first instance, and an andEvery task one more per
+            # firing that no waiting instance took.
+            if (config.and_every == trigger_name and not taken) or (
+                not candidates and not instances.count_of_task(config.name)
+            ):
+                candidates.append(
+                    self._new_instance(config, trigger_name, trigger_kwargs, now, latest)
+                )
+            for instance in candidates:
+                if instance.can_abandon:
+                    self._set_status(instance, TaskInstance.STATUS_ABANDONED, now=now)
+                elif instance.can_run:
+                    ready.append(instance)
         return ready
 
     def _new_instance(
-        self, config: TaskConfig, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
+        self,
+        config: TaskConfig,
+        trigger_name: str,
+        trigger_kwargs: dict[str, Any],
+        now: datetime,
+        latest: dict[str, Any],
     ) -> TaskInstance:
-        """A new instance that knows what fired before it existed."""
-        latest = self.storage.latest_kwargs
+        """A new instance that knows what fired before it existed, and this firing."""
         instance = self.storage.create_instance(
             config,
             metadata={TaskInstance.META_TIMESTAMPS: {TaskInstance.TIMESTAMP_CREATED: now}},
         )
-        for trigger in config.after:
-            if trigger != trigger_name and trigger in latest:
-                instance.kwargs[trigger] = latest[trigger]
-        for trigger in config.unless:
-            if trigger != trigger_name and trigger in latest:
-                instance.abandon_state.add(trigger)
+        if latest:
+            for trigger in config.after:
+                if trigger != trigger_name and trigger in latest:
+                    instance.kwargs[trigger] = latest[trigger]
+            for trigger in config.unless:
+                if trigger != trigger_name and trigger in latest:
+                    instance.abandon_state.add(trigger)
         instance.apply_trigger(trigger_name, trigger_kwargs)
         return instance
 

@@ -96,6 +96,10 @@ class TaskConfig:
             return definition
         if not isinstance(definition, (dict, Mapping)):
             raise InvalidTaskConfig(name, f"a task definition must be a dict, not {definition!r}")
+        if type(definition) is dict and type(name) is str and name:
+            config = cls._from_plain(name, definition, copy_params=False)
+            if config is not None:
+                return config
         for required in ("after", "run"):
             if required not in definition:
                 raise InvalidTaskConfig(name, f"missing {required!r}")
@@ -113,18 +117,35 @@ class TaskConfig:
         is taken as it is (this runs for every task a fire touches); any
         other shape goes through the checking constructor.
         """
-        after, unless, run = data.get("after"), data.get("unless"), data.get("run")
-        and_every, using, params = data.get("andEvery"), data.get("using"), data.get("withParams")
+        # Stored data may be shared (a task table is kept per process).
+        config = cls._from_plain(name, data, copy_params=True) if type(data) is dict else None
+        return cls(name=name, **data) if config is None else config
+
+    @classmethod
+    def _from_plain(cls, name: str, data: dict[str, Any], copy_params: bool) -> TaskConfig | None:
+        """A config from a definition made of plain lists, strings and dicts,
+        checked field by field without the general constructor; None for any
+        other shape (the constructor then checks it and names what is wrong)."""
+        get = data.get
+        after, unless, run = get("after"), get("unless"), get("run")
+        and_every, using, params = get("andEvery"), get("using"), get("withParams")
         if (
-            type(after) is not list
-            or type(unless) is not list
+            type(after) not in (list, tuple)
+            or (unless is not None and type(unless) not in (list, tuple))
             or type(run) is not str
             or not run
-            or (and_every is not None and type(and_every) is not str)
-            or (using is not None and type(using) is not str)
-            or type(params) is not dict
+            or (and_every is not None and (type(and_every) is not str or not and_every))
+            or (using is not None and (type(using) is not str or not using))
+            or (params is not None and type(params) is not dict)
         ):
-            return cls(name=name, **data)
+            return None
+        for trigger in after:
+            if type(trigger) is not str or not trigger:
+                return None
+        if unless:
+            for trigger in unless:
+                if type(trigger) is not str or not trigger:
+                    return None
         config = cls.__new__(cls)
         config.name = name
         config.run = run
@@ -132,11 +153,17 @@ class TaskConfig:
         config.after = set(after)
         if and_every:
             config.after.add(and_every)
-        config.unless = set(unless)
+        config.unless = set(unless) if unless else set()
         config.and_every = and_every
-        # Stored data may be shared (a task table is kept per process).
-        config.with_params = copy.deepcopy(params) if params else {}
-        config.extra = {k: v for k, v in data.items() if k not in cls._SERIALIZED_KEYS}
+        if not params:
+            config.with_params = {}
+        else:
+            config.with_params = copy.deepcopy(params) if copy_params else dict(params)
+        config.extra = {}
+        if not data.keys() <= cls._SERIALIZED_KEYS:
+            if "name" in data:
+                return None
+            config.extra = {k: v for k, v in data.items() if k not in cls._SERIALIZED_KEYS}
         return config
 
     @property
@@ -152,13 +179,17 @@ class TaskConfig:
 
     def serialize(self) -> dict[str, Any]:
         """A dict that ``TaskConfig(name=..., **that_dict)`` accepts."""
-        data = dict(self.extra)
-        data["after"] = self.after_sorted
-        data["andEvery"] = self.and_every
-        data["run"] = self.run
-        data["unless"] = self.unless_sorted
-        data["using"] = self.using
-        data["withParams"] = self.with_params
+        after, unless = self.after, self.unless
+        data = {
+            "after": sorted(after) if len(after) > 1 else list(after),
+            "andEvery": self.and_every,
+            "run": self.run,
+            "unless": sorted(unless) if unless else [],
+            "using": self.using,
+            "withParams": self.with_params,
+        }
+        if self.extra:
+            return {**self.extra, **data}
         return data
 
     def __eq__(self, other: object) -> bool:

@@ -168,13 +168,18 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
     def create(self, config: TaskConfig, **kwargs: Any) -> TaskInstance:
         """A new instance of ``config`` under the task's next free name."""
         task = config.name
-        number = self._counts.get(task, 0)
-        if self._irregular:
-            number = self.next_number(task)
-        instance = TaskInstance(instance_name(task, number), config, **kwargs)
-        if number == self._counts.get(task, 0):
+        counted = self._counts.get(task, 0)
+        number = self.next_number(task) if self._irregular else counted
+        name = f"{task}#{number}"
+        instance = TaskInstance(name, config, **kwargs)
+        if number == counted:
             self._counts[task] = number + 1
-            self._remember(instance)
+            self._loaded[name] = instance
+            by_task = self._loaded_by_task.get(task)
+            if by_task is None:
+                self._loaded_by_task[task] = [name]
+            else:
+                by_task.append(name)
             return instance
         return self.add(instance)
 

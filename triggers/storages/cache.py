@@ -42,7 +42,6 @@ import pickle
 import re
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -90,11 +89,13 @@ def _record_suffix(instance_name: str) -> str:
 
 
 class _TaskTables:
-    """Task tables already read or written by this process, by their key.
+    """Task tables already read or written by this process, by version.
 
-    A table's key holds a version chosen when it was written and never
-    reused, so a table found here is exactly what the cache holds: a fire
-    then reads and writes no task configuration at all.
+    A table's version is a digest of its content (a random one, for tables
+    written by earlier releases), so a table found here is exactly what any
+    session's key of that version holds: a fire then reads and writes no
+    task configuration at all, and sessions configured alike share one
+    table in memory.
     """
 
     def __init__(self, size: int = 512) -> None:
@@ -102,16 +103,16 @@ class _TaskTables:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, version: str) -> dict[str, Any] | None:
         with self._lock:
-            table = self._tables.get(key)
+            table = self._tables.get(version)
             if table is not None:
-                self._tables.move_to_end(key)
+                self._tables.move_to_end(version)
             return table
 
-    def put(self, key: str, table: dict[str, Any]) -> None:
+    def put(self, version: str, table: dict[str, Any]) -> None:
         with self._lock:
-            self._tables[key] = table
+            self._tables[version] = table
             while len(self._tables) > self._size:
                 self._tables.popitem(last=False)
 
@@ -140,6 +141,15 @@ class _StoredConfigs(MutableMapping[str, TaskConfig]):
         except KeyError:
             config = self._built[name] = self._build(name, self._stored[name])
             return config
+
+    def get(self, name: str, default: Any = None) -> Any:
+        config = self._built.get(name)
+        if config is None:
+            stored = self._stored.get(name)
+            if stored is None:
+                return default
+            config = self._built[name] = self._build(name, stored)
+        return config
 
     def __setitem__(self, name: str, config: TaskConfig) -> None:
         self._built[name] = config
@@ -450,7 +460,7 @@ class CacheStorageBackend(BaseTriggerStorage):
 
     def _read_task_table(self, version: str) -> dict[str, Any]:
         key = self.tasks_key(version)
-        table = _task_tables.get(key)
+        table = _task_tables.get(version)
         if table is None:
             table = self.cache.get(key)
             if table is None:
@@ -461,7 +471,7 @@ class CacheStorageBackend(BaseTriggerStorage):
                 and isinstance(table.get("triggers"), dict)
             ):
                 raise StorageCorrupted(self.uid, f"{key!r} does not hold a task table")
-            _task_tables.put(key, table)
+            _task_tables.put(version, table)
         return table
 
     def _fetch_instances(self, names: list[str]) -> dict[str, TaskInstance]:
@@ -513,11 +523,11 @@ class CacheStorageBackend(BaseTriggerStorage):
             return super()._schedulable_instances_of_task(task_name)
         instances = self.instances
         open_names = self._open.get(task_name)
-        loaded_names = instances.loaded_names_of_task(task_name)
+        loaded_names = instances._loaded_by_task.get(task_name)
         if not open_names and not loaded_names:
             return []
         wanted = set(open_names or ())
-        wanted.update(loaded_names)
+        wanted.update(loaded_names or ())
         return [i for i in (instances[name] for name in sorted(wanted)) if i.can_schedule]
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
@@ -557,6 +567,26 @@ class CacheStorageBackend(BaseTriggerStorage):
         for name, record in session["instances"].items():
             _pickled(name, record)
         return session
+
+    def _new_task_table(self) -> tuple[str, dict[str, Any]]:
+        """The task table with this save's configuration changes, and its version."""
+        tasks = dict(self._table["tasks"])
+        configs = self.tasks
+        for task_name in self._changed_tasks:
+            tasks[task_name] = configs[task_name].serialize()
+        tasks = dict(sorted(tasks.items()))
+        by_trigger: dict[str, list[str]] = {}
+        for task_name, stored in tasks.items():
+            unless = stored["unless"]
+            for trigger in {*stored["after"], *unless} if unless else stored["after"]:
+                by_trigger.setdefault(trigger, []).append(task_name)
+        table = {"tasks": tasks, "triggers": by_trigger}
+        digest = hashlib.blake2b(pickle.dumps(table, 4), digest_size=16).hexdigest()
+        known = _task_tables.get(digest)
+        if known is not None:
+            return digest, known
+        _task_tables.put(digest, table)
+        return digest, table
 
     def _writes_land_together(self) -> bool:
         """Whether this save's writes will land at once (the witness may then
@@ -627,19 +657,8 @@ class CacheStorageBackend(BaseTriggerStorage):
         table_writes: dict[str, Any] = {}
         version = previous.get("tasks_version")
         if self._changed_tasks or version is None:
-            tasks = dict(self._table["tasks"])
-            for task_name in self._changed_tasks:
-                tasks[task_name] = self.tasks[task_name].serialize()
-            by_trigger: dict[str, list[str]] = {}
-            for task_name, stored in tasks.items():
-                for trigger in {*stored["after"], *stored["unless"]}:
-                    by_trigger.setdefault(trigger, []).append(task_name)
-            for task_names in by_trigger.values():
-                task_names.sort()
-            version = uuid.uuid4().hex
-            table = {"tasks": tasks, "triggers": by_trigger}
+            version, table = self._new_task_table()
             table_writes[self.tasks_key(version)] = table
-            _task_tables.put(self.tasks_key(version), table)
         elif refresh:
             table_writes[self.tasks_key(version)] = self._table
         counts, irregular = instances.index()
