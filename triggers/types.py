@@ -153,7 +153,7 @@ class TaskConfig:
         config.after = set(after)
         if and_every:
             config.after.add(and_every)
-        config.unless = set(unless) if unless else set()
+        config.unless = set(unless or ())
         config.and_every = and_every
         if not params:
             config.with_params = {}

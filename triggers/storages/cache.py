@@ -35,6 +35,7 @@ is gone, raises SessionIncomplete rather than reading a smaller session.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import math
@@ -100,8 +101,17 @@ class _TaskTables:
 
     def __init__(self, size: int = 512) -> None:
         self._tables: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._configs: dict[str, dict[str, TaskConfig]] = {}
         self._size = size
         self._lock = threading.Lock()
+
+    def configs(self, version: str) -> dict[str, TaskConfig]:
+        """The TaskConfigs built so far from the table of that version (shared:
+        every session whose table has that version reads the same ones)."""
+        with self._lock:
+            if version not in self._tables:
+                return {}
+            return self._configs.setdefault(version, {})
 
     def get(self, version: str) -> dict[str, Any] | None:
         with self._lock:
@@ -114,10 +124,45 @@ class _TaskTables:
         with self._lock:
             self._tables[version] = table
             while len(self._tables) > self._size:
-                self._tables.popitem(last=False)
+                dropped, _ = self._tables.popitem(last=False)
+                self._configs.pop(dropped, None)
 
 
 _task_tables = _TaskTables()
+
+
+class _FirstConfigurations:
+    """Task tables that configurations given to new sessions produced, by content.
+
+    Applications usually give every new session the same configuration; when
+    one equals a configuration seen before, its table (checked and built
+    then) is reused instead of checking and serializing every task again.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._entries: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+        self._size = size
+        self._lock = threading.Lock()
+
+    def find(self, config: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            entries = list(self._entries)
+        for given, version, table in entries:
+            if len(given) == len(config) and given == config:
+                return version, table
+        return None
+
+    def put(self, config: Mapping[str, Any], version: str, table: dict[str, Any]) -> None:
+        try:
+            given = copy.deepcopy(dict(config))
+        except Exception:  # an odd definition (an uncopyable value): not remembered
+            return
+        with self._lock:
+            self._entries.insert(0, (given, version, table))
+            del self._entries[self._size :]
+
+
+_first_configurations = _FirstConfigurations()
 
 
 def _pickled(name: str, record: Any) -> bytes:
@@ -130,25 +175,32 @@ def _pickled(name: str, record: Any) -> bytes:
 class _StoredConfigs(MutableMapping[str, TaskConfig]):
     """Task configs as stored, each built into a TaskConfig on first access."""
 
-    def __init__(self, stored: Mapping[str, Any], build: Callable[[str, Any], TaskConfig]) -> None:
+    def __init__(
+        self,
+        stored: Mapping[str, Any],
+        build: Callable[[str, Any], TaskConfig],
+        shared: dict[str, TaskConfig] | None = None,
+    ) -> None:
         self._stored = stored
+        #: configs given to this session since the table was read
         self._built: dict[str, TaskConfig] = {}
+        #: configs built from the table (shared by sessions with the same table)
+        self._shared: dict[str, TaskConfig] = {} if shared is None else shared
         self._build = build
 
     def __getitem__(self, name: str) -> TaskConfig:
-        try:
-            return self._built[name]
-        except KeyError:
-            config = self._built[name] = self._build(name, self._stored[name])
-            return config
+        config = self.get(name)
+        if config is None:
+            raise KeyError(name)
+        return config
 
     def get(self, name: str, default: Any = None) -> Any:
-        config = self._built.get(name)
+        config = self._built.get(name) or self._shared.get(name)
         if config is None:
             stored = self._stored.get(name)
             if stored is None:
                 return default
-            config = self._built[name] = self._build(name, stored)
+            config = self._shared[name] = self._build(name, stored)
         return config
 
     def __setitem__(self, name: str, config: TaskConfig) -> None:
@@ -239,8 +291,6 @@ class CacheStorageBackend(BaseTriggerStorage):
         #: new session (all an object that has read nothing can assume),
         #: None when unknown
         self._known: dict[str, Any] | None = {}
-        #: configs built from the task table of a version, kept between tries
-        self._built_configs: tuple[str, dict[str, TaskConfig]] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -249,6 +299,8 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._open: dict[str, set[str]] = {}
         self._snapshots: dict[str, bytes] = {}
         self._changed_tasks: set[str] = set()
+        #: the version and table of this session's first configuration, when known
+        self._first_table: tuple[str, dict[str, Any]] | None = None
         self._prefetched: dict[str, Any] | None = None
         self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
 
@@ -367,9 +419,13 @@ class CacheStorageBackend(BaseTriggerStorage):
                 self.witness_key: head["generation"],
                 self.cache_key: _Encoded(values[self.cache_key]),
             }
+            # What this session built is what the new table holds: share it.
             configs = self._configs
             built = configs._built if isinstance(configs, _StoredConfigs) else configs
-            self._built_configs = (head["tasks_version"], dict(built or {}))
+            if built:
+                shared = _task_tables.configs(head["tasks_version"])
+                for name, config in built.items():
+                    shared.setdefault(name, config)
         else:
             self._known = None
             attempt.known = values
@@ -448,10 +504,9 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._stored = LAYOUT_SPLIT
         self._head = head
         self._table = table
-        configs = _StoredConfigs(table["tasks"], self._build_config)
-        if self._built_configs is not None and self._built_configs[0] == version:
-            configs._built.update(self._built_configs[1])
-        self._configs = configs  # type: ignore[assignment]
+        self._configs = _StoredConfigs(  # type: ignore[assignment]
+            table["tasks"], self._build_config, _task_tables.configs(version)
+        )
         self._metas = self._build_metas(metas)
         self._open = {task: set(names) for task, names in open_names.items()}
         self._instances = TaskInstanceCollection(
@@ -547,6 +602,33 @@ class CacheStorageBackend(BaseTriggerStorage):
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
         self._changed_tasks.update(configs)
+        self._first_table = None
+
+    def update_configuration(self, config_dict: Mapping[str, Any]) -> None:
+        first = (
+            self.layout == LAYOUT_SPLIT
+            and type(config_dict) is dict
+            and not self.tasks
+            and self._stored is None
+            and not self.instances
+        )
+        if not first:
+            super().update_configuration(config_dict)
+            return
+        known = _first_configurations.find(config_dict)
+        if known is not None:
+            # Checked and built when first seen: configs are built on use.
+            version, table = known
+            self._configs = _StoredConfigs(  # type: ignore[assignment]
+                table["tasks"], self._build_config, _task_tables.configs(version)
+            )
+            self._changed_tasks = set(table["tasks"])
+            self._first_table = known
+            return
+        super().update_configuration(config_dict)
+        version, table = self._new_task_table()
+        _first_configurations.put(config_dict, version, table)
+        self._first_table = (version, table)
 
     # ------------------------------------------------------------- saving
     def _save(self) -> None:
@@ -657,7 +739,10 @@ class CacheStorageBackend(BaseTriggerStorage):
         table_writes: dict[str, Any] = {}
         version = previous.get("tasks_version")
         if self._changed_tasks or version is None:
-            version, table = self._new_task_table()
+            if self._first_table is not None:
+                version, table = self._first_table
+            else:
+                version, table = self._new_task_table()
             table_writes[self.tasks_key(version)] = table
         elif refresh:
             table_writes[self.tasks_key(version)] = self._table
