@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidTaskConfig
@@ -126,7 +126,7 @@ class TaskConfig:
         """A config from a definition made of plain lists, strings and dicts,
         checked field by field without the general constructor; None for any
         other shape (the constructor then checks it and names what is wrong)."""
-        get = data.get
+        get: Callable[[str], Any] = data.get
         after, unless, run = get("after"), get("unless"), get("run")
         and_every, using, params = get("andEvery"), get("using"), get("withParams")
         if (
