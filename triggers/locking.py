@@ -355,6 +355,14 @@ def _script_digest(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8")).hexdigest()
 
 
+try:
+    from redis.exceptions import NoScriptError as _NoScriptError
+except ImportError:  # redis-py is not installed: no Redis cache can be in use
+
+    class _NoScriptError(Exception):  # type: ignore[no-redef]
+        pass
+
+
 class RedisLockDriver(LockDriver):
     """Redis through django-redis or Django's own RedisCache: SET NX and scripts."""
 
@@ -366,15 +374,16 @@ class RedisLockDriver(LockDriver):
         if hasattr(cache, "client") and hasattr(cache.client, "encode"):  # django-redis
             client = cache.client
             self._raw = lambda: client.get_client(write=True)
-            self._key = lambda key: str(client.make_key(key))
-            self._encode = lambda value: client.encode(value)
+            make_key = client.make_key
+            self._key = functools.lru_cache(maxsize=4096)(lambda key: str(make_key(key)))
+            self._encode = client.encode
             self._decode = client.decode
         else:  # django.core.cache.backends.redis.RedisCache
             backend = cache._cache  # type: ignore[attr-defined]
             serializer = backend._serializer
             raw_client = backend.get_client(None, write=True)  # one pool; made once
             self._raw = lambda: raw_client
-            self._key = cache.make_and_validate_key
+            self._key = functools.lru_cache(maxsize=4096)(cache.make_and_validate_key)
             self._encode = serializer.dumps
             self._decode = serializer.loads
 
@@ -391,13 +400,11 @@ class RedisLockDriver(LockDriver):
 
     def _run_script(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a Lua script by its digest, loading it first where the server lacks it."""
-        from redis.exceptions import NoScriptError
-
         client = self._raw()
         digest = _script_digest(source)
         try:
             return client.evalsha(digest, len(keys), *keys, *args)
-        except NoScriptError:
+        except _NoScriptError:
             client.script_load(source)
             return client.evalsha(digest, len(keys), *keys, *args)
 

@@ -13,7 +13,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from ..errors import InvalidSessionUid, StorageCorrupted, UnknownInstance, UnknownTask
+from ..errors import (
+    InvalidSessionUid,
+    InvalidTaskConfig,
+    StorageCorrupted,
+    UnknownInstance,
+    UnknownTask,
+    UnserializableValue,
+)
 from ..locking import Lockable
 from ..registry import EntryPointRegistry
 from ..types import TaskConfig, TaskInstance
@@ -461,8 +468,6 @@ class BaseTriggerStorage(Lockable):
     def update_configuration(self, config_dict: Mapping[str, Any]) -> None:
         """Merge task definitions by name; all are checked before any is applied."""
         if not isinstance(config_dict, (dict, Mapping)):
-            from ..errors import InvalidTaskConfig
-
             raise InvalidTaskConfig(
                 config_dict, "the configuration must be a dict of task definitions"
             )
@@ -535,8 +540,6 @@ class BaseTriggerStorage(Lockable):
 
 def check_storable(what: str, value: Any) -> None:
     """Raise UnserializableValue now if ``value`` cannot be pickled by a cache."""
-    from ..errors import UnserializableValue
-
     try:
         pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # pickle raises several types for the same problem

@@ -297,6 +297,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._stored: str | None = None  # None (nothing stored), "single" or "split"
         self._head: dict[str, Any] | None = None
         self._open: dict[str, set[str]] = {}
+        self._stored_open: dict[str, list[str]] = {}
         self._snapshots: dict[str, bytes] = {}
         self._changed_tasks: set[str] = set()
         #: the version and table of this session's first configuration, when known
@@ -305,11 +306,11 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
 
     # ------------------------------------------------------------- keys
-    @property
+    @functools.cached_property
     def cache_key(self) -> str:
         return self.KEY_PREFIX + self.uid
 
-    @property
+    @functools.cached_property
     def witness_key(self) -> str:
         return self.cache_key + ":w"
 
@@ -494,8 +495,12 @@ class CacheStorageBackend(BaseTriggerStorage):
             generation = head["generation"]
         except KeyError as exc:
             raise StorageCorrupted(self.uid, f"the session head lacks {exc.args[0]!r}") from None
-        if not all(
-            isinstance(part, dict) for part in (metas, counts, irregular, open_names, delta)
+        if not (
+            type(metas) is dict
+            and type(counts) is dict
+            and type(irregular) is dict
+            and type(open_names) is dict
+            and type(delta) is dict
         ):
             raise StorageCorrupted(self.uid, "the session head has parts of the wrong type")
         if not isinstance(generation, int) or not isinstance(version, str):
@@ -509,6 +514,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         )
         self._metas = self._build_metas(metas)
         self._open = {task: set(names) for task, names in open_names.items()}
+        self._stored_open = open_names
         self._instances = TaskInstanceCollection(
             counts=counts, irregular=irregular, fetch=self._fetch_instances
         )
@@ -728,7 +734,8 @@ class CacheStorageBackend(BaseTriggerStorage):
             elif task_open is not None and name in task_open:
                 task_open.discard(name)
                 open_changed.add(task)
-        stored_open = dict(previous.get("open", ()))
+        # Based on the open index of the last save made by this object, or loaded.
+        stored_open = dict(self._stored_open)
         for task in open_changed:
             names = open_names[task]
             if names:
@@ -746,6 +753,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             table_writes[self.tasks_key(version)] = table
         elif refresh:
             table_writes[self.tasks_key(version)] = self._table
+        self._stored_open = stored_open
         counts, irregular = instances.index()
         head = {
             "format": HEAD_FORMAT,
