@@ -122,19 +122,20 @@ class TriggerManager:
         instances = storage.instances
         ready: list[TaskInstance] = []
         for config in storage._tasks_using_trigger(trigger_name):
-            candidates = storage._schedulable_instances_of_task(config.name)
-            taken = False
-            for instance in candidates:
-                if instance.apply_trigger(trigger_name, trigger_kwargs):
-                    taken = True
-            # A task gets its first instance, and an andEvery task one more per
-            # firing that no waiting instance took.
-            if (config.and_every == trigger_name and not taken) or (
-                not candidates and not instances.count_of_task(config.name)
-            ):
-                candidates.append(
-                    self._new_instance(config, trigger_name, trigger_kwargs, now, latest)
-                )
+            if instances.count_of_task(config.name):
+                candidates = storage._schedulable_instances_of_task(config.name)
+                taken = False
+                for instance in candidates:
+                    if instance.apply_trigger(trigger_name, trigger_kwargs):
+                        taken = True
+                # An andEvery task gets one more instance per firing that no
+                # waiting instance took.
+                if config.and_every == trigger_name and not taken:
+                    candidates.append(
+                        self._new_instance(config, trigger_name, trigger_kwargs, now, latest)
+                    )
+            else:  # the task's first instance
+                candidates = [self._new_instance(config, trigger_name, trigger_kwargs, now, latest)]
             for instance in candidates:
                 if instance.can_abandon:
                     self._set_status(instance, TaskInstance.STATUS_ABANDONED, now=now)

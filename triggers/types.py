@@ -289,11 +289,11 @@ class TaskInstance:
 
     @property
     def can_run(self) -> bool:
-        return (
-            self.status == self.STATUS_UNSTARTED
-            and self.config.after <= self.kwargs.keys()
-            and not self.can_abandon
-        )
+        if self.status != self.STATUS_UNSTARTED:
+            return False
+        config = self.config
+        unless = config.unless
+        return config.after <= self.kwargs.keys() and not (unless and unless <= self.abandon_state)
 
     @property
     def is_resolved(self) -> bool:
@@ -338,7 +338,7 @@ class TaskInstance:
 
     def apply_trigger(self, trigger_name: str, kwargs: Mapping[str, Any] | None) -> bool:
         """Record a firing of ``trigger_name``; whether it changed this instance."""
-        if not self.can_schedule:
+        if self.status != self.STATUS_UNSTARTED:  # only unstarted instances take triggers
             return False
         applied = False
         if trigger_name in self.config.after and trigger_name not in self.kwargs:

@@ -417,8 +417,13 @@ class BaseTriggerStorage(Lockable):
 
     def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
         """A new unstarted instance of the task, installed in the session."""
-        config = self.get_task(task_config_or_name)
-        return self.instances.create(config, **kwargs)
+        config = None
+        if isinstance(task_config_or_name, TaskConfig) and self._configs is not None:
+            config = self._configs.get(task_config_or_name.name)
+        if config is None:
+            config = self.get_task(task_config_or_name)
+        instances = self._instances if self._instances is not None else self.instances
+        return instances.create(config, **kwargs)
 
     def clone_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         """A new instance of the same task carrying on from the original."""

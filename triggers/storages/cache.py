@@ -189,9 +189,9 @@ class _StoredConfigs(MutableMapping[str, TaskConfig]):
         self._build = build
 
     def __getitem__(self, name: str) -> TaskConfig:
-        config = self.get(name)
+        config = self._built.get(name) or self._shared.get(name)
         if config is None:
-            raise KeyError(name)
+            config = self._shared[name] = self._build(name, self._stored[name])
         return config
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -596,11 +596,13 @@ class CacheStorageBackend(BaseTriggerStorage):
         if self._head is None:
             return super()._tasks_using_trigger(trigger_name)
         names = self._table["triggers"].get(trigger_name, ())
-        if self._changed_tasks:
-            names = sorted({*names, *self._changed_tasks})
         tasks = self.tasks
+        changed = self._changed_tasks
+        if not changed:
+            # The table's index is exact for tasks this object has not changed.
+            return [tasks[name] for name in names]
         found = []
-        for name in names:
+        for name in sorted({*names, *changed}):
             config = tasks.get(name)
             if config is not None and config.uses_trigger(trigger_name):
                 found.append(config)
