@@ -420,13 +420,6 @@ class CacheStorageBackend(BaseTriggerStorage):
                 self.witness_key: head["generation"],
                 self.cache_key: _Encoded(values[self.cache_key]),
             }
-            # What this session built is what the new table holds: share it.
-            configs = self._configs
-            built = configs._built if isinstance(configs, _StoredConfigs) else configs
-            if built:
-                shared = _task_tables.configs(head["tasks_version"])
-                for name, config in built.items():
-                    shared.setdefault(name, config)
         else:
             self._known = None
             attempt.known = values
@@ -670,12 +663,14 @@ class CacheStorageBackend(BaseTriggerStorage):
             unless = stored["unless"]
             for trigger in {*stored["after"], *unless} if unless else stored["after"]:
                 by_trigger.setdefault(trigger, []).append(task_name)
-        table = {"tasks": tasks, "triggers": by_trigger}
-        digest = hashlib.blake2b(pickle.dumps(table, 4), digest_size=16).hexdigest()
-        known = _task_tables.get(digest)
-        if known is not None:
-            return digest, known
-        _task_tables.put(digest, table)
+        data = pickle.dumps({"tasks": tasks, "triggers": by_trigger}, 4)
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        table = _task_tables.get(digest)
+        if table is None:
+            # A copy: the configs it was made from may share values with the
+            # definitions an application passed in, and may still change them.
+            table = pickle.loads(data)
+            _task_tables.put(digest, table)
         return digest, table
 
     def _writes_land_together(self) -> bool:
