@@ -24,9 +24,10 @@ state this object last committed (or, for an object that has read
 nothing, on a new session), and commit only if no lock is held and the
 session's version (its witness key) is the one they started from. A
 commit that finds the session changed brings back its current state for
-one more try; after that, or when the lock is held, or when the block
-raised, the operation runs again under the lock. A fire then costs one
-round trip where the lock costs two.
+the next try; one that finds the lock held waits a moment and reads the
+session again. After a few tries, or when the block raised, the operation
+runs again under the lock. A fire then costs one round trip where the lock
+costs two.
 
 Eviction. Once a session has a head, every save also refreshes a witness
 key; a witness without a head, or an index naming an instance whose record
@@ -40,6 +41,7 @@ import functools
 import hashlib
 import math
 import pickle
+import random
 import re
 import threading
 import time
@@ -55,6 +57,7 @@ from ..errors import SessionIncomplete, StorageCorrupted, UnserializableValue
 from ..locking import (
     CHANGED,
     COMMITTED,
+    LOCKED,
     CacheLike,
     CacheLock,
     CommitGuard,
@@ -74,9 +77,11 @@ LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
 #: marks a split head; 2.x reading it fails loudly (no "instances" key)
 HEAD_FORMAT = "triggers/split-1"
 
-#: tries without the lock (the first on what this object knows, the next
-#: on what the failed commit brought back) before an operation takes it
-UNLOCKED_TRIES = 2
+#: tries without the lock before an operation takes it: the first on what
+#: this object knows, each next one on what the failed commit brought back
+UNLOCKED_TRIES = 6
+#: how long a try that found the lock held waits before reading again (s)
+LOCKED_PAUSE = 0.0003
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.#:@+=-]{1,64}")
 
@@ -370,11 +375,16 @@ class CacheStorageBackend(BaseTriggerStorage):
                 break  # stored without a witness (by 2.x, or the single layout)
             attempt = _UnlockedTry(self, known)
             yield attempt
-            if attempt.outcome != CHANGED:
-                if attempt.outcome == COMMITTED:
-                    return
-                break
-            known = attempt.known
+            if attempt.outcome == COMMITTED:
+                return
+            if attempt.outcome == CHANGED:
+                known = attempt.known
+            elif attempt.outcome == LOCKED:
+                # Someone holds the lock briefly: let them finish, then read again.
+                time.sleep(LOCKED_PAUSE * random.uniform(0.5, 1.0))
+                known = self.cache.get_many([self.cache_key, self.witness_key])
+            else:
+                break  # the block raised: only the lock gives a definite answer
         yield self.acquire_lock()
 
     def _begin_try(self, attempt: _UnlockedTry) -> None:
