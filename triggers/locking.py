@@ -371,6 +371,7 @@ class RedisLockDriver(LockDriver):
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
+        self._decode_object: Any = None
         if hasattr(cache, "client") and hasattr(cache.client, "encode"):  # django-redis
             client = cache.client
             self._raw = lambda: client.get_client(write=True)
@@ -378,6 +379,13 @@ class RedisLockDriver(LockDriver):
             self._key = functools.lru_cache(maxsize=4096)(lambda key: str(make_key(key)))
             self._encode = client.encode
             self._decode = client.decode
+            serializer = getattr(client, "_serializer", None)
+            compressor = getattr(client, "_compressor", None)
+            if serializer is not None and compressor is not None:
+                # What the client's decode does past its first step, an attempt
+                # at int() that, for a pickled dict, formats an error message
+                # quoting every byte of it.
+                self._decode_object = lambda raw: serializer.loads(compressor.decompress(raw))
         else:  # django.core.cache.backends.redis.RedisCache
             backend = cache._cache  # type: ignore[attr-defined]
             serializer = backend._serializer
@@ -386,6 +394,7 @@ class RedisLockDriver(LockDriver):
             self._key = functools.lru_cache(maxsize=4096)(cache.make_and_validate_key)
             self._encode = serializer.dumps
             self._decode = serializer.loads
+            self._decode_object = pickle.loads  # what loads() does with anything but an int
 
     def _ttl_ms(self, ttl: float | None) -> int | None:
         return None if ttl is None else max(1, int(ttl * 1000))
@@ -473,14 +482,19 @@ class RedisLockDriver(LockDriver):
         if outcome == 0:
             return LOCKED, {}
         values = {}
-        for name, raw in zip((guard.version_key, guard.state_key), result[1:]):
-            if raw is not None and raw is not False:
-                values[name] = self._decode(raw)
+        version, state = result[1], result[2] if len(result) > 2 else None
+        if version is not None and version is not False:
+            values[guard.version_key] = self._decode(version)
+        if state is not None and state is not False:
+            values[guard.state_key] = self.decode(state)
         return CHANGED, values
 
     def decode(self, raw: Any) -> Any:
-        """A value as :meth:`commit_if_unchanged` handed it back encoded."""
-        return self._decode(raw)
+        """A value as :meth:`commit_if_unchanged` handed it back encoded (not an int)."""
+        try:
+            return (self._decode_object or self._decode)(raw)
+        except Exception:
+            return self._decode(raw)  # the client's own way, whatever it was
 
 
 class DatabaseLockDriver(LockDriver):

@@ -392,13 +392,13 @@ class CacheStorageBackend(BaseTriggerStorage):
         local.depth = 1
         local.lock = attempt
         self.__dict__.pop("_pending", None)
-        BaseTriggerStorage.invalidate_cache(self)
+        self._configs = self._instances = self._metas = None
         self._reset()
         known = attempt.known
         head = known.get(self.cache_key)
-        if isinstance(head, _Encoded):
+        if type(head) is _Encoded:
             assert self._driver is not None
-            known = {**known, self.cache_key: self._driver.decode(bytes(head))}
+            known = {self.cache_key: self._driver.decode(head), self.witness_key: known[self.witness_key]}
         self._prefetched = known
 
     def _end_try(self, attempt: _UnlockedTry, exc: BaseException | None) -> bool:
@@ -694,8 +694,11 @@ class CacheStorageBackend(BaseTriggerStorage):
 
     def _lifetime(self) -> float | None:
         """Seconds the session lives after a save, or None for no expiry."""
-        seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
-        return None if seconds is None else float(seconds)
+        lifetime = self.__dict__.get("_lifetime_seconds", False)
+        if lifetime is False:
+            seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
+            lifetime = self.__dict__["_lifetime_seconds"] = None if seconds is None else float(seconds)
+        return lifetime
 
     def _split_batches(self) -> tuple[list[dict[str, Any]], Any]:
         """The writes of a save, in order, and the timeout they are made with.
