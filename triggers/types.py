@@ -47,7 +47,11 @@ def _trigger_set(task_name: str, field: str, value: Any) -> set[str]:
 
 
 class TaskConfig:
-    """The configuration of one task in a session: when it runs and what it runs."""
+    """The configuration of one task in a session: when it runs and what it runs.
+
+    Treat it as read-only once it is in a session (sessions with the same
+    task table may share it); change a task with ``update_configuration``.
+    """
 
     __slots__ = ("name", "after", "run", "unless", "using", "with_params", "and_every", "extra")
 
