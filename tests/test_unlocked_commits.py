@@ -9,6 +9,7 @@ cache: on the others the lock is taken from the start.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -186,3 +187,43 @@ def _tick_from_child(uid, alias, worker):
     manager = TriggerManager(CacheStorageBackend(uid, cache=alias, timeout=600))
     for n in range(10):
         manager.fire("tick", {"worker": worker, "n": n})
+
+
+@pytest.mark.parametrize("alias", ["locmem", "redis"])
+def test_threads_sharing_one_manager_lose_nothing(alias, uid, test_runners, request):
+    from tests.conftest import prepare_cache
+
+    prepare_cache(request, alias)
+    manager = TriggerManager(CacheStorageBackend(uid, cache=alias, timeout=600))
+    manager.update_configuration(CONFIG)
+    errors = []
+
+    def tick(worker):
+        try:
+            for n in range(25):
+                manager.fire("tick", {"worker": worker, "n": n})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=tick, args=(worker,)) for worker in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, inside operations too
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+
+    storage = reread(uid, alias)
+    ticks = sorted(
+        (i.kwargs["tick"]["worker"], i.kwargs["tick"]["n"])
+        for i in storage.iter_instances()
+        if i.config.name == "t_every"
+    )
+    assert ticks == [(worker, n) for worker in range(4) for n in range(25)]
+    assert sorted(i.name for i in storage.iter_instances()) == sorted(
+        f"t_every#{n}" for n in range(100)
+    )

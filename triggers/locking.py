@@ -137,6 +137,12 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _check_block(block: Block) -> None:
+    if block is not True and block is not False:
+        if isinstance(block, bool) or not isinstance(block, (int, float)) or block < 0:
+            raise ValueError(f"block must be True, False or a number of seconds, not {block!r}")
+
+
 def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
     """Seconds a lock lives, or None for no expiry."""
     if ttl is True:
@@ -796,9 +802,7 @@ class CacheLock:
         """Take the lock, waiting as ``block`` says; returns the ``read`` keys' values."""
         if self.held:
             raise RuntimeError(f"lock {self.key!r} is already held by this CacheLock")
-        if block is not True and block is not False:
-            if isinstance(block, bool) or not isinstance(block, (int, float)) or block < 0:
-                raise ValueError(f"block must be True, False or a number of seconds, not {block!r}")
+        _check_block(block)
         started = time.monotonic()
         attempt = 0
         self._uncertain = False
@@ -925,6 +929,14 @@ class Lockable:
             local = self.__dict__.setdefault("_triggers_lock_local", threading.local())
         return local
 
+    def _object_mutex(self) -> threading.RLock:
+        """Serializes, within a process, the threads that share this object:
+        they share its loaded state, which one thread's work replaces."""
+        mutex = self.__dict__.get("_triggers_object_mutex")
+        if mutex is None:
+            mutex = self.__dict__.setdefault("_triggers_object_mutex", threading.RLock())
+        return mutex
+
     @property
     def has_lock(self) -> bool:
         """Whether this thread is inside ``acquire_lock()`` (``ttl=False`` included)."""
@@ -960,29 +972,37 @@ class Lockable:
             finally:
                 local.depth -= 1
             return
-        lock: CacheLock | NoLock
-        if ttl is False:
-            lock = NoLock(self.get_lock_name(), self.get_lock_backend())
-        else:
-            lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
-        prefetched = lock.acquire(block, read=self._lock_read_keys())
-        local.depth = 1
-        local.lock = lock
+        _check_block(block)
+        mutex = self._object_mutex()
+        if not (mutex.acquire() if block is True else mutex.acquire(timeout=float(block))):
+            # Another thread of this process works on this very object.
+            raise LockAcquisitionFailed(self.get_lock_name(), None if block is False else float(block))
         try:
-            self._on_lock_acquired(prefetched)
-            yield self
-        finally:
-            local.depth = 0
-            local.lock = None
+            lock: CacheLock | NoLock
+            if ttl is False:
+                lock = NoLock(self.get_lock_name(), self.get_lock_backend())
+            else:
+                lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
+            prefetched = lock.acquire(block, read=self._lock_read_keys())
+            local.depth = 1
+            local.lock = lock
             try:
-                try:
-                    batches, timeout = self._pending_writes()
-                except BaseException:
-                    lock.release()
-                    raise
-                lock.release(batches, timeout)
+                self._on_lock_acquired(prefetched)
+                yield self
             finally:
-                self._on_lock_released()
+                local.depth = 0
+                local.lock = None
+                try:
+                    try:
+                        batches, timeout = self._pending_writes()
+                    except BaseException:
+                        lock.release()
+                        raise
+                    lock.release(batches, timeout)
+                finally:
+                    self._on_lock_released()
+        finally:
+            mutex.release()
 
     def _pending_writes(self) -> tuple[Sequence[Mapping[str, Any]], Any]:
         """Writes to send with the release, and their timeout."""

@@ -388,6 +388,17 @@ class CacheStorageBackend(BaseTriggerStorage):
         yield self.acquire_lock()
 
     def _begin_try(self, attempt: _UnlockedTry) -> None:
+        mutex = self._object_mutex()
+        mutex.acquire()
+        try:
+            self._start_try(attempt)
+        except BaseException:
+            self._lock_local().depth = 0
+            self._lock_local().lock = None
+            mutex.release()
+            raise
+
+    def _start_try(self, attempt: _UnlockedTry) -> None:
         local = self._lock_local()
         local.depth = 1
         local.lock = attempt
@@ -402,6 +413,12 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._prefetched = known
 
     def _end_try(self, attempt: _UnlockedTry, exc: BaseException | None) -> bool:
+        try:
+            return self._finish_try(attempt, exc)
+        finally:
+            self._object_mutex().release()
+
+    def _finish_try(self, attempt: _UnlockedTry, exc: BaseException | None) -> bool:
         local = self._lock_local()
         local.depth = 0
         local.lock = None
