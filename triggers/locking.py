@@ -324,12 +324,21 @@ if not same then
     return {1, version, redis.call('get', KEYS[3])}
 end
 local px = tonumber(ARGV[2])
-for i = 4, #KEYS do
+local function put(key, value)
     if px > 0 then
-        redis.call('set', KEYS[i], ARGV[i - 1], 'PX', px)
+        redis.call('set', key, value, 'PX', px)
     else
-        redis.call('set', KEYS[i], ARGV[i - 1])
+        redis.call('set', key, value)
     end
+end
+if ARGV[3] ~= '' then
+    put(KEYS[2], ARGV[3])
+end
+if ARGV[4] ~= '' then
+    put(KEYS[3], ARGV[4])
+end
+for i = 4, #KEYS do
+    put(KEYS[i], ARGV[i + 1])
 end
 return {2}
 """
@@ -469,18 +478,26 @@ class RedisLockDriver(LockDriver):
         # One script, atomic on the server: check, then write everything.
         seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
         px = 0 if seconds is None else max(1, int(seconds * 1000))
-        key = self._key
+        key, encode = self._key, self._encode
         keys = [key(guard.lock_key), key(guard.version_key), key(guard.state_key)]
-        expected = "" if guard.expected is None else self._encode(guard.expected)
-        args: list[Any] = [expected, px]
-        kept = None
+        expected = "" if guard.expected is None else encode(guard.expected)
+        # The version and state keys are named once; their new values (if
+        # written) go in fixed places, the other writes after them.
+        args: list[Any] = [expected, px, "", ""]
         for batch in batches:
             for name, value in batch.items():
-                keys.append(key(name))
-                encoded = self._encode(value)
-                if name == guard.keep:
-                    kept = encoded
-                args.append(encoded)
+                if name == guard.version_key:
+                    args[2] = encode(value)
+                elif name == guard.state_key:
+                    args[3] = encode(value)
+                else:
+                    keys.append(key(name))
+                    args.append(encode(value))
+        kept = args[3] if guard.keep == guard.state_key and args[3] != "" else None
+        if kept is None:
+            kept = next(
+                (encode(batch[guard.keep]) for batch in reversed(batches) if guard.keep in batch), None
+            )
         result = self._run_script(_COMMIT_IF_UNCHANGED_SCRIPT, keys, args)
         outcome = result[0]
         if outcome == 2:
