@@ -9,6 +9,9 @@ from django.core import checks
 
 from .conf import get_setting
 
+#: MAX_ENTRIES of a culling cache below which triggers.W001 warns
+CULLING_WARNING_BELOW = 10_000
+
 
 @checks.register("triggers")
 def check_storage_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -50,6 +53,20 @@ def check_storage_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             checks.Error(
                 f"TRIGGERS_CACHE_LAYOUT is {layout!r}; expected 'split' or 'single'.",
                 id="triggers.E004",
+            )
+        ]
+    # LocMem and the database cache delete entries at random once full.
+    max_entries = getattr(cache, "_max_entries", None)
+    if layout == "split" and isinstance(max_entries, int) and max_entries < CULLING_WARNING_BELOW:
+        return [
+            checks.Warning(
+                f"The cache {alias!r} used for trigger sessions deletes entries at random once it"
+                f" holds MAX_ENTRIES={max_entries}; in the split layout a session keeps one entry"
+                " per task instance, so a large session can lose some and fail to load"
+                " (SessionIncomplete).",
+                hint=f"Raise OPTIONS['MAX_ENTRIES'] of {alias!r} well above the entries your"
+                " sessions hold, or set TRIGGERS_CACHE_LAYOUT = 'single'.",
+                id="triggers.W001",
             )
         ]
     return []
