@@ -227,3 +227,16 @@ def test_threads_sharing_one_manager_lose_nothing(alias, uid, test_runners, requ
     assert sorted(i.name for i in storage.iter_instances()) == sorted(
         f"t_every#{n}" for n in range(100)
     )
+
+
+def test_saves_in_the_single_layout_are_never_taken_for_an_older_state(managers, uid):
+    first, make, alias = managers  # first committed the configuration (split layout)
+    single = TriggerManager(CacheStorageBackend(uid, cache=alias, timeout=600, layout="single"))
+    single.fire("a", {"by": "single"})
+    single.fire("b", {"by": "single again"})
+    first.fire("tick", {"n": 1})  # on the state first committed, two saves ago
+
+    storage = reread(uid, alias)
+    assert storage.latest_kwargs == {"a": {"by": "single"}, "b": {"by": "single again"}, "tick": {"n": 1}}
+    assert storage["t_both#0"].status == TaskInstance.STATUS_SCHEDULED
+    assert sorted(i.name for i in storage.iter_instances()) == ["t_both#0", "t_every#0", "t_one#0"]

@@ -303,6 +303,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         self._head: dict[str, Any] | None = None
         self._open: dict[str, set[str]] = {}
         self._stored_open: dict[str, list[str]] = {}
+        self._witness_read = 0  # the witness as loaded (0: none)
         self._snapshots: dict[str, bytes] = {}
         self._changed_tasks: set[str] = set()
         #: the version and table of this session's first configuration, when known
@@ -485,6 +486,7 @@ class CacheStorageBackend(BaseTriggerStorage):
 
     def _load_state(self) -> None:
         head, witness = self._read_head()
+        self._witness_read = witness if type(witness) is int else 0
         if head is None:
             if witness is not None:
                 raise SessionIncomplete(self.uid, [self.cache_key])
@@ -662,7 +664,7 @@ class CacheStorageBackend(BaseTriggerStorage):
     def _save(self) -> None:
         if self.layout == LAYOUT_SINGLE:
             # The witness goes after the head: a head without it reads fine.
-            generation = (self._head or {}).get("generation", 0) + 1
+            generation = self._next_generation()
             batches = [{self.cache_key: self._single_value(), self.witness_key: generation}]
             self.__dict__["_pending"] = (batches, self.timeout)
         else:
@@ -708,6 +710,12 @@ class CacheStorageBackend(BaseTriggerStorage):
             return True
         driver = self._lock_driver()
         return isinstance(hold, CacheLock) and driver is not None and driver.atomic_writes
+
+    def _next_generation(self) -> int:
+        """The generation this save writes to the witness: above any written
+        before, whichever layout wrote it, so a commit that compares the
+        witness never mistakes a later state for the one it started from."""
+        return max(self._witness_read, (self._head or {}).get("generation", 0)) + 1
 
     def _lifetime(self) -> float | None:
         """Seconds the session lives after a save, or None for no expiry."""
@@ -784,7 +792,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         counts, irregular = instances.index()
         head = {
             "format": HEAD_FORMAT,
-            "generation": previous.get("generation", 0) + 1,
+            "generation": self._next_generation(),
             "tasks_version": version,
             "metas": self.metadata,
             "counts": counts,
