@@ -43,6 +43,15 @@ def reread(uid, alias):
     return CacheStorageBackend(uid, cache=alias)
 
 
+def ticks_of(uid, alias):
+    """(worker, n) of every tick the session's andEvery task took, sorted."""
+    return sorted(
+        (i.kwargs["tick"]["worker"], i.kwargs["tick"]["n"])
+        for i in reread(uid, alias).iter_instances()
+        if i.config.name == "t_every"
+    )
+
+
 def test_a_manager_whose_state_went_stale_still_applies_its_fire_to_the_latest_state(managers, uid):
     first, make, alias = managers
     second = make()
@@ -174,13 +183,7 @@ def test_processes_racing_without_the_lock_lose_nothing_on_every_shared_cache(ma
     join_all(children)
     assert [child.exitcode for child in children] == [0, 0, 0]
 
-    storage = reread(uid, alias)
-    ticks = sorted(
-        (i.kwargs["tick"]["worker"], i.kwargs["tick"]["n"])
-        for i in storage.iter_instances()
-        if i.config.name == "t_every"
-    )
-    assert ticks == [(worker, n) for worker in range(3) for n in range(10)]
+    assert ticks_of(uid, alias) == [(worker, n) for worker in range(3) for n in range(10)]
 
 
 def _tick_from_child(uid, alias, worker):
@@ -217,13 +220,8 @@ def test_threads_sharing_one_manager_lose_nothing(alias, uid, test_runners, requ
         sys.setswitchinterval(interval)
     assert not errors
 
+    assert ticks_of(uid, alias) == [(worker, n) for worker in range(4) for n in range(25)]
     storage = reread(uid, alias)
-    ticks = sorted(
-        (i.kwargs["tick"]["worker"], i.kwargs["tick"]["n"])
-        for i in storage.iter_instances()
-        if i.config.name == "t_every"
-    )
-    assert ticks == [(worker, n) for worker in range(4) for n in range(25)]
     assert sorted(i.name for i in storage.iter_instances()) == sorted(
         f"t_every#{n}" for n in range(100)
     )

@@ -411,6 +411,11 @@ class RedisLockDriver(LockDriver):
             self._decode = serializer.loads
             self._decode_object = pickle.loads  # what loads() does with anything but an int
 
+    def _px(self, timeout: Any) -> int:
+        """A cache timeout in milliseconds for SET PX; 0 for no expiry."""
+        seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        return 0 if seconds is None else max(1, int(seconds * 1000))
+
     def _ttl_ms(self, ttl: float | None) -> int | None:
         return None if ttl is None else max(1, int(ttl * 1000))
 
@@ -459,8 +464,7 @@ class RedisLockDriver(LockDriver):
         # One script: the writes and the release happen together, and only
         # if this holder still owns the lock (a holder whose lock expired
         # and was taken by another cannot overwrite newer state).
-        seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
-        px = 0 if seconds is None else max(1, int(seconds * 1000))
+        px = self._px(timeout)
         keys = [self._key(key)]
         args: list[Any] = [self._encode(token), px, "1" if release else "0"]
         for batch in batches:
@@ -476,8 +480,7 @@ class RedisLockDriver(LockDriver):
         timeout: Any,
     ) -> tuple[str, dict[str, Any]]:
         # One script, atomic on the server: check, then write everything.
-        seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
-        px = 0 if seconds is None else max(1, int(seconds * 1000))
+        px = self._px(timeout)
         key, encode = self._key, self._encode
         keys = [key(guard.lock_key), key(guard.version_key), key(guard.state_key)]
         expected = "" if guard.expected is None else encode(guard.expected)
@@ -496,7 +499,8 @@ class RedisLockDriver(LockDriver):
         kept = args[3] if guard.keep == guard.state_key and args[3] != "" else None
         if kept is None:
             kept = next(
-                (encode(batch[guard.keep]) for batch in reversed(batches) if guard.keep in batch), None
+                (encode(batch[guard.keep]) for batch in reversed(batches) if guard.keep in batch),
+                None,
             )
         result = self._run_script(_COMMIT_IF_UNCHANGED_SCRIPT, keys, args)
         outcome = result[0]
@@ -993,7 +997,9 @@ class Lockable:
         mutex = self._object_mutex()
         if not (mutex.acquire() if block is True else mutex.acquire(timeout=float(block))):
             # Another thread of this process works on this very object.
-            raise LockAcquisitionFailed(self.get_lock_name(), None if block is False else float(block))
+            raise LockAcquisitionFailed(
+                self.get_lock_name(), None if block is False else float(block)
+            )
         try:
             lock: CacheLock | NoLock
             if ttl is False:

@@ -285,6 +285,15 @@ class TriggerManager:
             instance_or_name, {TaskInstance.META_LOGS_RESOLVED: True}
         )
 
+    def _failed_instance(self, instance_or_name: TaskInstance | str, action: str) -> TaskInstance:
+        """The stored instance, which must have failed to be ``action`` (replayed, skipped)."""
+        instance = self.storage.get_instance(instance_or_name)
+        if not instance.can_replay:  # the same rule as can_skip: it failed
+            raise ValueError(
+                f"instance {instance.name!r} is {instance.status}; only failed instances can be {action}"
+            )
+        return instance
+
     def replay_failed_instance(
         self,
         instance_or_name: TaskInstance | str,
@@ -297,12 +306,7 @@ class TriggerManager:
             check_storable("replacement kwargs", replacement_kwargs)
         for attempt in self.storage.attempts():
             with attempt:
-                instance = self.storage.get_instance(instance_or_name)
-                if not instance.can_replay:
-                    raise ValueError(
-                        f"instance {instance.name!r} is {instance.status};"
-                        " only failed instances can be replayed"
-                    )
+                instance = self._failed_instance(instance_or_name, "replayed")
                 self._set_status(instance, TaskInstance.STATUS_REPLAYED)
                 clone = self.storage.clone_instance(instance)
                 clone.metadata[TaskInstance.META_TIMESTAMPS] = {
@@ -329,12 +333,7 @@ class TriggerManager:
             check_storable("skip result", result)
         for attempt in self.storage.attempts():
             with attempt:
-                instance = self.storage.get_instance(instance_or_name)
-                if not instance.can_skip:
-                    raise ValueError(
-                        f"instance {instance.name!r} is {instance.status};"
-                        " only failed instances can be skipped"
-                    )
+                instance = self._failed_instance(instance_or_name, "skipped")
                 self._set_status(
                     instance,
                     TaskInstance.STATUS_SKIPPED,

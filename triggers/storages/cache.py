@@ -410,7 +410,10 @@ class CacheStorageBackend(BaseTriggerStorage):
         head = known.get(self.cache_key)
         if type(head) is _Encoded:
             assert self._driver is not None
-            known = {self.cache_key: self._driver.decode(head), self.witness_key: known[self.witness_key]}
+            known = {
+                self.cache_key: self._driver.decode(head),
+                self.witness_key: known[self.witness_key],
+            }
         self._prefetched = known
 
     def _end_try(self, attempt: _UnlockedTry, exc: BaseException | None) -> bool:
@@ -717,13 +720,11 @@ class CacheStorageBackend(BaseTriggerStorage):
         witness never mistakes a later state for the one it started from."""
         return max(self._witness_read, (self._head or {}).get("generation", 0)) + 1
 
+    @functools.cached_property
     def _lifetime(self) -> float | None:
         """Seconds the session lives after a save, or None for no expiry."""
-        lifetime = self.__dict__.get("_lifetime_seconds", False)
-        if lifetime is False:
-            seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
-            lifetime = self.__dict__["_lifetime_seconds"] = None if seconds is None else float(seconds)
-        return lifetime
+        seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
+        return None if seconds is None else float(seconds)
 
     def _split_batches(self) -> tuple[list[dict[str, Any]], Any]:
         """The writes of a save, in order, and the timeout they are made with.
@@ -735,7 +736,7 @@ class CacheStorageBackend(BaseTriggerStorage):
         """
         instances = self.instances
         previous = self._head or {}
-        lifetime = self._lifetime()
+        lifetime = self._lifetime
         now = time.time()
         touched = previous.get("touched")
         # Refresh a second early: caches that keep whole seconds round expiry down.
