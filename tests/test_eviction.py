@@ -142,22 +142,48 @@ def test_several_records_gone_are_all_named(any_cache, uid):
     assert sorted(info.value.missing) == sorted(gone)
 
 
+LIFETIME = 4  # seconds; the session must outlive its first records by far
+
+
+def _keep_busy(alias, uid):
+    """Save a session every second for longer than its timeout.
+
+    Returns what a fresh reader found, what it should have found, and the
+    longest wait between the start of one save and the next read. The
+    promise under test holds while that wait stays within half the timeout.
+    """
+    store = populate(CacheStorageBackend(uid, cache=alias, timeout=LIFETIME))
+    saved = time.time()
+    expected = fresh(store).debug_repr()
+    longest = 0.0
+    for beat in range(LIFETIME + 2):
+        time.sleep(1)
+        with store.acquire_lock():
+            longest = max(longest, time.time() - saved)
+            store.metadata["beat"] = beat
+            saved = time.time()
+            store.save()
+        expected["metas"]["beat"] = beat
+    found = fresh(store).debug_repr()
+    return found, expected, max(longest, time.time() - saved)
+
+
 @pytest.mark.parametrize("alias", ["locmem", "redis", "memcached", "db_sqlite"])
 def test_untouched_records_outlive_a_busy_head(request, alias, uid):
+    """A session saved at least once per half timeout never expires, although
+    its first records were written once, longer than the timeout ago."""
     from .conftest import prepare_cache
 
     prepare_cache(request, alias)
-    store = populate(CacheStorageBackend(uid, cache=alias, timeout=3))
-    expected = fresh(store).debug_repr()
-    for beat in range(5):
-        time.sleep(1)
-        with store.acquire_lock():
-            store.metadata["beat"] = beat
-            store.save()
-        expected["metas"]["beat"] = beat
-    # Last save one moment ago, timeout 3 s: the session must be whole.
-    assert fresh(store).debug_repr() == expected
-
+    waits = []
+    for attempt in range(3):
+        found, expected, longest = _keep_busy(alias, f"{uid}-{attempt}")
+        if longest <= LIFETIME / 2:
+            assert found == expected
+            return
+        # The machine stalled past the promise: expiry was allowed. Again.
+        waits.append(round(longest, 2))
+    pytest.fail(f"no run kept every save within {LIFETIME / 2} s of the last: {waits}")
 
 
 def test_task_table_gone(any_cache, uid):
