@@ -191,9 +191,9 @@ class LockDriver:
     ) -> tuple[str, dict[str, Any]]:
         """Write ``batches`` at once if no lock is held and ``guard`` still holds.
 
-        Returns ``(COMMITTED, {guard.keep: encoded value})``, ``(LOCKED, {})``,
-        or ``(CHANGED, {guard.version_key: ..., guard.state_key: ...})``
-        with the current values, decoded.
+        Returns ``(COMMITTED, {guard.state_key: encoded value written})``,
+        ``(LOCKED, {})``, or ``(CHANGED, {guard.version_key: ...,
+        guard.state_key: ...})`` with the current values, decoded.
         """
         raise NotSupported(f"{_cache_name(self.cache)} cannot write conditionally")
 
@@ -355,14 +355,13 @@ class CommitGuard(NamedTuple):
     The commit is made only while ``lock_key`` is free and ``version_key``
     holds ``expected`` (None: neither it nor ``state_key`` exists). On a
     change the current values of ``version_key`` and ``state_key`` come
-    back; on success, the encoded value written under ``keep``.
+    back; on success, the encoded value written under ``state_key``.
     """
 
     lock_key: str
     version_key: str
     state_key: str
     expected: Any
-    keep: str
 
 
 @functools.cache
@@ -496,16 +495,10 @@ class RedisLockDriver(LockDriver):
                 else:
                     keys.append(key(name))
                     args.append(encode(value))
-        kept = args[3] if guard.keep == guard.state_key and args[3] != "" else None
-        if kept is None:
-            kept = next(
-                (encode(batch[guard.keep]) for batch in reversed(batches) if guard.keep in batch),
-                None,
-            )
         result = self._run_script(_COMMIT_IF_UNCHANGED_SCRIPT, keys, args)
         outcome = result[0]
         if outcome == 2:
-            return COMMITTED, {guard.keep: kept}
+            return COMMITTED, {guard.state_key: args[3] or None}
         if outcome == 0:
             return LOCKED, {}
         values = {}
@@ -958,6 +951,12 @@ class Lockable:
             mutex = self.__dict__.setdefault("_triggers_object_mutex", threading.RLock())
         return mutex
 
+    def _mark_held(self, lock: Any) -> None:
+        """Record in this thread's state the lock (or try) now held; None: none."""
+        local = self._lock_local()
+        local.depth = 0 if lock is None else 1
+        local.lock = lock
+
     @property
     def has_lock(self) -> bool:
         """Whether this thread is inside ``acquire_lock()`` (``ttl=False`` included)."""
@@ -1007,14 +1006,12 @@ class Lockable:
             else:
                 lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
             prefetched = lock.acquire(block, read=self._lock_read_keys())
-            local.depth = 1
-            local.lock = lock
+            self._mark_held(lock)
             try:
                 self._on_lock_acquired(prefetched)
                 yield self
             finally:
-                local.depth = 0
-                local.lock = None
+                self._mark_held(None)
                 try:
                     try:
                         batches, timeout = self._pending_writes()

@@ -153,7 +153,7 @@ class _FirstConfigurations:
         with self._lock:
             entries = list(self._entries)
         for given, version, table in entries:
-            if len(given) == len(config) and given == config:
+            if given == config:
                 return version, table
         return None
 
@@ -394,15 +394,12 @@ class CacheStorageBackend(BaseTriggerStorage):
         try:
             self._start_try(attempt)
         except BaseException:
-            self._lock_local().depth = 0
-            self._lock_local().lock = None
+            self._mark_held(None)
             mutex.release()
             raise
 
     def _start_try(self, attempt: _UnlockedTry) -> None:
-        local = self._lock_local()
-        local.depth = 1
-        local.lock = attempt
+        self._mark_held(attempt)
         self.__dict__.pop("_pending", None)
         self._configs = self._instances = self._metas = None
         self._reset()
@@ -423,9 +420,7 @@ class CacheStorageBackend(BaseTriggerStorage):
             self._object_mutex().release()
 
     def _finish_try(self, attempt: _UnlockedTry, exc: BaseException | None) -> bool:
-        local = self._lock_local()
-        local.depth = 0
-        local.lock = None
+        self._mark_held(None)
         self._prefetched = None
         pending = self.__dict__.pop("_pending", None)
         if exc is not None or pending is None:
@@ -442,7 +437,6 @@ class CacheStorageBackend(BaseTriggerStorage):
             version_key=self.witness_key,
             state_key=self.cache_key,
             expected=attempt.known.get(self.witness_key),
-            keep=self.cache_key,
         )
         assert self._driver is not None
         attempt.outcome, values = self._driver.commit_if_unchanged(guard, batches, timeout)
@@ -609,11 +603,11 @@ class CacheStorageBackend(BaseTriggerStorage):
             return super()._schedulable_instances_of_task(task_name)
         instances = self.instances
         open_names = self._open.get(task_name)
-        loaded_names = instances._loaded_by_task.get(task_name)
+        loaded_names = instances.loaded_names_of_task(task_name)
         if not open_names and not loaded_names:
             return []
         wanted = set(open_names or ())
-        wanted.update(loaded_names or ())
+        wanted.update(loaded_names)
         return [i for i in (instances[name] for name in sorted(wanted)) if i.can_schedule]
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
