@@ -177,16 +177,10 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         task = config.name
         counted = self._counts.get(task, 0)
         number = self.next_number(task) if self._irregular else counted
-        name = f"{task}#{number}"
-        instance = TaskInstance(name, config, **kwargs)
+        instance = TaskInstance(instance_name(task, number), config, **kwargs)
         if number == counted:
             self._counts[task] = number + 1
-            self._loaded[name] = instance
-            by_task = self._loaded_by_task.get(task)
-            if by_task is None:
-                self._loaded_by_task[task] = [name]
-            else:
-                by_task.append(name)
+            self._remember(instance)
             return instance
         return self.add(instance)
 
