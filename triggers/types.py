@@ -183,12 +183,11 @@ class TaskConfig:
 
     def serialize(self) -> dict[str, Any]:
         """A dict that ``TaskConfig(name=..., **that_dict)`` accepts."""
-        after, unless = self.after, self.unless
         data = {
-            "after": sorted(after) if len(after) > 1 else list(after),
+            "after": self.after_sorted,
             "andEvery": self.and_every,
             "run": self.run,
-            "unless": sorted(unless) if unless else [],
+            "unless": self.unless_sorted,
             "using": self.using,
             "withParams": self.with_params,
         }
