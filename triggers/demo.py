@@ -25,10 +25,11 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from .context import TaskContext
 from .manager import TriggerManager, trigger_managers
 from .runners import ThreadingTaskRunner
 from .storages.cache import CacheStorageBackend
-from .task import TaskContext, task
+from .task_classes import task
 from .types import TaskInstance
 
 __all__ = [

@@ -1,4 +1,9 @@
-"""Exceptions raised by triggers, gathered so callers can catch them by type."""
+"""Exceptions raised by triggers, gathered so callers can catch them by type.
+
+Every module raises its errors from here (and re-exports the ones its own
+callers import from it), so that no module has to import another just to
+name an error.
+"""
 
 from __future__ import annotations
 
@@ -71,3 +76,63 @@ class SessionIncomplete(StorageCorrupted):
             " (evicted or expired); refusing to read it as a smaller session",
         )
         self.uid = uid
+
+
+# --------------------------------------------------------------------------- locking
+
+
+class LockAcquisitionFailed(TriggersError):
+    """The lock is held elsewhere and could not be had (now, or in time)."""
+
+    def __init__(self, key: str, waited: float | None = None) -> None:
+        self.key = key
+        self.waited = waited
+        if waited is None:
+            message = f"lock {key!r} is held by another owner"
+        else:
+            message = f"lock {key!r} could not be acquired within {waited:g}s"
+        super().__init__(message)
+
+
+class LockBackendError(TriggersError):
+    """The cache holding a lock kept failing; the cause is chained."""
+
+
+class LockLost(TriggersError):
+    """A lock expired, or passed to another owner, before its holder let go of it.
+
+    Raised when writes were to travel with the release (or be made while
+    holding it): on Redis and the database cache they were refused; on
+    other caches they were made, but without the lock.
+    """
+
+    def __init__(self, key: str, ttl: float | None) -> None:
+        self.key = key
+        self.ttl = ttl
+        lived = "" if ttl is None else f" (its ttl was {ttl:g}s)"
+        super().__init__(
+            f"lock {key!r} was lost before its holder let go of it{lived}: it expired or"
+            " another owner took it, so what was saved under it may not have been written;"
+            " give the lock a ttl longer than the work it protects"
+        )
+
+
+class NotSupported(TriggersError, TypeError):
+    """The cache cannot hold a lock safely."""
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class DispatchFailed(TriggersError):
+    """A runner could not start one or more ready instances.
+
+    Each of them was marked ``failed`` with the error recorded, so it can be
+    replayed; every other ready instance was dispatched.
+    """
+
+    def __init__(self, failures: dict[str, BaseException]) -> None:
+        self.failures = failures
+        details = "; ".join(f"{name}: {exc!r}" for name, exc in failures.items())
+        super().__init__(f"could not dispatch {', '.join(failures)} ({details})")
+

@@ -13,35 +13,28 @@ import logging
 import traceback
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .conf import get_setting
-from .errors import TriggersError
-from .registry import EntryPointRegistry
+from .errors import DispatchFailed
+from .registry import EntryPointRegistry, task_runners
+from .registry import trigger_managers as _trigger_managers
 from .storages.base import BaseTriggerStorage, check_storable
 from .types import TaskConfig, TaskInstance
 
-if TYPE_CHECKING:
-    from .runners import BaseTaskRunner
-
-__all__ = ["DispatchFailed", "TriggerManager", "trigger_managers"]
+__all__ = ["DispatchFailed", "TaskRunner", "TriggerManager", "trigger_managers"]
 
 logger = logging.getLogger(__name__)
 
-trigger_managers: EntryPointRegistry[TriggerManager] = EntryPointRegistry("triggers.managers")
+trigger_managers: EntryPointRegistry[TriggerManager] = _trigger_managers
 
 
-class DispatchFailed(TriggersError):
-    """A runner could not start one or more ready instances.
+class TaskRunner(Protocol):
+    """What the manager needs of a runner (:class:`triggers.runners.BaseTaskRunner` is one)."""
 
-    Each of them was marked ``failed`` with the error recorded, so it can be
-    replayed; every other ready instance was dispatched.
-    """
+    name: str
 
-    def __init__(self, failures: dict[str, BaseException]) -> None:
-        self.failures = failures
-        details = "; ".join(f"{name}: {exc!r}" for name, exc in failures.items())
-        super().__init__(f"could not dispatch {', '.join(failures)} ({details})")
+    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -63,7 +56,7 @@ class TriggerManager:
         if not isinstance(storage, BaseTriggerStorage):
             raise TypeError(f"storage must be a BaseTriggerStorage, not {storage!r}")
         self.storage = storage
-        self._runners: dict[str, BaseTaskRunner] = {}
+        self._runners: dict[str, TaskRunner] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.storage!r}>"
@@ -167,18 +160,16 @@ class TriggerManager:
         return instance
 
     # ------------------------------------------------------------ dispatch
-    def _runner_for(self, instance: TaskInstance, default: str | None = None) -> BaseTaskRunner:
+    def _runner_for(self, instance: TaskInstance, default: str | None = None) -> TaskRunner:
         key = instance.config.using or default or self.default_task_runner_name
         runner = self._runners.get(key)
         if runner is None:
-            from .runners import task_runners
-
             runner = self._runners[key] = task_runners.get(key)
         return runner
 
     def _schedule(
         self, ready: list[TaskInstance], now: datetime | None = None
-    ) -> tuple[list[tuple[BaseTaskRunner, TaskInstance]], dict[str, BaseException]]:
+    ) -> tuple[list[tuple[TaskRunner, TaskInstance]], dict[str, BaseException]]:
         """Mark ready instances scheduled (or failed, when no runner can take them)."""
         runners = []
         failures: dict[str, BaseException] = {}
@@ -200,7 +191,7 @@ class TriggerManager:
 
     def _dispatch(
         self,
-        runners: list[tuple[BaseTaskRunner, TaskInstance]],
+        runners: list[tuple[TaskRunner, TaskInstance]],
         failures: dict[str, BaseException],
     ) -> None:
         """Hand each scheduled instance to its runner; one failure stops no other."""

@@ -1,7 +1,10 @@
 """Registries that map a key to a class, filled from entry point groups.
 
 A registry loads its group lazily, on first use, so that a plugin module may
-import any part of this package at its top without an import cycle.
+import any part of this package at its top without an import cycle. The
+package's three registries live here, in a module that imports nothing else
+of the package but its errors: the manager, the runners and the task code
+find each other through them at run time, never by importing each other.
 """
 
 from __future__ import annotations
@@ -161,3 +164,15 @@ def registry_key(obj: object) -> str | None:
     """The brand of ``obj``'s class (or of ``obj`` if it is a class), if any."""
     cls = obj if isinstance(obj, type) else type(obj)
     return cls.__dict__.get(BRAND_ATTRIBUTE)
+
+
+# The registries of the package. Typed loosely here (this module may not
+# import the classes); the modules that define the base classes re-export
+# them with the precise type.
+
+#: storage backends, group ``triggers.storages``
+storage_backends: EntryPointRegistry[Any] = EntryPointRegistry("triggers.storages")
+#: trigger managers, group ``triggers.managers``
+trigger_managers: EntryPointRegistry[Any] = EntryPointRegistry("triggers.managers")
+#: task runners, group ``triggers.runners``
+task_runners: EntryPointRegistry[Any] = EntryPointRegistry("triggers.runners")

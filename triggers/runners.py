@@ -2,30 +2,33 @@
 
 A runner receives ``run(manager, task_instance)`` from the manager once the
 instance is saved as ``scheduled`` and the session lock is released. It turns
-the instance into a *payload* of plain data (:meth:`BaseTaskRunner._prepare_task_kwargs`)
-and hands that to :func:`triggers.task.run_task` somewhere: in a new thread
+the instance into a payload of plain data (:class:`triggers.payload.TaskPayload`,
+as a dict from :meth:`BaseTaskRunner._prepare_task_kwargs`) and hands that to
+:func:`triggers.execution.run_task` somewhere: in a new thread
 (:class:`ThreadingTaskRunner`), in the calling thread
 (:class:`SynchronousTaskRunner`), or, for a distributed runner, in another
 process. The payload names the manager and storage classes by their
 registry keys, so the task can rebuild them wherever it runs.
 
-This module imports neither :mod:`triggers.manager` nor :mod:`triggers.task`
-at its top: plugin modules import it at theirs, and the manager loads
-plugins, so those imports happen inside the functions that need them.
+The manager never imports this module: it finds runners through the
+``task_runners`` registry, so a plugin module may import this one at its top.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.db import connections
+
+from .execution import run_task
+from .payload import TaskPayload, merge_kwargs
 from .registry import EntryPointRegistry
+from .registry import task_runners as _task_runners
 
 if TYPE_CHECKING:
     from .manager import TriggerManager
@@ -46,23 +49,7 @@ logger = logging.getLogger(__name__)
 #: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise.
 DEFAULT_TASK_RUNNER = "threading"
 
-task_runners: EntryPointRegistry[BaseTaskRunner] = EntryPointRegistry("triggers.runners")
-
-
-def merge_kwargs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated with ``override``, recursively; neither is changed.
-
-    Where both hold a dict under the same key, the dicts are merged the same
-    way; anywhere else the value of ``override`` wins.
-    """
-    merged: dict[str, Any] = {key: copy.deepcopy(value) for key, value in base.items()}
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = merge_kwargs(current, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+task_runners: EntryPointRegistry[BaseTaskRunner] = _task_runners
 
 
 class BaseTaskRunner(ABC):
@@ -87,40 +74,11 @@ class BaseTaskRunner(ABC):
     def _prepare_task_kwargs(
         self, manager: TriggerManager, task_instance: TaskInstance
     ) -> dict[str, Any]:
-        """The payload :func:`triggers.task.run_task` receives: plain, picklable data."""
-        from .manager import trigger_managers
-        from .storages.base import storage_backends
-
-        storage = manager.storage
-        manager_type = trigger_managers.key_of(type(manager))
-        if manager_type is None:
-            raise RuntimeError(
-                f"{_qualified(type(manager))} has no key in the 'triggers.managers' registry, so a"
-                f" task could not rebuild it; register it (an entry point in that group, or"
-                f" trigger_managers.register(key, cls)) before firing triggers with it"
-            )
-        storage_type = storage_backends.key_of(type(storage))
-        if storage_type is None:
-            raise RuntimeError(
-                f"{_qualified(type(storage))} has no key in the 'triggers.storages' registry, so a"
-                f" task could not rebuild it; register it (an entry point in that group, or"
-                f" storage_backends.register(key, cls)) before firing triggers with it"
-            )
-        return {
-            "instance_name": task_instance.name,
-            "manager_type": manager_type,
-            "storage_type": storage_type,
-            "storage_uid": storage.uid,
-            "storage_kwargs": storage.rebuild_kwargs(),
-            "trigger_kwargs": merge_kwargs(task_instance.config.with_params, task_instance.kwargs),
-        }
+        """The payload :func:`triggers.execution.run_task` receives, as plain data."""
+        return TaskPayload.for_instance(manager, task_instance).to_dict()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
-
-
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class SynchronousTaskRunner(BaseTaskRunner):
@@ -136,8 +94,6 @@ class SynchronousTaskRunner(BaseTaskRunner):
     triggers__registry_key = "sync"
 
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
-        from .task import run_task
-
         payload = self._prepare_task_kwargs(manager, task_instance)
         try:
             run_task(payload)
@@ -182,10 +138,6 @@ class ThreadingTaskRunner(BaseTaskRunner):
 
     @staticmethod
     def _run_in_thread(payload: dict[str, Any]) -> None:
-        from django.db import connections
-
-        from .task import run_task
-
         cls = ThreadingTaskRunner
         cls._local.is_task_thread = True
         try:

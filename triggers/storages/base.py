@@ -23,6 +23,7 @@ from ..errors import (
 )
 from ..locking import Lockable
 from ..registry import EntryPointRegistry
+from ..registry import storage_backends as _storage_backends
 from ..types import TaskConfig, TaskInstance
 
 __all__ = ["BaseTriggerStorage", "TaskInstanceCollection", "storage_backends", "validate_uid"]
@@ -33,7 +34,7 @@ MAX_UID_BYTES = 150
 
 _WHITESPACE = re.compile(r"\s")
 
-storage_backends: EntryPointRegistry[BaseTriggerStorage] = EntryPointRegistry("triggers.storages")
+storage_backends: EntryPointRegistry[BaseTriggerStorage] = _storage_backends
 
 
 def validate_uid(uid: object) -> str:

@@ -1,0 +1,174 @@
+"""Running one task instance: what every runner finally calls.
+
+:func:`run_task` takes the payload a runner prepared, rebuilds the manager
+in whatever thread or process it runs in, resolves the task by name among
+registered tasks, runs the body and records every outcome on the instance:
+``running`` first, then ``finished`` (and the cascade of its result),
+another status, a retry, or a failure with the error recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import reprlib
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from . import task_classes
+from .context import TaskContext
+from .errors import DispatchFailed
+from .payload import TaskPayload
+from .task_classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
+from .types import TaskInstance
+
+__all__ = ["run_task"]
+
+logger = logging.getLogger("triggers.task")
+
+
+def _exception_metadata(
+    exc: BaseException, context: TaskContext, task_name: str, phase: str
+) -> dict[str, Any]:
+    return {
+        TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
+        TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
+        TaskInstance.META_EXCEPTION_CONTEXT: {
+            "task": task_name,
+            "instance": context.instance_name,
+            "phase": phase,
+            "kwargs": _safe_repr(context.trigger_kwargs),
+        },
+        TaskInstance.META_LOG_LEVEL: max(context.log_level, logging.ERROR),
+    }
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = 200
+_repr.maxother = 200
+_repr.maxlevel = 4
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return _repr.repr(value)
+    except Exception as exc:  # a __repr__ that raises must not hide the real error
+        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+
+
+def _mark_failed(
+    context: TaskContext,
+    exc: BaseException,
+    task_name: str,
+    phase: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    metadata = _exception_metadata(exc, context, task_name, phase)
+    if extra:
+        metadata.update(extra)
+    try:
+        context.manager.update_instance_status(
+            context.instance_name, TaskInstance.STATUS_FAILED, metadata
+        )
+    except Exception:
+        logger.exception("could not mark %s failed after %r", context.instance_name, exc)
+
+
+def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
+    """Run the instance a runner's payload names, recording every outcome on it.
+
+    Returns the result of a finished run, else None. Re-raises what the task
+    body raised (after recording it), and raises UnknownTaskError for a
+    ``run`` that names no registered task and MaxRetriesExceeded for a retry
+    too many; a runner logs those.
+    """
+    context = TaskContext.from_payload(payload)
+    name = context.instance_name
+    instance = context.task_instance
+    task_name = instance.config.run
+    if instance.status != TaskInstance.STATUS_SCHEDULED:
+        # Delivered twice, or the operator moved it on meanwhile: never run twice.
+        logger.warning("not running %s: it is %s, not scheduled", name, instance.status)
+        return None
+
+    try:
+        # Looked up on its module at call time, so test helpers can widen it.
+        task_cls = task_classes.get_task(task_name)
+    except Exception as exc:
+        _mark_failed(context, exc, task_name, "resolve")
+        raise
+
+    task_obj = task_cls(context)
+    task_obj._retries = instance.depth
+    context.task = task_obj
+    manager = context.manager
+    manager.update_instance_status(
+        name, TaskInstance.STATUS_RUNNING, {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs}
+    )
+
+    try:
+        result = task_obj._run(context)
+    except StatusChange as change:
+        metadata = dict(change.metadata)
+        metadata.setdefault(TaskInstance.META_LOG_LEVEL, context.log_level)
+        manager.update_instance_status(name, change.status, metadata)
+        return None
+    except Retry as retry:
+        _retry(context, task_obj, retry)
+        return None
+    except BaseException as exc:
+        _mark_failed(context, exc, task_name, "run")
+        raise
+
+    if result is None:
+        result = {}
+    if not isinstance(result, Mapping):
+        error = TypeError(
+            f"task {task_name!r} returned {_safe_repr(result)} ({type(result).__name__})"
+            " instead of a dict"
+        )
+        _mark_failed(context, error, task_name, "result")
+        raise error
+    result = dict(result)
+    try:
+        manager.update_instance_status(
+            name,
+            TaskInstance.STATUS_FINISHED,
+            {TaskInstance.META_RESULT: result, TaskInstance.META_LOG_LEVEL: context.log_level},
+        )
+    except Exception as exc:  # an unstorable result, most likely
+        _mark_failed(context, exc, task_name, "result")
+        raise
+    _cascade(context, instance.config.name, result)
+    return result
+
+
+def _cascade(context: TaskContext, task_config_name: str, result: dict[str, Any]) -> None:
+    """Fire the task's own name with its result (what ``cascade=True`` does)."""
+    try:
+        context.manager.fire(task_config_name, result)
+    except DispatchFailed:
+        # The instances that could not start were marked failed; this one did finish.
+        logger.exception("cascade of %s could not start every task", context.instance_name)
+
+
+def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry) -> None:
+    name = context.instance_name
+    task_name = task_obj.name
+    retries = task_obj.request.retries
+    if retries >= task_obj.max_retries:
+        # Raised directly rather than through TriggerTask.retry(): same rule.
+        exceeded = MaxRetriesExceeded(task_name, name, retries, task_obj.max_retries)
+        exceeded.__cause__ = retry.exc or retry
+        _mark_failed(context, exceeded, task_name, "retry", retry.metadata)
+        raise exceeded
+    error = retry.exc if retry.exc is not None else retry
+    _mark_failed(context, error, task_name, "retry", retry.metadata)
+    if retry.cooldown:
+        time.sleep(retry.cooldown)
+    clone = context.manager.replay_failed_instance(name, retry.replacement_kwargs)
+    if retry.cooldown:
+        context.manager.update_instance_metadata(
+            clone, {TaskInstance.META_COOLDOWN: retry.cooldown}
+        )

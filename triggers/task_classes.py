@@ -1,0 +1,316 @@
+"""Task classes: :class:`TriggerTask`, the :func:`task` decorator, the
+outcomes a task body raises, and the registry of tasks by name.
+
+A task is code registered under a name, either a :class:`TriggerTask`
+subclass or a function decorated with :func:`task`. A task configuration's
+``run`` names it, and it is resolved *among registered tasks only*: stored
+configuration can never make this package import anything. The public home
+of these names is :mod:`triggers.task`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from types import SimpleNamespace
+from typing import Any, ClassVar, NoReturn, overload
+
+from .context import TaskContext, TaskLogger
+from .errors import TriggersError
+from .types import TaskInstance
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "FunctionTask",
+    "MaxRetriesExceeded",
+    "Retry",
+    "StatusChange",
+    "TriggerTask",
+    "UnknownTaskError",
+    "autodiscover_tasks",
+    "get_task",
+    "register_task",
+    "registered_tasks",
+    "task",
+]
+
+#: where the classes below are imported from, and what failure metadata names
+#: (``exceptionType``) when a run ends with one of them
+PUBLIC_MODULE = "triggers.task"
+
+#: Every registered task, by name.
+registered_tasks: dict[str, type[TriggerTask]] = {}
+_registry_lock = threading.Lock()
+_discovery_lock = threading.Lock()
+#: ``<app>.tasks`` modules already imported, or known not to exist.
+_discovered: set[str] = set()
+
+#: What ``TriggerTask.max_retries`` is unless a task says otherwise (Celery's default).
+DEFAULT_MAX_RETRIES = 3
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class StatusChange(Exception):
+    """Raised by a task body to end with ``status`` (and ``metadata``) instead of ``finished``.
+
+    No cascade follows: only a task that finishes fires its own name.
+    """
+
+    __module__ = PUBLIC_MODULE
+
+    def __init__(self, status: str, metadata: Mapping[str, Any] | None = None) -> None:
+        if status not in TaskInstance.ALL_STATUSES:
+            raise ValueError(
+                f"unknown status {status!r} (expected one of {sorted(TaskInstance.ALL_STATUSES)})"
+            )
+        self.status = status
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        super().__init__(status, self.metadata)
+
+
+class Retry(Exception):
+    """Raised by a task body to fail this run and schedule a new one (a replay).
+
+    ``exc``: the error that made the run fail (recorded on the instance).
+    ``metadata``: merged into the failed instance's metadata.
+    ``replacement_kwargs``: the kwargs of the new run (default: the same).
+    ``cooldown``: seconds to wait before the new run is scheduled.
+    """
+
+    __module__ = PUBLIC_MODULE
+
+    def __init__(
+        self,
+        exc: BaseException | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        replacement_kwargs: Mapping[str, Any] | None = None,
+        cooldown: float | None = None,
+    ) -> None:
+        if cooldown is not None and (
+            isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or cooldown < 0
+        ):
+            raise ValueError(f"cooldown must be a number of seconds >= 0, not {cooldown!r}")
+        self.exc = exc
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.replacement_kwargs = replacement_kwargs
+        self.cooldown = cooldown
+        super().__init__(f"retry requested{f': {exc!r}' if exc is not None else ''}")
+
+
+class MaxRetriesExceeded(TriggersError):
+    """A task asked to retry after it had already been retried ``max_retries`` times."""
+
+    __module__ = PUBLIC_MODULE
+
+    def __init__(self, task_name: str, instance_name: str, retries: int, max_retries: int) -> None:
+        self.task_name = task_name
+        self.instance_name = instance_name
+        self.retries = retries
+        self.max_retries = max_retries
+        super().__init__(
+            f"task {task_name!r} ({instance_name}) asked to retry after {retries} retries;"
+            f" max_retries is {max_retries}"
+        )
+
+
+class UnknownTaskError(TriggersError, LookupError):
+    """A task configuration's ``run`` names no registered task."""
+
+    __module__ = PUBLIC_MODULE
+
+    def __init__(self, name: object, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        super().__init__(
+            f"no task is registered under the name {name!r} (registered: {shown or 'none'});"
+            " register it with @triggers.task.task or a TriggerTask subclass in <app>.tasks"
+        )
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class TriggerTask:
+    """Base class of tasks. A subclass implements ``_run(context)``.
+
+    A subclass that defines a ``name`` class attribute is registered under
+    it; one that defines ``_run`` but no ``name`` is registered under its
+    dotted path (``"module.ClassName"``); one that sets ``abstract = True``
+    (and no ``name``) is not registered. ``_run`` returns a dict (the
+    result, fired as the kwargs of the task's own name) or None (an empty
+    result).
+    """
+
+    #: the name a configuration's ``run`` uses
+    name: ClassVar[str]
+    #: how many times ``retry()`` may replay one run (the first run excluded)
+    max_retries: ClassVar[int] = DEFAULT_MAX_RETRIES
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is None:
+            if cls.__dict__.get("abstract", False) or "_run" not in cls.__dict__:
+                return  # an abstract base, or a variant that only changes settings
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            cls.name = name
+        register_task(name, cls)
+
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self._retries: int | None = None
+
+    @property
+    def request(self) -> SimpleNamespace:
+        """Celery-like request info: ``retries`` is how many times this run was retried."""
+        if self._retries is None:
+            self._retries = self.context.task_instance.depth
+        return SimpleNamespace(retries=self._retries)
+
+    @property
+    def logger(self) -> TaskLogger:
+        return self.context.logger
+
+    def _run(self, context: TaskContext) -> Mapping[str, Any] | None:
+        raise NotImplementedError(f"{type(self).__qualname__} must implement _run(context)")
+
+    def skip(self, metadata: Mapping[str, Any] | None = None) -> NoReturn:
+        """End this run as ``skipped`` (no cascade)."""
+        raise StatusChange(TaskInstance.STATUS_SKIPPED, metadata)
+
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        replacement_kwargs: Mapping[str, Any] | None = None,
+        cooldown: float | None = None,
+    ) -> NoReturn:
+        """Fail this run and replay it, or raise MaxRetriesExceeded past ``max_retries``."""
+        retries = self.request.retries
+        if retries >= self.max_retries:
+            raise MaxRetriesExceeded(
+                self.name, self.context.instance_name, retries, self.max_retries
+            ) from exc
+        raise Retry(
+            exc=exc, metadata=metadata, replacement_kwargs=replacement_kwargs, cooldown=cooldown
+        )
+
+
+class FunctionTask(TriggerTask):
+    """A task made by :func:`task` from a function of the context."""
+
+    abstract = True
+    func: ClassVar[Callable[[TaskContext], Any]]
+
+    def _run(self, context: TaskContext) -> Any:
+        return type(self).func(context)
+
+
+def register_task(name: str, cls: type[TriggerTask]) -> None:
+    """Register ``cls`` under ``name``; a different task already there is an error."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a task name must be a non-empty string, not {name!r}")
+    with _registry_lock:
+        existing = registered_tasks.get(name)
+        if existing is not None and existing is not cls and _origin(existing) != _origin(cls):
+            raise ValueError(
+                f"task name {name!r} is already registered by {_origin(existing)},"
+                f" cannot register {_origin(cls)} under it"
+            )
+        # The same origin again is a module imported twice (a reload): the newest wins.
+        registered_tasks[name] = cls
+
+
+def _origin(cls: type[TriggerTask]) -> str:
+    func = cls.__dict__.get("func")
+    target = getattr(func, "__func__", func) if func is not None else cls
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+@overload
+def task(name: Callable[[TaskContext], Any]) -> Callable[[TaskContext], Any]: ...
+@overload
+def task(
+    name: str | None = None, *, max_retries: int = DEFAULT_MAX_RETRIES
+) -> Callable[[Callable[[TaskContext], Any]], Callable[[TaskContext], Any]]: ...
+
+
+def task(name: Any = None, *, max_retries: int = DEFAULT_MAX_RETRIES) -> Any:
+    """Register a function ``f(context)`` as a task.
+
+    ``@task`` registers it under its dotted path (``"module.function"``),
+    ``@task("name")`` or ``@task(name="name")`` under that name. The
+    function is returned unchanged, with ``task_name`` and ``task_class``
+    attributes. Inside, ``context.task`` is the running :class:`TriggerTask`,
+    for ``context.task.retry(...)`` and ``context.task.skip(...)``.
+    """
+    if callable(name):
+        return _make_function_task(name, None, max_retries)
+
+    def decorator(func: Callable[[TaskContext], Any]) -> Callable[[TaskContext], Any]:
+        return _make_function_task(func, name, max_retries)
+
+    return decorator
+
+
+def _make_function_task(
+    func: Callable[[TaskContext], Any], name: str | None, max_retries: int
+) -> Callable[[TaskContext], Any]:
+    if not callable(func):
+        raise TypeError(f"@task decorates a function, not {func!r}")
+    task_name = name or f"{func.__module__}.{func.__qualname__}"
+    attrs = {
+        "name": task_name,
+        "func": staticmethod(func),
+        "max_retries": max_retries,
+        "__module__": func.__module__,
+        "__qualname__": f"{func.__qualname__}[task]",
+        "__doc__": func.__doc__,
+    }
+    cls = type(f"{func.__name__}_task", (FunctionTask,), attrs)
+    func.task_name = task_name  # type: ignore[attr-defined]
+    func.task_class = cls  # type: ignore[attr-defined]
+    return func
+
+
+def autodiscover_tasks() -> None:
+    """Import ``<app>.tasks`` of every installed Django app that has one.
+
+    Apps whose module was imported (or found missing) before are not tried
+    again; an error raised by a ``tasks`` module propagates, and that module
+    is tried again next time.
+    """
+    from django.apps import apps
+
+    with _discovery_lock:
+        for app_config in apps.get_app_configs():
+            module_name = f"{app_config.name}.tasks"
+            if module_name in _discovered:
+                continue
+            try:
+                importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise  # the module exists and one of its own imports is missing
+            _discovered.add(module_name)
+
+
+def get_task(name: str) -> type[TriggerTask]:
+    """The task registered under ``name``; UnknownTaskError if there is none.
+
+    On a miss, the ``tasks`` modules of the installed apps are imported and
+    the name is looked up again. The name itself is never imported: stored
+    configuration cannot choose what code is loaded.
+    """
+    found = registered_tasks.get(name)
+    if found is None:
+        # Not under _registry_lock: the modules imported register tasks.
+        autodiscover_tasks()
+        found = registered_tasks.get(name)
+    if found is None:
+        raise UnknownTaskError(name, sorted(registered_tasks))
+    return found
