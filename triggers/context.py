@@ -25,7 +25,8 @@ __all__ = ["RunningTask", "TaskContext", "TaskLogger"]
 class RunningTask(Protocol):
     """What a task body reaches as ``context.task``: the running task object."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def skip(self, metadata: Mapping[str, Any] | None = None) -> NoReturn: ...
 
