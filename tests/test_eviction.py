@@ -187,7 +187,7 @@ def test_untouched_records_outlive_a_busy_head(request, alias, uid):
 
 
 def test_task_table_gone(any_cache, uid):
-    from triggers.storages import cache as cache_module
+    from triggers.storages.cache.tables import task_tables
 
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout="split"))
     head = caches[any_cache].get(store.cache_key)
@@ -195,7 +195,7 @@ def test_task_table_gone(any_cache, uid):
     assert caches[any_cache].get(table_key) is not None
     caches[any_cache].delete(table_key)
     # As a process that never saw the table: forget the tables this one keeps.
-    cache_module._task_tables = cache_module._TaskTables()
+    task_tables.clear()
     with pytest.raises(SessionIncomplete) as info:
         CacheStorageBackend(uid, cache=any_cache).tasks
     assert info.value.missing == [table_key]

@@ -25,6 +25,7 @@ from triggers.locking import (
     LockBackendError,
     LockLost,
     NotSupported,
+    Writes,
     acquire_lock,
     resolve_cache,
 )
@@ -205,7 +206,7 @@ def test_writes_of_a_holder_whose_lock_expired_raise_lock_lost(any_cache, key, u
     old.acquire(block=False)
     with acquire_lock(key, cache=any_cache, block=5):
         with pytest.raises(LockLost) as info:
-            old.release([{f"value:{uid}": "stale"}])
+            old.release(Writes(({f"value:{uid}": "stale"},)))
         assert info.value.key == key
         assert key in str(info.value)
         assert is_held(key, any_cache)

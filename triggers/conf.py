@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "TRIGGERS_CACHE_ALIAS": "default",
     # "split" (one key per instance, flat fire cost) or "single" (the 2.x value).
     "TRIGGERS_CACHE_LAYOUT": "split",
+    # Lock drivers for caches of other kinds: {"cache class path": "driver class path"}.
+    "TRIGGERS_LOCK_DRIVERS": {},
 }
 
 

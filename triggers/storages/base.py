@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import pickle
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..errors import (
@@ -25,8 +25,16 @@ from ..locking import Lockable
 from ..registry import EntryPointRegistry
 from ..registry import storage_backends as _storage_backends
 from ..types import TaskConfig, TaskInstance
+from .instances import TaskInstanceCollection, instance_name
 
-__all__ = ["BaseTriggerStorage", "TaskInstanceCollection", "storage_backends", "validate_uid"]
+__all__ = [
+    "BaseTriggerStorage",
+    "TaskInstanceCollection",
+    "check_storable",
+    "instance_name",
+    "storage_backends",
+    "validate_uid",
+]
 
 #: Longest uid accepted, in UTF-8 bytes: keeps every derived cache key
 #: within Memcached's 250-byte limit, with room for Django's key prefix.
@@ -51,161 +59,6 @@ def validate_uid(uid: object) -> str:
         if char.isspace() or not char.isprintable():
             raise InvalidSessionUid(uid, f"contains whitespace or a control character ({char!r})")
     return uid
-
-
-def instance_name(task_name: str, number: int) -> str:
-    return f"{task_name}#{number}"
-
-
-class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
-    """The instances of a session by name, grouped by task.
-
-    Instances are named ``"{task}#{n}"``, so a task's names are kept as a
-    count (names that do not follow the pattern, as a list). A backend may
-    hand over only that index and a ``fetch`` function: instances are then
-    read on first use, only those asked for.
-    """
-
-    def __init__(
-        self,
-        instances: Iterable[TaskInstance] = (),
-        *,
-        counts: Mapping[str, int] | None = None,
-        irregular: Mapping[str, list[str]] | None = None,
-        fetch: Callable[[list[str]], dict[str, TaskInstance]] | None = None,
-    ) -> None:
-        self._loaded: dict[str, TaskInstance] = {}
-        self._loaded_by_task: dict[str, list[str]] = {}
-        self._counts: dict[str, int] = dict(counts or {})
-        self._irregular: dict[str, list[str]] = {t: list(n) for t, n in (irregular or {}).items()}
-        self._task_of_irregular: dict[str, str] = {
-            name: task for task, names in self._irregular.items() for name in names
-        }
-        self._fetch = fetch
-        for instance in instances:
-            self.add(instance)
-
-    # -- index
-    def _task_of(self, name: object) -> str | None:
-        if not isinstance(name, str):
-            return None
-        task = self._task_of_irregular.get(name)
-        if task is not None:
-            return task
-        task, sep, number = name.rpartition("#")
-        if sep and number.isdigit() and str(int(number)) == number:
-            if int(number) < self._counts.get(task, 0):
-                return task
-        return None
-
-    def names_of_task(self, task_name: str) -> list[str]:
-        names = [instance_name(task_name, n) for n in range(self._counts.get(task_name, 0))]
-        return names + self._irregular.get(task_name, [])
-
-    def count_of_task(self, task_name: str) -> int:
-        return self._counts.get(task_name, 0) + len(self._irregular.get(task_name, ()))
-
-    def next_number(self, task_name: str) -> int:
-        """The number the task's next instance gets."""
-        number = self._counts.get(task_name, 0)
-        while instance_name(task_name, number) in self._task_of_irregular:
-            number += 1
-        return max(number, self.count_of_task(task_name))
-
-    def tasks(self) -> list[str]:
-        return sorted(set(self._counts) | set(self._irregular))
-
-    def index(self) -> tuple[dict[str, int], dict[str, list[str]]]:
-        """The name index: counts of regularly named instances, and the others."""
-        return dict(self._counts), {t: list(n) for t, n in self._irregular.items() if n}
-
-    # -- loading
-    def _ensure(self, names: Iterable[str]) -> None:
-        missing = [name for name in names if name not in self._loaded]
-        if missing and self._fetch is not None:
-            for instance in self._fetch(missing).values():
-                self._remember(instance)
-
-    def _remember(self, instance: TaskInstance) -> None:
-        if instance.name not in self._loaded:
-            self._loaded_by_task.setdefault(instance.config.name, []).append(instance.name)
-        self._loaded[instance.name] = instance
-
-    def loaded_names_of_task(self, task_name: str) -> list[str]:
-        """Names of the task's instances read (or created) so far."""
-        return self._loaded_by_task.get(task_name, [])
-
-    def load_all(self) -> None:
-        """Read every instance not read yet, in one batch."""
-        if self._fetch is not None and len(self._loaded) < len(self):
-            self._ensure(iter(self))
-
-    @property
-    def loaded(self) -> dict[str, TaskInstance]:
-        """The instances read so far (all of them when nothing is lazy)."""
-        return self._loaded
-
-    # -- mapping
-    def __getitem__(self, name: str) -> TaskInstance:
-        try:
-            return self._loaded[name]
-        except KeyError:
-            if self._task_of(name) is None:
-                raise
-        self._ensure([name])
-        return self._loaded[name]
-
-    def __setitem__(self, name: str, instance: TaskInstance) -> None:
-        if name != instance.name:
-            raise ValueError(f"instance {instance.name!r} cannot be stored as {name!r}")
-        self.add(instance)
-
-    def __delitem__(self, name: str) -> None:
-        raise TypeError("task instances cannot be removed from a session")
-
-    def __contains__(self, name: object) -> bool:
-        return self._task_of(name) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        for task in self.tasks():
-            yield from self.names_of_task(task)
-
-    def __len__(self) -> int:
-        return sum(self._counts.values()) + len(self._task_of_irregular)
-
-    def create(self, config: TaskConfig, **kwargs: Any) -> TaskInstance:
-        """A new instance of ``config`` under the task's next free name."""
-        task = config.name
-        counted = self._counts.get(task, 0)
-        number = self.next_number(task) if self._irregular else counted
-        instance = TaskInstance(instance_name(task, number), config, **kwargs)
-        if number == counted:
-            self._counts[task] = number + 1
-            self._remember(instance)
-            return instance
-        return self.add(instance)
-
-    def add(self, instance: TaskInstance) -> TaskInstance:
-        """Install ``instance``, replacing one of the same name."""
-        task = instance.config.name
-        name = instance.name
-        known = self._task_of(name)
-        if known is None:
-            if name == instance_name(task, self._counts.get(task, 0)):
-                self._counts[task] = self._counts.get(task, 0) + 1
-            else:
-                self._irregular.setdefault(task, []).append(name)
-                self._task_of_irregular[name] = task
-        elif known != task:
-            raise ValueError(f"instance {name!r} belongs to task {known!r}, not {task!r}")
-        self._remember(instance)
-        return instance
-
-    # -- by task
-    def of_task(self, task_name: str) -> dict[str, TaskInstance]:
-        names = self.names_of_task(task_name)
-        self._ensure(names)
-        return {name: self._loaded[name] for name in names}
 
 
 class BaseTriggerStorage(Lockable):

@@ -1,0 +1,128 @@
+"""Every private part of a Django cache, or of its client, that this package uses.
+
+The lock drivers talk to Redis and to the database cache below Django's
+cache API (one round trip per operation, writes made only under a live
+lock), so they must encode, key and store values exactly as the cache
+itself does. Each such reliance is named here, once, and
+``tests/test_cache_internals.py`` fails on any supported Django (and
+django-redis) where one of them has moved.
+
+Checked against Django 4.2, 5.2 and 6.0, and django-redis 5.4 to 7.0.
+"""
+
+from __future__ import annotations
+
+import base64
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import BaseCache
+
+__all__ = [
+    "CHECKED_DJANGO_VERSIONS",
+    "INTERNALS",
+    "RedisCodec",
+    "database_cache_table",
+    "database_row_expiry",
+    "database_row_value",
+    "max_entries",
+    "redis_codec",
+]
+
+#: the Django versions every internal below was checked against
+CHECKED_DJANGO_VERSIONS = ("4.2", "5.2", "6.0")
+
+#: (owner, attribute, what this package uses it for)
+INTERNALS: tuple[tuple[str, str, str], ...] = (
+    ("django_redis.client.DefaultClient", "_serializer", "decode a value without int() first"),
+    ("django_redis.client.DefaultClient", "_compressor", "decode a value without int() first"),
+    ("django.core.cache.backends.redis.RedisCache", "_cache", "its RedisCacheClient"),
+    ("django.core.cache.backends.redis.RedisCacheClient", "_serializer", "encode and decode"),
+    ("django.core.cache.backends.redis.RedisCacheClient", "get_client", "the redis-py client"),
+    ("django.core.cache.backends.db.DatabaseCache", "_table", "the cache table's name"),
+    ("django.core.cache.backends.db.DatabaseCache", "cache_model_class", "routing to a database"),
+    ("django.core.cache.backends.db.DatabaseCache", "pickle_protocol", "the row format"),
+    ("django.core.cache.backends.db.DatabaseCache", "row format", "base64 pickle; expiry"),
+    ("django.core.cache.backends.locmem.LocMemCache", "_max_entries", "the culling warning"),
+    ("django.core.cache.backends.db.DatabaseCache", "_max_entries", "the culling warning"),
+)
+
+
+@dataclass(frozen=True)
+class RedisCodec:
+    """How a Redis cache keys and encodes values, and its raw redis-py client."""
+
+    #: the redis-py client for writes (one pool, shared with the cache)
+    client: Callable[[], Any]
+    #: the full Redis key of a cache key (prefix and version included)
+    make_key: Callable[[str], str]
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+    #: ``decode`` for a value known not to be an int (skips the client's int()
+    #: attempt, which for a pickled dict formats a message quoting every byte)
+    decode_object: Callable[[Any], Any]
+
+
+def redis_codec(cache: BaseCache) -> RedisCodec:
+    """The codec of a django-redis cache or of Django's own RedisCache."""
+    if hasattr(cache, "client") and hasattr(cache.client, "encode"):  # django-redis
+        client = cache.client
+        serializer = getattr(client, "_serializer", None)
+        compressor = getattr(client, "_compressor", None)
+        decode_object: Callable[[Any], Any] = client.decode
+        if serializer is not None and compressor is not None:
+            loads, decompress = serializer.loads, compressor.decompress
+
+            def decode_object(raw: Any) -> Any:
+                return loads(decompress(raw))
+
+        make_key = client.make_key
+        return RedisCodec(
+            client=lambda: client.get_client(write=True),
+            make_key=lambda key: str(make_key(key)),
+            encode=client.encode,
+            decode=client.decode,
+            decode_object=decode_object,
+        )
+    backend = cache._cache  # type: ignore[attr-defined]  # django.core.cache.backends.redis
+    serializer = backend._serializer
+    raw_client = backend.get_client(None, write=True)  # one pool; made once
+    return RedisCodec(
+        client=lambda: raw_client,
+        make_key=cache.make_and_validate_key,
+        encode=serializer.dumps,
+        decode=serializer.loads,
+        decode_object=pickle.loads,  # what loads() does with anything but an int
+    )
+
+
+def database_cache_table(cache: BaseCache) -> tuple[type, str]:
+    """The model class Django routes the cache table by, and the table's name."""
+    return cache.cache_model_class, cache._table  # type: ignore[attr-defined]
+
+
+def database_row_value(cache: BaseCache, value: Any) -> str:
+    """A value as the database cache stores it in its ``value`` column."""
+    protocol = getattr(cache, "pickle_protocol", pickle.HIGHEST_PROTOCOL)
+    return base64.b64encode(pickle.dumps(value, protocol)).decode("latin1")
+
+
+def database_row_expiry(connection: Any, timestamp: float | None) -> Any:
+    """The ``expires`` column's value for a Unix time (None: never), as the
+    database cache writes it: whole seconds, aware only under USE_TZ."""
+    if timestamp is None:
+        moment = datetime.max
+    else:
+        moment = datetime.fromtimestamp(timestamp, tz=timezone.utc if settings.USE_TZ else None)
+    return connection.ops.adapt_datetimefield_value(moment.replace(microsecond=0))
+
+
+def max_entries(cache: BaseCache) -> int | None:
+    """MAX_ENTRIES as Django's base cache keeps it for every cache (though only
+    LocMem, the database and the file caches cull by it)."""
+    value = getattr(cache, "_max_entries", None)
+    return value if isinstance(value, int) else None

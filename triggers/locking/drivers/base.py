@@ -1,0 +1,97 @@
+"""What a lock driver is: how one kind of cache takes, releases and writes
+around a lock. Each kind of cache has a module of its own beside this one;
+:mod:`triggers.locking.driver_table` chooses among them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from django.core.cache import BaseCache
+
+from ...errors import LockBackendError, NotSupported
+from ..writes import CommitGuard, CommitResult, Writes
+
+__all__ = ["LockDriver", "cache_name"]
+
+
+def cache_name(cache: BaseCache) -> str:
+    """The dotted class path of a cache object, for messages."""
+    cls = type(cache)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class LockDriver:
+    """How one kind of cache takes, releases and writes around a lock.
+
+    This base class writes with the cache's own ``set_many`` and cannot
+    lock; subclasses add :meth:`try_acquire` and :meth:`release`, and say
+    which of their client's errors are worth retrying.
+    """
+
+    #: whether the writes of one save land together (no crash can split them)
+    atomic_writes: ClassVar[bool] = False
+    #: whether :meth:`commit_if_unchanged` is available
+    can_commit_if_unchanged: ClassVar[bool] = False
+    #: errors of the cache's client that a retry may get past (a lost
+    #: connection, a busy server); subclasses add their client's own
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    )
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether an error of the backend is worth retrying."""
+        return isinstance(exc, self.transient_errors)
+
+    def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
+        """Make ``writes`` at once if no lock is held and ``guard`` still holds.
+
+        Outcome COMMITTED (values: ``{guard.state_key: encoded value written}``),
+        LOCKED (no values), or CHANGED (values: the current values of
+        ``guard.version_key`` and ``guard.state_key``, decoded).
+        """
+        raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")
+
+    def decode(self, raw: Any) -> Any:
+        """A value as :meth:`commit_if_unchanged` handed it back encoded."""
+        raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        raise NotImplementedError
+
+    def release(self, key: str, token: str) -> bool:
+        raise NotImplementedError
+
+    def owns(self, key: str, token: str) -> bool:
+        """Whether ``token`` holds ``key`` now (after an attempt whose outcome is unknown)."""
+        return bool(self.cache.get(key) == token)
+
+    def try_acquire_and_read(
+        self, key: str, token: str, ttl: float | None, read: Sequence[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        """Take the lock and, if taken, read the ``read`` keys (one round trip where possible)."""
+        if not self.try_acquire(key, token, ttl):
+            return False, {}
+        return True, (self.cache.get_many(list(read)) if read else {})
+
+    def write(self, writes: Writes) -> None:
+        """Make ``writes`` in order, holding no lock."""
+        for batch in writes.batches:
+            if batch:
+                failed = self.cache.set_many(dict(batch), timeout=writes.timeout)
+                if failed:
+                    raise LockBackendError(f"the cache did not store {sorted(failed)}")
+
+    def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
+        """Make ``writes`` under the lock, then let go (unless ``release`` is false).
+
+        False if the lock is no longer ``token``'s. Here the writes are made
+        whatever happened to the lock; drivers that can check first do.
+        """
+        self.write(writes)
+        return self.release(key, token) if release else True

@@ -1,0 +1,155 @@
+"""Lock driver for Redis, through django-redis or Django's own RedisCache.
+
+The lock is a key taken with SET NX PX. Each operation is one round trip
+running a script of :mod:`.redis_scripts`: taking the lock reads the keys a
+storage wants in the same step, and the writes of a save are made together
+with the release, only while the lock is still the holder's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from django.core.cache import BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from ...cache_internals import redis_codec
+from ..writes import CommitGuard, CommitResult, Outcome, Writes
+from . import redis_scripts as scripts
+from .base import LockDriver
+
+__all__ = ["RedisLockDriver"]
+
+try:
+    from redis.exceptions import BusyLoadingError, NoScriptError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # redis-py is not installed: no Redis cache can be in use
+
+    class NoScriptError(Exception):  # type: ignore[no-redef]
+        pass
+
+    _CLIENT_ERRORS: tuple[type[BaseException], ...] = ()
+else:
+    _CLIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
+
+try:
+    from django_redis.exceptions import ConnectionInterrupted
+except ImportError:  # django-redis is not installed
+    pass
+else:
+    _CLIENT_ERRORS = (*_CLIENT_ERRORS, ConnectionInterrupted)
+
+
+class RedisLockDriver(LockDriver):
+    """SET NX and server-side scripts: every write under the lock is fenced."""
+
+    atomic_writes: ClassVar[bool] = True
+    can_commit_if_unchanged: ClassVar[bool] = True
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        *LockDriver.transient_errors,
+        *_CLIENT_ERRORS,
+    )
+
+    def __init__(self, cache: BaseCache) -> None:
+        super().__init__(cache)
+        codec = redis_codec(cache)
+        self._raw = codec.client
+        self._key = functools.lru_cache(maxsize=4096)(codec.make_key)
+        self._encode = codec.encode
+        self._decode = codec.decode
+        self._decode_object = codec.decode_object
+
+    def _px(self, timeout: Any) -> int:
+        """A cache timeout in milliseconds for SET PX; 0 for no expiry."""
+        seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        return 0 if seconds is None else max(1, int(seconds * 1000))
+
+    def _ttl_ms(self, ttl: float | None) -> int | None:
+        return None if ttl is None else max(1, int(ttl * 1000))
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        return bool(
+            self._raw().set(self._key(key), self._encode(token), nx=True, px=self._ttl_ms(ttl))
+        )
+
+    def release(self, key: str, token: str) -> bool:
+        return bool(self._run_script(scripts.RELEASE, [self._key(key)], [self._encode(token)]))
+
+    def _run_script(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run a Lua script by its digest, loading it first where the server lacks it."""
+        client = self._raw()
+        digest = scripts.digest(source)
+        try:
+            return client.evalsha(digest, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(source)
+            return client.evalsha(digest, len(keys), *keys, *args)
+
+    def try_acquire_and_read(
+        self, key: str, token: str, ttl: float | None, read: Sequence[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        # One round trip: take the lock and, if taken, read the keys.
+        keys = [self._key(key), *(self._key(name) for name in read)]
+        result = self._run_script(
+            scripts.ACQUIRE_AND_READ, keys, [self._encode(token), self._ttl_ms(ttl) or 0]
+        )
+        if not result:
+            return False, {}
+        values = {}
+        for name, raw in zip(read, result[1:]):
+            if raw is not None and raw is not False:
+                values[name] = self._decode(raw)
+        return True, values
+
+    def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
+        # One script: the writes and the release happen together, and only
+        # if this holder still owns the lock (a holder whose lock expired
+        # and was taken by another cannot overwrite newer state).
+        px = self._px(writes.timeout)
+        keys = [self._key(key)]
+        args: list[Any] = [self._encode(token), px, "1" if release else "0"]
+        for name, value in writes.items():
+            keys.append(self._key(name))
+            args.append(self._encode(value))
+        return bool(self._run_script(scripts.WRITE_AND_RELEASE, keys, args))
+
+    def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
+        # One script, atomic on the server: check, then write everything.
+        px = self._px(writes.timeout)
+        key, encode = self._key, self._encode
+        keys = [key(guard.lock_key), key(guard.version_key), key(guard.state_key)]
+        expected = "" if guard.expected is None else encode(guard.expected)
+        # The version and state keys are named once; their new values (if
+        # written) go in fixed places, the other writes after them.
+        args: list[Any] = [expected, px, "", ""]
+        for name, value in writes.items():
+            if name == guard.version_key:
+                args[2] = encode(value)
+            elif name == guard.state_key:
+                args[3] = encode(value)
+            else:
+                keys.append(key(name))
+                args.append(encode(value))
+        result = self._run_script(scripts.COMMIT_IF_UNCHANGED, keys, args)
+        outcome = result[0]
+        if outcome == 2:
+            return CommitResult(Outcome.COMMITTED, {guard.state_key: args[3] or None})
+        if outcome == 0:
+            return CommitResult(Outcome.LOCKED)
+        values = {}
+        version, state = result[1], result[2] if len(result) > 2 else None
+        if version is not None and version is not False:
+            values[guard.version_key] = self._decode(version)
+        if state is not None and state is not False:
+            values[guard.state_key] = self.decode(state)
+        return CommitResult(Outcome.CHANGED, values)
+
+    def decode(self, raw: Any) -> Any:
+        """A value as :meth:`commit_if_unchanged` handed it back encoded (not an int)."""
+        try:
+            return self._decode_object(raw)
+        except Exception:
+            return self._decode(raw)  # the client's own way, whatever it was

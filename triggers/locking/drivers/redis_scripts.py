@@ -1,0 +1,106 @@
+"""The Lua scripts the Redis lock driver runs: each one round trip, atomic on the server.
+
+``RELEASE``: delete the lock only if it holds the token (KEYS: lock; ARGV: token).
+``ACQUIRE_AND_READ``: SET NX (PX when ARGV[2] > 0) and, if taken, read the
+other keys (KEYS: lock, keys to read; ARGV: token, px).
+``WRITE_AND_RELEASE``: only while the lock holds the token, set every other
+key and, if ARGV[3] is '1', delete the lock (KEYS: lock, keys; ARGV: token,
+px, release flag, values).
+``COMMIT_IF_UNCHANGED``: only while no lock is held and the version key holds
+the expected value (ARGV[1]; '' for "neither it nor the state key exists"),
+set the version (ARGV[3]), the state (ARGV[4]) and the other keys; returns
+{2} when written, {0} when locked, {1, version, state} when changed (KEYS:
+lock, version, state, keys; ARGV: expected, px, version, state, values).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+__all__ = ["ACQUIRE_AND_READ", "COMMIT_IF_UNCHANGED", "RELEASE", "WRITE_AND_RELEASE", "digest"]
+
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+ACQUIRE_AND_READ = """
+local px = tonumber(ARGV[2])
+local taken
+if px > 0 then
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', px)
+else
+    taken = redis.call('set', KEYS[1], ARGV[1], 'NX')
+end
+if not taken then
+    return false
+end
+local result = {1}
+for i = 2, #KEYS do
+    result[i] = redis.call('get', KEYS[i])
+end
+return result
+"""
+
+WRITE_AND_RELEASE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+local px = tonumber(ARGV[2])
+for i = 2, #KEYS do
+    if px > 0 then
+        redis.call('set', KEYS[i], ARGV[i + 2], 'PX', px)
+    else
+        redis.call('set', KEYS[i], ARGV[i + 2])
+    end
+end
+if ARGV[3] == '1' then
+    redis.call('del', KEYS[1])
+end
+return 1
+"""
+
+
+COMMIT_IF_UNCHANGED = """
+if redis.call('exists', KEYS[1]) == 1 then
+    return {0}
+end
+local version = redis.call('get', KEYS[2])
+local same
+if ARGV[1] == '' then
+    same = (not version) and redis.call('exists', KEYS[3]) == 0
+else
+    same = version == ARGV[1]
+end
+if not same then
+    return {1, version, redis.call('get', KEYS[3])}
+end
+local px = tonumber(ARGV[2])
+local function put(key, value)
+    if px > 0 then
+        redis.call('set', key, value, 'PX', px)
+    else
+        redis.call('set', key, value)
+    end
+end
+if ARGV[3] ~= '' then
+    put(KEYS[2], ARGV[3])
+end
+if ARGV[4] ~= '' then
+    put(KEYS[3], ARGV[4])
+end
+for i = 4, #KEYS do
+    put(KEYS[i], ARGV[i + 1])
+end
+return {2}
+"""
+
+
+@functools.cache
+def digest(source: str) -> str:
+    """The SHA-1 digest Redis knows a script by (EVALSHA)."""
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()

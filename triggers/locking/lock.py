@@ -1,0 +1,241 @@
+"""The lock itself: one key in one cache, held with a token unique to its holder.
+
+A lock is a cache key written with an atomic "add" and holding an owner
+token, so only its holder can release it and a crashed holder's lock goes
+away with its time to live. How that is done safely on each kind of cache
+is the driver's business (:mod:`triggers.locking.driver_table`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeAlias
+
+from django.core.cache import BaseCache, caches
+
+from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
+from .driver_table import lock_driver, write_driver
+from .drivers.base import cache_name
+from .writes import NO_WRITES, Writes
+
+__all__ = [
+    "Block",
+    "CacheLike",
+    "CacheLock",
+    "NoLock",
+    "Ttl",
+    "acquire_lock",
+    "check_block",
+    "resolve_cache",
+]
+
+CacheLike: TypeAlias = "str | BaseCache"
+Ttl: TypeAlias = "bool | float | int | None"
+Block: TypeAlias = "bool | float | int"
+
+#: first pause of a blocked waiter, and the longest one (seconds)
+BACKOFF_START = 0.0005
+BACKOFF_CAP = 0.02
+#: how long transient backend errors (a lost connection, a busy database)
+#: are retried, from the first of them, before LockBackendError is raised;
+#: and the first and longest pause between those retries (seconds)
+TRANSIENT_RETRY_SECONDS = 2.0
+TRANSIENT_BACKOFF_START = 0.01
+TRANSIENT_BACKOFF_CAP = 0.25
+
+
+def resolve_cache(cache: CacheLike) -> BaseCache:
+    """The cache object for an alias, or ``cache`` itself if it is one."""
+    if isinstance(cache, str):
+        return caches[cache]
+    if isinstance(cache, BaseCache):
+        return cache
+    raise TypeError(f"expected a cache alias or a Django cache object, not {cache!r}")
+
+
+def check_block(block: Block) -> None:
+    if block is not True and block is not False:
+        if isinstance(block, bool) or not isinstance(block, (int, float)) or block < 0:
+            raise ValueError(f"block must be True, False or a number of seconds, not {block!r}")
+
+
+def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
+    """Seconds a lock lives, or None for no expiry."""
+    if ttl is True:
+        value = cache.default_timeout
+        if value is not None and value <= 0:
+            raise ValueError(
+                f"ttl=True takes the cache's default timeout, and {cache_name(cache)} has"
+                f" {value!r}; give the lock a ttl in seconds, or None for no expiry"
+            )
+    elif ttl is None:
+        return None
+    else:
+        value = ttl
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(
+            f"lock ttl must be a positive number of seconds, True or None, not {ttl!r}"
+        )
+    return float(value)
+
+
+
+class CacheLock:
+    """One lock key in one cache, held with a token unique to this holder."""
+
+    def __init__(self, key: str, cache: CacheLike = "default", ttl: Ttl = True) -> None:
+        self.key = key
+        self.cache = resolve_cache(cache)
+        self.driver = lock_driver(self.cache)
+        self.ttl = _relative_ttl(self.cache, ttl)
+        self.token = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+        self.held = False
+        self._uncertain = False  # whether the last attempt failed midway
+
+    def _call(self, operation: Any, *args: Any) -> Any:
+        """Run a driver call, retrying transient backend errors for a while."""
+        deadline = None
+        pause = TRANSIENT_BACKOFF_START
+        while True:
+            try:
+                return operation(*args)
+            except Exception as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + TRANSIENT_RETRY_SECONDS
+                if not self.driver.is_transient(exc) or now >= deadline:
+                    raise LockBackendError(
+                        f"cache {cache_name(self.cache)} failed while handling lock"
+                        f" {self.key!r}: {exc}"
+                    ) from exc
+                time.sleep(min(pause * random.uniform(0.5, 1.0), deadline - now))
+                pause = min(pause * 2, TRANSIENT_BACKOFF_CAP)
+
+    def _attempt(self, read: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+        if self._uncertain:
+            # The last attempt failed midway: it may have taken the lock.
+            if self.driver.owns(self.key, self.token):
+                self._uncertain = False
+                return True, (self.cache.get_many(list(read)) if read else {})
+        self._uncertain = True
+        result = self.driver.try_acquire_and_read(self.key, self.token, self.ttl, read)
+        self._uncertain = False
+        return result
+
+    @property
+    def writes_land_together(self) -> bool:
+        return self.driver.atomic_writes
+
+    def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
+        """Take the lock, waiting as ``block`` says; returns the ``read`` keys' values."""
+        if self.held:
+            raise RuntimeError(f"lock {self.key!r} is already held by this CacheLock")
+        check_block(block)
+        started = time.monotonic()
+        attempt = 0
+        self._uncertain = False
+        while True:
+            acquired, values = self._call(self._attempt, read)
+            if acquired:
+                self.held = True
+                return values
+            if block is False:
+                raise LockAcquisitionFailed(self.key)
+            waited = time.monotonic() - started
+            if block is not True and waited >= block:
+                raise LockAcquisitionFailed(self.key, waited=float(block))
+            pause = min(BACKOFF_CAP, BACKOFF_START * 2 ** min(attempt, 16))
+            pause *= random.uniform(0.5, 1.0)
+            if block is not True:
+                pause = min(pause, max(0.0, block - waited))
+            time.sleep(pause)
+            attempt += 1
+
+    def release(self, writes: Writes = NO_WRITES) -> bool:
+        """Make ``writes``, then let go.
+
+        Without writes, returns False if the lock had been lost meanwhile
+        (nothing else to do about it then). With writes, a lost lock raises
+        :class:`LockLost`: the writes were refused, or made without the lock.
+        """
+        if not self.held:
+            raise RuntimeError(f"lock {self.key!r} is not held")
+        self.held = False
+        if writes:
+            # Writes are not retried blindly: a failure surfaces to the caller,
+            # after a plain release so the lock is not left to its ttl.
+            try:
+                released = self.driver.write_and_release(self.key, self.token, writes)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.driver.release(self.key, self.token)
+                raise
+            if not released:
+                raise LockLost(self.key, self.ttl)
+            return True
+        return bool(self._call(self.driver.release, self.key, self.token))
+
+    def write(self, writes: Writes) -> None:
+        """Make ``writes`` while keeping the lock; LockLost if it was lost."""
+        if not self.held:
+            raise RuntimeError(f"lock {self.key!r} is not held")
+        if not self.driver.write_and_release(self.key, self.token, writes, release=False):
+            raise LockLost(self.key, self.ttl)
+
+
+class NoLock:
+    """What a :class:`Lockable` holds under ``acquire_lock(ttl=False)``: no lock at all.
+
+    It takes nothing and keeps no one out, but what is saved in the block
+    is written all the same, plainly. Any cache will do, even one that
+    cannot lock.
+    """
+
+    held = True
+    ttl: float | None = None
+    writes_land_together = False
+
+    def __init__(self, key: str, cache: CacheLike = "default") -> None:
+        self.key = key
+        self.cache = resolve_cache(cache)
+        self.driver = write_driver(self.cache)
+
+    def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
+        return self.cache.get_many(list(read)) if read else {}
+
+    def release(self, writes: Writes = NO_WRITES) -> bool:
+        self.driver.write(writes)
+        return True
+
+    def write(self, writes: Writes) -> None:
+        self.driver.write(writes)
+
+
+@contextlib.contextmanager
+def acquire_lock(
+    key: str, ttl: Ttl = True, cache: CacheLike = "default", block: Block = True
+) -> Iterator[CacheLock | None]:
+    """Hold the lock ``key`` in ``cache`` for the duration of the ``with`` block.
+
+    ``ttl``: True for the cache's default timeout, None for no expiry, a
+    number of seconds, or False to take no lock at all. ``block``: True to
+    wait as long as it takes, False to fail at once, or the most seconds to
+    wait; failing raises :class:`LockAcquisitionFailed`.
+    """
+    if ttl is False:
+        yield None
+        return
+    lock = CacheLock(key, cache, ttl)
+    lock.acquire(block)
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -1,0 +1,28 @@
+"""What a cache session is stored as: the layouts, the split head's mark,
+and the check that a record can be stored at all."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from ...errors import UnserializableValue
+
+__all__ = ["HEAD_FORMAT", "LAYOUTS", "LAYOUT_SINGLE", "LAYOUT_SPLIT", "pickled"]
+
+#: one key per instance beside a small head (the default)
+LAYOUT_SPLIT = "split"
+#: the whole session in one value, as Triggers 2.x stores it
+LAYOUT_SINGLE = "single"
+LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
+
+#: marks a split head; 2.x reading it fails loudly (no "instances" key)
+HEAD_FORMAT = "triggers/split-1"
+
+
+def pickled(name: str, record: Any) -> bytes:
+    """``record`` pickled, or UnserializableValue naming the instance."""
+    try:
+        return pickle.dumps(record, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise UnserializableValue(f"task instance {name!r}", record, exc) from exc
