@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...locking.writes import (
     NO_WRITES,
@@ -26,9 +26,7 @@ from ...locking.writes import (
     Outcome,
     Writes,
 )
-
-if TYPE_CHECKING:
-    from .backend import CacheStorageBackend
+from .state import CacheSessionState
 
 __all__ = ["Encoded", "UnlockedTry", "attempts"]
 
@@ -55,7 +53,7 @@ class UnlockedTry:
     ttl: float | None = None
     writes_land_together = True
 
-    def __init__(self, storage: CacheStorageBackend, known: dict[str, Any]) -> None:
+    def __init__(self, storage: CacheSessionState, known: dict[str, Any]) -> None:
         self.storage = storage
         self.key = storage.get_lock_name()
         self.known = known
@@ -93,7 +91,7 @@ class UnlockedTry:
             self.known = result.values
         return result.outcome is Outcome.COMMITTED
 
-    def __enter__(self) -> CacheStorageBackend:
+    def __enter__(self) -> CacheSessionState:
         storage = self.storage
         mutex = storage._object_mutex()
         mutex.acquire()
@@ -130,7 +128,7 @@ class UnlockedTry:
             storage._object_mutex().release()
 
 
-def attempts(storage: CacheStorageBackend) -> Iterator[Any]:
+def attempts(storage: CacheSessionState) -> Iterator[Any]:
     """Tries at an operation: unlocked ones where possible, then one under the lock."""
     keys = storage.keys
     known = storage._known

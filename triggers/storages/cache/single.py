@@ -7,13 +7,11 @@ form; a split save converts them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...locking.writes import Writes
 from .formats import LAYOUT_SINGLE, pickled
-
-if TYPE_CHECKING:
-    from .backend import CacheStorageBackend
+from .state import CacheSessionState
 
 __all__ = ["SingleLayout"]
 
@@ -23,13 +21,13 @@ class SingleLayout:
 
     name = LAYOUT_SINGLE
 
-    def install(self, storage: CacheStorageBackend, head: dict[str, Any]) -> None:
+    def install(self, storage: CacheSessionState, head: dict[str, Any]) -> None:
         """Install a session stored whole (``tasks``, ``instances``, ``metas``)."""
         storage._stored = LAYOUT_SINGLE
         storage._install(head["tasks"], head["instances"], head["metas"])
         storage._changed_tasks = set(storage._configs or ())
 
-    def value(self, storage: CacheStorageBackend) -> dict[str, Any]:
+    def value(self, storage: CacheSessionState) -> dict[str, Any]:
         """The session as one plain value (every record checked to be storable)."""
         session = {
             "tasks": storage._serialize(storage.tasks),
@@ -40,7 +38,7 @@ class SingleLayout:
             pickled(name, record)
         return session
 
-    def writes(self, storage: CacheStorageBackend) -> Writes:
+    def writes(self, storage: CacheSessionState) -> Writes:
         """The writes of a save: the value, then the witness (a head without it reads fine)."""
         generation = storage._next_generation()
         batch = {storage.keys.head: self.value(storage), storage.keys.witness: generation}

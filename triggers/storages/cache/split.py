@@ -19,17 +19,15 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import SessionIncomplete, StorageCorrupted
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
 from .formats import HEAD_FORMAT, LAYOUT_SINGLE, LAYOUT_SPLIT, pickled
+from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
-
-if TYPE_CHECKING:
-    from .backend import CacheStorageBackend
 
 __all__ = ["SplitLayout"]
 
@@ -39,7 +37,7 @@ class SplitLayout:
 
     name = "split"
 
-    def install(self, storage: CacheStorageBackend, head: dict[str, Any]) -> None:
+    def install(self, storage: CacheSessionState, head: dict[str, Any]) -> None:
         """Install a split head (its records are read on demand)."""
         try:
             version, metas, counts = head["tasks_version"], head["metas"], head["counts"]
@@ -73,7 +71,7 @@ class SplitLayout:
             fetch=functools.partial(self.fetch_instances, storage),
         )
 
-    def read_task_table(self, storage: CacheStorageBackend, version: str) -> dict[str, Any]:
+    def read_task_table(self, storage: CacheSessionState, version: str) -> dict[str, Any]:
         key = storage.keys.tasks(version)
         table = task_tables.get(version)
         if table is None:
@@ -90,7 +88,7 @@ class SplitLayout:
         return table
 
     def fetch_instances(
-        self, storage: CacheStorageBackend, names: list[str]
+        self, storage: CacheSessionState, names: list[str]
     ) -> dict[str, TaskInstance]:
         """Read instance records: from the head's delta, else from their own keys."""
         assert storage._head is not None
@@ -122,7 +120,7 @@ class SplitLayout:
         return built
 
     def schedulable_instances(
-        self, storage: CacheStorageBackend, task_name: str
+        self, storage: CacheSessionState, task_name: str
     ) -> list[TaskInstance]:
         """The task's unstarted instances: those the open index names, and those loaded."""
         instances = storage.instances
@@ -135,7 +133,7 @@ class SplitLayout:
         return [i for i in (instances[name] for name in sorted(wanted)) if i.can_schedule]
 
     def tasks_using_trigger(
-        self, storage: CacheStorageBackend, trigger_name: str
+        self, storage: CacheSessionState, trigger_name: str
     ) -> list[TaskConfig]:
         """Tasks listening to the trigger, from the table's index where it is exact."""
         names = storage._table["triggers"].get(trigger_name, ())
@@ -151,7 +149,7 @@ class SplitLayout:
                 found.append(config)
         return found
 
-    def writes(self, storage: CacheStorageBackend) -> Writes:
+    def writes(self, storage: CacheSessionState) -> Writes:
         """The writes of a save: settled records first, then the head (the commit point).
 
         Expiry: every key of a session expires at one instant, ``lifetime``

@@ -1,0 +1,141 @@
+"""What a cache session object keeps, and the parts of it every layout shares.
+
+:class:`CacheSessionState` holds where the session lives (cache, keys,
+timeout, layout) and what was read of it (the head, the open index, record
+snapshots, the task table), so that the layouts (:mod:`.split`,
+:mod:`.single`) and the optimistic commit (:mod:`.commit`) work on it
+without knowing :class:`~triggers.storages.cache.CacheStorageBackend`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.core.cache import BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from ...conf import get_setting
+from ...locking import CacheLike, LockDriver, lock_driver, resolve_cache
+from ...locking.writes import NO_WRITES, Writes
+from ..base import BaseTriggerStorage
+from .formats import LAYOUTS
+from .keys import KEY_PREFIX, SessionKeys
+from .tables import make_task_table
+
+__all__ = ["CacheSessionState"]
+
+
+class CacheSessionState(BaseTriggerStorage):
+    """One session's place in a cache, and what was read of it."""
+
+    KEY_PREFIX = KEY_PREFIX
+
+    def __init__(
+        self,
+        uid: str,
+        cache: CacheLike | None = None,
+        timeout: Any = DEFAULT_TIMEOUT,
+        layout: str | None = None,
+    ) -> None:
+        super().__init__(uid)
+        if cache is None:
+            cache = get_setting("TRIGGERS_CACHE_ALIAS")
+        #: the alias the cache was named by (tasks rebuild the storage with it);
+        #: None when a cache object was given, and tasks then use the default alias
+        self.cache_alias: str | None = cache if isinstance(cache, str) else None
+        self.cache: BaseCache = resolve_cache(cache)
+        if timeout is not DEFAULT_TIMEOUT and timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                raise ValueError(
+                    f"timeout must be a positive number of seconds or None, not {timeout!r}"
+                )
+        self.timeout = timeout
+        layout = get_setting("TRIGGERS_CACHE_LAYOUT") if layout is None else layout
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+        self.layout = layout
+        self._driver: LockDriver | None = None
+        #: the head and witness the next unlocked try starts from: {} for a
+        #: new session (all an object that has read nothing can assume),
+        #: None when unknown
+        self._known: dict[str, Any] | None = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stored: str | None = None  # None (nothing stored), "single" or "split"
+        self._head: dict[str, Any] | None = None
+        self._open: dict[str, set[str]] = {}
+        self._stored_open: dict[str, list[str]] = {}
+        self._witness_read = 0  # the witness as loaded (0: none)
+        self._snapshots: dict[str, bytes] = {}
+        self._changed_tasks: set[str] = set()
+        #: the version and table of this session's first configuration, when known
+        self._first_table: tuple[str, dict[str, Any]] | None = None
+        self._prefetched: dict[str, Any] | None = None
+        self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
+        #: what the last save recorded, to be written by the guard it ran under
+        self._pending: Writes | None = None
+
+    # ------------------------------------------------------------- keys
+    @functools.cached_property
+    def keys(self) -> SessionKeys:
+        """The cache keys of this session."""
+        return SessionKeys(self.KEY_PREFIX + self.uid)
+
+    @property
+    def cache_key(self) -> str:
+        return self.keys.head
+
+    @property
+    def witness_key(self) -> str:
+        return self.keys.witness
+
+    def record_key(self, instance_name: str) -> str:
+        return self.keys.record(instance_name)
+
+    def tasks_key(self, version: str) -> str:
+        """Key of the task table of that version (configs and their triggers)."""
+        return self.keys.tasks(version)
+
+    # ------------------------------------------------------------- shared by the parts
+    def _pop_pending(self) -> Writes:
+        """What the last save recorded (forgotten here)."""
+        pending, self._pending = self._pending, None
+        return NO_WRITES if pending is None else pending
+
+    def _lock_driver(self) -> LockDriver | None:
+        if self._driver is None:
+            try:
+                self._driver = lock_driver(self.cache)
+            except TypeError:  # NotSupported: the lock itself says why
+                return None
+        return self._driver
+
+    def _start_over(self, known: dict[str, Any]) -> None:
+        """Forget everything loaded; the next read starts from ``known`` (head, witness)."""
+        self._configs = self._instances = self._metas = None
+        self._reset()
+        self._prefetched = known
+
+    def _new_task_table(self) -> tuple[str, dict[str, Any]]:
+        """The task table with this save's configuration changes, and its version."""
+        return make_task_table(self._table["tasks"], self.tasks, self._changed_tasks)
+
+    def _writes_land_together(self) -> bool:
+        """Whether this save's writes will land at once (the witness may then
+        go with a session's first head: no crash can leave it alone)."""
+        guard = self._guard()
+        return guard is not None and guard.writes_land_together
+
+    def _next_generation(self) -> int:
+        """The generation this save writes to the witness: above any written
+        before, whichever layout wrote it, so a commit that compares the
+        witness never mistakes a later state for the one it started from."""
+        return max(self._witness_read, (self._head or {}).get("generation", 0)) + 1
+
+    @functools.cached_property
+    def _lifetime(self) -> float | None:
+        """Seconds the session lives after a save, or None for no expiry."""
+        seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
+        return None if seconds is None else float(seconds)
