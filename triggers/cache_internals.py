@@ -88,7 +88,7 @@ def redis_codec(cache: BaseCache) -> RedisCodec:
             decode=client.decode,
             decode_object=decode_object,
         )
-    backend = cache._cache  # type: ignore[attr-defined]  # django.core.cache.backends.redis
+    backend = cache._cache  # django.core.cache.backends.redis.RedisCacheClient
     serializer = backend._serializer
     raw_client = backend.get_client(None, write=True)  # one pool; made once
     return RedisCodec(
@@ -102,7 +102,7 @@ def redis_codec(cache: BaseCache) -> RedisCodec:
 
 def database_cache_table(cache: BaseCache) -> tuple[type, str]:
     """The model class Django routes the cache table by, and the table's name."""
-    return cache.cache_model_class, cache._table  # type: ignore[attr-defined]
+    return cache.cache_model_class, cache._table
 
 
 def database_row_value(cache: BaseCache, value: Any) -> str:

@@ -162,7 +162,7 @@ class DemoManager(TriggerManager):
         if DemoManager.events is not None:
             DemoManager.events(line)
 
-    def update_instance_status(  # type: ignore[override]
+    def update_instance_status(
         self,
         instance_or_name: TaskInstance | str,
         status: str,

@@ -63,7 +63,8 @@ class TriggerManager:
 
     @property
     def default_task_runner_name(self) -> str:
-        return get_setting("TRIGGERS_DEFAULT_RUNNER")
+        name: str = get_setting("TRIGGERS_DEFAULT_RUNNER")
+        return name
 
     # ------------------------------------------------------------ configuration
     def update_configuration(self, config: Mapping[str, Any]) -> None:

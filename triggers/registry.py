@@ -78,14 +78,14 @@ class EntryPointRegistry(Generic[T]):
     def _load_key(self, key: str) -> type[T]:
         with self._lock:
             listed = self._listed()
-            cls = self._classes.get(key)
-            if cls is not None:
-                return cls
+            known = self._classes.get(key)
+            if known is not None:
+                return known
             ep = listed.get(key)
             if ep is None:
                 raise UnknownRegistryKey(key, self.group, self.keys())
             try:
-                cls = ep.load()
+                cls: type[T] = ep.load()
             except Exception as exc:
                 raise PluginLoadError(key, self.group, ep.value, exc) from exc
             brand(cls, key)
@@ -134,7 +134,7 @@ class EntryPointRegistry(Generic[T]):
 
     def key_of(self, cls: type) -> str | None:
         """The key ``cls`` is registered under, or None."""
-        key = cls.__dict__.get(BRAND_ATTRIBUTE)
+        key: str | None = cls.__dict__.get(BRAND_ATTRIBUTE)
         if key is not None:
             return key
         for name, registered in self._load().items():

@@ -143,7 +143,8 @@ class CacheLock:
         attempt = 0
         self._uncertain = False
         while True:
-            acquired, values = self._call(self._attempt, read)
+            attempt_result: tuple[bool, dict[str, Any]] = self._call(self._attempt, read)
+            acquired, values = attempt_result
             if acquired:
                 self.held = True
                 return values

@@ -28,7 +28,7 @@ class Lockable:
         return "default"
 
     def _lock_local(self) -> threading.local:
-        local = self.__dict__.get("_triggers_lock_local")
+        local: threading.local | None = self.__dict__.get("_triggers_lock_local")
         if local is None:
             local = self.__dict__.setdefault("_triggers_lock_local", threading.local())
         return local
@@ -36,7 +36,7 @@ class Lockable:
     def _object_mutex(self) -> threading.RLock:
         """Serializes, within a process, the threads that share this object:
         they share its loaded state, which one thread's work replaces."""
-        mutex = self.__dict__.get("_triggers_object_mutex")
+        mutex: threading.RLock | None = self.__dict__.get("_triggers_object_mutex")
         if mutex is None:
             mutex = self.__dict__.setdefault("_triggers_object_mutex", threading.RLock())
         return mutex

@@ -128,12 +128,12 @@ class BaseTriggerStorage(Lockable):
     def _build_metas(self, metas: Any) -> dict[str, Any]:
         if not isinstance(metas, (dict, Mapping)):
             raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
-        metas = dict(metas)
-        if not isinstance(metas.setdefault("latest_kwargs", {}), dict):
+        built: dict[str, Any] = dict(metas)
+        if not isinstance(built.setdefault("latest_kwargs", {}), dict):
             raise StorageCorrupted(
-                self.uid, f"latest_kwargs must be a dict, not {metas['latest_kwargs']!r}"
+                self.uid, f"latest_kwargs must be a dict, not {built['latest_kwargs']!r}"
             )
-        return metas
+        return built
 
     def _build_configs(self, configs: Mapping[str, Any]) -> dict[str, TaskConfig]:
         return {name: self._build_config(name, data) for name, data in configs.items()}
@@ -224,7 +224,8 @@ class BaseTriggerStorage(Lockable):
 
     @property
     def latest_kwargs(self) -> dict[str, Any]:
-        return self.metadata.setdefault("latest_kwargs", {})
+        latest: dict[str, Any] = self.metadata.setdefault("latest_kwargs", {})
+        return latest
 
     def __getitem__(self, instance_name: str) -> TaskInstance:
         try:

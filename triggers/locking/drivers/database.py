@@ -110,7 +110,7 @@ class DatabaseLockDriver(LockDriver):
                         f" WHERE {q('cache_key')} = %s AND {q('expires')} < %s",
                         [value, expires, db_key, now],
                     )
-                    return cursor.rowcount == 1
+                    return bool(cursor.rowcount == 1)
             try:
                 with self._statement(db, connection) as cursor:
                     cursor.execute(
@@ -130,7 +130,7 @@ class DatabaseLockDriver(LockDriver):
                 f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
                 [self.cache.make_and_validate_key(key), self._encode(token)],
             )
-            return cursor.rowcount == 1
+            return bool(cursor.rowcount == 1)
 
     def owns(self, key: str, token: str) -> bool:
         # Not cache.get(): Django's database cache deletes a row it reads as

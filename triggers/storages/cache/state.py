@@ -132,7 +132,8 @@ class CacheSessionState(BaseTriggerStorage):
         """The generation this save writes to the witness: above any written
         before, whichever layout wrote it, so a commit that compares the
         witness never mistakes a later state for the one it started from."""
-        return max(self._witness_read, (self._head or {}).get("generation", 0)) + 1
+        last: int = max(self._witness_read, (self._head or {}).get("generation", 0))
+        return last + 1
 
     @functools.cached_property
     def _lifetime(self) -> float | None:
