@@ -86,6 +86,7 @@ class TaskContext:
         self.storage_uid = storage_uid
         self.trigger_kwargs: dict[str, Any] = dict(trigger_kwargs or {})
         self.task: RunningTask | None = None
+        self._storage: BaseTriggerStorage | None = None
         self._manager: TriggerManager | None = None
         self._logger: TaskLogger | None = None
 
@@ -111,10 +112,17 @@ class TaskContext:
         return storage
 
     @property
+    def storage(self) -> BaseTriggerStorage:
+        """The storage object of this run: made once, kept for the whole run."""
+        if self._storage is None:
+            self._storage = self.new_storage()
+        return self._storage
+
+    @property
     def manager(self) -> TriggerManager:
-        """A manager of the session, built here (not the one that fired)."""
+        """A manager of the session, built here (not the one that fired), on :attr:`storage`."""
         if self._manager is None:
-            self._manager = trigger_managers.get(self.manager_type, self.new_storage())
+            self._manager = trigger_managers.get(self.manager_type, self.storage)
         return self._manager
 
     @property

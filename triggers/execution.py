@@ -9,6 +9,7 @@ another status, a retry, or a failure with the error recorded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import reprlib
 import time
@@ -85,27 +86,20 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     """
     context = TaskContext.from_payload(payload)
     name = context.instance_name
-    instance = context.task_instance
-    task_name = instance.config.run
-    if instance.status != TaskInstance.STATUS_SCHEDULED:
-        # Delivered twice, or the operator moved it on meanwhile: never run twice.
-        logger.warning("not running %s: it is %s, not scheduled", name, instance.status)
-        return None
-
+    manager = context.manager  # on the one storage object of this run
     try:
-        # Looked up on its module at call time, so test helpers can widen it.
-        task_cls = task_classes.get_task(task_name)
-    except Exception as exc:
-        _mark_failed(context, exc, task_name, "resolve")
-        raise
+        instance, task_cls = manager._change_instance(name, functools.partial(_begin, context))
+    except _NotScheduled as not_scheduled:
+        # Delivered twice, or the operator moved it on meanwhile: never run twice.
+        logger.warning("not running %s: it is %s, not scheduled", name, not_scheduled.status)
+        return None
+    task_name = instance.config.run
+    if isinstance(task_cls, BaseException):
+        raise task_cls  # recorded on the instance with its commit
 
     task_obj = task_cls(context)
     task_obj._retries = instance.depth
     context.task = task_obj
-    manager = context.manager
-    manager.update_instance_status(
-        name, TaskInstance.STATUS_RUNNING, {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs}
-    )
 
     try:
         result = task_obj._run(context)
@@ -132,25 +126,55 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         raise error
     result = dict(result)
     try:
+        # Finished and its result fired, in one commit.
         manager.update_instance_status(
             name,
             TaskInstance.STATUS_FINISHED,
             {TaskInstance.META_RESULT: result, TaskInstance.META_LOG_LEVEL: context.log_level},
+            cascade=True,
+            cascade_kwargs=result,
         )
+    except DispatchFailed:
+        # The instances that could not start were marked failed; this one did finish.
+        logger.exception("cascade of %s could not start every task", name)
     except Exception as exc:  # an unstorable result, most likely
         _mark_failed(context, exc, task_name, "result")
         raise
-    _cascade(context, instance.config.name, result)
     return result
 
 
-def _cascade(context: TaskContext, task_config_name: str, result: dict[str, Any]) -> None:
-    """Fire the task's own name with its result (what ``cascade=True`` does)."""
+class _NotScheduled(Exception):
+    """The instance to run is not scheduled (any more): the run does not start."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _begin(
+    context: TaskContext, instance: TaskInstance
+) -> tuple[TaskInstance, type[TriggerTask] | BaseException]:
+    """Mark a scheduled instance running, or failed when its task cannot be resolved.
+
+    Runs inside the commit of the run's first step, so it changes only the instance.
+    """
+    if instance.status != TaskInstance.STATUS_SCHEDULED:
+        raise _NotScheduled(instance.status)
+    manager = context.manager
+    task_name = instance.config.run
     try:
-        context.manager.fire(task_config_name, result)
-    except DispatchFailed:
-        # The instances that could not start were marked failed; this one did finish.
-        logger.exception("cascade of %s could not start every task", context.instance_name)
+        # Looked up on its module at call time, so test helpers can widen it.
+        task_cls = task_classes.get_task(task_name)
+    except Exception as exc:
+        metadata = _exception_metadata(exc, context, task_name, "resolve")
+        manager._set_status(instance, TaskInstance.STATUS_FAILED, metadata)
+        return instance, exc
+    manager._set_status(
+        instance,
+        TaskInstance.STATUS_RUNNING,
+        {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs},
+    )
+    return instance, task_cls
 
 
 def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry) -> None:
@@ -167,8 +191,5 @@ def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry) -> None:
     _mark_failed(context, error, task_name, "retry", retry.metadata)
     if retry.cooldown:
         time.sleep(retry.cooldown)
-    clone = context.manager.replay_failed_instance(name, retry.replacement_kwargs)
-    if retry.cooldown:
-        context.manager.update_instance_metadata(
-            clone, {TaskInstance.META_COOLDOWN: retry.cooldown}
-        )
+    cooldown = {TaskInstance.META_COOLDOWN: retry.cooldown} if retry.cooldown else None
+    context.manager.replay_failed_instance(name, retry.replacement_kwargs, metadata=cooldown)

@@ -11,22 +11,25 @@ from __future__ import annotations
 import copy
 import logging
 import traceback
-from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .conf import get_setting
 from .errors import DispatchFailed
 from .registry import EntryPointRegistry, task_runners
 from .registry import trigger_managers as _trigger_managers
 from .storages.base import BaseTriggerStorage, check_storable
-from .types import TaskConfig, TaskInstance
+from .types import TaskConfig, TaskInstance, utc_now
 
 __all__ = ["DispatchFailed", "TaskRunner", "TriggerManager", "trigger_managers"]
 
 logger = logging.getLogger(__name__)
 
 trigger_managers: EntryPointRegistry[TriggerManager] = _trigger_managers
+
+
+T = TypeVar("T")
 
 
 class TaskRunner(Protocol):
@@ -37,13 +40,13 @@ class TaskRunner(Protocol):
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None: ...
 
 
-def utc_now() -> datetime:
-    """Naive UTC, as Triggers 2.x stores timestamps."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+class _Firing(NamedTuple):
+    """What applying one firing readied, and what is left to do once it is committed."""
 
-
-def _name(instance_or_name: TaskInstance | str) -> str:
-    return instance_or_name.name if isinstance(instance_or_name, TaskInstance) else instance_or_name
+    trigger_name: str
+    ready: list[TaskInstance]
+    runners: list[tuple[TaskRunner, TaskInstance]]
+    failures: dict[str, BaseException]
 
 
 class TriggerManager:
@@ -82,30 +85,40 @@ class TriggerManager:
         self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
     ) -> list[TaskInstance]:
         """Fire a trigger; returns the instances it made ready (now scheduled)."""
-        if not isinstance(trigger_name, str) or not trigger_name:
-            raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
-        if trigger_kwargs is None:
-            trigger_kwargs = {}
-        elif not isinstance(trigger_kwargs, (dict, Mapping)):
-            raise TypeError(
-                f"kwargs of trigger {trigger_name!r} must be a dict, not {trigger_kwargs!r}"
-            )
-        check_storable(f"kwargs of trigger {trigger_name!r}", trigger_kwargs)
-        trigger_kwargs = dict(trigger_kwargs)
-
+        kwargs = self._trigger_kwargs(trigger_name, trigger_kwargs)
         storage = self.storage
         for attempt in storage.attempts():
             with attempt:
-                now = utc_now()
-                ready = self._apply_trigger(trigger_name, trigger_kwargs, now)
-                storage.latest_kwargs[trigger_name] = trigger_kwargs
-                runners, failures = self._schedule(ready, now)
+                firing = self._fire_here(trigger_name, kwargs, utc_now())
                 storage.save()
-        self._dispatch(runners, failures)
-        self._post_fire(trigger_name, ready)
-        if failures:
-            raise DispatchFailed(failures)
-        return ready
+        return self._after_fire(firing)
+
+    @staticmethod
+    def _trigger_kwargs(trigger_name: object, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The kwargs of a firing, checked (ValueError, TypeError, UnserializableValue)."""
+        if not isinstance(trigger_name, str) or not trigger_name:
+            raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
+        if kwargs is None:
+            return {}
+        if not isinstance(kwargs, (dict, Mapping)):
+            raise TypeError(f"kwargs of trigger {trigger_name!r} must be a dict, not {kwargs!r}")
+        check_storable(f"kwargs of trigger {trigger_name!r}", kwargs)
+        return dict(kwargs)
+
+    def _fire_here(self, trigger_name: str, kwargs: dict[str, Any], now: datetime) -> _Firing:
+        """Apply a firing to the loaded session (saved by the caller, with its other changes)."""
+        ready = self._apply_trigger(trigger_name, kwargs, now)
+        self.storage.latest_kwargs[trigger_name] = kwargs
+        runners, failures = self._schedule(ready, now)
+        return _Firing(trigger_name, ready, runners, failures)
+
+    def _after_fire(self, firing: _Firing) -> list[TaskInstance]:
+        """Once a firing is committed: start its ready instances, then the hook."""
+        self._dispatch(firing.runners, firing.failures)
+        self._post_fire(firing.trigger_name, firing.ready)
+        if firing.failures:
+            raise DispatchFailed(firing.failures)
+        return firing.ready
 
     def _apply_trigger(
         self, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
@@ -240,7 +253,11 @@ class TriggerManager:
         cascade: bool = False,
         cascade_kwargs: Mapping[str, Any] | None = None,
     ) -> TaskInstance:
-        """Set an instance's status (stamping the time); optionally fire its task's name."""
+        """Set an instance's status (stamping the time); optionally fire its task's name.
+
+        With ``cascade``, the status and the firing are committed together:
+        no crash can leave the one without the other.
+        """
         if status not in TaskInstance.ALL_STATUSES:
             raise ValueError(
                 f"unknown status {status!r} (expected one of {sorted(TaskInstance.ALL_STATUSES)})"
@@ -249,14 +266,33 @@ class TriggerManager:
             if not isinstance(metadata, (dict, Mapping)):
                 raise TypeError(f"metadata must be a dict, not {metadata!r}")
             check_storable("instance metadata", metadata)
+        kwargs = self._trigger_kwargs("cascade", cascade_kwargs) if cascade else {}
+        firing = None
         for attempt in self.storage.attempts():
             with attempt:
                 instance = self.storage.get_instance(instance_or_name)
-                self._set_status(instance, status, metadata)
+                now = utc_now()
+                self._set_status(instance, status, metadata, now)
+                if cascade:
+                    firing = self._fire_here(instance.config.name, dict(kwargs), now)
                 self.storage.save()
-        if cascade:
-            self.fire(instance.config.name, cascade_kwargs)
+        if firing is not None:
+            self._after_fire(firing)
         return instance
+
+    def _change_instance(
+        self, instance_or_name: TaskInstance | str, change: Callable[[TaskInstance], T]
+    ) -> T:
+        """Apply ``change`` to the stored instance and save, in one commit.
+
+        ``change`` may run more than once (on fresher state each time) and
+        must only change the instance; what it raises propagates, nothing saved.
+        """
+        for attempt in self.storage.attempts():
+            with attempt:
+                outcome = change(self.storage.get_instance(instance_or_name))
+                self.storage.save()
+        return outcome
 
     def update_instance_metadata(
         self, instance_or_name: TaskInstance | str, metadata: Mapping[str, Any]
@@ -290,12 +326,18 @@ class TriggerManager:
         self,
         instance_or_name: TaskInstance | str,
         replacement_kwargs: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> TaskInstance:
-        """Mark a failed instance replayed and schedule a clone of it; returns the clone."""
-        if replacement_kwargs is not None:
-            if not isinstance(replacement_kwargs, (dict, Mapping)):
-                raise TypeError(f"replacement_kwargs must be a dict, not {replacement_kwargs!r}")
-            check_storable("replacement kwargs", replacement_kwargs)
+        """Mark a failed instance replayed and schedule a clone of it; returns the clone.
+
+        ``metadata`` (a retry's cooldown, say) is merged into the clone's, in the same commit.
+        """
+        for what, value in (("replacement_kwargs", replacement_kwargs), ("metadata", metadata)):
+            if value is not None:
+                if not isinstance(value, (dict, Mapping)):
+                    raise TypeError(f"{what} must be a dict, not {value!r}")
+                check_storable(what.replace("_", " "), value)
         for attempt in self.storage.attempts():
             with attempt:
                 instance = self._failed_instance(instance_or_name, "replayed")
@@ -306,6 +348,7 @@ class TriggerManager:
                 }
                 if replacement_kwargs is not None:
                     clone.kwargs = copy.deepcopy(dict(replacement_kwargs))
+                clone.metadata.update(copy.deepcopy(dict(metadata or {})))
                 runners, failures = self._schedule([clone])
                 self.storage.save()
         self._dispatch(runners, failures)
@@ -323,17 +366,22 @@ class TriggerManager:
         """Mark a failed instance skipped; with ``cascade``, fire its task's name with ``result``."""
         if result is not None:
             check_storable("skip result", result)
+        firing = None
         for attempt in self.storage.attempts():
             with attempt:
                 instance = self._failed_instance(instance_or_name, "skipped")
+                now = utc_now()
                 self._set_status(
                     instance,
                     TaskInstance.STATUS_SKIPPED,
                     {"cascade": cascade, "result": dict(result or {})},
+                    now,
                 )
+                if cascade:
+                    firing = self._fire_here(instance.config.name, dict(result or {}), now)
                 self.storage.save()
-        if cascade:
-            self.fire(instance.config.name, dict(result or {}))
+        if firing is not None:
+            self._after_fire(firing)
         self._post_skip(instance, cascade)
         return instance
 

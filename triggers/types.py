@@ -9,11 +9,17 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidTaskConfig
 
-__all__ = ["TaskConfig", "TaskInstance"]
+__all__ = ["TaskConfig", "TaskInstance", "utc_now"]
+
+
+def utc_now() -> datetime:
+    """Now in naive UTC, as Triggers 2.x stores the timestamps of instances."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 _PLAIN_COLLECTIONS = (list, tuple, set, frozenset)

@@ -4,7 +4,7 @@ around a lock. Each kind of cache has a module of its own beside this one;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 from django.core.cache import BaseCache
@@ -56,6 +56,11 @@ class LockDriver:
         ``guard.version_key`` and ``guard.state_key``, decoded).
         """
         raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")
+
+    def session_identity(self, key: str) -> Hashable | None:
+        """What names ``key`` uniquely across every cache this process talks to
+        (server and full key), where the driver can tell; None otherwise."""
+        return None
 
     def decode(self, raw: Any) -> Any:
         """A value as :meth:`commit_if_unchanged` handed it back encoded."""

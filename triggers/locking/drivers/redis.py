@@ -9,7 +9,7 @@ with the release, only while the lock is still the holder's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 from django.core.cache import BaseCache
@@ -61,6 +61,12 @@ class RedisLockDriver(LockDriver):
         self._encode = codec.encode
         self._decode = codec.decode
         self._decode_object = codec.decode_object
+
+    def session_identity(self, key: str) -> Hashable | None:
+        pool = getattr(self._raw(), "connection_pool", None)
+        options = getattr(pool, "connection_kwargs", None) or {}
+        server = tuple(options.get(name) for name in ("host", "port", "db", "path"))
+        return (server, self._key(key))
 
     def _px(self, timeout: Any) -> int:
         """A cache timeout in milliseconds for SET PX; 0 for no expiry."""

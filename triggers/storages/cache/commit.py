@@ -7,15 +7,21 @@ commit only if no lock is held and the session's version (its witness key)
 is the one they started from. A commit that finds the session changed
 brings back its current state for the next try; one that finds the lock
 held waits a moment and reads the session again. After a few tries, or
-when the block raised, the operation runs again under the lock. A fire then
-costs one round trip where the lock costs two.
+when the block raised on state it had read, the operation runs again under
+the lock. A fire then costs one round trip where the lock costs two.
+
+Within a process, storage objects of one session start from the state the
+last of them committed (:data:`committed_heads`), and their tries take turns
+(a lock per session stripe), so a task that runs right after the fire that
+readied it, or beside its siblings in other threads, commits at its first
+try instead of colliding with them.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from ...locking.writes import (
@@ -26,6 +32,7 @@ from ...locking.writes import (
     Outcome,
     Writes,
 )
+from .committed import committed_heads, generation, pickled_records
 from .state import CacheSessionState
 
 __all__ = ["Encoded", "UnlockedTry", "attempts"]
@@ -53,10 +60,13 @@ class UnlockedTry:
     ttl: float | None = None
     writes_land_together = True
 
-    def __init__(self, storage: CacheSessionState, known: dict[str, Any]) -> None:
+    def __init__(
+        self, storage: CacheSessionState, known: dict[str, Any], identity: Hashable | None
+    ) -> None:
         self.storage = storage
         self.key = storage.get_lock_name()
         self.known = known
+        self.identity = identity
         self.outcome: Outcome | None = None
 
     def write(self, writes: Writes) -> None:
@@ -86,6 +96,15 @@ class UnlockedTry:
                 keys.witness: head["generation"],
                 keys.head: Encoded(result.values[keys.head]),
             }
+            if self.identity is not None:
+                loaded = storage.instances.loaded
+                committed_heads.put(
+                    self.identity,
+                    storage._known,
+                    generation=head["generation"],
+                    started_from=generation(self.known, keys.witness),
+                    records=pickled_records({n: i.serialize() for n, i in loaded.items()}),
+                )
         else:
             storage._known = None
             self.known = result.values
@@ -93,23 +112,32 @@ class UnlockedTry:
 
     def __enter__(self) -> CacheSessionState:
         storage = self.storage
+        keys = storage.keys
+        if self.identity is not None:
+            committed_heads.turn(self.identity).acquire()
+            # Another thread may have committed while this one waited its turn.
+            self.known = _newer(self.known, committed_heads.get(self.identity), keys.witness) or {}
         mutex = storage._object_mutex()
         mutex.acquire()
         try:
             storage._mark_held(self)
             known = self.known
-            keys = storage.keys
             head = known.get(keys.head)
             if type(head) is Encoded:
                 driver = storage._lock_driver()
                 assert driver is not None
-                known = {keys.head: driver.decode(head), keys.witness: known[keys.witness]}
+                known = {**known, keys.head: driver.decode(head)}
             storage._start_over(known)
         except BaseException:
             storage._mark_held(None)
             mutex.release()
+            self._end_turn()
             raise
         return storage
+
+    def _end_turn(self) -> None:
+        if self.identity is not None:
+            committed_heads.turn(self.identity).release()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         storage = self.storage
@@ -126,19 +154,34 @@ class UnlockedTry:
             return False
         finally:
             storage._object_mutex().release()
+            self._end_turn()
+
+
+def _newer(
+    known: dict[str, Any] | None, shared: dict[str, Any] | None, witness_key: str
+) -> dict[str, Any] | None:
+    """What a try starts from: ``shared`` (what this process last committed)
+    where it is newer than ``known``, or ``known`` is nothing or assumed empty."""
+    if shared is not None and (
+        not known or generation(shared, witness_key) > generation(known, witness_key)
+    ):
+        return shared
+    return known
 
 
 def attempts(storage: CacheSessionState) -> Iterator[Any]:
     """Tries at an operation: unlocked ones where possible, then one under the lock."""
     keys = storage.keys
-    known = storage._known
+    identity = storage._session_identity()
+    shared = None if identity is None else committed_heads.get(identity)
+    known = _newer(storage._known, shared, keys.witness)
     if known is None:
         known = storage.cache.get_many([keys.head, keys.witness])
     for _ in range(UNLOCKED_TRIES):
         head = known.get(keys.head)
         if head is not None and known.get(keys.witness) is None:
             break  # stored without a witness (by 2.x, or the single layout)
-        attempt = UnlockedTry(storage, known)
+        attempt = UnlockedTry(storage, known, identity)
         yield attempt
         if attempt.outcome is Outcome.COMMITTED:
             return
@@ -148,6 +191,9 @@ def attempts(storage: CacheSessionState) -> Iterator[Any]:
             # Someone holds the lock briefly: let them finish, then read again.
             time.sleep(LOCKED_PAUSE * random.uniform(0.5, 1.0))
             known = storage.cache.get_many([keys.head, keys.witness])
+        elif not known:
+            # The block raised on a session assumed new: read what is stored.
+            known = storage.cache.get_many([keys.head, keys.witness])
         else:
-            break  # the block raised: only the lock gives a definite answer
+            break  # the block raised on stored state: only the lock gives a definite answer
     yield storage.acquire_lock()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import pickle
 import time
 from typing import Any
 
@@ -95,9 +96,14 @@ class SplitLayout:
         delta = storage._head["delta"]
         records: dict[str, Any] = {}
         wanted: dict[str, str] = {}
+        known = storage._known_records
+        snapshots: dict[str, bytes] = {}
         for name in names:
             if name in delta:
                 records[name] = delta[name]
+            elif name in known:
+                snapshots[name] = known[name]
+                records[name] = pickle.loads(known[name])
             else:
                 wanted[storage.keys.record(name)] = name
         if wanted:
@@ -116,7 +122,7 @@ class SplitLayout:
                     storage.uid, f"record of {name!r} names task {instance.config.name!r}"
                 )
             if snapshot:
-                storage._snapshots[name] = pickled(name, record)
+                storage._snapshots[name] = snapshots.get(name) or pickled(name, record)
         return built
 
     def schedulable_instances(

@@ -10,6 +10,7 @@ without knowing :class:`~triggers.storages.cache.CacheStorageBackend`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable
 from typing import Any
 
 from django.core.cache import BaseCache
@@ -19,6 +20,7 @@ from ...conf import get_setting
 from ...locking import CacheLike, LockDriver, lock_driver, resolve_cache
 from ...locking.writes import NO_WRITES, Writes
 from ..base import BaseTriggerStorage
+from .committed import RECORDS
 from .formats import LAYOUTS
 from .keys import KEY_PREFIX, SessionKeys
 from .tables import make_task_table
@@ -76,6 +78,8 @@ class CacheSessionState(BaseTriggerStorage):
         self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
         #: what the last save recorded, to be written by the guard it ran under
         self._pending: Writes | None = None
+        #: pickled records known to be as stored in the state this try starts from
+        self._known_records: dict[str, bytes] = {}
 
     # ------------------------------------------------------------- keys
     @functools.cached_property
@@ -104,6 +108,15 @@ class CacheSessionState(BaseTriggerStorage):
         pending, self._pending = self._pending, None
         return NO_WRITES if pending is None else pending
 
+    @functools.cached_property
+    def _identity(self) -> tuple[Hashable | None]:
+        driver = self._lock_driver()
+        return (None if driver is None else driver.session_identity(self.keys.head),)
+
+    def _session_identity(self) -> Hashable | None:
+        """What names this session across every cache of the process, if the driver can tell."""
+        return self._identity[0]
+
     def _lock_driver(self) -> LockDriver | None:
         if self._driver is None:
             try:
@@ -117,6 +130,7 @@ class CacheSessionState(BaseTriggerStorage):
         self._configs = self._instances = self._metas = None
         self._reset()
         self._prefetched = known
+        self._known_records = known.get(RECORDS) or {}
 
     def _new_task_table(self) -> tuple[str, dict[str, Any]]:
         """The task table with this save's configuration changes, and its version."""

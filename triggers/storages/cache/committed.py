@@ -1,0 +1,106 @@
+"""What this process last committed of each session, so its next try starts there.
+
+A storage object that commits without the lock knows the state it wrote:
+the head, the witness and every instance record it had loaded or changed.
+Another storage object of the same session in this process (the task a
+fire just readied, a sibling task in another thread) starts its first try
+from that state instead of reading it, and reads no record it holds. The
+conditional commit checks the witness, so a stale entry costs one refused
+commit and is never written over newer state.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RECORDS", "CommittedHeads", "committed_heads", "generation"]
+
+#: how many stripes the per-session turn-taking of a process's threads uses
+TURN_STRIPES = 64
+#: the most records kept per session, and the most sessions kept
+RECORDS_PER_SESSION = 64
+SESSIONS = 2048
+#: where, in the values a try starts from, the records known with them travel
+RECORDS = "\0records"
+
+
+def generation(known: dict[str, Any] | None, witness_key: str) -> int:
+    """The witness generation of a starting point (0: none)."""
+    value = (known or {}).get(witness_key)
+    return value if type(value) is int else 0
+
+
+@dataclass
+class _Entry:
+    known: dict[str, Any]
+    generation: int
+    #: pickled instance records, each as stored at ``generation``
+    records: dict[str, bytes] = field(default_factory=dict)
+
+
+class CommittedHeads:
+    """The state each session last committed from this process, by its identity.
+
+    Keyed by the session's identity (server and full key), so two caches
+    never mix; bounded, least recently used first out.
+    """
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
+
+    def get(self, identity: Hashable) -> dict[str, Any] | None:
+        """The head and witness last committed (records under :data:`RECORDS`), or None."""
+        with self._lock:
+            entry = self._entries.get(identity)
+            if entry is None:
+                return None
+            self._entries.move_to_end(identity)
+            return {**entry.known, RECORDS: dict(entry.records)}
+
+    def put(
+        self,
+        identity: Hashable,
+        known: dict[str, Any],
+        generation: int,
+        started_from: int,
+        records: dict[str, bytes],
+    ) -> None:
+        """Remember a commit that made ``generation`` from ``started_from``.
+
+        ``records`` hold what the commit wrote or had read; records kept from
+        before stay only if the commit followed the one they were kept with.
+        """
+        with self._lock:
+            entry = self._entries.get(identity)
+            kept = entry.records if entry is not None and entry.generation == started_from else {}
+            merged = {**kept, **records}
+            while len(merged) > RECORDS_PER_SESSION:
+                del merged[next(iter(merged))]
+            self._entries[identity] = _Entry(dict(known), generation, merged)
+            self._entries.move_to_end(identity)
+            while len(self._entries) > SESSIONS:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def turn(self, identity: Hashable) -> threading.RLock:
+        """The lock this process's threads take turns with on that session."""
+        return self._turns[hash(identity) % TURN_STRIPES]
+
+
+def pickled_records(records: dict[str, Any]) -> dict[str, bytes]:
+    """Records as kept here (pickled: nobody shares a live copy)."""
+    return {name: pickle.dumps(record, pickle.HIGHEST_PROTOCOL) for name, record in records.items()}
+
+
+#: the committed state of this process
+committed_heads = CommittedHeads()
