@@ -95,7 +95,7 @@ def assert_plain(value: Any, path: str = "value") -> None:
 
 
 def sibling_cache(alias: str, **options: Any):
-    """A new cache object on the same server/table as ``alias``, with other options."""
+    """A new cache object of ``alias``'s backend and location (server, table), other options changed."""
     params = dict(settings.CACHES[alias])
     backend = import_string(params.pop("BACKEND"))
     location = params.pop("LOCATION", "")

@@ -12,12 +12,12 @@ import time
 import traceback
 
 import pytest
-from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.db import connections
 from django.utils.module_loading import import_string
 
+from tests.storage_support import sibling_cache
 from triggers.locking import (
     CacheLock,
     Lockable,
@@ -52,15 +52,6 @@ def is_held(key, cache):
             return False
     except LockAcquisitionFailed:
         return True
-
-
-def cache_like(alias, **params):
-    """A new cache object of the same backend and location as ``alias``, other parameters changed."""
-    conf = dict(settings.CACHES[alias])
-    backend = import_string(conf.pop("BACKEND"))
-    location = conf.pop("LOCATION", "")
-    conf.update(params)
-    return backend(location, conf)
 
 
 def before_fork():
@@ -255,7 +246,7 @@ def test_ttl_false_takes_no_lock(any_cache, key):
 
 
 def test_ttl_none_never_expires_and_ttl_true_is_the_caches_default_timeout(any_cache, uid):
-    cache = cache_like(any_cache, TIMEOUT=1)
+    cache = sibling_cache(any_cache, TIMEOUT=1)
     forever = CacheLock(f"forever:{uid}", cache, ttl=None)
     default = CacheLock(f"default:{uid}", cache, ttl=True)
     try:
@@ -295,7 +286,7 @@ def test_processes_never_hold_the_lock_together(shared_cache, key, uid):
     if shared_cache in DB_CACHES:
         # Past MAX_ENTRIES rows, Django's set() culls the table in key order,
         # a held lock included; earlier tests leave rows behind.
-        cache = cache_like(shared_cache, OPTIONS={"MAX_ENTRIES": 10**9})
+        cache = sibling_cache(shared_cache, OPTIONS={"MAX_ENTRIES": 10**9})
     counter = f"counter:{uid}"
     cache.set(counter, 0)
     processes = [start_process(_increment, cache, key, counter, 50) for _ in range(4)]
