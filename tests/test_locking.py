@@ -518,9 +518,9 @@ def test_the_page_includes_an_existing_example():
 
 
 def test_the_pages_example():
-    from tests.storage_support import load_doc_example
+    from tests.runner_support import load_example
 
-    example = load_doc_example("locking_work")
+    example = load_example("locking_work")
     store = caches["locmem"]
     store.delete("billing:total")
     try:

@@ -18,9 +18,9 @@ from tests.conftest import require_service
 from tests.runner_support import (
     RecordingRunner,
     behave,
-    fresh,
     statuses,
 )
+from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager, trigger_managers
 from triggers.errors import UnknownInstance
 from triggers.manager import DispatchFailed

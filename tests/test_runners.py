@@ -14,10 +14,10 @@ from tests.runner_support import (
     EVENTS,
     RecordingRunner,
     behave,
-    fresh,
     load_example,
     statuses,
 )
+from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.registry import registry_key
 from triggers.runners import (

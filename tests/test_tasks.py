@@ -10,10 +10,10 @@ import pytest
 from tests.runner_support import (
     RecordingRunner,
     behave,
-    fresh,
     load_example,
     statuses,
 )
+from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import UnserializableValue
 from triggers.task import (
