@@ -81,6 +81,17 @@ def layout(request):
     return request.param
 
 
+def cache_independent(test):
+    """Run ``test`` once, on LocMem in the split layout, not in each cache and layout.
+
+    For a test that needs both ``any_cache`` and ``layout`` (``stored_session``
+    does) and whose outcome no cache or layout can change: input refused
+    before anything is read from or written to the cache.
+    """
+    test = pytest.mark.parametrize("any_cache", ["locmem"], indirect=True)(test)
+    return pytest.mark.parametrize("layout", ["split"], indirect=True)(test)
+
+
 @pytest.fixture
 def stored_session(any_cache, uid, layout):
     """A new storage object on a populated session (storage_support.populate), in each cache and layout.

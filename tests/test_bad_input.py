@@ -16,6 +16,7 @@ from triggers.errors import (
     UnserializableValue,
 )
 
+from .conftest import cache_independent
 from .storage_support import CONFIG, fresh, keys_of, populate
 
 EXTRA_NAMES = ("nope#0", "t_report#0", "t_import#1", "t_score#2")
@@ -74,7 +75,9 @@ def test_unknown_task_in_create_instance(stored_session, uid):
     unchanged.check()
 
 
+@cache_independent
 def test_status_that_does_not_exist(stored_session, uid):
+    """Checked before the manager reads the session."""
     unchanged = Unchanged(stored_session)
     manager = TriggerManager(stored_session)
     with pytest.raises(ValueError, match="'done'"):
@@ -110,9 +113,7 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_definitions(stored_session, uid, case):
-    definition, shown = MALFORMED[case]
+def assert_definition_refused(stored_session, uid, definition, shown):
     unchanged = Unchanged(stored_session)
     manager = TriggerManager(fresh(stored_session))
     config = {
@@ -132,7 +133,23 @@ def test_malformed_definitions(stored_session, uid, case):
     assert stored.tasks["t_import"].run == "import_subject"
 
 
+@cache_independent
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_definitions(stored_session, uid, case):
+    """Every definition is checked before the session's task table is read."""
+    assert_definition_refused(stored_session, uid, *MALFORMED[case])
+
+
+def test_a_malformed_definition_leaves_every_cache_as_it_was(stored_session, uid):
+    """The check runs inside the manager's attempt at a save, which has read
+    the session's keys or taken its lock by then: in each cache and layout the
+    refused attempt writes nothing."""
+    assert_definition_refused(stored_session, uid, *MALFORMED["missing-run"])
+
+
+@cache_independent
 def test_malformed_configuration_containers(stored_session, uid):
+    """Refused at the same point as a malformed definition (see above, on every cache)."""
     unchanged = Unchanged(stored_session)
     manager = TriggerManager(stored_session)
     with pytest.raises(InvalidTaskConfig, match=r"\['t'\]"):
@@ -142,7 +159,9 @@ def test_malformed_configuration_containers(stored_session, uid):
     unchanged.check()
 
 
+@cache_independent
 def test_malformed_definition_through_the_storage_changes_nothing_loaded(stored_session):
+    """Every definition is checked before any is applied to what was loaded."""
     with stored_session.acquire_lock():
         before = stored_session.debug_repr()
         with pytest.raises(InvalidTaskConfig):
@@ -352,8 +371,10 @@ def unstorable_values(tmp_path):
     }, handle
 
 
+@cache_independent
 @pytest.mark.parametrize("case", ["lambda", "nested-lambda", "open-file", "opaque", "generator"])
 def test_unstorable_trigger_kwargs(stored_session, uid, tmp_path, case):
+    """The manager pickles each value, as the caches do, before it reads the session."""
     values, handle = unstorable_values(tmp_path)
     kwargs = values[case]
     try:
@@ -412,16 +433,17 @@ def test_unstorable_values_set_through_the_storage(stored_session, uid, where):
     assert CacheStorageBackend(uid, cache=stored_session.cache)["t_import#0"].status == "running"
 
 
-def test_task_config_filed_under_another_name_is_refused(any_cache, uid):
+@cache_independent
+def test_task_config_filed_under_another_name_is_refused(stored_session):
+    """Refused at the same point as a malformed definition (see above, on every cache)."""
     from triggers import TriggerManager
     from triggers.types import TaskConfig
 
-    store = populate(CacheStorageBackend(uid, cache=any_cache))
-    before = fresh(store).debug_repr()
+    before = fresh(stored_session).debug_repr()
     with pytest.raises(InvalidTaskConfig) as info:
-        TriggerManager(store).update_configuration({"t_new": TaskConfig("t_other", after=["x"], run="r")})
+        TriggerManager(stored_session).update_configuration({"t_new": TaskConfig("t_other", after=["x"], run="r")})
     assert "t_new" in str(info.value) and "t_other" in str(info.value)
-    assert fresh(store).debug_repr() == before
+    assert fresh(stored_session).debug_repr() == before
 
 
 def test_a_corrupt_session_keeps_failing_rather_than_half_loading(any_cache, uid):

@@ -12,6 +12,7 @@ from triggers.errors import UnknownInstance
 from triggers.locking import LockAcquisitionFailed
 from triggers.types import TaskConfig, TaskInstance
 
+from .conftest import cache_independent
 from .storage_support import CONFIG, assert_plain, fresh, keys_of, populate, raw, sibling_cache
 
 
@@ -318,7 +319,9 @@ def test_lock_entry_drops_unsaved_changes(make, stored_session):
         assert "unsaved" not in stored_session.metadata
 
 
+@cache_independent
 def test_save_needs_the_lock(stored_session):
+    """Refused before anything is written."""
     stored_session.tasks
     with pytest.raises(RuntimeError, match="acquire_lock"):
         stored_session.save()
