@@ -5,6 +5,10 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
+
+from tests.storage_support import fresh, populate
+from triggers import CacheStorageBackend
 
 pytest_plugins = ["tests.runner_fixtures"]
 
@@ -75,6 +79,33 @@ def shared_cache(request):
 def layout(request):
     """Each layout a cache session can be written in."""
     return request.param
+
+
+def cache_independent(test):
+    """Run ``test`` once, on LocMem in the split layout, not in each cache and layout.
+
+    For a test that needs both ``any_cache`` and ``layout`` (``stored_session``
+    does) and whose outcome no cache or layout can change: input refused
+    before anything is read from or written to the cache.
+    """
+    test = pytest.mark.parametrize("any_cache", ["locmem"], indirect=True)(test)
+    return pytest.mark.parametrize("layout", ["split"], indirect=True)(test)
+
+
+@pytest.fixture
+def stored_session(any_cache, uid, layout):
+    """A new storage object on a populated session (storage_support.populate), in each cache and layout.
+
+    The witness is stored and, in the split layout, every instance record is
+    in its own key. (A manager of a new session is ``manager_session``, in
+    tests.runner_fixtures.)
+    """
+    store = populate(CacheStorageBackend(uid, cache=any_cache, layout=layout))
+    if layout == "split":
+        for name in store.instances:
+            assert caches[any_cache].get(store.record_key(name)) is not None, name
+    assert caches[any_cache].get(store.witness_key) is not None
+    return fresh(store)
 
 
 @pytest.fixture(params=["locmem", "redis"])

@@ -22,7 +22,7 @@ def test_runners():
 
 
 @pytest.fixture
-def session(manager_cache, uid, settings, test_runners):
+def manager_session(manager_cache, uid, settings, test_runners):
     """A manager of a new session in the cache under test; tasks run synchronously.
 
     The docs' examples make ``CacheStorageBackend(uid)`` on the default

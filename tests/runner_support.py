@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
-from triggers import CacheStorageBackend, TriggerManager
+from tests.storage_support import fresh
+from triggers import TriggerManager
 from triggers.runners import BaseTaskRunner, ThreadingTaskRunner
 from triggers.task import StatusChange, TriggerTask, task
 
@@ -102,12 +103,6 @@ class FailingRunner(BaseTaskRunner):
 
     def run(self, manager, task_instance):
         raise ConnectionError(f"the queue is down, cannot start {task_instance.name}")
-
-
-def fresh(manager: TriggerManager) -> CacheStorageBackend:
-    """A storage of the manager's session with nothing loaded: what is saved now."""
-    storage = manager.storage
-    return CacheStorageBackend(storage.uid, cache=storage.cache)
 
 
 def statuses(manager: TriggerManager) -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""Helpers shared by the storage tests: sessions to work on, raw views of the cache."""
+"""Helpers shared by the storage tests: sessions to work on, raw views of the cache.
+
+``fresh`` serves the manager, runner and task tests too.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.utils.module_loading import import_string
 
-from triggers import CacheStorageBackend
+from triggers import CacheStorageBackend, TriggerManager
 
 #: Tasks that never become ready on their own in these tests (each waits for
 #: a trigger the tests fire only on purpose), so no runner is ever involved.
@@ -66,8 +69,12 @@ def keys_of(store: CacheStorageBackend, names: list[str] | None = None) -> list[
     return [store.cache_key, store.witness_key, *(store.record_key(n) for n in names)]
 
 
-def fresh(store: CacheStorageBackend) -> CacheStorageBackend:
-    """A new storage object on the same session, cache and layout."""
+def fresh(of: CacheStorageBackend | TriggerManager) -> CacheStorageBackend:
+    """A new storage object on the same session, cache and layout, nothing loaded: what is saved now.
+
+    ``of`` is a storage, or a manager (then its storage).
+    """
+    store = of.storage if isinstance(of, TriggerManager) else of
     return CacheStorageBackend(store.uid, cache=store.cache, layout=store.layout)
 
 
@@ -95,12 +102,9 @@ def assert_plain(value: Any, path: str = "value") -> None:
 
 
 def sibling_cache(alias: str, **options: Any):
-    """A new cache object on the same server/table as ``alias``, with other options."""
+    """A new cache object of ``alias``'s backend and location (server, table), other options changed."""
     params = dict(settings.CACHES[alias])
     backend = import_string(params.pop("BACKEND"))
     location = params.pop("LOCATION", "")
     params.update(options)
     return backend(location, params)
-
-
-from .runner_support import load_example as load_doc_example  # noqa: E402,F401

@@ -16,13 +16,8 @@ from triggers.errors import (
     UnserializableValue,
 )
 
+from .conftest import cache_independent
 from .storage_support import CONFIG, fresh, keys_of, populate
-
-
-@pytest.fixture
-def session(any_cache, uid, layout):
-    return populate(CacheStorageBackend(uid, cache=any_cache, layout=layout))
-
 
 EXTRA_NAMES = ("nope#0", "t_report#0", "t_import#1", "t_score#2")
 
@@ -43,9 +38,9 @@ class Unchanged:
 
 
 @pytest.mark.parametrize("name", ["nope#0", "t_score#7", "t_score"])
-def test_unknown_instance_in_update_instance_status(session, name, uid):
-    unchanged = Unchanged(session)
-    manager = TriggerManager(CacheStorageBackend(uid, cache=session.cache, layout=session.layout))
+def test_unknown_instance_in_update_instance_status(stored_session, name, uid):
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
     with pytest.raises(UnknownInstance) as info:
         manager.update_instance_status(name, "finished", {"result": {}})
     assert isinstance(info.value, KeyError)
@@ -62,35 +57,37 @@ def test_unknown_instance_in_update_instance_status(session, name, uid):
     unchanged.check()
 
 
-def test_unknown_task_in_create_instance(session, uid):
-    unchanged = Unchanged(session)
+def test_unknown_task_in_create_instance(stored_session, uid):
+    unchanged = Unchanged(stored_session)
     with pytest.raises(UnknownTask) as info:
-        with session.acquire_lock():
-            session.create_instance("nope")
-            session.save()
+        with stored_session.acquire_lock():
+            stored_session.create_instance("nope")
+            stored_session.save()
     assert isinstance(info.value, KeyError)
     assert "'nope'" in str(info.value) and uid in str(info.value)
     unchanged.check()
     with pytest.raises(UnknownTask, match="t_import#0"):
-        with session.acquire_lock():
-            session.create_instance("t_import#0")  # an instance's name is not a task's
+        with stored_session.acquire_lock():
+            stored_session.create_instance("t_import#0")  # an instance's name is not a task's
     with pytest.raises(UnknownInstance, match="nope#0"):
-        with session.acquire_lock():
-            session.clone_instance("nope#0")
+        with stored_session.acquire_lock():
+            stored_session.clone_instance("nope#0")
     unchanged.check()
 
 
-def test_status_that_does_not_exist(session, uid):
-    unchanged = Unchanged(session)
-    manager = TriggerManager(session)
+@cache_independent
+def test_status_that_does_not_exist(stored_session, uid):
+    """Checked before the manager reads the session."""
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(stored_session)
     with pytest.raises(ValueError, match="'done'"):
         manager.update_instance_status("t_import#0", "done")
     unchanged.check()
 
 
-def test_skip_or_replay_of_an_instance_that_did_not_fail(session):
-    unchanged = Unchanged(session)
-    manager = TriggerManager(session)
+def test_skip_or_replay_of_an_instance_that_did_not_fail(stored_session):
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(stored_session)
     with pytest.raises(ValueError, match="t_score#0"):
         manager.skip_failed_instance("t_score#0")
     with pytest.raises(ValueError, match="t_import#0"):
@@ -116,11 +113,9 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_definitions(session, uid, case):
-    definition, shown = MALFORMED[case]
-    unchanged = Unchanged(session)
-    manager = TriggerManager(CacheStorageBackend(uid, cache=session.cache, layout=session.layout))
+def assert_definition_refused(stored_session, uid, definition, shown):
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
     config = {
         "t_valid_before": {"after": ["x"], "run": "r"},
         "t_bad": definition,
@@ -133,14 +128,30 @@ def test_malformed_definitions(session, uid, case):
     assert "'t_bad'" in str(info.value)
     assert shown in str(info.value)
     unchanged.check()
-    stored = CacheStorageBackend(uid, cache=session.cache)
+    stored = CacheStorageBackend(uid, cache=stored_session.cache)
     assert set(stored.tasks) == set(CONFIG)
     assert stored.tasks["t_import"].run == "import_subject"
 
 
-def test_malformed_configuration_containers(session, uid):
-    unchanged = Unchanged(session)
-    manager = TriggerManager(session)
+@cache_independent
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_definitions(stored_session, uid, case):
+    """Every definition is checked before the session's task table is read."""
+    assert_definition_refused(stored_session, uid, *MALFORMED[case])
+
+
+def test_a_malformed_definition_leaves_every_cache_as_it_was(stored_session, uid):
+    """The check runs inside the manager's attempt at a save, which has read
+    the session's keys or taken its lock by then: in each cache and layout the
+    refused attempt writes nothing."""
+    assert_definition_refused(stored_session, uid, *MALFORMED["missing-run"])
+
+
+@cache_independent
+def test_malformed_configuration_containers(stored_session, uid):
+    """Refused at the same point as a malformed definition (see above, on every cache)."""
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(stored_session)
     with pytest.raises(InvalidTaskConfig, match=r"\['t'\]"):
         manager.update_configuration(["t"])
     with pytest.raises(InvalidTaskConfig, match="42"):
@@ -148,12 +159,14 @@ def test_malformed_configuration_containers(session, uid):
     unchanged.check()
 
 
-def test_malformed_definition_through_the_storage_changes_nothing_loaded(session):
-    with session.acquire_lock():
-        before = session.debug_repr()
+@cache_independent
+def test_malformed_definition_through_the_storage_changes_nothing_loaded(stored_session):
+    """Every definition is checked before any is applied to what was loaded."""
+    with stored_session.acquire_lock():
+        before = stored_session.debug_repr()
         with pytest.raises(InvalidTaskConfig):
-            session.update_configuration({"t_new": {"after": ["a"], "run": "r"}, "t_bad": {"run": "r"}})
-        assert session.debug_repr() == before
+            stored_session.update_configuration({"t_new": {"after": ["a"], "run": "r"}, "t_bad": {"run": "r"}})
+        assert stored_session.debug_repr() == before
 
 
 # --------------------------------------------------------------------------- uids
@@ -268,7 +281,7 @@ def assert_refused(store, uid, raw_key, value, fire=("a", "start"), configure=Tr
         assert uid in str(info.value)
         assert info.value.uid == uid
         assert isinstance(info.value, TriggersError)
-    manager = TriggerManager(CacheStorageBackend(uid, cache=store.cache, layout=store.layout))
+    manager = TriggerManager(fresh(store))
     for trigger in fire:
         with pytest.raises(StorageCorrupted):
             manager.fire(trigger)
@@ -358,13 +371,15 @@ def unstorable_values(tmp_path):
     }, handle
 
 
+@cache_independent
 @pytest.mark.parametrize("case", ["lambda", "nested-lambda", "open-file", "opaque", "generator"])
-def test_unstorable_trigger_kwargs(session, uid, tmp_path, case):
+def test_unstorable_trigger_kwargs(stored_session, uid, tmp_path, case):
+    """The manager pickles each value, as the caches do, before it reads the session."""
     values, handle = unstorable_values(tmp_path)
     kwargs = values[case]
     try:
-        unchanged = Unchanged(session)
-        manager = TriggerManager(CacheStorageBackend(uid, cache=session.cache, layout=session.layout))
+        unchanged = Unchanged(stored_session)
+        manager = TriggerManager(fresh(stored_session))
         with pytest.raises(UnserializableValue) as info:
             manager.fire("start", kwargs)
         assert isinstance(info.value, TypeError)
@@ -386,48 +401,49 @@ def test_unstorable_trigger_kwargs(session, uid, tmp_path, case):
 
 
 @pytest.mark.parametrize("where", ["instance-kwargs", "instance-metadata", "new-instance", "latest-kwargs", "task-params"])
-def test_unstorable_values_set_through_the_storage(session, uid, where):
+def test_unstorable_values_set_through_the_storage(stored_session, uid, where):
     """Below the manager nothing checks values up front (saves do not pickle twice).
 
     A value the cache cannot pickle still fails the save, and the session
     reads as it was: on Redis nothing is written, elsewhere only the
     content-neutral first step of the save is.
     """
-    before = fresh(session).debug_repr()
+    before = fresh(stored_session).debug_repr()
     bad = {"callback": lambda: 1}
     with pytest.raises((TypeError, AttributeError, pickle.PicklingError)) as info:
-        with session.acquire_lock():
+        with stored_session.acquire_lock():
             if where == "instance-kwargs":
-                session["t_import#0"].kwargs["upload"] = bad
+                stored_session["t_import#0"].kwargs["upload"] = bad
             elif where == "instance-metadata":
-                session["t_score#0"].metadata["result"] = bad
+                stored_session["t_score#0"].metadata["result"] = bad
             elif where == "new-instance":
-                session.create_instance("t_report", kwargs={"approve": bad})
+                stored_session.create_instance("t_report", kwargs={"approve": bad})
             elif where == "latest-kwargs":
-                session.latest_kwargs["start"] = bad
+                stored_session.latest_kwargs["start"] = bad
             else:
-                session.update_configuration({"t_new": {"after": ["a"], "run": "r", "withParams": bad}})
-            session.save()
+                stored_session.update_configuration({"t_new": {"after": ["a"], "run": "r", "withParams": bad}})
+            stored_session.save()
     assert "lambda" in str(info.value)
-    assert fresh(session).debug_repr() == before
-    assert not session.has_lock
+    assert fresh(stored_session).debug_repr() == before
+    assert not stored_session.has_lock
     # The lock was let go and the session still works.
-    with session.acquire_lock(block=False):
-        session["t_import#0"].status = "running"
-        session.save()
-    assert CacheStorageBackend(uid, cache=session.cache)["t_import#0"].status == "running"
+    with stored_session.acquire_lock(block=False):
+        stored_session["t_import#0"].status = "running"
+        stored_session.save()
+    assert CacheStorageBackend(uid, cache=stored_session.cache)["t_import#0"].status == "running"
 
 
-def test_task_config_filed_under_another_name_is_refused(any_cache, uid):
+@cache_independent
+def test_task_config_filed_under_another_name_is_refused(stored_session):
+    """Refused at the same point as a malformed definition (see above, on every cache)."""
     from triggers import TriggerManager
     from triggers.types import TaskConfig
 
-    store = populate(CacheStorageBackend(uid, cache=any_cache))
-    before = fresh(store).debug_repr()
+    before = fresh(stored_session).debug_repr()
     with pytest.raises(InvalidTaskConfig) as info:
-        TriggerManager(store).update_configuration({"t_new": TaskConfig("t_other", after=["x"], run="r")})
+        TriggerManager(stored_session).update_configuration({"t_new": TaskConfig("t_other", after=["x"], run="r")})
     assert "t_new" in str(info.value) and "t_other" in str(info.value)
-    assert fresh(store).debug_repr() == before
+    assert fresh(stored_session).debug_repr() == before
 
 
 def test_a_corrupt_session_keeps_failing_rather_than_half_loading(any_cache, uid):

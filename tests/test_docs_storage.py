@@ -10,8 +10,8 @@ import pytest
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.storages.base import BaseTriggerStorage
 
+from .runner_support import load_example
 from .storage_support import assert_plain
-from .storage_support import load_doc_example as load_example
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

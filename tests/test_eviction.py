@@ -11,17 +11,6 @@ from triggers.errors import SessionIncomplete, StorageCorrupted
 from .storage_support import fresh, keys_of, populate
 
 
-@pytest.fixture
-def session(any_cache, uid, layout):
-    """A populated session; its instance records are in their own keys (split layout)."""
-    store = populate(CacheStorageBackend(uid, cache=any_cache, layout=layout))
-    if layout == "split":
-        for name in store.instances:
-            assert caches[any_cache].get(store.record_key(name)) is not None, name
-    assert caches[any_cache].get(store.witness_key) is not None
-    return fresh(store)
-
-
 def every_read(store):
     return {
         "debug_repr": lambda: store.debug_repr(),
@@ -33,22 +22,22 @@ def every_read(store):
     }
 
 
-def test_head_gone_witness_left(session, any_cache, uid):
+def test_head_gone_witness_left(stored_session, any_cache, uid):
     cache = caches[any_cache]
-    names = list(session.instances)
-    cache.delete(session.cache_key)
-    left = cache.get_many(keys_of(session, names))
-    store = fresh(session)
+    names = list(stored_session.instances)
+    cache.delete(stored_session.cache_key)
+    left = cache.get_many(keys_of(stored_session, names))
+    store = fresh(stored_session)
     for what, read in every_read(store).items():
         store.invalidate_cache()
         with pytest.raises(SessionIncomplete) as info:
             read()
         assert info.value.uid == uid, what
-        assert info.value.missing == [session.cache_key], what
+        assert info.value.missing == [stored_session.cache_key], what
         assert uid in str(info.value)
-        assert session.cache_key in str(info.value)
+        assert stored_session.cache_key in str(info.value)
         assert isinstance(info.value, StorageCorrupted)
-    manager = TriggerManager(fresh(session))
+    manager = TriggerManager(fresh(stored_session))
     with pytest.raises(SessionIncomplete):
         manager.fire("start", {"subject": 1})
     with pytest.raises(SessionIncomplete):
@@ -58,26 +47,26 @@ def test_head_gone_witness_left(session, any_cache, uid):
             store.create_instance("t_import")
             store.save()
     # Nothing was written over what is left.
-    assert cache.get_many(keys_of(session, names)) == left
-    assert cache.get(session.cache_key) is None
+    assert cache.get_many(keys_of(stored_session, names)) == left
+    assert cache.get(stored_session.cache_key) is None
 
 
-def test_witness_gone_is_harmless(session, any_cache):
+def test_witness_gone_is_harmless(stored_session, any_cache):
     cache = caches[any_cache]
-    expected = fresh(session).debug_repr()
-    cache.delete(session.witness_key)
-    assert fresh(session).debug_repr() == expected
-    with session.acquire_lock():
-        session.metadata["after"] = "witness lost"
-        session.save()
-    assert cache.get(session.witness_key) is not None  # the next save brings it back
+    expected = fresh(stored_session).debug_repr()
+    cache.delete(stored_session.witness_key)
+    assert fresh(stored_session).debug_repr() == expected
+    with stored_session.acquire_lock():
+        stored_session.metadata["after"] = "witness lost"
+        stored_session.save()
+    assert cache.get(stored_session.witness_key) is not None  # the next save brings it back
 
 
-def test_whole_session_gone_reads_as_new(session, any_cache):
+def test_whole_session_gone_reads_as_new(stored_session, any_cache):
     """Head and witness both gone cannot be told from a session never saved."""
     cache = caches[any_cache]
-    cache.delete_many([session.cache_key, session.witness_key])
-    assert fresh(session).debug_repr() == {"tasks": {}, "instances": {}, "metas": {"latest_kwargs": {}}}
+    cache.delete_many([stored_session.cache_key, stored_session.witness_key])
+    assert fresh(stored_session).debug_repr() == {"tasks": {}, "instances": {}, "metas": {"latest_kwargs": {}}}
 
 
 @pytest.mark.parametrize("name", ["t_import#0", "t_score#0", "t_score#1"])

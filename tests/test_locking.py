@@ -12,12 +12,12 @@ import time
 import traceback
 
 import pytest
-from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.db import connections
 from django.utils.module_loading import import_string
 
+from tests.storage_support import sibling_cache
 from triggers.locking import (
     CacheLock,
     Lockable,
@@ -53,15 +53,6 @@ def is_held(key, cache):
             return False
     except LockAcquisitionFailed:
         return True
-
-
-def cache_like(alias, **params):
-    """A new cache object of the same backend and location as ``alias``, other parameters changed."""
-    conf = dict(settings.CACHES[alias])
-    backend = import_string(conf.pop("BACKEND"))
-    location = conf.pop("LOCATION", "")
-    conf.update(params)
-    return backend(location, conf)
 
 
 def before_fork():
@@ -256,7 +247,7 @@ def test_ttl_false_takes_no_lock(any_cache, key):
 
 
 def test_ttl_none_never_expires_and_ttl_true_is_the_caches_default_timeout(any_cache, uid):
-    cache = cache_like(any_cache, TIMEOUT=1)
+    cache = sibling_cache(any_cache, TIMEOUT=1)
     forever = CacheLock(f"forever:{uid}", cache, ttl=None)
     default = CacheLock(f"default:{uid}", cache, ttl=True)
     try:
@@ -296,7 +287,7 @@ def test_processes_never_hold_the_lock_together(shared_cache, key, uid):
     if shared_cache in DB_CACHES:
         # Past MAX_ENTRIES rows, Django's set() culls the table in key order,
         # a held lock included; earlier tests leave rows behind.
-        cache = cache_like(shared_cache, OPTIONS={"MAX_ENTRIES": 10**9})
+        cache = sibling_cache(shared_cache, OPTIONS={"MAX_ENTRIES": 10**9})
     counter = f"counter:{uid}"
     cache.set(counter, 0)
     processes = [start_process(_increment, cache, key, counter, 50) for _ in range(4)]
@@ -528,9 +519,9 @@ def test_the_page_includes_an_existing_example():
 
 
 def test_the_pages_example():
-    from tests.storage_support import load_doc_example
+    from tests.runner_support import load_example
 
-    example = load_doc_example("locking_work")
+    example = load_example("locking_work")
     store = caches["locmem"]
     store.delete("billing:total")
     try:

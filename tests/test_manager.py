@@ -1,6 +1,6 @@
 """The rules of TriggerManager (CONTRACT.md, "TriggerManager"), through the public API.
 
-Every test runs on LocMem and on Redis (the ``session`` fixture). Tasks are
+Every test runs on LocMem and on Redis (the ``manager_session`` fixture). Tasks are
 real task bodies (tests.runner_support); unless a test says otherwise they run
 synchronously, so a fire returns once its whole cascade has run.
 """
@@ -18,16 +18,16 @@ from tests.conftest import require_service
 from tests.runner_support import (
     RecordingRunner,
     behave,
-    fresh,
     statuses,
 )
+from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager, trigger_managers
 from triggers.errors import UnknownInstance
 from triggers.manager import DispatchFailed
 from triggers.runners import ThreadingTaskRunner
 from triggers.types import TaskInstance
 
-# The fixtures session, test_runners and no_stray_threads.
+# The fixtures manager_session, test_runners and no_stray_threads.
 
 FINISHED = TaskInstance.STATUS_FINISHED
 
@@ -43,48 +43,48 @@ def result_of(manager, name):
 # --------------------------------------------------------------------------- configuration
 
 
-def test_update_configuration_merges_by_name_and_saves(session):
-    session.update_configuration({"t_a": {"after": ["go"], "run": "tests.behave"}})
-    session.update_configuration({"t_b": {"after": ["go"], "run": "tests.add"}})
-    session.update_configuration({"t_a": {"after": ["other"], "run": "tests.add"}})
+def test_update_configuration_merges_by_name_and_saves(manager_session):
+    manager_session.update_configuration({"t_a": {"after": ["go"], "run": "tests.behave"}})
+    manager_session.update_configuration({"t_b": {"after": ["go"], "run": "tests.add"}})
+    manager_session.update_configuration({"t_a": {"after": ["other"], "run": "tests.add"}})
 
-    tasks = fresh(session).tasks
+    tasks = fresh(manager_session).tasks
     assert sorted(tasks) == ["t_a", "t_b"]
     assert tasks["t_a"].after == {"other"} and tasks["t_a"].run == "tests.add"
     assert tasks["t_b"].after == {"go"}
-    assert list(fresh(session).iter_instances()) == []
+    assert list(fresh(manager_session).iter_instances()) == []
 
 
-def test_earlier_firings_are_not_replayed_onto_new_tasks(session):
-    session.fire("go", {"n": 1})
-    session.update_configuration(
+def test_earlier_firings_are_not_replayed_onto_new_tasks(manager_session):
+    manager_session.fire("go", {"n": 1})
+    manager_session.update_configuration(
         {
             "t_only_go": {"after": ["go"], "run": "tests.add"},
             "t_go_and_more": {"after": ["go", "more"], "run": "tests.add"},
         }
     )
-    assert statuses(session) == {}
+    assert statuses(manager_session) == {}
 
     # A new instance made by a later firing does start with go's latest kwargs.
-    session.fire("more", {"m": 2})
-    assert statuses(session) == {"t_go_and_more#0": FINISHED}
-    assert ran_with(session, "t_go_and_more#0") == {"go": {"n": 1}, "more": {"m": 2}}
+    manager_session.fire("more", {"m": 2})
+    assert statuses(manager_session) == {"t_go_and_more#0": FINISHED}
+    assert ran_with(manager_session, "t_go_and_more#0") == {"go": {"n": 1}, "more": {"m": 2}}
 
-    session.fire("go", {"n": 5})
-    assert statuses(session) == {"t_go_and_more#0": FINISHED, "t_only_go#0": FINISHED}
-    assert ran_with(session, "t_only_go#0") == {"go": {"n": 5}}
+    manager_session.fire("go", {"n": 5})
+    assert statuses(manager_session) == {"t_go_and_more#0": FINISHED, "t_only_go#0": FINISHED}
+    assert ran_with(manager_session, "t_only_go#0") == {"go": {"n": 5}}
 
 
 # --------------------------------------------------------------------------- firing
 
 
-def test_single_trigger_task_runs_once_with_the_trigger_kwargs(session):
-    session.update_configuration({"t_import": {"after": ["go"], "run": "tests.add"}})
+def test_single_trigger_task_runs_once_with_the_trigger_kwargs(manager_session):
+    manager_session.update_configuration({"t_import": {"after": ["go"], "run": "tests.add"}})
 
-    ready = session.fire("go", {"a": 1, "b": 2})
+    ready = manager_session.fire("go", {"a": 1, "b": 2})
 
     assert [i.name for i in ready] == ["t_import#0"]
-    instance = fresh(session)["t_import#0"]
+    instance = fresh(manager_session)["t_import#0"]
     assert instance.status == FINISHED
     assert instance.kwargs == {"go": {"a": 1, "b": 2}}
     assert instance.metadata[TaskInstance.META_ACTUAL_KWARGS] == {"go": {"a": 1, "b": 2}}
@@ -93,197 +93,197 @@ def test_single_trigger_task_runs_once_with_the_trigger_kwargs(session):
     assert {"created", "lastModified", "scheduled", "running", "finished"} <= set(stamps)
 
     # The trigger again: the task has an instance that cannot take it, and no andEvery.
-    assert session.fire("go", {"a": 10}) == []
-    assert statuses(session) == {"t_import#0": FINISHED}
+    assert manager_session.fire("go", {"a": 10}) == []
+    assert statuses(manager_session) == {"t_import#0": FINISHED}
 
 
-def test_multi_trigger_task_waits_for_every_trigger(session):
-    session.update_configuration(
+def test_multi_trigger_task_waits_for_every_trigger(manager_session):
+    manager_session.update_configuration(
         {"t_subject": {"after": ["firstPageReceived", "questionnaireComplete"], "run": "tests.add"}}
     )
 
-    assert session.fire("firstPageReceived", {"page": 1}) == []
-    waiting = fresh(session)["t_subject#0"]
+    assert manager_session.fire("firstPageReceived", {"page": 1}) == []
+    waiting = fresh(manager_session)["t_subject#0"]
     assert waiting.status == TaskInstance.STATUS_UNSTARTED
     assert waiting.kwargs == {"firstPageReceived": {"page": 1}}
 
-    ready = session.fire("questionnaireComplete", {"pages": 3})
+    ready = manager_session.fire("questionnaireComplete", {"pages": 3})
     assert [i.name for i in ready] == ["t_subject#0"]
-    assert ran_with(session, "t_subject#0") == {
+    assert ran_with(manager_session, "t_subject#0") == {
         "firstPageReceived": {"page": 1},
         "questionnaireComplete": {"pages": 3},
     }
-    assert result_of(session, "t_subject#0") == {"sum": 4}
+    assert result_of(manager_session, "t_subject#0") == {"sum": 4}
 
 
-def test_first_firing_wins_while_latest_kwargs_follow_the_last(session):
-    session.update_configuration({"t": {"after": ["a", "b"], "run": "tests.add"}})
+def test_first_firing_wins_while_latest_kwargs_follow_the_last(manager_session):
+    manager_session.update_configuration({"t": {"after": ["a", "b"], "run": "tests.add"}})
 
-    session.fire("a", {"n": 1})
-    session.fire("a", {"n": 2})
-    session.fire("b", {"n": 10})
+    manager_session.fire("a", {"n": 1})
+    manager_session.fire("a", {"n": 2})
+    manager_session.fire("b", {"n": 10})
 
-    assert ran_with(session, "t#0") == {"a": {"n": 1}, "b": {"n": 10}}
-    assert fresh(session).latest_kwargs == {"a": {"n": 2}, "b": {"n": 10}, "t": {"sum": 11}}
+    assert ran_with(manager_session, "t#0") == {"a": {"n": 1}, "b": {"n": 10}}
+    assert fresh(manager_session).latest_kwargs == {"a": {"n": 2}, "b": {"n": 10}, "t": {"sum": 11}}
 
 
-def test_with_params_are_merged_recursively_and_trigger_values_win(session):
+def test_with_params_are_merged_recursively_and_trigger_values_win(manager_session):
     with_params = {"go": {"fixed": 1, "nested": {"p": 1, "q": 2}}, "limit": 5}
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "withParams": with_params}})
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "withParams": with_params}})
 
-    session.fire("go", {"nested": {"q": 3}, "extra": True, "fixed": 7})
+    manager_session.fire("go", {"nested": {"q": 3}, "extra": True, "fixed": 7})
 
-    assert ran_with(session, "t#0") == {
+    assert ran_with(manager_session, "t#0") == {
         "go": {"fixed": 7, "nested": {"p": 1, "q": 3}, "extra": True},
         "limit": 5,
     }
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert storage.tasks["t"].with_params == with_params  # not mutated by the merge
     assert storage["t#0"].kwargs == {"go": {"nested": {"q": 3}, "extra": True, "fixed": 7}}
 
 
-def test_and_every_makes_one_instance_per_firing(session):
-    session.update_configuration(
+def test_and_every_makes_one_instance_per_firing(manager_session):
+    manager_session.update_configuration(
         {"t_responses": {"after": ["t_subject"], "andEvery": "pageReceived", "run": "tests.behave"}}
     )
 
     for page in (1, 2, 3):
-        session.fire("pageReceived", {"page": page})
-    assert statuses(session) == {f"t_responses#{n}": TaskInstance.STATUS_UNSTARTED for n in range(3)}
+        manager_session.fire("pageReceived", {"page": page})
+    assert statuses(manager_session) == {f"t_responses#{n}": TaskInstance.STATUS_UNSTARTED for n in range(3)}
 
-    ready = session.fire("t_subject", {"subjectId": 7})
+    ready = manager_session.fire("t_subject", {"subjectId": 7})
     assert sorted(i.name for i in ready) == ["t_responses#0", "t_responses#1", "t_responses#2"]
     for n in range(3):
-        assert ran_with(session, f"t_responses#{n}") == {
+        assert ran_with(manager_session, f"t_responses#{n}") == {
             "pageReceived": {"page": n + 1},
             "t_subject": {"subjectId": 7},
         }
 
     # A later page gets its own instance, started with t_subject's latest kwargs.
-    ready = session.fire("pageReceived", {"page": 4})
+    ready = manager_session.fire("pageReceived", {"page": 4})
     assert [i.name for i in ready] == ["t_responses#3"]
-    assert ran_with(session, "t_responses#3") == {"pageReceived": {"page": 4}, "t_subject": {"subjectId": 7}}
-    assert set(statuses(session).values()) == {FINISHED}
+    assert ran_with(manager_session, "t_responses#3") == {"pageReceived": {"page": 4}, "t_subject": {"subjectId": 7}}
+    assert set(statuses(manager_session).values()) == {FINISHED}
 
 
-def test_and_every_firing_taken_by_a_waiting_instance_makes_none(session):
-    session.update_configuration(
+def test_and_every_firing_taken_by_a_waiting_instance_makes_none(manager_session):
+    manager_session.update_configuration(
         {"t_responses": {"after": ["t_subject"], "andEvery": "pageReceived", "run": "tests.add"}}
     )
-    session.fire("t_subject", {"s": 1})
-    assert statuses(session) == {"t_responses#0": TaskInstance.STATUS_UNSTARTED}
+    manager_session.fire("t_subject", {"s": 1})
+    assert statuses(manager_session) == {"t_responses#0": TaskInstance.STATUS_UNSTARTED}
 
-    session.fire("pageReceived", {"page": 1})  # taken by #0
-    session.fire("pageReceived", {"page": 2})  # nobody waits: #1
-    assert statuses(session) == {"t_responses#0": FINISHED, "t_responses#1": FINISHED}
-    assert ran_with(session, "t_responses#1") == {"pageReceived": {"page": 2}, "t_subject": {"s": 1}}
+    manager_session.fire("pageReceived", {"page": 1})  # taken by #0
+    manager_session.fire("pageReceived", {"page": 2})  # nobody waits: #1
+    assert statuses(manager_session) == {"t_responses#0": FINISHED, "t_responses#1": FINISHED}
+    assert ran_with(manager_session, "t_responses#1") == {"pageReceived": {"page": 2}, "t_subject": {"s": 1}}
 
 
 # --------------------------------------------------------------------------- unless
 
 
-def test_unless_abandons_a_waiting_instance(session):
-    session.update_configuration(
+def test_unless_abandons_a_waiting_instance(manager_session):
+    manager_session.update_configuration(
         {"t_browser": {"after": ["t_subject", "pageReceived"], "unless": ["isEmbeddedApplication"], "run": "tests.add"}}
     )
-    session.fire("pageReceived", {"page": 1})
-    session.fire("isEmbeddedApplication")
-    assert statuses(session) == {"t_browser#0": TaskInstance.STATUS_ABANDONED}
+    manager_session.fire("pageReceived", {"page": 1})
+    manager_session.fire("isEmbeddedApplication")
+    assert statuses(manager_session) == {"t_browser#0": TaskInstance.STATUS_ABANDONED}
 
-    assert session.fire("t_subject", {"s": 1}) == []
-    assert statuses(session) == {"t_browser#0": TaskInstance.STATUS_ABANDONED}
-    assert "abandoned" in fresh(session)["t_browser#0"].metadata[TaskInstance.META_TIMESTAMPS]
+    assert manager_session.fire("t_subject", {"s": 1}) == []
+    assert statuses(manager_session) == {"t_browser#0": TaskInstance.STATUS_ABANDONED}
+    assert "abandoned" in fresh(manager_session)["t_browser#0"].metadata[TaskInstance.META_TIMESTAMPS]
 
 
-def test_unless_fired_before_any_other_trigger_abandons_the_first_instance(session):
-    session.update_configuration(
+def test_unless_fired_before_any_other_trigger_abandons_the_first_instance(manager_session):
+    manager_session.update_configuration(
         {"t_browser": {"after": ["t_subject", "pageReceived"], "unless": ["isEmbeddedApplication"], "run": "tests.add"}}
     )
-    session.fire("isEmbeddedApplication")
-    instance = fresh(session)["t_browser#0"]
+    manager_session.fire("isEmbeddedApplication")
+    instance = fresh(manager_session)["t_browser#0"]
     assert instance.status == TaskInstance.STATUS_ABANDONED
     assert instance.abandon_state == {"isEmbeddedApplication"}
 
-    session.fire("pageReceived", {"page": 1})
-    session.fire("t_subject", {"s": 1})
-    assert statuses(session) == {"t_browser#0": TaskInstance.STATUS_ABANDONED}
+    manager_session.fire("pageReceived", {"page": 1})
+    manager_session.fire("t_subject", {"s": 1})
+    assert statuses(manager_session) == {"t_browser#0": TaskInstance.STATUS_ABANDONED}
 
 
-def test_unless_needs_every_one_of_its_triggers(session):
-    session.update_configuration({"t": {"after": ["a", "b"], "unless": ["x", "y"], "run": "tests.add"}})
-    session.fire("a")
-    session.fire("x")
-    assert statuses(session) == {"t#0": TaskInstance.STATUS_UNSTARTED}
-    session.fire("y")
-    assert statuses(session) == {"t#0": TaskInstance.STATUS_ABANDONED}
+def test_unless_needs_every_one_of_its_triggers(manager_session):
+    manager_session.update_configuration({"t": {"after": ["a", "b"], "unless": ["x", "y"], "run": "tests.add"}})
+    manager_session.fire("a")
+    manager_session.fire("x")
+    assert statuses(manager_session) == {"t#0": TaskInstance.STATUS_UNSTARTED}
+    manager_session.fire("y")
+    assert statuses(manager_session) == {"t#0": TaskInstance.STATUS_ABANDONED}
 
 
-def test_unless_with_and_every_abandons_later_instances_at_birth(session):
-    session.update_configuration(
+def test_unless_with_and_every_abandons_later_instances_at_birth(manager_session):
+    manager_session.update_configuration(
         {"t": {"after": ["s"], "andEvery": "p", "unless": ["cancel"], "run": "tests.add"}}
     )
-    session.fire("p", {"n": 1})
-    session.fire("cancel")
-    session.fire("p", {"n": 2})
-    assert statuses(session) == {"t#0": "abandoned", "t#1": "abandoned"}
-    assert session.fire("s") == []
+    manager_session.fire("p", {"n": 1})
+    manager_session.fire("cancel")
+    manager_session.fire("p", {"n": 2})
+    assert statuses(manager_session) == {"t#0": "abandoned", "t#1": "abandoned"}
+    assert manager_session.fire("s") == []
 
 
-def test_unless_after_the_task_ran_changes_nothing(session):
-    session.update_configuration({"t": {"after": ["a"], "unless": ["x"], "run": "tests.add"}})
-    session.fire("a", {"n": 1})
-    before = fresh(session).debug_repr()["instances"]
+def test_unless_after_the_task_ran_changes_nothing(manager_session):
+    manager_session.update_configuration({"t": {"after": ["a"], "unless": ["x"], "run": "tests.add"}})
+    manager_session.fire("a", {"n": 1})
+    before = fresh(manager_session).debug_repr()["instances"]
 
-    assert session.fire("x") == []
+    assert manager_session.fire("x") == []
 
-    assert fresh(session).debug_repr()["instances"] == before
-    assert statuses(session) == {"t#0": FINISHED}
+    assert fresh(manager_session).debug_repr()["instances"] == before
+    assert statuses(manager_session) == {"t#0": FINISHED}
 
 
 # --------------------------------------------------------------------------- cascades
 
 
-def test_a_finished_task_fires_its_name_with_its_result(session):
-    session.update_configuration(
+def test_a_finished_task_fires_its_name_with_its_result(manager_session):
+    manager_session.update_configuration(
         {
             "t_first": {"after": ["go"], "run": "tests.add"},
             "t_second": {"after": ["t_first"], "run": "tests.add", "withParams": {"bonus": {"n": 10}}},
             "t_third": {"after": ["t_first", "t_second"], "run": "tests.add"},
         }
     )
-    session.fire("go", {"a": 1, "b": 2})
+    manager_session.fire("go", {"a": 1, "b": 2})
 
-    assert result_of(session, "t_first#0") == {"sum": 3}
-    assert ran_with(session, "t_second#0") == {"t_first": {"sum": 3}, "bonus": {"n": 10}}
-    assert result_of(session, "t_second#0") == {"sum": 13}
-    assert ran_with(session, "t_third#0") == {"t_first": {"sum": 3}, "t_second": {"sum": 13}}
-    assert result_of(session, "t_third#0") == {"sum": 16}
-    assert fresh(session).latest_kwargs["t_third"] == {"sum": 16}
+    assert result_of(manager_session, "t_first#0") == {"sum": 3}
+    assert ran_with(manager_session, "t_second#0") == {"t_first": {"sum": 3}, "bonus": {"n": 10}}
+    assert result_of(manager_session, "t_second#0") == {"sum": 13}
+    assert ran_with(manager_session, "t_third#0") == {"t_first": {"sum": 3}, "t_second": {"sum": 13}}
+    assert result_of(manager_session, "t_third#0") == {"sum": 16}
+    assert fresh(manager_session).latest_kwargs["t_third"] == {"sum": 16}
 
 
 # --------------------------------------------------------------------------- replay and skip
 
 
-def _failing_task(session):
-    session.update_configuration(
+def _failing_task(manager_session):
+    manager_session.update_configuration(
         {
             "t_import": {"after": ["go"], "run": "tests.behave"},
             "t_after": {"after": ["t_import"], "run": "tests.add"},
         }
     )
-    session.fire("go", behave(**{"raise": "import failed"}))
-    instance = fresh(session)["t_import#0"]
+    manager_session.fire("go", behave(**{"raise": "import failed"}))
+    instance = fresh(manager_session)["t_import#0"]
     assert instance.status == TaskInstance.STATUS_FAILED
     return instance
 
 
-def test_replay_clones_the_failed_instance_and_runs_the_clone(session):
-    _failing_task(session)
+def test_replay_clones_the_failed_instance_and_runs_the_clone(manager_session):
+    _failing_task(manager_session)
 
-    clone = session.replay_failed_instance("t_import#0")
+    clone = manager_session.replay_failed_instance("t_import#0")
 
     assert clone.name == "t_import#1"
-    storage = fresh(session)
+    storage = fresh(manager_session)
     original, replayed = storage["t_import#0"], storage["t_import#1"]
     assert original.status == TaskInstance.STATUS_REPLAYED
     assert replayed.metadata[TaskInstance.META_PARENT] == "t_import#0"
@@ -291,19 +291,19 @@ def test_replay_clones_the_failed_instance_and_runs_the_clone(session):
     assert replayed.kwargs == original.kwargs
     # Same kwargs, same failure; a replay of the replay goes one deeper.
     assert replayed.status == TaskInstance.STATUS_FAILED
-    again = session.replay_failed_instance(replayed)
+    again = manager_session.replay_failed_instance(replayed)
     assert again.name == "t_import#2"
-    assert fresh(session)["t_import#2"].depth == 2
-    assert fresh(session)["t_import#2"].metadata[TaskInstance.META_PARENT] == "t_import#1"
-    assert "t_after#0" not in statuses(session)
+    assert fresh(manager_session)["t_import#2"].depth == 2
+    assert fresh(manager_session)["t_import#2"].metadata[TaskInstance.META_PARENT] == "t_import#1"
+    assert "t_after#0" not in statuses(manager_session)
 
 
-def test_replay_with_replacement_kwargs(session):
-    _failing_task(session)
+def test_replay_with_replacement_kwargs(manager_session):
+    _failing_task(manager_session)
 
-    session.replay_failed_instance("t_import#0", {"go": {"fixed": 1}})
+    manager_session.replay_failed_instance("t_import#0", {"go": {"fixed": 1}})
 
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert storage["t_import#1"].kwargs == {"go": {"fixed": 1}}
     assert storage["t_import#1"].status == FINISHED
     assert storage["t_import#1"].metadata[TaskInstance.META_ACTUAL_KWARGS] == {"go": {"fixed": 1}}
@@ -311,27 +311,27 @@ def test_replay_with_replacement_kwargs(session):
     assert storage["t_after#0"].status == FINISHED
 
 
-def test_skip_without_cascade(session):
-    _failing_task(session)
+def test_skip_without_cascade(manager_session):
+    _failing_task(manager_session)
 
-    skipped = session.skip_failed_instance("t_import#0")
+    skipped = manager_session.skip_failed_instance("t_import#0")
 
     assert skipped.status == TaskInstance.STATUS_SKIPPED
-    instance = fresh(session)["t_import#0"]
+    instance = fresh(manager_session)["t_import#0"]
     assert instance.status == TaskInstance.STATUS_SKIPPED
     assert instance.metadata["cascade"] is False
     assert instance.metadata["result"] == {}
     assert instance.is_resolved
-    assert "t_import" not in fresh(session).latest_kwargs
-    assert "t_after#0" not in statuses(session)
+    assert "t_import" not in fresh(manager_session).latest_kwargs
+    assert "t_after#0" not in statuses(manager_session)
 
 
-def test_skip_with_cascade_fires_the_result(session):
-    _failing_task(session)
+def test_skip_with_cascade_fires_the_result(manager_session):
+    _failing_task(manager_session)
 
-    session.skip_failed_instance("t_import#0", cascade=True, result={"n": 5})
+    manager_session.skip_failed_instance("t_import#0", cascade=True, result={"n": 5})
 
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert storage["t_import#0"].metadata["cascade"] is True
     assert storage["t_import#0"].metadata["result"] == {"n": 5}
     assert storage["t_after#0"].status == FINISHED
@@ -339,31 +339,31 @@ def test_skip_with_cascade_fires_the_result(session):
 
 
 @pytest.mark.parametrize("operation", ["replay", "skip"])
-def test_replaying_or_skipping_an_instance_that_did_not_fail_changes_nothing(session, operation):
-    session.update_configuration(
+def test_replaying_or_skipping_an_instance_that_did_not_fail_changes_nothing(manager_session, operation):
+    manager_session.update_configuration(
         {
             "t_done": {"after": ["go"], "run": "tests.add"},
             "t_waiting": {"after": ["go", "later"], "run": "tests.add"},
             "t_queued": {"after": ["go"], "run": "tests.add", "using": "tests-recording"},
         }
     )
-    session.fire("go", {"n": 1})
-    assert statuses(session) == {"t_done#0": "finished", "t_waiting#0": "unstarted", "t_queued#0": "scheduled"}
+    manager_session.fire("go", {"n": 1})
+    assert statuses(manager_session) == {"t_done#0": "finished", "t_waiting#0": "unstarted", "t_queued#0": "scheduled"}
     act = {
-        "replay": session.replay_failed_instance,
-        "skip": session.skip_failed_instance,
+        "replay": manager_session.replay_failed_instance,
+        "skip": manager_session.skip_failed_instance,
     }[operation]
 
     for name in ("t_done#0", "t_waiting#0", "t_queued#0"):
-        before = fresh(session).debug_repr()
+        before = fresh(manager_session).debug_repr()
         with pytest.raises(ValueError, match="only failed instances"):
             act(name)
-        assert fresh(session).debug_repr() == before
+        assert fresh(manager_session).debug_repr() == before
 
-    before = fresh(session).debug_repr()
+    before = fresh(manager_session).debug_repr()
     with pytest.raises(UnknownInstance):
         act("t_nothing#0")
-    assert fresh(session).debug_repr() == before
+    assert fresh(manager_session).debug_repr() == before
 
 
 # --------------------------------------------------------------------------- hooks
@@ -391,9 +391,9 @@ class HookManager(TriggerManager):
 
 
 @pytest.fixture
-def hooked(session):
+def hooked(manager_session):
     trigger_managers.register("tests-hooks", HookManager)
-    manager = HookManager(session.storage)
+    manager = HookManager(manager_session.storage)
     yield manager
     with HookManager.lock:
         HookManager.calls[:] = [c for c in HookManager.calls if c[1] != manager.storage.uid]
@@ -434,21 +434,21 @@ def test_hooks_are_called_with_what_happened(hooked):
     ]
 
 
-def test_default_hooks_do_nothing(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave"}})
-    session.fire("go", behave(**{"raise": "x"}))
-    assert session._post_fire("go", []) is None
-    assert session._post_replay(fresh(session)["t#0"]) is None
-    assert session._post_skip(fresh(session)["t#0"], False) is None
+def test_default_hooks_do_nothing(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.behave"}})
+    manager_session.fire("go", behave(**{"raise": "x"}))
+    assert manager_session._post_fire("go", []) is None
+    assert manager_session._post_replay(fresh(manager_session)["t#0"]) is None
+    assert manager_session._post_skip(fresh(manager_session)["t#0"], False) is None
 
 
 # --------------------------------------------------------------------------- the threading runner
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_threading_runner_end_to_end(session):
+def test_threading_runner_end_to_end(manager_session):
     threading_ = {"using": "threading", "run": "tests.behave"}
-    session.update_configuration(
+    manager_session.update_configuration(
         {
             "t_ok": {**threading_, "after": ["go"]},
             "t_fails": {**threading_, "after": ["go"], "withParams": behave(**{"raise": "no such subject"})},
@@ -459,11 +459,11 @@ def test_threading_runner_end_to_end(session):
         }
     )
 
-    session.fire("go", {"n": 1})
+    manager_session.fire("go", {"n": 1})
     ThreadingTaskRunner.join_all(timeout=60)
 
-    storage = fresh(session)
-    assert statuses(session) == {
+    storage = fresh(manager_session)
+    assert statuses(manager_session) == {
         "t_ok#0": "finished",
         "t_next#0": "finished",
         "t_fails#0": "failed",
@@ -496,8 +496,8 @@ def test_threading_runner_end_to_end(session):
 # --------------------------------------------------------------------------- dispatch failures
 
 
-def test_a_runner_failing_for_one_instance_fails_only_that_one(session):
-    session.update_configuration(
+def test_a_runner_failing_for_one_instance_fails_only_that_one(manager_session):
+    manager_session.update_configuration(
         {
             "t_a": {"after": ["go"], "run": "tests.add"},
             "t_unknown_runner": {"after": ["go"], "run": "tests.add", "using": "no-such-runner"},
@@ -507,10 +507,10 @@ def test_a_runner_failing_for_one_instance_fails_only_that_one(session):
     )
 
     with pytest.raises(DispatchFailed) as raised:
-        session.fire("go", {"n": 1})
+        manager_session.fire("go", {"n": 1})
 
     assert sorted(raised.value.failures) == ["t_broken_runner#0", "t_unknown_runner#0"]
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert storage["t_a#0"].status == FINISHED
     assert storage["t_b#0"].status == FINISHED
 
@@ -525,19 +525,19 @@ def test_a_runner_failing_for_one_instance_fails_only_that_one(session):
     assert "the queue is down" in broken.metadata[TaskInstance.META_EXCEPTION_INFO]
 
     # Once the runner is fixed, an operator replays it.
-    session.update_configuration({"t_unknown_runner": {"after": ["go"], "run": "tests.add", "using": "sync"}})
-    session.replay_failed_instance("t_unknown_runner#0")
-    assert fresh(session)["t_unknown_runner#1"].status == FINISHED
+    manager_session.update_configuration({"t_unknown_runner": {"after": ["go"], "run": "tests.add", "using": "sync"}})
+    manager_session.replay_failed_instance("t_unknown_runner#0")
+    assert fresh(manager_session)["t_unknown_runner#1"].status == FINISHED
 
 
 @pytest.mark.parametrize("run", ["os.system", "tests.never_imported.boom", "tests.never_imported"])
-def test_a_run_naming_no_registered_task_fails_and_imports_nothing(session, run):
+def test_a_run_naming_no_registered_task_fails_and_imports_nothing(manager_session, run):
     assert "tests.never_imported" not in sys.modules
-    session.update_configuration({"t": {"after": ["go"], "run": run}})
+    manager_session.update_configuration({"t": {"after": ["go"], "run": run}})
 
-    session.fire("go", {"command": "echo pwned"})
+    manager_session.fire("go", {"command": "echo pwned"})
 
-    instance = fresh(session)["t#0"]
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == TaskInstance.STATUS_FAILED
     assert instance.metadata[TaskInstance.META_EXCEPTION_TYPE] == "triggers.task.UnknownTaskError"
     assert f"no task is registered under the name {run!r}" in instance.metadata[TaskInstance.META_EXCEPTION_INFO]
@@ -603,10 +603,10 @@ def test_processes_firing_into_one_redis_session_lose_nothing(uid, settings, tes
     assert ticks == [(number, n) for number in range(PROCESSES) for n in range(FIRES)]
 
 
-def test_recording_runner_leaves_instances_scheduled(session):
+def test_recording_runner_leaves_instances_scheduled(manager_session):
     """What the manager hands a runner: the instance saved as scheduled, first."""
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording"}})
-    ready = session.fire("go", {"n": 1})
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording"}})
+    ready = manager_session.fire("go", {"n": 1})
     assert [i.status for i in ready] == ["scheduled"]
-    assert statuses(session) == {"t#0": "scheduled"}
-    assert "t#0" in RecordingRunner.payloads(session.storage.uid)
+    assert statuses(manager_session) == {"t#0": "scheduled"}
+    assert "t#0" in RecordingRunner.payloads(manager_session.storage.uid)

@@ -14,10 +14,10 @@ from tests.runner_support import (
     EVENTS,
     RecordingRunner,
     behave,
-    fresh,
     load_example,
     statuses,
 )
+from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.registry import registry_key
 from triggers.runners import (
@@ -31,7 +31,7 @@ from triggers.runners import (
 from triggers.task import task
 from triggers.types import TaskInstance
 
-# The fixtures session, test_runners and no_stray_threads.
+# The fixtures manager_session, test_runners and no_stray_threads.
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,31 +99,31 @@ def test_docs_example_of_merged_kwargs():
     }
 
 
-def test_the_payload_names_everything_a_task_needs_to_rebuild(session):
+def test_the_payload_names_everything_a_task_needs_to_rebuild(manager_session):
     with_params = {"go": {"fixed": 1, "nested": {"p": 1}}, "limit": 5}
-    session.update_configuration(
+    manager_session.update_configuration(
         {"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording", "withParams": with_params}}
     )
 
-    session.fire("go", {"nested": {"q": 2}})
+    manager_session.fire("go", {"nested": {"q": 2}})
 
-    payload = RecordingRunner.payloads(session.storage.uid)["t#0"]
+    payload = RecordingRunner.payloads(manager_session.storage.uid)["t#0"]
     assert payload == {
         "instance_name": "t#0",
         "manager_type": "default",
         "storage_type": "cache",
-        "storage_uid": session.storage.uid,
-        "storage_kwargs": {"cache": session.storage.cache_alias, "layout": "split"},
+        "storage_uid": manager_session.storage.uid,
+        "storage_kwargs": {"cache": manager_session.storage.cache_alias, "layout": "split"},
         "trigger_kwargs": {"go": {"fixed": 1, "nested": {"p": 1, "q": 2}}, "limit": 5},
     }
     # The instance was saved as scheduled before the runner got it.
-    assert statuses(session) == {"t#0": "scheduled"}
+    assert statuses(manager_session) == {"t#0": "scheduled"}
 
 
-def test_a_missing_brand_is_a_clear_error(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
-    session.fire("go")
-    instance = fresh(session)["t#0"]
+def test_a_missing_brand_is_a_clear_error(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
+    manager_session.fire("go")
+    instance = fresh(manager_session)["t#0"]
     runner = RecordingRunner()
 
     class UnregisteredManager(TriggerManager):
@@ -133,22 +133,22 @@ def test_a_missing_brand_is_a_clear_error(session):
         pass
 
     with pytest.raises(RuntimeError, match=r"test_runners\..*UnregisteredManager.*'triggers\.managers'"):
-        runner._prepare_task_kwargs(UnregisteredManager(session.storage), instance)
+        runner._prepare_task_kwargs(UnregisteredManager(manager_session.storage), instance)
 
-    storage = UnregisteredStorage(session.storage.uid, cache=session.storage.cache)
+    storage = UnregisteredStorage(manager_session.storage.uid, cache=manager_session.storage.cache)
     with pytest.raises(RuntimeError, match=r"UnregisteredStorage.*'triggers\.storages'"):
         runner._prepare_task_kwargs(TriggerManager(storage), instance)
 
 
-def test_an_unbranded_manager_fails_the_instance_at_dispatch(session):
+def test_an_unbranded_manager_fails_the_instance_at_dispatch(manager_session):
     class UnregisteredManager(TriggerManager):
         pass
 
-    manager = UnregisteredManager(session.storage)
+    manager = UnregisteredManager(manager_session.storage)
     manager.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
     with pytest.raises(Exception, match="UnregisteredManager"):
         manager.fire("go")
-    instance = fresh(session)["t#0"]
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == TaskInstance.STATUS_FAILED
     assert instance.metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.RuntimeError"
 
@@ -157,14 +157,14 @@ def test_an_unbranded_manager_fails_the_instance_at_dispatch(session):
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_threading_runner_runs_each_task_in_its_own_thread(session):
-    session.update_configuration(
+def test_threading_runner_runs_each_task_in_its_own_thread(manager_session):
+    manager_session.update_configuration(
         {name: {"after": ["go"], "run": "tests.behave", "using": "threading"} for name in ("t_a", "t_b")}
     )
-    session.fire("go")
+    manager_session.fire("go")
     ThreadingTaskRunner.join_all(timeout=60)
 
-    storage = fresh(session)
+    storage = fresh(manager_session)
     threads = {storage[name].metadata["result"]["thread"] for name in ("t_a#0", "t_b#0")}
     assert len(threads) == 2
     assert threading.current_thread().name not in threads
@@ -172,46 +172,47 @@ def test_threading_runner_runs_each_task_in_its_own_thread(session):
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_join_all_waits_for_cascades(session):
+def test_join_all_waits_for_cascades(manager_session):
     chain = ["t_1", "t_2", "t_3", "t_4", "t_5"]
     config = {"t_1": {"after": ["go"], "run": "tests.add", "using": "threading"}}
     for previous, name in zip(chain, chain[1:]):
         config[name] = {"after": [previous], "run": "tests.add", "using": "threading"}
-    session.update_configuration(config)
+    manager_session.update_configuration(config)
 
-    session.fire("go", {"n": 1})
+    manager_session.fire("go", {"n": 1})
     ThreadingTaskRunner.join_all(timeout=60)
 
-    assert statuses(session) == {f"{name}#0": "finished" for name in chain}
-    assert fresh(session)["t_5#0"].metadata["result"] == {"sum": 1}
+    assert statuses(manager_session) == {f"{name}#0": "finished" for name in chain}
+    assert fresh(manager_session)["t_5#0"].metadata["result"] == {"sum": 1}
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_join_all_from_a_task_thread_is_refused(session):
-    session.update_configuration(
+def test_join_all_from_a_task_thread_is_refused(manager_session):
+    manager_session.update_configuration(
         {"t": {"after": ["go"], "run": "tests.behave", "using": "threading", "withParams": behave(join_all=True)}}
     )
-    session.fire("go")
+    manager_session.fire("go")
     ThreadingTaskRunner.join_all(timeout=60)
 
-    result = fresh(session)["t#0"].metadata["result"]
+    result = fresh(manager_session)["t#0"].metadata["result"]
     assert "called from a task thread" in result["join_all_error"]
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_join_all_timeout_names_the_threads_still_running(session):
-    event = EVENTS.setdefault(f"hold-{session.storage.uid}", threading.Event())
-    session.update_configuration(
-        {"t": {"after": ["go"], "run": "tests.behave", "using": "threading", "withParams": behave(wait=f"hold-{session.storage.uid}")}}
+def test_join_all_timeout_names_the_threads_still_running(manager_session):
+    hold = f"hold-{manager_session.storage.uid}"
+    event = EVENTS.setdefault(hold, threading.Event())
+    manager_session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.behave", "using": "threading", "withParams": behave(wait=hold)}}
     )
-    session.fire("go")
+    manager_session.fire("go")
 
     with pytest.raises(TimeoutError, match="t#0"):
         ThreadingTaskRunner.join_all(timeout=0.01)
 
     event.set()
     ThreadingTaskRunner.join_all(timeout=60)
-    assert statuses(session) == {"t#0": "finished"}
+    assert statuses(manager_session) == {"t#0": "finished"}
 
 
 DATABASE_USE = {}
@@ -231,14 +232,14 @@ def uses_database(context):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("no_stray_threads")
-def test_task_threads_close_their_database_connections(session):
+def test_task_threads_close_their_database_connections(manager_session):
     from django.db import connections
 
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.uses_database", "using": "threading"}})
-    session.fire("go")
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.uses_database", "using": "threading"}})
+    manager_session.fire("go")
     ThreadingTaskRunner.join_all(timeout=60)
 
-    assert statuses(session) == {"t#0": "finished"}
+    assert statuses(manager_session) == {"t#0": "finished"}
     connection, was_open = DATABASE_USE.pop("t#0")
     assert was_open
     assert connection is not connections["default"]  # the thread had its own
@@ -248,79 +249,79 @@ def test_task_threads_close_their_database_connections(session):
 # --------------------------------------------------------------------------- synchronous
 
 
-def test_sync_runner_runs_in_the_calling_thread_and_does_not_raise(session):
-    session.update_configuration(
+def test_sync_runner_runs_in_the_calling_thread_and_does_not_raise(manager_session):
+    manager_session.update_configuration(
         {
             "t_ok": {"after": ["go"], "run": "tests.behave", "using": "sync"},
             "t_fails": {"after": ["go"], "run": "tests.behave", "using": "sync", "withParams": behave(**{"raise": "bad"})},
         }
     )
 
-    ready = session.fire("go")  # no exception: the failure is recorded
+    ready = manager_session.fire("go")  # no exception: the failure is recorded
 
     assert sorted(i.name for i in ready) == ["t_fails#0", "t_ok#0"]
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert storage["t_ok#0"].metadata["result"]["thread"] == threading.current_thread().name
     assert storage["t_fails#0"].status == "failed"
     assert storage["t_fails#0"].metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.ValueError"
 
 
-def test_default_runner_comes_from_the_setting(session, settings):
+def test_default_runner_comes_from_the_setting(manager_session, settings):
     settings.TRIGGERS_DEFAULT_RUNNER = "tests-recording"
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
-    assert session.default_task_runner_name == "tests-recording"
-    session.fire("go")
-    assert "t#0" in RecordingRunner.payloads(session.storage.uid)
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
+    assert manager_session.default_task_runner_name == "tests-recording"
+    manager_session.fire("go")
+    assert "t#0" in RecordingRunner.payloads(manager_session.storage.uid)
 
 
 # --------------------------------------------------------------------------- the documentation's examples
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_docs_example_stuck_instances(session):
+def test_docs_example_stuck_instances(manager_session):
     """docs/runners.rst: finding instances left scheduled and dispatching them again."""
     example = load_example("stuck_instances")
-    session.update_configuration(
+    manager_session.update_configuration(
         {
             "t_importSubject": {"after": ["questionnaireComplete"], "run": "tests.add", "using": "tests-recording"},
             "t_next": {"after": ["t_importSubject"], "run": "tests.add"},
         }
     )
     # The recording runner starts nothing: as if the process died after the save.
-    session.fire("questionnaireComplete", {"pages": 3})
-    assert [i.name for i in example.find_stuck_instances(fresh(session), older_than=0)] == ["t_importSubject#0"]
+    manager_session.fire("questionnaireComplete", {"pages": 3})
+    assert [i.name for i in example.find_stuck_instances(fresh(manager_session), older_than=0)] == ["t_importSubject#0"]
 
-    session.update_configuration(
+    manager_session.update_configuration(
         {"t_importSubject": {"after": ["questionnaireComplete"], "run": "tests.add", "using": "sync"}}
     )
-    clones = example.redispatch_stuck_instances(session, older_than=0)
+    clones = example.redispatch_stuck_instances(manager_session, older_than=0)
 
     assert [c.name for c in clones] == ["t_importSubject#1"]
-    assert statuses(session) == {
+    assert statuses(manager_session) == {
         "t_importSubject#0": "replayed",
         "t_importSubject#1": "finished",
         "t_next#0": "finished",
     }
-    assert example.find_stuck_instances(fresh(session), older_than=0) == []
+    assert example.find_stuck_instances(fresh(manager_session), older_than=0) == []
 
 
-def test_docs_example_custom_runner(session):
+def test_docs_example_custom_runner(manager_session):
     example = load_example("custom_runner")
     task_runners.register("inline-logging", example.LoggingRunner)
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "inline-logging"}})
-    session.fire("go", {"n": 2})
-    assert fresh(session)["t#0"].metadata["result"] == {"sum": 2}
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "inline-logging"}})
+    manager_session.fire("go", {"n": 2})
+    assert fresh(manager_session)["t#0"].metadata["result"] == {"sum": 2}
     assert example.LoggingRunner.started[-1] == "t#0"
 
 
 @pytest.mark.usefixtures("no_stray_threads")
-def test_docs_example_waiting_for_tasks(session):
+def test_docs_example_waiting_for_tasks(manager_session):
     """docs/runners.rst: choosing runners with ``using``, then join_all()."""
     load_example("questionnaire_tasks")
     example = load_example("waiting_for_tasks")
 
     found = example.import_questionnaire(
-        session.storage.uid, {"name": "Ada", "email": "ada@example.org"}, [{"q1": 4}, {"q2": 5, "q3": 1}]
+        manager_session.storage.uid, {"name": "Ada", "email": "ada@example.org"}, [{"q1": 4}, {"q2": 5, "q3": 1}]
     )
 
     assert found == {
@@ -328,6 +329,6 @@ def test_docs_example_waiting_for_tasks(session):
         "t_importResponses#0": "finished",
         "t_importResponses#1": "finished",
     }
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert storage["t_importResponses#1"].metadata["result"] == {"page": 2, "imported": 2}
     assert storage["t_importResponses#0"].metadata["result"]["page"] == 1

@@ -12,6 +12,7 @@ from triggers.errors import UnknownInstance
 from triggers.locking import LockAcquisitionFailed
 from triggers.types import TaskConfig, TaskInstance
 
+from .conftest import cache_independent
 from .storage_support import CONFIG, assert_plain, fresh, keys_of, populate, raw, sibling_cache
 
 
@@ -24,13 +25,6 @@ def make(any_cache, uid, layout):
         return CacheStorageBackend(uid, cache=any_cache, **kwargs)
 
     return make
-
-
-@pytest.fixture
-def session(make):
-    """A populated session, and a fresh storage object on it."""
-    populate(make())
-    return make()
 
 
 # --------------------------------------------------------------------------- loading
@@ -66,31 +60,31 @@ def test_a_new_session_is_empty(make):
     assert store.latest_kwargs == {}
 
 
-def test_loaded_state_is_cached_until_invalidated(make, session):
-    assert session["t_import#0"].status == "unstarted"
+def test_loaded_state_is_cached_until_invalidated(make, stored_session):
+    assert stored_session["t_import#0"].status == "unstarted"
     writer = make()
     with writer.acquire_lock():
         writer["t_import#0"].status = "running"
         writer.metadata["extra"] = 1
         writer.save()
     # Still what this object loaded.
-    assert session["t_import#0"].status == "unstarted"
-    assert "extra" not in session.metadata
-    session.invalidate_cache()
-    assert session["t_import#0"].status == "running"
-    assert session.metadata["extra"] == 1
+    assert stored_session["t_import#0"].status == "unstarted"
+    assert "extra" not in stored_session.metadata
+    stored_session.invalidate_cache()
+    assert stored_session["t_import#0"].status == "running"
+    assert stored_session.metadata["extra"] == 1
 
 
-def test_objects_returned_are_the_cached_ones(session):
-    assert session["t_score#0"] is session["t_score#0"]
-    assert session.tasks["t_score"] is session.tasks["t_score"]
+def test_objects_returned_are_the_cached_ones(stored_session):
+    assert stored_session["t_score#0"] is stored_session["t_score#0"]
+    assert stored_session.tasks["t_score"] is stored_session.tasks["t_score"]
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def test_getitem(session):
-    instance = session["t_score#1"]
+def test_getitem(stored_session):
+    instance = stored_session["t_score#1"]
     assert isinstance(instance, TaskInstance)
     assert instance.name == "t_score#1"
     assert instance.config.name == "t_score"
@@ -99,52 +93,52 @@ def test_getitem(session):
 
 
 @pytest.mark.parametrize("name", ["nope#0", "t_score#2", "t_score#01", "t_score", "t_import", "", "#0"])
-def test_getitem_unknown_name(session, name, uid):
+def test_getitem_unknown_name(stored_session, name, uid):
     with pytest.raises(KeyError) as info:
-        session[name]
+        stored_session[name]
     assert isinstance(info.value, UnknownInstance)
     assert repr(name) in str(info.value)
     assert uid in str(info.value)
 
 
-def test_iteration(session):
+def test_iteration(stored_session):
     expected = {"t_import#0", "t_score#0", "t_score#1"}
-    assert {i.name for i in session} == expected
-    assert {i.name for i in session.iter_instances()} == expected
-    assert all(isinstance(i, TaskInstance) for i in session)
-    assert set(session.instances) == expected
-    assert isinstance(session.instances, TaskInstanceCollection)
+    assert {i.name for i in stored_session} == expected
+    assert {i.name for i in stored_session.iter_instances()} == expected
+    assert all(isinstance(i, TaskInstance) for i in stored_session)
+    assert set(stored_session.instances) == expected
+    assert isinstance(stored_session.instances, TaskInstanceCollection)
 
 
-def test_tasks_and_metadata(session):
-    assert set(session.tasks) == set(CONFIG)
-    score = session.tasks["t_score"]
+def test_tasks_and_metadata(stored_session):
+    assert set(stored_session.tasks) == set(CONFIG)
+    score = stored_session.tasks["t_score"]
     assert isinstance(score, TaskConfig)
     assert score.after == {"t_import", "pageSaved"}
     assert score.unless == {"cancel"}
     assert score.with_params == {"weight": 2}
-    assert session.tasks["t_report"].extra == {"description": "kept"}
-    assert session.metadata["note"] == "second save"
-    assert session.latest_kwargs == {"start": {"subject": 7}, "pageSaved": {"page": 2}}
-    assert session.metadata["latest_kwargs"] is session.latest_kwargs
+    assert stored_session.tasks["t_report"].extra == {"description": "kept"}
+    assert stored_session.metadata["note"] == "second save"
+    assert stored_session.latest_kwargs == {"start": {"subject": 7}, "pageSaved": {"page": 2}}
+    assert stored_session.metadata["latest_kwargs"] is stored_session.latest_kwargs
 
 
-def test_instances_of_task(session):
-    by_name = session.instances_of_task("t_score")
+def test_instances_of_task(stored_session):
+    by_name = stored_session.instances_of_task("t_score")
     assert set(by_name) == {"t_score#0", "t_score#1"}
     assert all(by_name[name].name == name for name in by_name)
-    assert set(session.instances_of_task(session.tasks["t_import"])) == {"t_import#0"}
-    assert session.instances_of_task("t_report") == {}
-    assert session.instances_of_task("not_configured") == {}
+    assert set(stored_session.instances_of_task(stored_session.tasks["t_import"])) == {"t_import#0"}
+    assert stored_session.instances_of_task("t_report") == {}
+    assert stored_session.instances_of_task("not_configured") == {}
 
 
-def test_unresolved_queries(make, session):
-    with session.acquire_lock():
-        session.create_instance("t_score", status="skipped")
-        session.create_instance("t_score", status="replayed", metadata={"logLevel": 50})
-        session.create_instance("t_score", status="failed", metadata={"logLevel": 50, "logsResolved": True})
-        session.create_instance("t_score", status="running", metadata={"logLevel": 30})
-        session.save()
+def test_unresolved_queries(make, stored_session):
+    with stored_session.acquire_lock():
+        stored_session.create_instance("t_score", status="skipped")
+        stored_session.create_instance("t_score", status="replayed", metadata={"logLevel": 50})
+        stored_session.create_instance("t_score", status="failed", metadata={"logLevel": 50, "logsResolved": True})
+        stored_session.create_instance("t_score", status="running", metadata={"logLevel": 30})
+        stored_session.save()
     store = make()
     assert {t.name for t in store.get_unresolved_tasks()} == {"t_import", "t_score", "t_report"}
     assert {i.name for i in store.get_unresolved_instances()} == {
@@ -192,14 +186,14 @@ def test_create_instance_names_and_arguments(make):
     assert set(make().instances) == {"t_score#0", "t_score#1", "t_score#2", "t_import#0", "t_import#1"}
 
 
-def test_clone_instance(make, session):
-    with session.acquire_lock():
-        original = session["t_score#1"]
+def test_clone_instance(make, stored_session):
+    with stored_session.acquire_lock():
+        original = stored_session["t_score#1"]
         original.abandon_state.add("cancel")
         original.metadata["exceptionType"] = "builtins.ValueError"
-        clone = session.clone_instance("t_score#1")
-        second = session.clone_instance(clone)
-        session.save()
+        clone = stored_session.clone_instance("t_score#1")
+        second = stored_session.clone_instance(clone)
+        stored_session.save()
     assert clone.name == "t_score#2"
     assert second.name == "t_score#3"
     assert clone.config is original.config
@@ -218,30 +212,30 @@ def test_clone_instance(make, session):
     assert stored.kwargs == {"t_import": {}, "pageSaved": {"page": 2}}
 
 
-def test_clone_unknown_instance(session):
+def test_clone_unknown_instance(stored_session):
     with pytest.raises(UnknownInstance):
-        session.clone_instance("t_score#9")
+        stored_session.clone_instance("t_score#9")
 
 
-def test_update_configuration_merges_and_is_saved_only_by_save(make, session):
-    with session.acquire_lock():
-        session.update_configuration(
+def test_update_configuration_merges_and_is_saved_only_by_save(make, stored_session):
+    with stored_session.acquire_lock():
+        stored_session.update_configuration(
             {
                 "t_import": {"after": ["start"], "run": "import_subject_v2"},
                 "t_new": {"after": ["done"], "run": "new"},
             }
         )
-        assert set(session.tasks) == set(CONFIG) | {"t_new"}
-        assert session.tasks["t_import"].run == "import_subject_v2"
-        assert session.tasks["t_score"].with_params == {"weight": 2}  # untouched
+        assert set(stored_session.tasks) == set(CONFIG) | {"t_new"}
+        assert stored_session.tasks["t_import"].run == "import_subject_v2"
+        assert stored_session.tasks["t_score"].with_params == {"weight": 2}  # untouched
         # Instances follow the new definition of their task.
-        assert session["t_import#0"].config.run == "import_subject_v2"
-        assert session["t_import#0"].config.after == {"start"}
+        assert stored_session["t_import#0"].config.run == "import_subject_v2"
+        assert stored_session["t_import#0"].config.after == {"start"}
         # Not persisted yet.
         other = make()
         assert "t_new" not in other.tasks
         assert other.tasks["t_import"].run == "import_subject"
-        session.save()
+        stored_session.save()
     stored = make()
     assert set(stored.tasks) == set(CONFIG) | {"t_new"}
     assert stored.tasks["t_import"].run == "import_subject_v2"
@@ -249,17 +243,17 @@ def test_update_configuration_merges_and_is_saved_only_by_save(make, session):
     assert stored["t_score#0"].config.with_params == {"weight": 2}
 
 
-def test_update_configuration_without_save_is_lost(make, session):
-    with session.acquire_lock():
-        session.update_configuration({"t_new": {"after": ["done"], "run": "new"}})
+def test_update_configuration_without_save_is_lost(make, stored_session):
+    with stored_session.acquire_lock():
+        stored_session.update_configuration({"t_new": {"after": ["done"], "run": "new"}})
     assert "t_new" not in make().tasks
 
 
 # --------------------------------------------------------------------------- locking
 
 
-def test_lock_name(session, uid):
-    assert session.get_lock_name() == f"triggers:{uid}:lock"
+def test_lock_name(stored_session, uid):
+    assert stored_session.get_lock_name() == f"triggers:{uid}:lock"
 
 
 def test_acquire_lock_is_reentrant_and_yields_the_storage(make):
@@ -307,28 +301,30 @@ def test_the_lock_excludes_other_holders(make):
         pass
 
 
-def test_entering_the_lock_reloads(make, session):
+def test_entering_the_lock_reloads(make, stored_session):
     stale = make()
     assert stale["t_import#0"].status == "unstarted"
-    with session.acquire_lock():
-        session["t_import#0"].status = "running"
-        session.save()
+    with stored_session.acquire_lock():
+        stored_session["t_import#0"].status = "running"
+        stored_session.save()
     assert stale["t_import#0"].status == "unstarted"  # cached
     with stale.acquire_lock():
         assert stale["t_import#0"].status == "running"
         assert stale.has_lock
 
 
-def test_lock_entry_drops_unsaved_changes(make, session):
-    session.metadata["unsaved"] = True
-    with session.acquire_lock():
-        assert "unsaved" not in session.metadata
+def test_lock_entry_drops_unsaved_changes(make, stored_session):
+    stored_session.metadata["unsaved"] = True
+    with stored_session.acquire_lock():
+        assert "unsaved" not in stored_session.metadata
 
 
-def test_save_needs_the_lock(session):
-    session.tasks
+@cache_independent
+def test_save_needs_the_lock(stored_session):
+    """Refused before anything is written."""
+    stored_session.tasks
     with pytest.raises(RuntimeError, match="acquire_lock"):
-        session.save()
+        stored_session.save()
 
 
 def test_save_writes_nothing_when_nothing_was_loaded(make, any_cache, uid):
@@ -345,53 +341,53 @@ def test_save_writes_nothing_when_nothing_was_loaded(make, any_cache, uid):
     assert raw(any_cache, keys_of(store)) == before
 
 
-def test_save_then_invalidate_under_the_lock_keeps_the_save(make, session):
-    with session.acquire_lock():
-        session["t_import#0"].status = "running"
-        session.save()
-        session.invalidate_cache()
-        assert session["t_import#0"].status == "running"
-        session["t_import#0"].status = "finished"
-        session.save()
+def test_save_then_invalidate_under_the_lock_keeps_the_save(make, stored_session):
+    with stored_session.acquire_lock():
+        stored_session["t_import#0"].status = "running"
+        stored_session.save()
+        stored_session.invalidate_cache()
+        assert stored_session["t_import#0"].status == "running"
+        stored_session["t_import#0"].status = "finished"
+        stored_session.save()
     assert make()["t_import#0"].status == "finished"
 
 
-def test_changes_without_save_are_not_written(make, session, any_cache):
-    before = raw(any_cache, keys_of(session))
-    with session.acquire_lock():
-        session["t_import#0"].status = "running"
-        session.create_instance("t_report")
-        session.metadata["x"] = 1
-    assert raw(any_cache, keys_of(session)) == before
+def test_changes_without_save_are_not_written(make, stored_session, any_cache):
+    before = raw(any_cache, keys_of(stored_session))
+    with stored_session.acquire_lock():
+        stored_session["t_import#0"].status = "running"
+        stored_session.create_instance("t_report")
+        stored_session.metadata["x"] = 1
+    assert raw(any_cache, keys_of(stored_session)) == before
     assert make()["t_import#0"].status == "unstarted"
 
 
-def test_an_error_inside_the_lock_after_save_still_keeps_the_save(make, session):
+def test_an_error_inside_the_lock_after_save_still_keeps_the_save(make, stored_session):
     with pytest.raises(ZeroDivisionError):
-        with session.acquire_lock():
-            session["t_import#0"].status = "running"
-            session.save()
+        with stored_session.acquire_lock():
+            stored_session["t_import#0"].status = "running"
+            stored_session.save()
             1 / 0
     assert make()["t_import#0"].status == "running"
-    assert not session.has_lock
+    assert not stored_session.has_lock
 
 
 # --------------------------------------------------------------------------- misc
 
 
-def test_close(make, session):
-    assert session["t_import#0"]
-    session.close()
+def test_close(make, stored_session):
+    assert stored_session["t_import#0"]
+    stored_session.close()
     # The cache reconnects on the next use.
-    session.invalidate_cache()
-    assert session["t_import#0"].status == "unstarted"
+    stored_session.invalidate_cache()
+    assert stored_session["t_import#0"].status == "unstarted"
     other = make()
     other.close()
     assert set(other.tasks) == set(CONFIG)
 
 
-def test_debug_repr_is_plain_data(session):
-    data = session.debug_repr()
+def test_debug_repr_is_plain_data(stored_session):
+    data = stored_session.debug_repr()
     assert set(data) == {"tasks", "instances", "metas"}
     assert_plain(data)
     assert set(data["tasks"]) == set(CONFIG)
@@ -407,20 +403,20 @@ def test_debug_repr_is_plain_data(session):
     assert data["metas"]["note"] == "second save"
 
 
-def test_debug_repr_is_a_copy(session):
-    data = session.debug_repr()
+def test_debug_repr_is_a_copy(stored_session):
+    data = stored_session.debug_repr()
     snapshot = copy.deepcopy(data)
     data["instances"]["t_score#1"]["kwargs"]["pageSaved"]["page"] = 99
     data["instances"]["t_score#1"]["metadata"]["logLevel"] = 0
     data["tasks"]["t_score"]["withParams"]["weight"] = 0
     data["metas"]["latest_kwargs"].clear()
-    assert session.debug_repr() == snapshot
-    assert session["t_score#1"].kwargs["pageSaved"] == {"page": 2}
-    assert session.tasks["t_score"].with_params == {"weight": 2}
+    assert stored_session.debug_repr() == snapshot
+    assert stored_session["t_score#1"].kwargs["pageSaved"] == {"page": 2}
+    assert stored_session.tasks["t_score"].with_params == {"weight": 2}
 
 
-def test_storage_is_a_base_trigger_storage(session):
-    assert isinstance(session, BaseTriggerStorage)
+def test_storage_is_a_base_trigger_storage(stored_session):
+    assert isinstance(stored_session, BaseTriggerStorage)
     assert CacheStorageBackend.name == "cache"
 
 
@@ -469,8 +465,8 @@ def test_default_cache_is_the_default_alias(uid):
     assert set(CacheStorageBackend(uid, cache=caches["default"]).tasks) == set(CONFIG)
 
 
-def test_cache_keys(session, uid):
-    assert session.cache_key == "triggers.storages.cache:" + uid
+def test_cache_keys(stored_session, uid):
+    assert stored_session.cache_key == "triggers.storages.cache:" + uid
 
 
 def test_bad_cache_and_options(uid):

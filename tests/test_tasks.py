@@ -10,10 +10,10 @@ import pytest
 from tests.runner_support import (
     RecordingRunner,
     behave,
-    fresh,
     load_example,
     statuses,
 )
+from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import UnserializableValue
 from triggers.task import (
@@ -31,7 +31,7 @@ from triggers.task import (
 )
 from triggers.types import TaskInstance
 
-# The fixtures session, test_runners and no_stray_threads.
+# The fixtures manager_session, test_runners and no_stray_threads.
 
 FAILED = TaskInstance.STATUS_FAILED
 
@@ -135,22 +135,22 @@ def test_tasks_modules_of_installed_apps_are_discovered_on_a_miss(settings, uid)
     settings.TRIGGERS_CACHE_ALIAS = "locmem"
     settings.TRIGGERS_DEFAULT_RUNNER = "sync"
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "tests.discoverable_app"]
-    session = TriggerManager(CacheStorageBackend(uid, cache="locmem"))
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.discovered"}})
+    manager = TriggerManager(CacheStorageBackend(uid, cache="locmem"))
+    manager.update_configuration({"t": {"after": ["go"], "run": "tests.discovered"}})
 
-    session.fire("go")
+    manager.fire("go")
 
-    assert metadata_of(session, "t#0")[TaskInstance.META_RESULT] == {"found": True}
+    assert metadata_of(manager, "t#0")[TaskInstance.META_RESULT] == {"found": True}
     assert "tests.discoverable_app.tasks" in sys.modules
 
 
-def test_a_tasks_module_that_fails_to_import_fails_the_instance(settings, session):
+def test_a_tasks_module_that_fails_to_import_fails_the_instance(settings, manager_session):
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "tests.broken_tasks_app"]
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.nowhere"}})
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.nowhere"}})
 
-    session.fire("go")
+    manager_session.fire("go")
 
-    metadata = metadata_of(session, "t#0")
+    metadata = metadata_of(manager_session, "t#0")
     assert metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.ModuleNotFoundError"
     assert "triggers_tests_module_that_does_not_exist" in metadata[TaskInstance.META_EXCEPTION_INFO]
 
@@ -158,11 +158,11 @@ def test_a_tasks_module_that_fails_to_import_fails_the_instance(settings, sessio
 # --------------------------------------------------------------------------- outcomes
 
 
-def test_a_run_marks_running_with_the_actual_kwargs_then_finished(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "withParams": {"limit": 3}}})
-    session.fire("go", {"n": 1})
+def test_a_run_marks_running_with_the_actual_kwargs_then_finished(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "withParams": {"limit": 3}}})
+    manager_session.fire("go", {"n": 1})
 
-    instance = fresh(session)["t#0"]
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == TaskInstance.STATUS_FINISHED
     assert instance.metadata[TaskInstance.META_ACTUAL_KWARGS] == {"go": {"n": 1}, "limit": 3}
     assert instance.metadata[TaskInstance.META_RESULT]["ran"] == "t#0"
@@ -172,52 +172,52 @@ def test_a_run_marks_running_with_the_actual_kwargs_then_finished(session):
     assert stamps["scheduled"] <= stamps["running"] <= stamps["finished"]
 
 
-def test_none_is_an_empty_result_and_still_cascades(session):
-    session.update_configuration(
+def test_none_is_an_empty_result_and_still_cascades(manager_session):
+    manager_session.update_configuration(
         {
             "t": {"after": ["go"], "run": "tests.behave", "withParams": behave(**{"return": None})},
             "t_next": {"after": ["t"], "run": "tests.add"},
         }
     )
-    session.fire("go")
-    assert metadata_of(session, "t#0")[TaskInstance.META_RESULT] == {}
-    assert metadata_of(session, "t_next#0")[TaskInstance.META_ACTUAL_KWARGS] == {"t": {}}
+    manager_session.fire("go")
+    assert metadata_of(manager_session, "t#0")[TaskInstance.META_RESULT] == {}
+    assert metadata_of(manager_session, "t_next#0")[TaskInstance.META_ACTUAL_KWARGS] == {"t": {}}
 
 
 NOT_DICTS = {"int": 42, "list": [1, 2], "str": "done"}
 
 
 @pytest.mark.parametrize("kind", sorted(NOT_DICTS))
-def test_a_result_that_is_not_a_dict_fails_the_instance(session, kind):
+def test_a_result_that_is_not_a_dict_fails_the_instance(manager_session, kind):
     value = NOT_DICTS[kind]
-    session.update_configuration(
+    manager_session.update_configuration(
         {
             "t": {"after": ["go"], "run": "tests.behave", "withParams": behave(**{"return": value})},
             "t_next": {"after": ["t"], "run": "tests.add"},
         }
     )
-    session.fire("go")
+    manager_session.fire("go")
 
-    metadata = metadata_of(session, "t#0")
-    assert fresh(session)["t#0"].status == FAILED
+    metadata = metadata_of(manager_session, "t#0")
+    assert fresh(manager_session)["t#0"].status == FAILED
     assert metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.TypeError"
     assert f"returned {value!r} ({type(value).__name__}) instead of a dict" in metadata[TaskInstance.META_EXCEPTION_INFO]
-    assert "t_next#0" not in statuses(session)
+    assert "t_next#0" not in statuses(manager_session)
 
 
-def test_a_result_the_storage_cannot_hold_fails_the_instance(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.unstorable"}})
-    session.fire("go")
-    metadata = metadata_of(session, "t#0")
-    assert fresh(session)["t#0"].status == FAILED
+def test_a_result_the_storage_cannot_hold_fails_the_instance(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.unstorable"}})
+    manager_session.fire("go")
+    metadata = metadata_of(manager_session, "t#0")
+    assert fresh(manager_session)["t#0"].status == FAILED
     assert metadata[TaskInstance.META_EXCEPTION_TYPE] == f"{UnserializableValue.__module__}.UnserializableValue"
 
 
-def test_an_exception_is_recorded_with_type_traceback_context_and_level(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave"}})
-    session.fire("go", {"subject": "ada", "behave": {"raise": "subject not found"}})
+def test_an_exception_is_recorded_with_type_traceback_context_and_level(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.behave"}})
+    manager_session.fire("go", {"subject": "ada", "behave": {"raise": "subject not found"}})
 
-    instance = fresh(session)["t#0"]
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == FAILED
     metadata = instance.metadata
     assert metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.ValueError"
@@ -228,37 +228,39 @@ def test_an_exception_is_recorded_with_type_traceback_context_and_level(session)
     assert "'subject': 'ada'" in context["kwargs"]
     assert metadata[TaskInstance.META_LOG_LEVEL] == logging.ERROR
     assert not instance.logs_resolved
-    assert [i.name for i in fresh(session).get_instances_with_unresolved_logs()] == ["t#0"]
+    assert [i.name for i in fresh(manager_session).get_instances_with_unresolved_logs()] == ["t#0"]
 
 
-def test_run_task_reraises_after_recording(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "using": "tests-recording"}})
-    session.fire("go", behave(**{"raise": "boom"}))
-    payload = RecordingRunner.payloads(session.storage.uid)["t#0"]
+def test_run_task_reraises_after_recording(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "using": "tests-recording"}})
+    manager_session.fire("go", behave(**{"raise": "boom"}))
+    payload = RecordingRunner.payloads(manager_session.storage.uid)["t#0"]
 
     with pytest.raises(ValueError, match="boom"):
         run_task(payload)
-    assert fresh(session)["t#0"].status == FAILED
+    assert fresh(manager_session)["t#0"].status == FAILED
 
 
-def test_run_task_returns_the_result_and_never_runs_an_instance_twice(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording"}})
-    session.fire("go", {"n": 4})
-    payload = RecordingRunner.payloads(session.storage.uid)["t#0"]
+def test_run_task_returns_the_result_and_never_runs_an_instance_twice(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording"}})
+    manager_session.fire("go", {"n": 4})
+    payload = RecordingRunner.payloads(manager_session.storage.uid)["t#0"]
 
     assert run_task(payload) == {"sum": 4}
-    before = fresh(session).debug_repr()
+    before = fresh(manager_session).debug_repr()
     assert run_task(payload) is None  # delivered twice: not scheduled any more
-    assert fresh(session).debug_repr() == before
+    assert fresh(manager_session).debug_repr() == before
 
 
 @pytest.mark.parametrize("level", ["INFO", "WARNING", "ERROR"])
-def test_the_highest_level_logged_becomes_the_log_level(session, caplog, level):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "withParams": behave(log=level)}})
+def test_the_highest_level_logged_becomes_the_log_level(manager_session, caplog, level):
+    manager_session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.behave", "withParams": behave(log=level)}}
+    )
     with caplog.at_level(logging.INFO, logger="triggers.tasks"):
-        session.fire("go")
+        manager_session.fire("go")
 
-    instance = fresh(session)["t#0"]
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == TaskInstance.STATUS_FINISHED
     assert instance.log_level_name == level
     assert instance.logs_resolved is (level != "ERROR")
@@ -277,35 +279,35 @@ def test_task_logger_tracks_levels_its_target_does_not_emit(caplog):
     assert [r for r in caplog.records if r.name == "triggers.tasks.tests.quiet"] == []
 
 
-def test_a_status_change_sets_that_status_without_cascading(session):
-    session.update_configuration(
+def test_a_status_change_sets_that_status_without_cascading(manager_session):
+    manager_session.update_configuration(
         {
             "t": {"after": ["go"], "run": "tests.behave", "withParams": behave(status=["failed", {"why": "bad input"}])},
             "t_next": {"after": ["t"], "run": "tests.add"},
         }
     )
-    session.fire("go")
-    instance = fresh(session)["t#0"]
+    manager_session.fire("go")
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == FAILED
     assert instance.metadata["why"] == "bad input"
-    assert "t_next#0" not in statuses(session)
+    assert "t_next#0" not in statuses(manager_session)
     # A failed instance can then be skipped or replayed like any other.
-    session.skip_failed_instance("t#0")
+    manager_session.skip_failed_instance("t#0")
 
 
-def test_skip_ends_the_run_skipped_with_its_metadata(session):
-    session.update_configuration(
+def test_skip_ends_the_run_skipped_with_its_metadata(manager_session):
+    manager_session.update_configuration(
         {
             "t": {"after": ["go"], "run": "tests.behave", "withParams": behave(skip={"reason": "embedded"})},
             "t_next": {"after": ["t"], "run": "tests.add"},
         }
     )
-    session.fire("go")
-    instance = fresh(session)["t#0"]
+    manager_session.fire("go")
+    instance = fresh(manager_session)["t#0"]
     assert instance.status == TaskInstance.STATUS_SKIPPED
     assert instance.metadata["reason"] == "embedded"
     assert instance.is_resolved
-    assert "t_next#0" not in statuses(session)
+    assert "t_next#0" not in statuses(manager_session)
 
 
 def test_status_change_and_retry_check_their_arguments():
@@ -316,8 +318,8 @@ def test_status_change_and_retry_check_their_arguments():
         Retry(cooldown=-1)
 
 
-def test_retry_fails_the_run_and_replays_it_with_replacement_kwargs(session):
-    session.update_configuration(
+def test_retry_fails_the_run_and_replays_it_with_replacement_kwargs(manager_session):
+    manager_session.update_configuration(
         {
             "t": {
                 "after": ["go"],
@@ -326,9 +328,9 @@ def test_retry_fails_the_run_and_replays_it_with_replacement_kwargs(session):
             }
         }
     )
-    session.fire("go", {"behave": {"replacement_kwargs": {"go": {"attempt": "second"}}}})
+    manager_session.fire("go", {"behave": {"replacement_kwargs": {"go": {"attempt": "second"}}}})
 
-    storage = fresh(session)
+    storage = fresh(manager_session)
     first, second = storage["t#0"], storage["t#1"]
     assert first.status == TaskInstance.STATUS_REPLAYED
     assert first.metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.RuntimeError"
@@ -341,13 +343,15 @@ def test_retry_fails_the_run_and_replays_it_with_replacement_kwargs(session):
     assert second.metadata[TaskInstance.META_RESULT]["retries"] == 1
 
 
-def test_retries_stop_at_max_retries(session):
+def test_retries_stop_at_max_retries(manager_session):
     # tests.behave has max_retries = 2: the first run and two retries.
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.behave", "withParams": behave(retry_until=10)}})
-    session.fire("go")
+    manager_session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.behave", "withParams": behave(retry_until=10)}}
+    )
+    manager_session.fire("go")
 
-    assert statuses(session) == {"t#0": "replayed", "t#1": "replayed", "t#2": "failed"}
-    last = fresh(session)["t#2"]
+    assert statuses(manager_session) == {"t#0": "replayed", "t#1": "replayed", "t#2": "failed"}
+    last = fresh(manager_session)["t#2"]
     assert last.depth == 2
     assert last.metadata[TaskInstance.META_EXCEPTION_TYPE] == "triggers.task.MaxRetriesExceeded"
     info = last.metadata[TaskInstance.META_EXCEPTION_INFO]
@@ -355,38 +359,40 @@ def test_retries_stop_at_max_retries(session):
     assert "after 2 retries; max_retries is 2" in info
 
 
-def test_raising_retry_directly_obeys_max_retries_too(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.raises_retry", "using": "tests-recording"}})
-    session.fire("go")
-    payload = RecordingRunner.payloads(session.storage.uid)["t#0"]
+def test_raising_retry_directly_obeys_max_retries_too(manager_session):
+    manager_session.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.raises_retry", "using": "tests-recording"}}
+    )
+    manager_session.fire("go")
+    payload = RecordingRunner.payloads(manager_session.storage.uid)["t#0"]
     run_task(payload)  # fails, replays; the clone goes to the recording runner
-    payload = RecordingRunner.payloads(session.storage.uid)["t#1"]
+    payload = RecordingRunner.payloads(manager_session.storage.uid)["t#1"]
 
     with pytest.raises(MaxRetriesExceeded):
         run_task(payload)
 
-    assert statuses(session) == {"t#0": "replayed", "t#1": "failed"}
-    assert "ValueError: still down" in fresh(session)["t#1"].metadata[TaskInstance.META_EXCEPTION_INFO]
+    assert statuses(manager_session) == {"t#0": "replayed", "t#1": "failed"}
+    assert "ValueError: still down" in fresh(manager_session)["t#1"].metadata[TaskInstance.META_EXCEPTION_INFO]
 
 
 # --------------------------------------------------------------------------- context
 
 
-def test_the_context_rebuilds_the_session_from_the_payload(session):
-    session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording"}})
-    session.fire("go", {"n": 1})
-    payload = RecordingRunner.payloads(session.storage.uid)["t#0"]
+def test_the_context_rebuilds_the_session_from_the_payload(manager_session):
+    manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add", "using": "tests-recording"}})
+    manager_session.fire("go", {"n": 1})
+    payload = RecordingRunner.payloads(manager_session.storage.uid)["t#0"]
 
     context = TaskContext.from_payload(payload)
 
     assert context.instance_name == "t#0"
     assert context.trigger_kwargs == {"go": {"n": 1}}
-    assert type(context.manager) is type(session)
-    assert context.manager is not session and context.manager.storage is not session.storage
-    assert context.manager.storage.uid == session.storage.uid
+    assert type(context.manager) is type(manager_session)
+    assert context.manager is not manager_session and context.manager.storage is not manager_session.storage
+    assert context.manager.storage.uid == manager_session.storage.uid
     assert context.manager is context.manager  # built once
     assert context.task_instance.status == "scheduled"
-    session.update_instance_metadata("t#0", {"note": 1})
+    manager_session.update_instance_metadata("t#0", {"note": 1})
     assert context.task_instance.metadata["note"] == 1  # read afresh
     with pytest.raises(ValueError, match="storage_uid"):
         TaskContext.from_payload({**payload, "storage_uid": ""})
@@ -395,18 +401,18 @@ def test_the_context_rebuilds_the_session_from_the_payload(session):
 # --------------------------------------------------------------------------- the documentation's examples
 
 
-def test_docs_example_questionnaire_tasks(session, caplog):
+def test_docs_example_questionnaire_tasks(manager_session, caplog):
     """docs/tasks.rst: the questionnaire's task bodies, retries included."""
     tasks = load_example("questionnaire_tasks")
     workflow = load_example("questionnaire_workflow")
     tasks.OUTAGE["remaining"] = 2
 
-    manager = workflow.start_questionnaire(session.storage.uid, {"name": "Ada", "email": "ada@example.org"})
+    manager = workflow.start_questionnaire(manager_session.storage.uid, {"name": "Ada", "email": "ada@example.org"})
     workflow.page_received(manager, 1, {"q1": 4, "q2": 5}, "Mozilla/5.0 Firefox/128.0")
     workflow.page_received(manager, 2, {"q3": 2})
     workflow.questionnaire_complete(manager, pages=2)
 
-    storage = fresh(session)
+    storage = fresh(manager_session)
     assert {i.name: i.status for i in storage.iter_instances()} == {
         "t_importSubject#0": "replayed",
         "t_importSubject#1": "replayed",
@@ -425,39 +431,41 @@ def test_docs_example_questionnaire_tasks(session, caplog):
     assert storage["t_importSubject#2"].log_level_name == "INFO"
 
 
-def test_docs_example_questionnaire_tasks_warning(session):
+def test_docs_example_questionnaire_tasks_warning(manager_session):
     load_example("questionnaire_tasks")
     workflow = load_example("questionnaire_workflow")
-    manager = workflow.start_questionnaire(session.storage.uid, {"name": "Di", "email": "di@example.org"})
+    manager = workflow.start_questionnaire(manager_session.storage.uid, {"name": "Di", "email": "di@example.org"})
     workflow.page_received(manager, 1, {"q1": 1}, "SomeKiosk")
     workflow.questionnaire_complete(manager, pages=1)
 
-    instance = fresh(session)["t_importBrowserMetadata#0"]
+    instance = fresh(manager_session)["t_importBrowserMetadata#0"]
     assert instance.status == "finished"
     assert instance.log_level_name == "WARNING"
     assert instance.metadata["result"] == {"browser": "SomeKiosk", "version": ""}
 
 
-def test_docs_example_questionnaire_tasks_skip(session):
+def test_docs_example_questionnaire_tasks_skip(manager_session):
     load_example("questionnaire_tasks")
     workflow = load_example("questionnaire_workflow")
-    manager = workflow.start_questionnaire(session.storage.uid, {"name": "Bo", "email": "bo@example.org"})
+    manager = workflow.start_questionnaire(manager_session.storage.uid, {"name": "Bo", "email": "bo@example.org"})
     workflow.page_received(manager, 1, {"q1": 1})  # no user agent
     workflow.questionnaire_complete(manager, pages=1)
 
-    instance = fresh(session)["t_importBrowserMetadata#0"]
+    instance = fresh(manager_session)["t_importBrowserMetadata#0"]
     assert instance.status == "skipped"
     assert instance.metadata["reason"] == "no user agent"
 
 
-def test_docs_example_embedded_questionnaire(session):
+def test_docs_example_embedded_questionnaire(manager_session):
     load_example("questionnaire_tasks")
     workflow = load_example("questionnaire_workflow")
-    manager = workflow.start_questionnaire(session.storage.uid, {"name": "Cy", "email": "cy@example.org"}, embedded=True)
+    manager = workflow.start_questionnaire(
+        manager_session.storage.uid, {"name": "Cy", "email": "cy@example.org"}, embedded=True
+    )
     workflow.page_received(manager, 1, {"q1": 1}, "EmbeddedApp/1.0")
     workflow.questionnaire_complete(manager, pages=1)
 
-    assert statuses(session) == {
+    assert statuses(manager_session) == {
         "t_importSubject#0": "finished",
         "t_importResponses#0": "finished",
         "t_importBrowserMetadata#0": "abandoned",
