@@ -8,9 +8,11 @@ needs neither the manager's module nor the task classes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from .errors import safe_repr
+from .exceptions import InvalidTriggerKwargs
 from .payload import TaskPayload
 from .registry import storage_backends, trigger_managers
 
@@ -47,9 +49,18 @@ class TaskLogger(logging.Logger):
     remembered whether or not it is, and becomes the instance's ``logLevel``.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, context: Callable[[], Mapping[str, Any]] | None = None) -> None:
         super().__init__(name)
         self.max_level = logging.NOTSET
+        self._context = context
+
+    def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:  # noqa: N802
+        # Every record of the task carries the run's context (uid, instance...).
+        record = super().makeRecord(*args, **kwargs)
+        if self._context is not None:
+            for key, value in self._context().items():
+                record.__dict__.setdefault(key, value)
+        return record
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
         return level > logging.root.manager.disable
@@ -134,8 +145,8 @@ class TaskContext:
     def logger(self) -> TaskLogger:
         """A logger for the task body; the highest level logged becomes ``logLevel``."""
         if self._logger is None:
-            name = self.task.name if self.task is not None else self.instance_name.partition("#")[0]
-            self._logger = TaskLogger(f"triggers.tasks.{name}")
+            name = self.task.name if self.task is not None else self._task_config_name()
+            self._logger = TaskLogger(f"triggers.tasks.{name}", self.get_logger_context)
         return self._logger
 
     @property
@@ -144,3 +155,76 @@ class TaskContext:
 
     def __repr__(self) -> str:
         return f"<TaskContext {self.instance_name} of {self.storage_uid!r}>"
+
+    def _task_config_name(self) -> str:
+        return self.instance_name.rpartition("#")[0] or self.instance_name
+
+    def get_logger_context(self) -> dict[str, Any]:
+        """The fields that tell this run's log records apart (plain data).
+
+        Every record logged through :attr:`logger` carries them as attributes;
+        no key is a name ``LogRecord`` uses. ``task_name`` is the registered
+        task, None until the task is resolved.
+        """
+        return {
+            "storage_uid": self.storage_uid,
+            "instance_name": self.instance_name,
+            "task_config_name": self._task_config_name(),
+            "task_name": self.task.name if self.task is not None else None,
+            "manager_type": self.manager_type,
+            "storage_type": self.storage_type,
+        }
+
+    def filter_kwargs(self, filters: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """The trigger kwargs, with the values ``filters`` names validated and converted.
+
+        ``filters`` maps a trigger name to ``{kwarg name: filter}``; a filter
+        is a callable that returns the cleaned value or raises, or an object
+        with an ``apply(value)`` method (a filter of the 2.x ``filters``
+        library, where it still imports). A missing trigger or kwarg is given
+        to its filter as None, so the filter decides whether it is required.
+        Triggers and kwargs no filter names are kept as they are. Raises
+        :class:`triggers.exceptions.InvalidTriggerKwargs` naming every value
+        that was rejected.
+        """
+        cleaners = {
+            trigger: {kwarg: self._kwarg_cleaner(trigger, kwarg, f) for kwarg, f in spec.items()}
+            for trigger, spec in filters.items()
+        }
+        cleaned: dict[str, Any] = dict(self.trigger_kwargs)
+        errors: dict[str, dict[str, str]] = {}
+        for trigger, kwarg_cleaners in cleaners.items():
+            given = self.trigger_kwargs.get(trigger)
+            if given is not None and not isinstance(given, Mapping):
+                problem = f"the kwargs of {trigger!r} are not a dict: {safe_repr(given)}"
+                errors[trigger] = dict.fromkeys(kwarg_cleaners, problem)
+                continue
+            values = dict(given or {})
+            for kwarg, clean in kwarg_cleaners.items():
+                value = values.get(kwarg)
+                try:
+                    values[kwarg] = clean(value)
+                except Exception as exc:  # whatever a validator raises rejects the value
+                    errors.setdefault(trigger, {})[kwarg] = (
+                        f"{safe_repr(value)} rejected ({type(exc).__name__}: {exc})"
+                    )
+            cleaned[trigger] = values
+        if errors:
+            raise InvalidTriggerKwargs(errors)
+        return cleaned
+
+    @staticmethod
+    def _kwarg_cleaner(trigger: str, kwarg: str, filter_: Any) -> Callable[[Any], Any]:
+        """The function that cleans one kwarg; TypeError now for something that is no filter."""
+        if isinstance(filter_, type) and callable(getattr(filter_, "apply", None)):
+            filter_ = filter_()  # a filter class given bare, as 2.x allowed (``f.Int``)
+        cleaner = getattr(filter_, "apply", None)
+        if not callable(cleaner):
+            cleaner = filter_
+        if callable(cleaner):
+            found: Callable[[Any], Any] = cleaner
+            return found
+        raise TypeError(
+            f"the filter of {trigger}.{kwarg} must be a callable or have an apply() method,"
+            f" not {filter_!r}"
+        )

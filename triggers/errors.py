@@ -7,6 +7,22 @@ name an error.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+_repr = reprlib.Repr()
+_repr.maxstring = 200
+_repr.maxother = 200
+_repr.maxlevel = 4
+
+
+def safe_repr(value: Any) -> str:
+    """A short repr for messages: bounded in size and depth, and never raising."""
+    try:
+        return _repr.repr(value)
+    except Exception as exc:  # a __repr__ that raises must not hide the real error
+        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+
 
 class TriggersError(Exception):
     """Base class of every error this package raises on purpose."""

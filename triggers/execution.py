@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import reprlib
+import pickle
 import time
 import traceback
 from collections.abc import Mapping
@@ -19,7 +19,7 @@ from typing import Any
 
 from . import task_classes
 from .context import TaskContext
-from .errors import DispatchFailed
+from .errors import DispatchFailed, safe_repr
 from .payload import TaskPayload
 from .task_classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
 from .types import TaskInstance
@@ -39,23 +39,27 @@ def _exception_metadata(
             "task": task_name,
             "instance": context.instance_name,
             "phase": phase,
-            "kwargs": _safe_repr(context.trigger_kwargs),
+            "kwargs": safe_repr(context.trigger_kwargs),
+            **_attached_context(exc),
         },
         TaskInstance.META_LOG_LEVEL: max(context.log_level, logging.ERROR),
     }
 
 
-_repr = reprlib.Repr()
-_repr.maxstring = 200
-_repr.maxother = 200
-_repr.maxlevel = 4
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return _repr.repr(value)
-    except Exception as exc:  # a __repr__ that raises must not hide the real error
-        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+def _attached_context(exc: BaseException) -> dict[str, Any]:
+    """What ``triggers.exceptions.with_context`` attached to ``exc`` (as ``exc.context``),
+    each value kept if it can be stored, else as its short repr."""
+    attached = getattr(exc, "context", None)
+    if not isinstance(attached, Mapping):
+        return {}
+    kept: dict[str, Any] = {}
+    for key, value in attached.items():
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            value = safe_repr(value)
+        kept[str(key)] = value
+    return kept
 
 
 def _mark_failed(
@@ -119,7 +123,7 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         result = {}
     if not isinstance(result, Mapping):
         error = TypeError(
-            f"task {task_name!r} returned {_safe_repr(result)} ({type(result).__name__})"
+            f"task {task_name!r} returned {safe_repr(result)} ({type(result).__name__})"
             " instead of a dict"
         )
         _mark_failed(context, error, task_name, "result")

@@ -80,6 +80,8 @@ class EntryPointRegistry(Generic[T]):
             listed = self._listed()
             known = self._classes.get(key)
             if known is not None:
+                if BRAND_ATTRIBUTE not in known.__dict__:
+                    brand(known, key)  # seeded straight into the dict, as 2.x tests do
                 return known
             ep = listed.get(key)
             if ep is None:
@@ -153,6 +155,38 @@ class EntryPointRegistry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.group!r}>"
+
+    # 2.x registries were class-registry's EntryPointClassRegistry; its callers use these.
+
+    def __getitem__(self, key: str) -> T:
+        """A new instance of the class under ``key``, made with no arguments (as in 2.x)."""
+        return self.get(key)
+
+    def values(self) -> list[type[T]]:
+        """Every registered class, in the order of :meth:`keys`."""
+        return [cls for _, cls in self.items()]
+
+    @property
+    def attr_name(self) -> str:
+        """The class attribute that holds a class's key in 2.x (the brand is ``triggers__registry_key``)."""
+        return "name"
+
+    def _get_cache(self) -> dict[str, type[T]]:
+        """The live dict of key -> class that the registry reads from (2.x tests seed it).
+
+        Every class of the group that loads is in it first; one that fails to
+        import is left out and still raises its own error when asked for. A
+        class put in the dict is found by :meth:`get_class` and :meth:`key_of`
+        at once, but carries no brand: use :meth:`register` to brand it too.
+        :meth:`refresh` starts a new dict, as 2.x did.
+        """
+        with self._lock:
+            for key in self._listed():
+                try:
+                    self._load_key(key)
+                except PluginLoadError:
+                    continue
+            return self._classes
 
 
 def brand(cls: type, key: str) -> None:
