@@ -2,14 +2,16 @@
 
     python benchmarks/fire_cost.py [--cache redis] [--runs 1] [scenario ...]
 
-Scenarios: fanout, growth, contention, scale (default: all four).
+Scenarios: fanout, growth, contention, scale, workflow, workflow_sync
+(default: all). The workflow scenarios run real task bodies end to end: a
+chain of 5 tasks and 5 more after the first, per session.
 Caches: locmem, redis (django-redis), dredis (Django's RedisCache),
 memcached (pymemcache), db_sqlite, db_pg (the database cache).
 
 G is the time of one ``cache.get`` of a small value through the same Django
 cache, measured in the same run, so the figures compare across machines.
-Ready tasks go to a runner that does nothing, so only the manager and the
-storage are measured. Prints one JSON line per scenario.
+In the fire scenarios ready tasks go to a runner that does nothing, so only
+the manager and the storage are measured. Prints one JSON line per scenario.
 """
 
 from __future__ import annotations
@@ -232,7 +234,50 @@ def scale(small: int = 40, large: int = 10_000, samples: int = 200) -> dict:
     }
 
 
-SCENARIOS = {"fanout": fanout, "growth": growth, "contention": contention, "scale": scale}
+def _workflow(runner: str, sessions: int = 20, chain: int = 5, fan: int = 5) -> dict:
+    """Real task runs: a chain of ``chain`` tasks and ``fan`` more after the first."""
+    from triggers.runners import ThreadingTaskRunner
+    from triggers.task import registered_tasks, task
+
+    if "bench.step" not in registered_tasks:
+        task("bench.step")(lambda context: {})
+    config = {"t_c0": {"after": ["start"], "run": "bench.step", "using": runner}}
+    for i in range(1, chain):
+        config[f"t_c{i}"] = {"after": [f"t_c{i - 1}"], "run": "bench.step", "using": runner}
+    for i in range(fan):
+        config[f"t_f{i}"] = {"after": ["t_c0"], "run": "bench.step", "using": runner}
+    uids = [uuid.uuid4().hex for _ in range(sessions)]
+    for uid in uids:
+        new_manager(uid).update_configuration(config)
+    started = time.perf_counter()
+    for uid in uids:
+        new_manager(uid).fire("start", {"n": 1})
+        ThreadingTaskRunner.join_all()
+    elapsed = time.perf_counter() - started
+    storage = new_manager(uids[-1]).storage
+    finished = sum(1 for i in storage.iter_instances() if i.status == "finished")
+    runs = sessions * (chain + fan)
+    return {"ms_per_task_run": elapsed * 1000 / runs, "task_runs": runs, "lost": chain + fan - finished}
+
+
+def workflow() -> dict:
+    """Task runs on the threading runner (see _workflow)."""
+    return {"scenario": "workflow", **_workflow("threading")}
+
+
+def workflow_sync() -> dict:
+    """Task runs in the calling thread (the sync runner)."""
+    return {"scenario": "workflow_sync", **_workflow("sync")}
+
+
+SCENARIOS = {
+    "fanout": fanout,
+    "growth": growth,
+    "contention": contention,
+    "scale": scale,
+    "workflow": workflow,
+    "workflow_sync": workflow_sync,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
