@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -120,37 +121,35 @@ def test_the_payload_names_everything_a_task_needs_to_rebuild(manager_session):
     assert statuses(manager_session) == {"t#0": "scheduled"}
 
 
-def test_a_missing_brand_is_a_clear_error(manager_session):
+def test_a_missing_storage_brand_is_a_clear_error(manager_session):
     manager_session.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
     manager_session.fire("go")
     instance = fresh(manager_session)["t#0"]
-    runner = RecordingRunner()
-
-    class UnregisteredManager(TriggerManager):
-        pass
 
     class UnregisteredStorage(CacheStorageBackend):
         pass
 
-    with pytest.raises(RuntimeError, match=r"test_runners\..*UnregisteredManager.*'triggers\.managers'"):
-        runner._prepare_task_kwargs(UnregisteredManager(manager_session.storage), instance)
-
     storage = UnregisteredStorage(manager_session.storage.uid, cache=manager_session.storage.cache)
     with pytest.raises(RuntimeError, match=r"UnregisteredStorage.*'triggers\.storages'"):
-        runner._prepare_task_kwargs(TriggerManager(storage), instance)
+        RecordingRunner()._prepare_task_kwargs(TriggerManager(storage), instance)
 
 
-def test_an_unbranded_manager_fails_the_instance_at_dispatch(manager_session):
+def test_an_unregistered_manager_subclass_runs_its_tasks_with_its_parent(manager_session):
+    """As in 2.x: its tasks rebuild the registered class it inherits from; it is warned about once."""
+
     class UnregisteredManager(TriggerManager):
         pass
 
     manager = UnregisteredManager(manager_session.storage)
     manager.update_configuration({"t": {"after": ["go"], "run": "tests.add"}})
-    with pytest.raises(Exception, match="UnregisteredManager"):
-        manager.fire("go")
-    instance = fresh(manager_session)["t#0"]
-    assert instance.status == TaskInstance.STATUS_FAILED
-    assert instance.metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.RuntimeError"
+    with pytest.warns(RuntimeWarning, match=r"UnregisteredManager.*'default'.*register"):
+        manager.fire("go", {"a": 2})
+    assert fresh(manager_session)["t#0"].status == TaskInstance.STATUS_FINISHED
+    payload = RecordingRunner()._prepare_task_kwargs(manager, fresh(manager_session)["t#0"])
+    assert payload["manager_type"] == "default"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once: not again
+        manager.fire("go", {"a": 3})
 
 
 # --------------------------------------------------------------------------- threading

@@ -36,8 +36,11 @@ class InvalidSessionUid(TriggersError, ValueError):
         super().__init__(f"invalid session uid {uid!r}: {reason}")
 
 
-class InvalidTaskConfig(TriggersError, ValueError):
-    """A task definition given to ``update_configuration`` is malformed."""
+class InvalidTaskConfig(TriggersError, ValueError, TypeError):
+    """A task definition given to ``update_configuration`` is malformed.
+
+    Also a ``TypeError``, which Triggers 2.x raised for one.
+    """
 
     def __init__(self, task_name: object, reason: str) -> None:
         self.task_name = task_name
@@ -97,8 +100,11 @@ class SessionIncomplete(StorageCorrupted):
 # --------------------------------------------------------------------------- locking
 
 
-class LockAcquisitionFailed(TriggersError):
-    """The lock is held elsewhere and could not be had (now, or in time)."""
+class LockAcquisitionFailed(TriggersError, RuntimeError):
+    """The lock is held elsewhere and could not be had (now, or in time).
+
+    Also a ``RuntimeError``, as in Triggers 2.x.
+    """
 
     def __init__(self, key: str, waited: float | None = None) -> None:
         self.key = key

@@ -107,13 +107,13 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
 
     try:
         result = task_obj._run(context)
+    except Retry as retry:  # before StatusChange: a Retry is one
+        _retry(context, task_obj, retry)
+        return None
     except StatusChange as change:
         metadata = dict(change.metadata)
         metadata.setdefault(TaskInstance.META_LOG_LEVEL, context.log_level)
         manager.update_instance_status(name, change.status, metadata)
-        return None
-    except Retry as retry:
-        _retry(context, task_obj, retry)
         return None
     except BaseException as exc:
         _mark_failed(context, exc, task_name, "run")

@@ -19,6 +19,7 @@ from .conf import get_setting
 from .errors import DispatchFailed
 from .registry import EntryPointRegistry, task_runners
 from .registry import trigger_managers as _trigger_managers
+from .renamed import renamed_keywords
 from .storages.base import BaseTriggerStorage, check_storable
 from .types import TaskConfig, TaskInstance, utc_now
 
@@ -70,6 +71,7 @@ class TriggerManager:
         return name
 
     # ------------------------------------------------------------ configuration
+    @renamed_keywords(configuration="config")
     def update_configuration(self, config: Mapping[str, Any]) -> None:
         """Merge task definitions into the session and save them."""
         for definition in config.values() if isinstance(config, (dict, Mapping)) else ():
@@ -236,15 +238,9 @@ class TriggerManager:
         metadata: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> None:
-        if metadata:
-            instance.metadata.update(metadata)
-        now = now or utc_now()
-        stamps = instance.metadata.setdefault(TaskInstance.META_TIMESTAMPS, {})
-        stamps.setdefault(TaskInstance.TIMESTAMP_CREATED, now)
-        stamps[TaskInstance.TIMESTAMP_LAST_MODIFIED] = now
-        stamps[status] = now
-        instance.status = status
+        instance.change_status(status, metadata, now)
 
+    @renamed_keywords(task_instance="instance_or_name")
     def update_instance_status(
         self,
         instance_or_name: TaskInstance | str,
@@ -294,20 +290,22 @@ class TriggerManager:
                 self.storage.save()
         return outcome
 
+    @renamed_keywords(task_instance="instance_or_name")
     def update_instance_metadata(
         self, instance_or_name: TaskInstance | str, metadata: Mapping[str, Any]
     ) -> TaskInstance:
-        """Merge ``metadata`` into an instance's metadata."""
+        """Merge ``metadata`` into an instance's metadata (stamping ``lastModified``)."""
         if not isinstance(metadata, (dict, Mapping)):
             raise TypeError(f"metadata must be a dict, not {metadata!r}")
         check_storable("instance metadata", metadata)
-        for attempt in self.storage.attempts():
-            with attempt:
-                instance = self.storage.get_instance(instance_or_name)
-                instance.metadata.update(metadata)
-                self.storage.save()
-        return instance
 
+        def merge(instance: TaskInstance) -> TaskInstance:
+            instance.merge_metadata(metadata)
+            return instance
+
+        return self._change_instance(instance_or_name, merge)
+
+    @renamed_keywords(task_instance="instance_or_name")
     def mark_instance_logs_resolved(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         return self.update_instance_metadata(
             instance_or_name, {TaskInstance.META_LOGS_RESOLVED: True}
@@ -322,6 +320,7 @@ class TriggerManager:
             )
         return instance
 
+    @renamed_keywords(failed_instance="instance_or_name")
     def replay_failed_instance(
         self,
         instance_or_name: TaskInstance | str,
@@ -357,6 +356,7 @@ class TriggerManager:
             raise DispatchFailed(failures)
         return clone
 
+    @renamed_keywords(failed_instance="instance_or_name")
     def skip_failed_instance(
         self,
         instance_or_name: TaskInstance | str,

@@ -12,6 +12,8 @@ and a 2.x payload, which lacks ``storage_kwargs``.
 from __future__ import annotations
 
 import copy
+import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,39 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+#: unregistered manager classes already warned about
+_warned: set[type] = set()
+_warned_lock = threading.Lock()
+
+
+def _manager_key(cls: type) -> str | None:
+    """The registry key tasks rebuild a manager of ``cls`` by.
+
+    A subclass nobody registered runs its tasks with the nearest registered
+    class it inherits from, as in Triggers 2.x; it is warned about once,
+    since its own hooks then do not run inside tasks.
+    """
+    key = trigger_managers.key_of(cls)
+    if key is not None:
+        return key
+    for base in cls.__mro__[1:]:
+        key = trigger_managers.key_of(base)
+        if key is not None:
+            with _warned_lock:
+                first = cls not in _warned
+                _warned.add(cls)
+            if first:
+                warnings.warn(
+                    f"{_qualified(cls)} is not registered in 'triggers.managers', so its tasks"
+                    f" rebuild {_qualified(base)} (key {key!r}) and its own hooks do not run"
+                    " inside them; register it (an entry point, or trigger_managers.register())",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            return key
+    return None
+
+
 @dataclass(frozen=True)
 class TaskPayload:
     """Which instance of which session to run, and with which kwargs."""
@@ -69,7 +104,7 @@ class TaskPayload:
         registry key: the task could not rebuild it.
         """
         storage = manager.storage
-        manager_type = trigger_managers.key_of(type(manager))
+        manager_type = _manager_key(type(manager))
         if manager_type is None:
             raise RuntimeError(
                 f"{_qualified(type(manager))} has no key in the 'triggers.managers' registry, so a"

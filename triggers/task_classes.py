@@ -35,6 +35,13 @@ __all__ = [
     "task",
 ]
 
+try:
+    from celery.exceptions import MaxRetriesExceededError
+except ImportError:  # Celery is an optional extra
+    _CELERY_MAX_RETRIES: tuple[type[Exception], ...] = ()
+else:
+    _CELERY_MAX_RETRIES = (MaxRetriesExceededError,)
+
 #: where the classes below are imported from, and what failure metadata names
 #: (``exceptionType``) when a run ends with one of them
 PUBLIC_MODULE = "triggers.task"
@@ -71,8 +78,11 @@ class StatusChange(Exception):
         super().__init__(status, self.metadata)
 
 
-class Retry(Exception):
+class Retry(StatusChange):
     """Raised by a task body to fail this run and schedule a new one (a replay).
+
+    A :class:`StatusChange` to ``failed``, as in Triggers 2.x, so 2.x code
+    that catches status changes catches it too.
 
     ``exc``: the error that made the run fail (recorded on the instance).
     ``metadata``: merged into the failed instance's metadata.
@@ -94,14 +104,18 @@ class Retry(Exception):
         ):
             raise ValueError(f"cooldown must be a number of seconds >= 0, not {cooldown!r}")
         self.exc = exc
-        self.metadata: dict[str, Any] = dict(metadata or {})
         self.replacement_kwargs = replacement_kwargs
         self.cooldown = cooldown
-        super().__init__(f"retry requested{f': {exc!r}' if exc is not None else ''}")
+        super().__init__(TaskInstance.STATUS_FAILED, metadata)
+        self.args = (f"retry requested{f': {exc!r}' if exc is not None else ''}",)
 
 
-class MaxRetriesExceeded(TriggersError):
-    """A task asked to retry after it had already been retried ``max_retries`` times."""
+class MaxRetriesExceeded(TriggersError, *_CELERY_MAX_RETRIES):  # type: ignore[misc]
+    """A task asked to retry after it had already been retried ``max_retries`` times.
+
+    Where Celery is installed it is also Celery's ``MaxRetriesExceededError``,
+    as in Triggers 2.x.
+    """
 
     __module__ = PUBLIC_MODULE
 

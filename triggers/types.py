@@ -345,6 +345,26 @@ class TaskInstance:
             or bool(self.metadata.get(self.META_LOGS_RESOLVED))
         )
 
+    def change_status(
+        self, status: str, metadata: Mapping[str, Any] | None = None, now: datetime | None = None
+    ) -> None:
+        """Set the status, merge ``metadata``, and stamp the time: ``created``
+        once, ``lastModified`` always, and one named after the status."""
+        stamps = self.merge_metadata(metadata, now)
+        stamps.setdefault(self.TIMESTAMP_CREATED, stamps[self.TIMESTAMP_LAST_MODIFIED])
+        stamps[status] = stamps[self.TIMESTAMP_LAST_MODIFIED]
+        self.status = status
+
+    def merge_metadata(
+        self, metadata: Mapping[str, Any] | None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Merge ``metadata`` and stamp ``lastModified``; returns the timestamps."""
+        if metadata:
+            self.metadata.update(metadata)
+        stamps: dict[str, Any] = self.metadata.setdefault(self.META_TIMESTAMPS, {})
+        stamps[self.TIMESTAMP_LAST_MODIFIED] = now or utc_now()
+        return stamps
+
     def apply_trigger(self, trigger_name: str, kwargs: Mapping[str, Any] | None) -> bool:
         """Record a firing of ``trigger_name``; whether it changed this instance."""
         if self.status != self.STATUS_UNSTARTED:  # only unstarted instances take triggers

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from django.core.cache import BaseCache, caches
 
 from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
+from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
 from .drivers.base import cache_name
 from .writes import NO_WRITES, Writes
@@ -50,6 +51,7 @@ TRANSIENT_BACKOFF_START = 0.01
 TRANSIENT_BACKOFF_CAP = 0.25
 
 
+@renamed_keywords(backend="cache")
 def resolve_cache(cache: CacheLike) -> BaseCache:
     """The cache object for an alias, or ``cache`` itself if it is one."""
     if isinstance(cache, str):

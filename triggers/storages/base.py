@@ -24,6 +24,7 @@ from ..errors import (
 from ..locking import Lockable
 from ..registry import EntryPointRegistry
 from ..registry import storage_backends as _storage_backends
+from ..renamed import renamed_keywords
 from ..types import TaskConfig, TaskInstance
 from .instances import TaskInstanceCollection, instance_name
 
@@ -264,6 +265,7 @@ class BaseTriggerStorage(Lockable):
         )
         return self[name]
 
+    @renamed_keywords(task_config="task_config_or_name")
     def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
         """A new unstarted instance of the task, installed in the session."""
         config = None
@@ -274,6 +276,7 @@ class BaseTriggerStorage(Lockable):
         instances = self._instances if self._instances is not None else self.instances
         return instances.create(config, **kwargs)
 
+    @renamed_keywords(task_instance="instance_or_name")
     def clone_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         """A new instance of the same task carrying on from the original."""
         original = self.get_instance(instance_or_name)
@@ -287,6 +290,7 @@ class BaseTriggerStorage(Lockable):
             },
         )
 
+    @renamed_keywords(task_config="task_config_or_name")
     def instances_of_task(self, task_config_or_name: TaskConfig | str) -> dict[str, TaskInstance]:
         name = (
             task_config_or_name.name
@@ -359,8 +363,8 @@ class BaseTriggerStorage(Lockable):
         self._instances = None
         self._metas = None
 
-    def close(self) -> None:
-        """Release whatever connection the backend holds."""
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        """Release whatever connection the backend holds (arguments as 2.x took them)."""
 
     def rebuild_kwargs(self) -> dict[str, Any]:
         """Constructor arguments besides the uid that rebuild this storage elsewhere.

@@ -163,3 +163,13 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         names = self.names_of_task(task_name)
         self._ensure(names)
         return {name: self._loaded[name] for name in names}
+
+    # -- the 2.x names
+    def get_from_task(self, task_config: TaskConfig | str) -> list[TaskInstance]:
+        """The task's instances, in order (as Triggers 2.x's collection gave them)."""
+        name = task_config.name if isinstance(task_config, TaskConfig) else task_config
+        return list(self.of_task(name).values())
+
+    def create_instance(self, task_config: TaskConfig, **kwargs: Any) -> TaskInstance:
+        """A new instance of ``task_config`` (2.x's name for :meth:`create`)."""
+        return self.create(task_config, **kwargs)

@@ -84,8 +84,8 @@ class CacheStorageBackend(CacheSessionState):
         super().invalidate_cache()
         self._reset()
 
-    def close(self) -> None:
-        self.cache.close()
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        self.cache.close(**kwargs)
 
     def rebuild_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"layout": self.layout}
