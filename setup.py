@@ -42,7 +42,15 @@ setup(
         "redis": REDIS,
         "memcached": MEMCACHED,
         "postgres": POSTGRES,
-        "test": ["pytest>=8", "pytest-django>=4.8", *REDIS, *MEMCACHED, *POSTGRES],
+        "test": [
+            "pytest>=8",
+            "pytest-django>=4.8",
+            *REDIS,
+            *MEMCACHED,
+            *POSTGRES,
+            # The lock Triggers 2.x takes, for the rolling-upgrade tests.
+            "python-redis-lock==2.3.0",
+        ],
         "docs": ["sphinx>=7", "furo"],
     },
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"]),

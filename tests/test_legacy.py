@@ -8,6 +8,7 @@ from django.core.cache import caches
 
 from triggers import CacheStorageBackend, TriggerManager
 
+from .legacy_2x import load_like_2x
 from .storage_support import assert_plain
 
 T0 = datetime(2019, 3, 4, 10, 0, 0)  # naive UTC, as 2.x stored them
@@ -186,7 +187,9 @@ def test_a_2x_session_continues(any_cache, uid, layout):
     if layout == "single":
         assert parse_like_2x(raw) == state
     else:
-        assert "instances" not in raw  # now split; a 2.x reader fails loudly
+        # Now split: a 2.x reader fails on it (before it could save anything).
+        with pytest.raises(TypeError):
+            load_like_2x(raw)
 
     # Written back as 2.x: a later save in the single layout restores the 2.x value.
     store = CacheStorageBackend(uid, cache=any_cache, layout="single")

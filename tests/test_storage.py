@@ -529,7 +529,9 @@ def test_split_layout_keeps_instances_in_their_own_keys(any_cache, uid):
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout="split"))
     head = caches[any_cache].get(store.cache_key)
     assert isinstance(head, dict)
-    assert "instances" not in head  # a 2.x reader fails loudly rather than see no instances
+    # A 2.x reader fails on the head rather than read a session with nothing in it.
+    assert set(head["instances"]) == set(head["tasks"]) == {"!split-layout"}
+    assert all(not isinstance(entry, dict) for entry in head["tasks"].values())
     assert caches[any_cache].get(store.witness_key) is not None
     expected = store.debug_repr()["instances"]
     for name, record in expected.items():

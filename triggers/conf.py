@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: settings that may also come from an environment variable of the same name
+#: when the Django settings do not set them, so a deployment can switch the
+#: layout of a rolling upgrade without a code change
+FROM_ENVIRONMENT = frozenset({"TRIGGERS_CACHE_LAYOUT"})
+
+_UNSET = object()
+
+
 def get_setting(name: str) -> Any:
-    """The value of a ``TRIGGERS_*`` setting, or its default."""
-    return getattr(settings, name, DEFAULTS[name])
+    """The value of a ``TRIGGERS_*`` setting: Django's settings, then (for
+    :data:`FROM_ENVIRONMENT`) the environment, then the default."""
+    value = getattr(settings, name, _UNSET)
+    if value is not _UNSET:
+        return value
+    if name in FROM_ENVIRONMENT and name in os.environ:
+        return os.environ[name]
+    return DEFAULTS[name]

@@ -72,7 +72,7 @@ class UnserializableValue(TriggersError, TypeError):
 
     def __init__(self, what: str, value: object, cause: BaseException) -> None:
         self.value = value
-        super().__init__(f"{what} cannot be stored: {value!r} ({cause})")
+        super().__init__(f"{what} cannot be stored: {safe_repr(value)} ({cause})")
 
 
 class StorageCorrupted(TriggersError):
@@ -93,6 +93,26 @@ class SessionIncomplete(StorageCorrupted):
             self,
             f"session {uid!r} is incomplete, the cache no longer holds: {shown}"
             " (evicted or expired); refusing to read it as a smaller session",
+        )
+        self.uid = uid
+
+
+class SessionOverwritten(SessionIncomplete):
+    """A split session whose head something else (a Triggers 2.x process) wrote over.
+
+    The head holds a 2.x single value while the session's witness says it
+    was last saved in the split layout: reading it would lose every instance
+    the value lacks, whose records are still under their own keys.
+    """
+
+    def __init__(self, uid: str, head_key: str, generation: int) -> None:
+        self.missing = [head_key]
+        self.generation = generation
+        TriggersError.__init__(
+            self,
+            f"session {uid!r} was saved in the split layout (witness generation {generation}),"
+            f" but {head_key!r} now holds a single-layout value, written over it by something"
+            " else, such as a Triggers 2.x process; refusing to read it as a smaller session",
         )
         self.uid = uid
 

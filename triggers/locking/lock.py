@@ -22,7 +22,7 @@ from django.core.cache import BaseCache, caches
 from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
 from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
-from .drivers.base import cache_name
+from .drivers.base import LockDriver, cache_name
 from .writes import NO_WRITES, Writes
 
 __all__ = [
@@ -93,10 +93,17 @@ def _relative_ttl(cache: BaseCache, ttl: Ttl) -> float | None:
 class CacheLock:
     """One lock key in one cache, held with a token unique to this holder."""
 
-    def __init__(self, key: str, cache: CacheLike = "default", ttl: Ttl = True) -> None:
+    def __init__(
+        self,
+        key: str,
+        cache: CacheLike = "default",
+        ttl: Ttl = True,
+        driver: LockDriver | None = None,
+    ) -> None:
         self.key = key
         self.cache = resolve_cache(cache)
-        self.driver = lock_driver(self.cache)
+        #: the cache's own driver unless one is given (a storage may lock otherwise)
+        self.driver = lock_driver(self.cache) if driver is None else driver
         self.ttl = _relative_ttl(self.cache, ttl)
         self.token = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
         self.held = False

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import LockAcquisitionFailed
+from .drivers.base import LockDriver
 from .lock import Block, CacheLike, CacheLock, NoLock, Ttl, check_block
 from .writes import NO_WRITES, WriteGuard, Writes
 
@@ -56,6 +57,10 @@ class Lockable:
         """What this thread works on this object under (a lock, or a try), if anything."""
         return getattr(self._lock_local(), "guard", None)
 
+    def _session_lock_driver(self) -> LockDriver | None:
+        """The driver to lock with, if not the cache's own (see the single layout)."""
+        return None
+
     def _lock_read_keys(self) -> Sequence[str]:
         """Keys worth reading in the same round trip that takes the lock."""
         return ()
@@ -94,7 +99,9 @@ class Lockable:
             if ttl is False:
                 lock = NoLock(self.get_lock_name(), self.get_lock_backend())
             else:
-                lock = CacheLock(self.get_lock_name(), self.get_lock_backend(), ttl)
+                lock = CacheLock(
+                    self.get_lock_name(), self.get_lock_backend(), ttl, self._session_lock_driver()
+                )
             prefetched = lock.acquire(block, read=self._lock_read_keys())
             self._mark_held(lock)
             try:

@@ -8,18 +8,14 @@ them lazily, caches them per object and answers every query.
 from __future__ import annotations
 
 import copy
-import pickle
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..errors import (
-    InvalidSessionUid,
     InvalidTaskConfig,
     StorageCorrupted,
     UnknownInstance,
     UnknownTask,
-    UnserializableValue,
 )
 from ..locking import Lockable
 from ..registry import EntryPointRegistry
@@ -27,6 +23,7 @@ from ..registry import storage_backends as _storage_backends
 from ..renamed import renamed_keywords
 from ..types import TaskConfig, TaskInstance
 from .instances import TaskInstanceCollection, instance_name
+from .validation import check_storable, validate_uid
 
 __all__ = [
     "BaseTriggerStorage",
@@ -37,29 +34,7 @@ __all__ = [
     "validate_uid",
 ]
 
-#: Longest uid accepted, in UTF-8 bytes: keeps every derived cache key
-#: within Memcached's 250-byte limit, with room for Django's key prefix.
-MAX_UID_BYTES = 150
-
-_WHITESPACE = re.compile(r"\s")
-
 storage_backends: EntryPointRegistry[BaseTriggerStorage] = _storage_backends
-
-
-def validate_uid(uid: object) -> str:
-    """Return ``uid`` if every supported cache can key it, else raise InvalidSessionUid."""
-    if not isinstance(uid, str):
-        raise InvalidSessionUid(uid, f"must be a string, not {type(uid).__name__}")
-    if not uid:
-        raise InvalidSessionUid(uid, "must not be empty")
-    if len(uid.encode("utf-8")) > MAX_UID_BYTES:
-        raise InvalidSessionUid(uid, f"longer than {MAX_UID_BYTES} bytes")
-    if uid.isprintable() and _WHITESPACE.search(uid) is None:
-        return uid
-    for char in uid:
-        if char.isspace() or not char.isprintable():
-            raise InvalidSessionUid(uid, f"contains whitespace or a control character ({char!r})")
-    return uid
 
 
 class BaseTriggerStorage(Lockable):
@@ -394,11 +369,3 @@ class BaseTriggerStorage(Lockable):
                 "metas": self.metadata,
             }
         )
-
-
-def check_storable(what: str, value: Any) -> None:
-    """Raise UnserializableValue now if ``value`` cannot be pickled by a cache."""
-    try:
-        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # pickle raises several types for the same problem
-        raise UnserializableValue(what, value, exc) from exc

@@ -4,15 +4,32 @@ around a lock. Each kind of cache has a module of its own beside this one;
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import pickle
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
 from django.core.cache import BaseCache
 
-from ...errors import LockBackendError, NotSupported
+from ...errors import LockBackendError, NotSupported, UnserializableValue
 from ..writes import CommitGuard, CommitResult, Writes
 
-__all__ = ["LockDriver", "cache_name"]
+__all__ = ["LockDriver", "cache_name", "storable"]
+
+#: what pickling raises for a value it cannot pickle (a lambda, a lock, a
+#: structure nested too deep)
+PICKLING_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+
+
+def storable(encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``encode`` raising UnserializableValue for a value it cannot pickle."""
+
+    def encode_storable(value: Any) -> Any:
+        try:
+            return encode(value)
+        except PICKLING_ERRORS as exc:
+            raise UnserializableValue("a value to write to the cache", value, exc) from exc
+
+    return encode_storable
 
 
 def cache_name(cache: BaseCache) -> str:
@@ -88,7 +105,12 @@ class LockDriver:
         """Make ``writes`` in order, holding no lock."""
         for batch in writes.batches:
             if batch:
-                failed = self.cache.set_many(dict(batch), timeout=writes.timeout)
+                try:
+                    failed = self.cache.set_many(dict(batch), timeout=writes.timeout)
+                except PICKLING_ERRORS as exc:
+                    raise UnserializableValue(
+                        f"a value of {sorted(batch)} to write to the cache", dict(batch), exc
+                    ) from exc
                 if failed:
                     raise LockBackendError(f"the cache did not store {sorted(failed)}")
 

@@ -20,7 +20,7 @@ from django.db import (
 
 from ...cache_internals import database_cache_table, database_row_expiry, database_row_value
 from ..writes import Writes
-from .base import LockDriver
+from .base import LockDriver, storable
 
 __all__ = ["DatabaseLockDriver"]
 
@@ -60,7 +60,8 @@ class DatabaseLockDriver(LockDriver):
         return db, connection, connection.ops.quote_name(table)
 
     def _encode(self, value: Any) -> str:
-        return database_row_value(self.cache, value)
+        encoded: str = storable(lambda v: database_row_value(self.cache, v))(value)
+        return encoded
 
     @contextlib.contextmanager
     def _statement(self, db: str, connection: Any) -> Iterator[Any]:

@@ -18,7 +18,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...cache_internals import redis_codec
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
-from .base import LockDriver
+from .base import LockDriver, storable
 
 __all__ = ["RedisLockDriver"]
 
@@ -58,7 +58,7 @@ class RedisLockDriver(LockDriver):
         codec = redis_codec(cache)
         self._raw = codec.client
         self._key = functools.lru_cache(maxsize=4096)(codec.make_key)
-        self._encode = codec.encode
+        self._encode = storable(codec.encode)
         self._decode = codec.decode
         self._decode_object = codec.decode_object
 

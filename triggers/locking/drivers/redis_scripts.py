@@ -18,7 +18,16 @@ from __future__ import annotations
 import functools
 import hashlib
 
-__all__ = ["ACQUIRE_AND_READ", "COMMIT_IF_UNCHANGED", "RELEASE", "WRITE_AND_RELEASE", "digest"]
+__all__ = [
+    "ACQUIRE_AND_READ",
+    "ACQUIRE_BOTH_AND_READ",
+    "COMMIT_IF_UNCHANGED",
+    "RELEASE",
+    "RELEASE_BOTH",
+    "WRITE_AND_RELEASE",
+    "WRITE_AND_RELEASE_BOTH",
+    "digest",
+]
 
 RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -104,3 +113,69 @@ return {2}
 def digest(source: str) -> str:
     """The SHA-1 digest Redis knows a script by (EVALSHA)."""
     return hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+
+# The same, for the single layout during a rolling upgrade from Triggers 2.x:
+# a second lock key, the one 2.x takes with python-redis-lock (no Django key
+# prefix, its holder's token as is, EX seconds), is taken and let go together
+# with this package's own, and letting it go wakes 2.x waiters the way
+# python-redis-lock does (its signal list emptied, then pushed once).
+
+#: KEYS: lock, 2.x lock, keys to read; ARGV: token, px, 2.x token, 2.x ex seconds
+ACQUIRE_BOTH_AND_READ = """
+if redis.call('exists', KEYS[1]) == 1 or redis.call('exists', KEYS[2]) == 1 then
+    return false
+end
+local px = tonumber(ARGV[2])
+if px > 0 then
+    redis.call('set', KEYS[1], ARGV[1], 'PX', px)
+else
+    redis.call('set', KEYS[1], ARGV[1])
+end
+local ex = tonumber(ARGV[4])
+if ex > 0 then
+    redis.call('set', KEYS[2], ARGV[3], 'EX', ex)
+else
+    redis.call('set', KEYS[2], ARGV[3])
+end
+local result = {1}
+for i = 3, #KEYS do
+    result[i - 1] = redis.call('get', KEYS[i])
+end
+return result
+"""
+
+#: KEYS: lock, 2.x lock, 2.x signal; ARGV: token, 2.x token
+RELEASE_BOTH = """
+if redis.call('get', KEYS[2]) == ARGV[2] then
+    redis.call('del', KEYS[3])
+    redis.call('lpush', KEYS[3], 1)
+    redis.call('del', KEYS[2])
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+#: KEYS: lock, 2.x lock, 2.x signal, keys; ARGV: token, px, release flag, 2.x token, values
+WRITE_AND_RELEASE_BOTH = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] or redis.call('get', KEYS[2]) ~= ARGV[4] then
+    return 0
+end
+local px = tonumber(ARGV[2])
+for i = 4, #KEYS do
+    if px > 0 then
+        redis.call('set', KEYS[i], ARGV[i + 1], 'PX', px)
+    else
+        redis.call('set', KEYS[i], ARGV[i + 1])
+    end
+end
+if ARGV[3] == '1' then
+    redis.call('del', KEYS[3])
+    redis.call('lpush', KEYS[3], 1)
+    redis.call('del', KEYS[2])
+    redis.call('del', KEYS[1])
+end
+return 1
+"""

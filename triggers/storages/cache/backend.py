@@ -19,8 +19,10 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ...errors import SessionIncomplete, StorageCorrupted
-from ...locking import CacheLike
+from ...errors import SessionIncomplete, SessionOverwritten, StorageCorrupted
+from ...locking import CacheLike, LockDriver
+from ...locking.drivers.redis import RedisLockDriver
+from ...locking.drivers.redis_legacy import legacy_driver
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from . import commit
@@ -45,6 +47,13 @@ class CacheStorageBackend(CacheSessionState):
     # ------------------------------------------------------------- locking
     def get_lock_backend(self) -> CacheLike:
         return self.cache
+
+    def _session_lock_driver(self) -> LockDriver | None:
+        # The single layout is for rolling upgrades: on Redis, exclude 2.x
+        # writers too, by taking the lock they take as well.
+        if self.layout == LAYOUT_SINGLE and isinstance(self._lock_driver(), RedisLockDriver):
+            return legacy_driver(self.cache)
+        return None
 
     def _lock_read_keys(self) -> Sequence[str]:
         return (self.keys.head, self.keys.witness)
@@ -121,6 +130,9 @@ class CacheStorageBackend(CacheSessionState):
         if head.get("format") == HEAD_FORMAT:
             _SPLIT.install(self, head)
         elif {"tasks", "instances", "metas"} <= head.keys():
+            if self._witness_read % 2 == 1:
+                # Saved split (odd witness), now a single value: not by this package.
+                raise SessionOverwritten(self.uid, self.keys.head, self._witness_read)
             _SINGLE.install(self, head)
         else:
             raise StorageCorrupted(

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import UnserializableValue
 
-__all__ = ["HEAD_FORMAT", "LAYOUTS", "LAYOUT_SINGLE", "LAYOUT_SPLIT", "pickled"]
+__all__ = ["HEAD_FORMAT", "LAYOUTS", "LAYOUT_SINGLE", "LAYOUT_SPLIT", "LEGACY_REFUSAL", "pickled"]
 
 #: one key per instance beside a small head (the default)
 LAYOUT_SPLIT = "split"
@@ -16,8 +16,17 @@ LAYOUT_SPLIT = "split"
 LAYOUT_SINGLE = "single"
 LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
 
-#: marks a split head; 2.x reading it fails loudly (no "instances" key)
+#: marks a split head
 HEAD_FORMAT = "triggers/split-1"
+
+#: what a split head holds under the keys Triggers 2.x reads a session from:
+#: an entry 2.x cannot turn into a task configuration (nor into an instance),
+#: so a 2.x process that meets a split session fails as it loads it, before
+#: it can save anything over it
+LEGACY_REFUSAL: dict[str, dict[str, str]] = {
+    key: {"!split-layout": "stored in the split layout of triggers 3; 2.x cannot read it"}
+    for key in ("tasks", "instances")
+}
 
 
 def pickled(name: str, record: Any) -> bytes:

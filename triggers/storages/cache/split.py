@@ -26,7 +26,7 @@ from ...errors import SessionIncomplete, StorageCorrupted
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
-from .formats import HEAD_FORMAT, LAYOUT_SINGLE, LAYOUT_SPLIT, pickled
+from .formats import HEAD_FORMAT, LAYOUT_SINGLE, LAYOUT_SPLIT, LEGACY_REFUSAL, pickled
 from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
 
@@ -222,7 +222,8 @@ class SplitLayout:
         counts, irregular = instances.index()
         head = {
             "format": HEAD_FORMAT,
-            "generation": storage._next_generation(),
+            "generation": storage._next_generation(split=True),
+            **LEGACY_REFUSAL,
             "tasks_version": version,
             "metas": storage.metadata,
             "counts": counts,

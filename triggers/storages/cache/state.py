@@ -142,12 +142,18 @@ class CacheSessionState(BaseTriggerStorage):
         guard = self._guard()
         return guard is not None and guard.writes_land_together
 
-    def _next_generation(self) -> int:
+    def _next_generation(self, split: bool) -> int:
         """The generation this save writes to the witness: above any written
         before, whichever layout wrote it, so a commit that compares the
-        witness never mistakes a later state for the one it started from."""
+        witness never mistakes a later state for the one it started from.
+
+        Split saves write odd generations and single saves even ones, so a
+        single value found beside an odd witness was written over a split
+        session by someone else (a Triggers 2.x process).
+        """
         last: int = max(self._witness_read, (self._head or {}).get("generation", 0))
-        return last + 1
+        following = last + 1
+        return following if (following % 2 == 1) == split else following + 1
 
     @functools.cached_property
     def _lifetime(self) -> float | None:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from ...errors import UnserializableValue
 from ...types import TaskConfig
 
 __all__ = [
@@ -173,7 +174,10 @@ def make_task_table(
         unless = stored["unless"]
         for trigger in {*stored["after"], *unless} if unless else stored["after"]:
             by_trigger.setdefault(trigger, []).append(task_name)
-    data = pickle.dumps({"tasks": tasks, "triggers": by_trigger}, 4)
+    try:
+        data = pickle.dumps({"tasks": tasks, "triggers": by_trigger}, 4)
+    except Exception as exc:  # pickle raises several types for the same problem
+        raise UnserializableValue("the task configuration", tasks, exc) from exc
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     table = task_tables.get(digest)
     if table is None:

@@ -1,0 +1,93 @@
+"""The Redis driver for a rolling upgrade: takes Triggers 2.x's lock as well.
+
+Triggers 2.x locks a session with python-redis-lock on the raw Redis
+client: the key ``lock:triggers:<uid>:lock`` (no Django key prefix or
+version) holding its owner's token, with an expiry in whole seconds; its
+release empties and pushes the list ``lock-signal:triggers:<uid>:lock``,
+which its waiters block on. A storage in the single layout locks with this
+driver, which takes that key together with this package's own lock (one
+script: both or neither) and lets both go together, pushing the signal, so
+2.x and this package's processes take turns on one session and 2.x
+waiters wake at once. Writes under the lock are made only while both keys
+still hold this holder's token.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.cache import BaseCache
+
+from ..writes import Writes
+from . import redis_scripts as scripts
+from .redis import RedisLockDriver
+
+__all__ = ["LegacyRedisLockDriver", "legacy_driver", "legacy_lock_key", "legacy_signal_key"]
+
+
+def legacy_lock_key(lock_name: str) -> str:
+    """The raw key python-redis-lock holds the lock ``lock_name`` in."""
+    return "lock:" + lock_name
+
+
+def legacy_signal_key(lock_name: str) -> str:
+    """The list python-redis-lock's waiters on ``lock_name`` block on."""
+    return "lock-signal:" + lock_name
+
+
+class LegacyRedisLockDriver(RedisLockDriver):
+    """Locks with this package's key and 2.x's key at once."""
+
+    # The optimistic commit checks only this package's lock: not for 2.x's company.
+    can_commit_if_unchanged = False
+
+    def _legacy_ex(self, ttl: float | None) -> int:
+        """Whole seconds, rounded up (a lock lives at least as long as asked); 0: none."""
+        return 0 if ttl is None else max(1, math.ceil(ttl))
+
+    def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
+        return self.try_acquire_and_read(key, token, ttl, ())[0]
+
+    def try_acquire_and_read(
+        self, key: str, token: str, ttl: float | None, read: Sequence[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        keys = [self._key(key), legacy_lock_key(key), *(self._key(name) for name in read)]
+        args = [self._encode(token), self._ttl_ms(ttl) or 0, token, self._legacy_ex(ttl)]
+        result = self._run_script(scripts.ACQUIRE_BOTH_AND_READ, keys, args)
+        if not result:
+            return False, {}
+        values = {}
+        for name, raw in zip(read, result[1:]):
+            if raw is not None and raw is not False:
+                values[name] = self._decode(raw)
+        return True, values
+
+    def release(self, key: str, token: str) -> bool:
+        keys = [self._key(key), legacy_lock_key(key), legacy_signal_key(key)]
+        return bool(self._run_script(scripts.RELEASE_BOTH, keys, [self._encode(token), token]))
+
+    def owns(self, key: str, token: str) -> bool:
+        raw = self._raw().get(legacy_lock_key(key))
+        return super().owns(key, token) and raw is not None and raw.decode() == token
+
+    def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
+        keys = [self._key(key), legacy_lock_key(key), legacy_signal_key(key)]
+        args: list[Any] = [self._encode(token), self._px(writes.timeout), "1" if release else "0", token]
+        for name, value in writes.items():
+            keys.append(self._key(name))
+            args.append(self._encode(value))
+        return bool(self._run_script(scripts.WRITE_AND_RELEASE_BOTH, keys, args))
+
+
+_drivers: weakref.WeakKeyDictionary[BaseCache, LegacyRedisLockDriver] = weakref.WeakKeyDictionary()
+
+
+def legacy_driver(cache: BaseCache) -> LegacyRedisLockDriver:
+    """The 2.x-compatible driver of a Redis cache (made once per cache object)."""
+    driver = _drivers.get(cache)
+    if driver is None:
+        driver = _drivers[cache] = LegacyRedisLockDriver(cache)
+    return driver
