@@ -238,11 +238,16 @@ class SplitLayout:
         settle.update(table_writes)
         if refresh:
             settle.update((storage.keys.record(n), r) for n, r in unchanged.items())
-        if storage._stored is not None or storage._writes_land_together():
+        commit: dict[str, Any] = {storage.keys.head: head}
+        if storage._stored == LAYOUT_SINGLE:
+            # Converting a single value: its (odd) witness after the head, so
+            # no crash leaves the old value beside a witness saying "split".
+            commit[storage.keys.witness] = head["generation"]
+        elif storage._stored is not None or storage._writes_land_together():
             settle[storage.keys.witness] = head["generation"]
         if lifetime is None or touched is None:
-            return Writes((settle, {storage.keys.head: head}), None)
+            return Writes((settle, commit), None)
         # Whole seconds rounded down, so that no key outlives those written
         # at the last refresh; at least one, as Memcached reads 0 as "never".
         timeout = max(1, math.floor(touched + lifetime - now))
-        return Writes((settle, {storage.keys.head: head}), timeout)
+        return Writes((settle, commit), timeout)
