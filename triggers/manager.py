@@ -1,6 +1,7 @@
-"""The rules of firing: which instances a trigger creates, readies or abandons.
+"""The manager: every operation on a session, each committed once.
 
-Everything happens under the session lock and is saved once; ready
+The rules a firing follows are in :mod:`triggers.firing_rules`. Everything
+happens under the session lock (or an optimistic try) and is saved once; ready
 instances are handed to their runners only after the lock is released, so a
 runner that runs a task in the calling thread (whose body then updates its
 own instance through a fresh manager) cannot deadlock.
@@ -17,11 +18,13 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .conf import get_setting
 from .errors import DispatchFailed
+from .firing_rules import apply_trigger
 from .registry import EntryPointRegistry, task_runners
 from .registry import trigger_managers as _trigger_managers
 from .renamed import renamed_keywords
+from .signals import CommitEvents, send_fired
 from .storages.base import BaseTriggerStorage, check_storable
-from .types import TaskConfig, TaskInstance, utc_now
+from .types import TaskInstance, utc_now
 
 __all__ = ["DispatchFailed", "TaskRunner", "TriggerManager", "trigger_managers"]
 
@@ -45,6 +48,7 @@ class _Firing(NamedTuple):
     """What applying one firing readied, and what is left to do once it is committed."""
 
     trigger_name: str
+    kwargs: dict[str, Any]
     ready: list[TaskInstance]
     runners: list[tuple[TaskRunner, TaskInstance]]
     failures: dict[str, BaseException]
@@ -61,6 +65,7 @@ class TriggerManager:
             raise TypeError(f"storage must be a BaseTriggerStorage, not {storage!r}")
         self.storage = storage
         self._runners: dict[str, TaskRunner] = {}
+        self._events = CommitEvents()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.storage!r}>"
@@ -77,10 +82,12 @@ class TriggerManager:
         for definition in config.values() if isinstance(config, (dict, Mapping)) else ():
             if isinstance(definition, (dict, Mapping)) and "withParams" in definition:
                 check_storable("withParams", definition["withParams"])
-        for attempt in self.storage.attempts():
+        for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
+                new = self.storage._stored_nothing()
                 self.storage.update_configuration(config)
                 self.storage.save()
+        self._events.send(self, new_session=new)
 
     # ------------------------------------------------------------ firing
     def fire(
@@ -89,10 +96,12 @@ class TriggerManager:
         """Fire a trigger; returns the instances it made ready (now scheduled)."""
         kwargs = self._trigger_kwargs(trigger_name, trigger_kwargs)
         storage = self.storage
-        for attempt in storage.attempts():
+        for attempt in self._events.tries(storage.attempts()):
             with attempt:
+                new = storage._stored_nothing()
                 firing = self._fire_here(trigger_name, kwargs, utc_now())
                 storage.save()
+        self._events.send(self, new_session=new)
         return self._after_fire(firing)
 
     @staticmethod
@@ -112,10 +121,11 @@ class TriggerManager:
         ready = self._apply_trigger(trigger_name, kwargs, now)
         self.storage.latest_kwargs[trigger_name] = kwargs
         runners, failures = self._schedule(ready, now)
-        return _Firing(trigger_name, ready, runners, failures)
+        return _Firing(trigger_name, kwargs, ready, runners, failures)
 
     def _after_fire(self, firing: _Firing) -> list[TaskInstance]:
         """Once a firing is committed: start its ready instances, then the hook."""
+        send_fired(self, firing.trigger_name, firing.kwargs, firing.ready)
         self._dispatch(firing.runners, firing.failures)
         self._post_fire(firing.trigger_name, firing.ready)
         if firing.failures:
@@ -126,54 +136,7 @@ class TriggerManager:
         self, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
     ) -> list[TaskInstance]:
         """Offer a firing to every task that listens to it; the instances it readied."""
-        storage = self.storage
-        latest = storage.latest_kwargs
-        instances = storage.instances
-        ready: list[TaskInstance] = []
-        for config in storage._tasks_using_trigger(trigger_name):
-            if instances.count_of_task(config.name):
-                candidates = storage._schedulable_instances_of_task(config.name)
-                taken = False
-                for instance in candidates:
-                    if instance.apply_trigger(trigger_name, trigger_kwargs):
-                        taken = True
-                # An andEvery task gets one more instance per firing that no
-                # waiting instance took.
-                if config.and_every == trigger_name and not taken:
-                    candidates.append(
-                        self._new_instance(config, trigger_name, trigger_kwargs, now, latest)
-                    )
-            else:  # the task's first instance
-                candidates = [self._new_instance(config, trigger_name, trigger_kwargs, now, latest)]
-            for instance in candidates:
-                if instance.can_abandon:
-                    self._set_status(instance, TaskInstance.STATUS_ABANDONED, now=now)
-                elif instance.can_run:
-                    ready.append(instance)
-        return ready
-
-    def _new_instance(
-        self,
-        config: TaskConfig,
-        trigger_name: str,
-        trigger_kwargs: dict[str, Any],
-        now: datetime,
-        latest: dict[str, Any],
-    ) -> TaskInstance:
-        """A new instance that knows what fired before it existed, and this firing."""
-        instance = self.storage.create_instance(
-            config,
-            metadata={TaskInstance.META_TIMESTAMPS: {TaskInstance.TIMESTAMP_CREATED: now}},
-        )
-        if latest:
-            for trigger in config.after:
-                if trigger != trigger_name and trigger in latest:
-                    instance.kwargs[trigger] = latest[trigger]
-            for trigger in config.unless:
-                if trigger != trigger_name and trigger in latest:
-                    instance.abandon_state.add(trigger)
-        instance.apply_trigger(trigger_name, trigger_kwargs)
-        return instance
+        return apply_trigger(self.storage, trigger_name, trigger_kwargs, now, self._set_status)
 
     # ------------------------------------------------------------ dispatch
     def _runner_for(self, instance: TaskInstance, default: str | None = None) -> TaskRunner:
@@ -210,7 +173,11 @@ class TriggerManager:
         runners: list[tuple[TaskRunner, TaskInstance]],
         failures: dict[str, BaseException],
     ) -> None:
-        """Hand each scheduled instance to its runner; one failure stops no other."""
+        """Hand each scheduled instance to its runner; one failure stops no other.
+
+        Tasks may have run (the ``sync`` runner) or be running: what this
+        manager's storage loaded is forgotten, so it next shows what they left.
+        """
         for runner, instance in runners:
             try:
                 runner.run(self, instance)
@@ -220,6 +187,8 @@ class TriggerManager:
                 self.update_instance_status(
                     instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "dispatch")
                 )
+        if runners:
+            self.storage.invalidate_cache()
 
     @staticmethod
     def _failure_metadata(exc: BaseException, phase: str) -> dict[str, Any]:
@@ -239,6 +208,7 @@ class TriggerManager:
         now: datetime | None = None,
     ) -> None:
         instance.change_status(status, metadata, now)
+        self._events.record(instance, status)
 
     @renamed_keywords(task_instance="instance_or_name")
     def update_instance_status(
@@ -264,7 +234,7 @@ class TriggerManager:
             check_storable("instance metadata", metadata)
         kwargs = self._trigger_kwargs("cascade", cascade_kwargs) if cascade else {}
         firing = None
-        for attempt in self.storage.attempts():
+        for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self.storage.get_instance(instance_or_name)
                 now = utc_now()
@@ -272,6 +242,7 @@ class TriggerManager:
                 if cascade:
                     firing = self._fire_here(instance.config.name, dict(kwargs), now)
                 self.storage.save()
+        self._events.send(self)
         if firing is not None:
             self._after_fire(firing)
         return instance
@@ -284,10 +255,11 @@ class TriggerManager:
         ``change`` may run more than once (on fresher state each time) and
         must only change the instance; what it raises propagates, nothing saved.
         """
-        for attempt in self.storage.attempts():
+        for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 outcome = change(self.storage.get_instance(instance_or_name))
                 self.storage.save()
+        self._events.send(self)
         return outcome
 
     @renamed_keywords(task_instance="instance_or_name")
@@ -337,7 +309,7 @@ class TriggerManager:
                 if not isinstance(value, (dict, Mapping)):
                     raise TypeError(f"{what} must be a dict, not {value!r}")
                 check_storable(what.replace("_", " "), value)
-        for attempt in self.storage.attempts():
+        for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self._failed_instance(instance_or_name, "replayed")
                 self._set_status(instance, TaskInstance.STATUS_REPLAYED)
@@ -350,6 +322,7 @@ class TriggerManager:
                 clone.metadata.update(copy.deepcopy(dict(metadata or {})))
                 runners, failures = self._schedule([clone])
                 self.storage.save()
+        self._events.send(self)
         self._dispatch(runners, failures)
         self._post_replay(instance)
         if failures:
@@ -367,7 +340,7 @@ class TriggerManager:
         if result is not None:
             check_storable("skip result", result)
         firing = None
-        for attempt in self.storage.attempts():
+        for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self._failed_instance(instance_or_name, "skipped")
                 now = utc_now()
@@ -380,6 +353,7 @@ class TriggerManager:
                 if cascade:
                     firing = self._fire_here(instance.config.name, dict(result or {}), now)
                 self.storage.save()
+        self._events.send(self)
         if firing is not None:
             self._after_fire(firing)
         self._post_skip(instance, cascade)

@@ -317,6 +317,10 @@ class BaseTriggerStorage(Lockable):
                 instance.config = config
         self._configuration_changed(built)
 
+    def _stored_nothing(self) -> bool:
+        """Whether the backend held nothing of this session when it was read."""
+        return not self.tasks and not len(self.instances) and not self.latest_kwargs
+
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
         """Hook for backends that index configurations."""
 

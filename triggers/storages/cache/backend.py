@@ -149,6 +149,10 @@ class CacheStorageBackend(CacheSessionState):
             dict(self.metadata),
         )
 
+    def _stored_nothing(self) -> bool:
+        self._load()
+        return self._stored is None
+
     # ------------------------------------------------------------- queries
     def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
         if self._stored != LAYOUT_SPLIT:
