@@ -187,8 +187,10 @@ class TriggerManager:
                 self.update_instance_status(
                     instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "dispatch")
                 )
-        if runners:
-            self.storage.invalidate_cache()
+        storage = self.storage
+        if runners and not storage.has_lock:  # inside a caller's lock, its state is its own
+            with storage._object_mutex():  # threads may share this storage object
+                storage.invalidate_cache()
 
     @staticmethod
     def _failure_metadata(exc: BaseException, phase: str) -> dict[str, Any]:
