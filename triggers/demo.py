@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from .context import TaskContext
 from .manager import TriggerManager, trigger_managers
-from .runners import ThreadingTaskRunner
+from .runners import SynchronousTaskRunner, ThreadingTaskRunner, task_runners
 from .storages.cache import CacheStorageBackend
 from .task_classes import task
 from .types import TaskInstance
@@ -42,7 +42,7 @@ __all__ = [
     "run",
 ]
 
-#: The session's configuration; ``using`` is filled in from ``--runner``.
+#: The session's configuration (no ``using``: the demo's manager picks the runner).
 WORKFLOW: dict[str, dict[str, Any]] = {
     "t_importSubject": {
         "after": ["firstPageReceived", "questionnaireComplete"],
@@ -149,18 +149,37 @@ class EventPrinter:
 
 
 class DemoManager(TriggerManager):
-    """A manager that reports what happens, through the hooks and status updates.
+    """A manager that reports what happens, through status updates and its runners.
 
     Tasks rebuild their manager from its registry key, so the demo registers
     this class (``trigger_managers.register``); the cascades that tasks fire
-    are then reported too.
+    are then reported too. Its default runner is one of the demo's runners,
+    which print each instance's "scheduled" line before they start it, so the
+    line comes before the run's own lines with any runner.
     """
 
     events: EventPrinter | None = None
+    #: ``threading`` or ``sync``: which of the demo's runners is the default
+    runner = "threading"
+
+    def __init__(self, storage: Any) -> None:
+        super().__init__(storage)
+        #: the trigger this manager is firing (None while it replays)
+        self.firing: str | None = None
+
+    @property
+    def default_task_runner_name(self) -> str:
+        return f"{MANAGER_KEY}-{DemoManager.runner}"
 
     def _emit(self, line: str) -> None:
         if DemoManager.events is not None:
-            DemoManager.events(line)
+            DemoManager.events(_fit(line))
+
+    def announce_scheduled(self, instance: TaskInstance) -> None:
+        """Called by the demo's runners just before they start ``instance``."""
+        parent = instance.metadata.get(TaskInstance.META_PARENT)
+        cause = f"after {self.firing}" if self.firing else f"to replay {parent}"
+        self._emit(f"  {instance.name:<{EVENT_WIDTH}} scheduled {cause}")
 
     def update_instance_status(
         self,
@@ -178,23 +197,60 @@ class DemoManager(TriggerManager):
             detail = " -> " + _compact(instance.metadata.get(TaskInstance.META_RESULT))
         elif status == TaskInstance.STATUS_FAILED:
             detail = ": " + _failure(instance)
-        self._emit(f"  {instance.name:<30} {status}{detail}")
+        self._emit(f"  {instance.name:<{EVENT_WIDTH}} {status}{detail}")
         return instance
 
     def fire(
         self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
     ) -> list[TaskInstance]:
         if trigger_name in WORKFLOW:  # a task's name: its instance finished
-            self._emit(f"  {'fire ' + trigger_name:<30} (cascade) {_compact(trigger_kwargs or {})}")
+            what = "fire " + trigger_name
+            self._emit(f"  {what:<{EVENT_WIDTH}} (cascade) {_compact(trigger_kwargs or {})}")
+        self.firing = trigger_name
         return super().fire(trigger_name, trigger_kwargs)
 
-    def _post_fire(self, trigger_name: str, tasks_scheduled: list[TaskInstance]) -> None:
-        if tasks_scheduled:
-            names = ", ".join(i.name for i in tasks_scheduled)
-            self._emit(f"  {trigger_name + ':':<30} scheduled {names}")
+    def replay_failed_instance(
+        self,
+        instance_or_name: TaskInstance | str,
+        replacement_kwargs: Mapping[str, Any] | None = None,
+    ) -> TaskInstance:
+        self.firing = None
+        return super().replay_failed_instance(instance_or_name, replacement_kwargs)
 
-    def _post_replay(self, task_instance: TaskInstance) -> None:
-        self._emit(f"  {task_instance.name:<30} replayed")
+
+def _announce(manager: TriggerManager, instance: TaskInstance) -> None:
+    if isinstance(manager, DemoManager):
+        manager.announce_scheduled(instance)
+
+
+class DemoThreadingRunner(ThreadingTaskRunner):
+    """The threading runner, printing each instance's "scheduled" line before its thread starts."""
+
+    name = f"{MANAGER_KEY}-threading"
+
+    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
+        _announce(manager, task_instance)
+        super().run(manager, task_instance)
+
+
+class DemoSyncRunner(SynchronousTaskRunner):
+    """The sync runner, printing each instance's "scheduled" line before it runs it."""
+
+    name = f"{MANAGER_KEY}-sync"
+
+    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
+        _announce(manager, task_instance)
+        super().run(manager, task_instance)
+
+
+#: width of the first column of event lines (the longest is a cascade's "fire ...")
+EVENT_WIDTH = 28
+#: no line the demo prints is longer
+LINE_WIDTH = 100
+
+
+def _fit(line: str) -> str:
+    return line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 3] + "..."
 
 
 def _compact(value: Any) -> str:
@@ -281,18 +337,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- the run
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run the demonstration; 0 once every instance is resolved, 1 otherwise."""
-    from .runners import task_runners
+class DemoUnavailable(Exception):
+    """The demo cannot run here (a missing client package, an unreachable cache)."""
 
-    configure_django(args.cache)
+
+def _check_cache(url: str | None) -> None:
+    """Refuse, in one sentence, a Redis URL the demo cannot use."""
+    if url is None:
+        return
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise DemoUnavailable(
+            "--cache needs a Redis client: pip install redis (or django-redis)"
+        ) from None
+    from django.core.cache import caches
+
+    try:
+        caches["default"].get("triggers-demo:probe")
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DemoUnavailable(f"cannot reach Redis at {url}: {reason}") from None
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the demonstration; 0 once every instance is resolved, 1 otherwise, 2 if it cannot run."""
+    try:
+        configure_django(args.cache)
+        _check_cache(args.cache)
+    except (ValueError, DemoUnavailable) as exc:
+        err.write(f"python -m triggers demo: {exc}\n")
+        return 2
     if args.runner not in task_runners:
-        out.write(
-            f"runner {args.runner!r} is not registered: install the package"
-            " (pip install -e .) so that its entry points exist\n"
+        err.write(
+            f"python -m triggers demo: runner {args.runner!r} is not registered: install the"
+            " package (pip install -e .) so that its entry points exist\n"
         )
         return 2
     trigger_managers.register(MANAGER_KEY, DemoManager)
+    task_runners.register(DemoThreadingRunner.name, DemoThreadingRunner)
+    task_runners.register(DemoSyncRunner.name, DemoSyncRunner)
+    DemoManager.runner = args.runner
     FAIL_FIRST_RUN.clear()
     FAIL_FIRST_RUN.update(args.fail)
     DemoManager.events = emit = EventPrinter(out)
@@ -300,12 +385,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     uid = args.uid or f"demo-{uuid.uuid4().hex[:12]}"
     manager = DemoManager(CacheStorageBackend(uid))
     emit(f"session {uid} (runner: {args.runner}, cache: {args.cache or 'local memory'})")
-    manager.update_configuration(
-        {name: {**definition, "using": args.runner} for name, definition in WORKFLOW.items()}
-    )
+    manager.update_configuration(WORKFLOW)
 
     def fire(trigger: str, kwargs: dict[str, Any]) -> None:
-        emit(f"> fire {trigger} {_compact(kwargs)}")
+        emit(_fit(f"> fire {trigger} {_compact(kwargs)}"))
         manager.fire(trigger, kwargs)
         ThreadingTaskRunner.join_all()
 
@@ -333,9 +416,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     storage = CacheStorageBackend(uid)
     instances = sorted(storage.iter_instances(), key=_order)
     print_table(instances, out)
+    if args.cache:
+        out.write(f"\nlook at it again: python -m triggers show {uid} --cache {args.cache}\n")
     unresolved = [i.name for i in instances if not i.is_resolved]
     if unresolved:
-        out.write(f"unresolved: {', '.join(unresolved)}\n")
+        out.write(_fit(f"unresolved: {', '.join(unresolved)}") + "\n")
         return 1
     return 0
 
@@ -348,29 +433,32 @@ def _order(instance: TaskInstance) -> tuple[int, int, str]:
 
 
 def print_table(instances: Sequence[TaskInstance], out: TextIO) -> None:
-    """Every instance: name, status, the kwargs it ran with and its result."""
+    """Every instance and its status; below it, the kwargs it ran with and its result."""
     width = max([len("instance")] + [len(i.name) for i in instances])
     out.write("\n")
-    out.write(f"{'instance':<{width}}  {'status':<9}  ran with / result\n")
-    out.write(f"{'-' * width}  {'-' * 9}  {'-' * 17}\n")
+    out.write(f"{'instance':<{width}}  status\n")
+    out.write(f"{'-' * width}  {'-' * 9}\n")
     for instance in instances:
         metadata = instance.metadata
         ran_with = metadata.get(TaskInstance.META_ACTUAL_KWARGS)
+        details: list[tuple[str, str]] = []
+        if isinstance(ran_with, dict):
+            details += [(f"with {name}", _compact(ran_with[name])) for name in sorted(ran_with)]
+        else:
+            details.append(("with", "(did not run)"))
         if TaskInstance.META_RESULT in metadata:
-            result = _compact(metadata[TaskInstance.META_RESULT])
+            details.append(("result", _compact(metadata[TaskInstance.META_RESULT])))
         elif (
             instance.status == TaskInstance.STATUS_FAILED
             or TaskInstance.META_EXCEPTION_INFO in metadata
         ):
-            result = "error: " + _failure(instance)
-        else:
-            result = "-"
-        kwargs = "(did not run)" if ran_with is None else _compact(ran_with)
-        pad = " " * (width + 13)
-        out.write(f"{instance.name:<{width}}  {instance.status:<9}  kwargs: {kwargs}\n")
-        out.write(f"{pad}result: {result}\n")
+            details.append(("error", _failure(instance)))
+        out.write(f"{instance.name:<{width}}  {instance.status}\n")
         if metadata.get(TaskInstance.META_PARENT):
-            out.write(f"{pad}replay of {metadata[TaskInstance.META_PARENT]}\n")
+            out.write(f"    replay of {metadata[TaskInstance.META_PARENT]}\n")
+        label = max(len(name) for name, _ in details)
+        for name, text in details:
+            out.write(_fit(f"    {name:<{label}}  {text}") + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
