@@ -17,17 +17,25 @@ the first run of a task fail; the demo then replays it, as an operator would.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import threading
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .context import TaskContext
-from .manager import TriggerManager, trigger_managers
-from .runners import SynchronousTaskRunner, ThreadingTaskRunner, task_runners
+from .demo_report import (
+    MANAGER_KEY,
+    DemoManager,
+    DemoSyncRunner,
+    DemoThreadingRunner,
+    EventPrinter,
+    compact,
+    fit,
+    print_table,
+)
+from .manager import trigger_managers
+from .runners import ThreadingTaskRunner, task_runners
 from .storages.cache import CacheStorageBackend
 from .task_classes import task
 from .types import TaskInstance
@@ -72,7 +80,6 @@ PAGES = [
 #: Tasks whose first run fails (set from ``--fail``).
 FAIL_FIRST_RUN: set[str] = set()
 
-MANAGER_KEY = "triggers-demo"
 
 DESCRIPTION = """\
 Runs a questionnaire session and prints what happens. The application fires
@@ -130,136 +137,6 @@ def import_browser_metadata(context: TaskContext) -> dict[str, Any]:
     product = agent.rsplit(" ", 1)[-1]
     browser, _, version = product.partition("/")
     return {"subjectId": subject["subjectId"], "browser": browser, "version": version}
-
-
-# --------------------------------------------------------------------------- events
-
-
-class EventPrinter:
-    """Prints one line per event, whole lines only, whichever thread reports it."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self._lock = threading.Lock()
-
-    def __call__(self, line: str) -> None:
-        with self._lock:
-            self.out.write(line + "\n")
-            self.out.flush()
-
-
-class DemoManager(TriggerManager):
-    """A manager that reports what happens, through status updates and its runners.
-
-    Tasks rebuild their manager from its registry key, so the demo registers
-    this class (``trigger_managers.register``); the cascades that tasks fire
-    are then reported too. Its default runner is one of the demo's runners,
-    which print each instance's "scheduled" line before they start it, so the
-    line comes before the run's own lines with any runner.
-    """
-
-    events: EventPrinter | None = None
-    #: ``threading`` or ``sync``: which of the demo's runners is the default
-    runner = "threading"
-
-    def __init__(self, storage: Any) -> None:
-        super().__init__(storage)
-        #: the trigger this manager is firing (None while it replays)
-        self.firing: str | None = None
-
-    @property
-    def default_task_runner_name(self) -> str:
-        return f"{MANAGER_KEY}-{DemoManager.runner}"
-
-    def _emit(self, line: str) -> None:
-        if DemoManager.events is not None:
-            DemoManager.events(_fit(line))
-
-    def announce_scheduled(self, instance: TaskInstance) -> None:
-        """Called by the demo's runners just before they start ``instance``."""
-        parent = instance.metadata.get(TaskInstance.META_PARENT)
-        cause = f"after {self.firing}" if self.firing else f"to replay {parent}"
-        self._emit(f"  {instance.name:<{EVENT_WIDTH}} scheduled {cause}")
-
-    def update_instance_status(
-        self,
-        instance_or_name: TaskInstance | str,
-        status: str,
-        metadata: Mapping[str, Any] | None = None,
-        cascade: bool = False,
-        cascade_kwargs: Mapping[str, Any] | None = None,
-    ) -> TaskInstance:
-        instance = super().update_instance_status(
-            instance_or_name, status, metadata, cascade, cascade_kwargs
-        )
-        detail = ""
-        if status == TaskInstance.STATUS_FINISHED:
-            detail = " -> " + _compact(instance.metadata.get(TaskInstance.META_RESULT))
-        elif status == TaskInstance.STATUS_FAILED:
-            detail = ": " + _failure(instance)
-        self._emit(f"  {instance.name:<{EVENT_WIDTH}} {status}{detail}")
-        return instance
-
-    def fire(
-        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
-    ) -> list[TaskInstance]:
-        if trigger_name in WORKFLOW:  # a task's name: its instance finished
-            what = "fire " + trigger_name
-            self._emit(f"  {what:<{EVENT_WIDTH}} (cascade) {_compact(trigger_kwargs or {})}")
-        self.firing = trigger_name
-        return super().fire(trigger_name, trigger_kwargs)
-
-    def replay_failed_instance(
-        self,
-        instance_or_name: TaskInstance | str,
-        replacement_kwargs: Mapping[str, Any] | None = None,
-    ) -> TaskInstance:
-        self.firing = None
-        return super().replay_failed_instance(instance_or_name, replacement_kwargs)
-
-
-def _announce(manager: TriggerManager, instance: TaskInstance) -> None:
-    if isinstance(manager, DemoManager):
-        manager.announce_scheduled(instance)
-
-
-class DemoThreadingRunner(ThreadingTaskRunner):
-    """The threading runner, printing each instance's "scheduled" line before its thread starts."""
-
-    name = f"{MANAGER_KEY}-threading"
-
-    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
-        _announce(manager, task_instance)
-        super().run(manager, task_instance)
-
-
-class DemoSyncRunner(SynchronousTaskRunner):
-    """The sync runner, printing each instance's "scheduled" line before it runs it."""
-
-    name = f"{MANAGER_KEY}-sync"
-
-    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
-        _announce(manager, task_instance)
-        super().run(manager, task_instance)
-
-
-#: width of the first column of event lines (the longest is a cascade's "fire ...")
-EVENT_WIDTH = 28
-#: no line the demo prints is longer
-LINE_WIDTH = 100
-
-
-def _fit(line: str) -> str:
-    return line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 3] + "..."
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
-
-
-def _failure(instance: TaskInstance) -> str:
-    info = (instance.metadata.get(TaskInstance.META_EXCEPTION_INFO) or "").strip().splitlines()
-    return info[-1] if info else str(instance.metadata.get(TaskInstance.META_EXCEPTION_TYPE))
 
 
 # --------------------------------------------------------------------------- setup
@@ -388,7 +265,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     manager.update_configuration(WORKFLOW)
 
     def fire(trigger: str, kwargs: dict[str, Any]) -> None:
-        emit(_fit(f"> fire {trigger} {_compact(kwargs)}"))
+        emit(fit(f"> fire {trigger} {compact(kwargs)}"))
         manager.fire(trigger, kwargs)
         ThreadingTaskRunner.join_all()
 
@@ -420,7 +297,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         out.write(f"\nlook at it again: python -m triggers show {uid} --cache {args.cache}\n")
     unresolved = [i.name for i in instances if not i.is_resolved]
     if unresolved:
-        out.write(_fit(f"unresolved: {', '.join(unresolved)}") + "\n")
+        out.write(fit(f"unresolved: {', '.join(unresolved)}") + "\n")
         return 1
     return 0
 
@@ -430,35 +307,6 @@ def _order(instance: TaskInstance) -> tuple[int, int, str]:
     task_name, _, number = instance.name.partition("#")
     position = order.index(task_name) if task_name in order else len(order)
     return position, int(number) if number.isdigit() else 0, instance.name
-
-
-def print_table(instances: Sequence[TaskInstance], out: TextIO) -> None:
-    """Every instance and its status; below it, the kwargs it ran with and its result."""
-    width = max([len("instance")] + [len(i.name) for i in instances])
-    out.write("\n")
-    out.write(f"{'instance':<{width}}  status\n")
-    out.write(f"{'-' * width}  {'-' * 9}\n")
-    for instance in instances:
-        metadata = instance.metadata
-        ran_with = metadata.get(TaskInstance.META_ACTUAL_KWARGS)
-        details: list[tuple[str, str]] = []
-        if isinstance(ran_with, dict):
-            details += [(f"with {name}", _compact(ran_with[name])) for name in sorted(ran_with)]
-        else:
-            details.append(("with", "(did not run)"))
-        if TaskInstance.META_RESULT in metadata:
-            details.append(("result", _compact(metadata[TaskInstance.META_RESULT])))
-        elif (
-            instance.status == TaskInstance.STATUS_FAILED
-            or TaskInstance.META_EXCEPTION_INFO in metadata
-        ):
-            details.append(("error", _failure(instance)))
-        out.write(f"{instance.name:<{width}}  {instance.status}\n")
-        if metadata.get(TaskInstance.META_PARENT):
-            out.write(f"    replay of {metadata[TaskInstance.META_PARENT]}\n")
-        label = max(len(name) for name, _ in details)
-        for name, text in details:
-            out.write(_fit(f"    {name:<{label}}  {text}") + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
