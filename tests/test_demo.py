@@ -180,3 +180,10 @@ def test_demo_lines_are_at_most_100_characters(tmp_path, args):
     output = run_demo(tmp_path, *args)
     too_long = [line for line in output.splitlines() if len(line) > 100]
     assert too_long == []
+
+
+def test_demo_can_leave_its_failures_for_an_operator(tmp_path):
+    output = run_demo(tmp_path, "--fail", "t_importResponses", "--no-replay", "--runner", "sync")
+    assert table(output)["t_importResponses#0"] == "failed"
+    assert "> replay" not in output
+    assert output.rstrip().endswith("left failed (--no-replay): t_importResponses#0")

@@ -132,8 +132,7 @@ def unresolved(
         if error:
             message = error["message"] or error["type"] or "no error recorded"
             out.write(shorten(indent + message, WIDTH + 60) + "\n")
-    failed = [e["name"] for e in entries if e["status"] == TaskInstance.STATUS_FAILED]
-    if failed:
+    if any(e["status"] == TaskInstance.STATUS_FAILED for e in entries):
         out.write(
-            f"\nreplay: triggers replay {storage.uid} INSTANCE; skip: triggers skip {storage.uid} INSTANCE\n"
+            f"\nmend a failure with: replay {storage.uid} INSTANCE, or skip {storage.uid} INSTANCE\n"
         )
