@@ -128,7 +128,7 @@ def _dot(configs: list[TaskConfig], statuses: Mapping[str, str] | None, title: s
     lines = [
         f"digraph {_dot_text(title)} {{",
         "  rankdir=LR;",
-        f"  label={_dot_text(title)}; labelloc=t;",
+        f"  label={_dot_text(title)}; labelloc=t; fontname=\"Helvetica\";",
         '  node [fontname="Helvetica"]; edge [fontname="Helvetica"];',
     ]
     lines += [f"  {_dot_text(t)} [shape=ellipse];" for t in triggers]
