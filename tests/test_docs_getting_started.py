@@ -5,7 +5,6 @@ and operator commands run, their output compared with what the page shows."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,55 +14,12 @@ from django.conf import settings
 from django.core.cache import caches
 
 from tests.conftest import require_service
+from tests.docs_console import console_commands, normalized, page_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "getting-started.rst"
 #: the Redis the page names, and the one the tests use instead
 PAGE_REDIS = "redis://127.0.0.1:6379/0"
-TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-
-
-def _indented(lines, start):
-    """The block of lines indented by three spaces from ``start`` on, dedented."""
-    body = []
-    for line in lines[start:]:
-        if line and not line.startswith("   "):
-            break
-        body.append(line[3:])
-    return "\n".join(body).strip("\n") + "\n"
-
-
-def page_blocks():
-    """(kind, caption, body) of every code block of the page, in order."""
-    lines = PAGE.read_text(encoding="utf-8").splitlines()
-    blocks = []
-    for n, line in enumerate(lines):
-        if line.startswith(".. code-block::"):
-            kind = line.split("::", 1)[1].strip()
-            caption, body_at = None, n + 1
-            if lines[body_at].startswith("   :caption:"):
-                caption = lines[body_at].split(":caption:", 1)[1].strip()
-                body_at += 1
-            blocks.append((kind, caption, _indented(lines, body_at + 1)))
-        elif line.endswith("prints::"):
-            blocks.append(("output", None, _indented(lines, n + 2)))
-    return blocks
-
-
-def console_commands(blocks):
-    """(command, expected output) of each ``$`` line of the console blocks."""
-    found = []
-    for kind, _, body in blocks:
-        if kind != "console":
-            continue
-        for chunk in re.split(r"^\$ ", body, flags=re.M)[1:]:
-            command, _, output = chunk.partition("\n")
-            found.append((command, output))
-    return found
-
-
-def normalized(text):
-    return [TIMESTAMP.sub("<time>", line).rstrip() for line in text.strip("\n").splitlines()]
 
 
 @pytest.fixture
@@ -75,7 +31,7 @@ def project(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
-    blocks = page_blocks()
+    blocks = page_blocks(PAGE)
     [setup] = [body for kind, _, body in blocks if kind == "sh" and "startproject" in body]
     script = "\n".join(line for line in setup.splitlines() if not line.startswith("pip install"))
     done = subprocess.run(["bash", "-ec", script], cwd=tmp_path, env=env, capture_output=True, text=True)
