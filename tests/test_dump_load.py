@@ -12,18 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import ops_support as ops
 from tests.conftest import prepare_cache, require_service
-from tests.ops_support import (
-    PAGE,
-    add_stuck_instance,
-    assert_one_line_refusal,
-    command,
-    django_admin,
-    python_m,
-    questionnaire,
-    refused,
-    stored,
-)
+from tests.ops_support import PAGE, command, questionnaire, refused, stored
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.operations.codec import TAG, UnencodableValue, decode, encode
 
@@ -110,7 +101,7 @@ def session(uid, where):
     """The questionnaire with a failure, a stuck instance and awkward values in its kwargs."""
     alias, layout = where
     questionnaire(uid, alias, fail=("t_importResponses",), layout=layout)
-    add_stuck_instance(uid, alias)
+    ops.add_stuck_instance(uid, alias)
     TriggerManager(CacheStorageBackend(uid, cache=alias, layout=layout)).fire("isEmbeddedApplication", AWKWARD)
     return uid
 
@@ -234,15 +225,15 @@ def test_dump_and_load_in_processes_of_their_own(uid, tmp_path):
     require_service("redis")
     questionnaire(uid, "redis", fail=("t_importResponses",))
     path = tmp_path / "dump.json"
-    done = python_m("dump", uid, "--cache", "redis", "--output", str(path), "--settings", "tests.settings")
+    done = ops.python_m("dump", uid, "--cache", "redis", "--output", str(path), "--settings", "tests.settings")
     assert done.returncode == 0, done.stderr
     copy = "copy-" + uuid.uuid4().hex
-    done = django_admin("load", str(path), "--uid", copy, "--cache", "redis")
+    done = ops.django_admin("load", str(path), "--uid", copy, "--cache", "redis")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"loaded session {copy} in cache redis: 3 tasks, 3 instances\n"
-    again = django_admin("dump", copy, "--cache", "redis")
+    again = ops.django_admin("dump", copy, "--cache", "redis")
     assert again.returncode == 0, again.stderr
     first, second = json.loads(path.read_text()), json.loads(again.stdout)
     assert (first.pop("uid"), second.pop("uid")) == (uid, copy)
     assert first == second
-    assert_one_line_refusal(django_admin("load", str(path), "--uid", copy, "--cache", "redis"), "already exists")
+    ops.assert_one_line_refusal(ops.django_admin("load", str(path), "--uid", copy, "--cache", "redis"), "already exists")
