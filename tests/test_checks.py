@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.core import checks
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.filebased import FileBasedCache
 from django.test import override_settings
 
-from tests.settings import CACHES
+from tests.settings import CACHES, MEMCACHED, REDIS_URL
+from triggers.locking import register_lock_driver, unregister_lock_driver
+from triggers.locking.drivers.add import AddLockDriver
 
 
 def triggers_messages():
@@ -52,13 +56,92 @@ def test_an_unknown_default_runner_is_an_error(settings):
     assert message.id == "triggers.E003" and "'nosuchrunner'" in message.msg
 
 
-def test_a_cache_that_culls_early_is_a_warning_in_the_split_layout():
-    with with_default_cache(BACKEND="django.core.cache.backends.locmem.LocMemCache", LOCATION="w001"):
-        [message] = triggers_messages()
-        assert message.id == "triggers.W001" and message.level == checks.WARNING
-        assert "MAX_ENTRIES=300" in message.msg and "'default'" in message.msg
-        with override_settings(TRIGGERS_CACHE_LAYOUT="single"):
-            assert triggers_messages() == []
+class CullingFileCache(FileBasedCache):
+    """A file cache that a project gave a lock driver of its own: it still culls."""
+
+
+class LocMemCacheLookalike(BaseCache):
+    """A cache that culls nothing, whatever its class is called."""
+
+    def __init__(self, location, params):
+        super().__init__(params)
+        self.store = {}
+
+    def add(self, key, value, timeout=None, version=None):
+        return self.store.setdefault(key, value) is value
+
+    def get(self, key, default=None, version=None):
+        return self.store.get(key, default)
+
+    def set(self, key, value, timeout=None, version=None):
+        self.store[key] = value
+
+    def delete(self, key, version=None):
+        return self.store.pop(key, None) is not None
+
+
+LocMemCacheLookalike.__name__ = LocMemCacheLookalike.__qualname__ = "LocMemCache"
+
+
+def w001(messages):
+    return [m for m in messages if m.id == "triggers.W001"]
+
+
+@pytest.mark.parametrize("alias", sorted(CACHES))
+def test_no_alias_of_the_test_settings_gets_w001(settings, alias):
+    """Culling caches there hold 10**7 entries; Redis and Memcached do not cull at all."""
+    settings.TRIGGERS_CACHE_ALIAS = alias
+    messages = triggers_messages()
+    assert w001(messages) == []
+    if alias in ("file", "dummy"):
+        assert [m.id for m in messages] == ["triggers.E002"]
+    else:
+        assert messages == []
+
+
+@pytest.mark.parametrize("layout", ["split", "single"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "w001"},
+        {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "triggers_cache_sqlite"},
+        {"BACKEND": "tests.test_checks.CullingFileCache", "LOCATION": "/tmp/triggers-w001"},
+    ],
+    ids=["locmem", "database", "file subclass"],
+)
+def test_a_culling_cache_with_the_default_300_entries_is_a_warning(config, layout):
+    register_lock_driver(CullingFileCache, AddLockDriver)
+    try:
+        with with_default_cache(**config), override_settings(TRIGGERS_CACHE_LAYOUT=layout):
+            [message] = triggers_messages()
+    finally:
+        unregister_lock_driver(CullingFileCache)
+    assert message.id == "triggers.W001" and message.level == checks.WARNING
+    assert "MAX_ENTRIES=300" in message.msg and "'default'" in message.msg
+    assert "Raise OPTIONS['MAX_ENTRIES'] of 'default'" in message.hint
+    assert "single" not in message.hint and "LAYOUT" not in message.hint
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL},
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": MEMCACHED},
+        {"BACKEND": "tests.test_checks.LocMemCacheLookalike"},
+    ],
+    ids=["django-redis", "django RedisCache", "memcached", "named like LocMem"],
+)
+def test_caches_that_do_not_cull_by_count_get_no_warning(config):
+    # Django gives every cache MAX_ENTRIES=300; only the culling kinds act on it.
+    with with_default_cache(**config):
+        from django.core.cache import caches
+
+        assert caches["default"]._max_entries == 300
+        assert triggers_messages() == []
+
+
+def test_enough_entries_silence_the_warning():
     with with_default_cache(
         BACKEND="django.core.cache.backends.locmem.LocMemCache",
         LOCATION="w001-large",

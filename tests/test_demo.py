@@ -41,7 +41,9 @@ def table(output):
     start = next(n for n, line in enumerate(lines) if line.startswith("instance ")) + 2
     rows = {}
     for line in lines[start:]:
-        if line and not line.startswith(" "):
+        if not line:  # the table ends with the first empty line
+            break
+        if not line.startswith(" "):
             name, status = line.split()[:2]
             rows[name] = status
     return rows
@@ -96,6 +98,7 @@ def test_demo_on_redis(tmp_path):
         **{name: "finished" for name in DEMO_INSTANCES[1:]},
     }
     assert f"cache: {settings.REDIS_URL}" in output
+    assert "look at it again: python -m triggers show demo-" in output
 
 
 def test_demo_help_lists_its_options(tmp_path):
@@ -105,3 +108,82 @@ def test_demo_help_lists_its_options(tmp_path):
     assert done.returncode == 0
     for option in ("--cache", "--fail", "--runner", "--embedded"):
         assert option in done.stdout
+
+
+def run_demo_raw(tmp_path, *args, python_args=()):
+    """The demo's finished process, whatever its exit status."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, *python_args, "-m", "triggers", "demo", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+
+
+def assert_refused_in_one_line(done, *words):
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    for word in words:
+        assert word in line, line
+
+
+def test_demo_on_an_unreachable_redis_says_so_in_one_line(tmp_path):
+    done = run_demo_raw(tmp_path, "--cache", "redis://127.0.0.1:1/0")
+    assert_refused_in_one_line(done, "cannot reach Redis at redis://127.0.0.1:1/0")
+
+
+def test_demo_without_a_redis_client_says_what_to_install(tmp_path):
+    # The interpreter runs with both client packages made unimportable, as on
+    # a machine where neither is installed.
+    starter = (
+        "import sys, runpy; sys.modules['redis'] = sys.modules['django_redis'] = None;"
+        " sys.argv[0] = 'triggers'; runpy.run_module('triggers', run_name='__main__')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", starter, "demo", "--cache", "redis://127.0.0.1:6379/0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert_refused_in_one_line(done, "needs a Redis client", "pip install redis")
+
+
+def test_demo_refuses_a_cache_that_is_not_redis(tmp_path):
+    assert_refused_in_one_line(run_demo_raw(tmp_path, "--cache", "memcached://x"), "redis:// URL")
+
+
+@pytest.mark.parametrize("runner", ["threading", "sync"])
+def test_demo_prints_scheduled_before_the_run_it_caused(tmp_path, runner):
+    lines = run_demo(tmp_path, "--runner", runner, "--fail", "t_importSubject").splitlines()
+    events = lines[: position(lines, r"^instance ")]
+    names = DEMO_INSTANCES + ["t_importSubject#1"]
+    for name in names:
+        scheduled = position(events, rf"^  {re.escape(name)} +scheduled ")
+        running = position(events, rf"^  {re.escape(name)} +running$")
+        assert scheduled < running, (name, events)
+    assert position(events, r"^  t_importSubject#0 +scheduled after questionnaireComplete$") < position(
+        events, r"^  fire t_importSubject "
+    )
+    assert re.search(r"^  t_importSubject#1 +scheduled to replay t_importSubject#0$", "\n".join(events), re.M)
+
+
+@pytest.mark.parametrize("args", [(), ("--fail", "t_importResponses", "--runner", "sync"), ("--embedded",)])
+def test_demo_lines_are_at_most_100_characters(tmp_path, args):
+    output = run_demo(tmp_path, *args)
+    too_long = [line for line in output.splitlines() if len(line) > 100]
+    assert too_long == []
+
+
+def test_demo_can_leave_its_failures_for_an_operator(tmp_path):
+    output = run_demo(tmp_path, "--fail", "t_importResponses", "--no-replay", "--runner", "sync")
+    assert table(output)["t_importResponses#0"] == "failed"
+    assert "> replay" not in output
+    assert output.rstrip().endswith("left failed (--no-replay): t_importResponses#0")

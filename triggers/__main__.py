@@ -4,33 +4,92 @@ Commands:
 
 ``demo``
     Run the questionnaire session of :mod:`triggers.demo` and print what
-    happens (``python -m triggers demo --help`` for its options).
+    happens (``python -m triggers demo --help`` for its options). It needs
+    no settings.
+
+``show``, ``unresolved``, ``replay``, ``skip``, ``fire``, ``graph``, ``dump``, ``load``
+    The operator commands of ``manage.py triggers`` (:mod:`triggers.operations`).
+    They read the project's Django settings, named by ``--settings MODULE``
+    or ``DJANGO_SETTINGS_MODULE``; without settings, ``--cache`` may give a
+    ``redis://`` URL instead of an alias, as the demo takes it.
+    ``graph --config FILE`` needs neither.
+
+Exit status: 0 done, 2 bad input (nothing was changed), 1 any other failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from . import demo
+from .operations import cli
+from .operations.common import BadInput, OperatorError
+
+PROG = "python -m triggers"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m triggers")
-    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
-
-    from . import demo
-
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.OperatorParser(
+        prog=PROG,
+        description="Triggers from the command line: a demonstration, and the operator commands.",
+        epilog=cli.EXIT_CODES,
+        called_from_command_line=True,
+    )
+    commands = cli.add_commands(parser, from_command_line=True)
     demo_parser = commands.add_parser(
         "demo",
-        help="run a demonstration questionnaire session",
+        help="run a demonstration questionnaire session (needs no settings)",
         description=demo.DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_arguments(demo_parser)
-    demo_parser.set_defaults(handler=demo.run)
+    return parser
 
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
+
+def setup_django(options: dict[str, Any]) -> None:
+    """Load the settings the command was given, or configure Django for a cache URL."""
+    if not cli.needs_django(options):
+        return
+    module = options.get("settings") or os.environ.get("DJANGO_SETTINGS_MODULE")
+    cache = options.get("cache")
+    if cache and "://" in cache:
+        if module:
+            raise BadInput(f"--cache takes an alias of the settings' CACHES, not {cache!r}")
+        try:
+            demo.configure_django(cache)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        options["cache"] = "default"
+        return
+    if not module:
+        raise BadInput(
+            "no Django settings: give --settings MODULE or set DJANGO_SETTINGS_MODULE"
+            " (or --cache redis://HOST:PORT/DB to use a Redis cache without settings)"
+        )
+    os.environ["DJANGO_SETTINGS_MODULE"] = module
+    import django
+
+    try:
+        django.setup()
+    except ImportError as exc:
+        raise BadInput(f"cannot import the settings module {module!r}: {exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.subcommand == "demo":
+        return int(demo.run(args))
+    options = vars(args)
+    try:
+        setup_django(options)
+        return cli.run(options, sys.stdout)
+    except OperatorError as exc:
+        sys.stderr.write(f"{PROG} {args.subcommand}: {exc}\n")
+        return exc.status
 
 
 if __name__ == "__main__":

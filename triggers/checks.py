@@ -6,11 +6,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.cache.backends.db import DatabaseCache
+from django.core.cache.backends.filebased import FileBasedCache
+from django.core.cache.backends.locmem import LocMemCache
 
 from .conf import get_setting
 
 #: MAX_ENTRIES of a culling cache below which triggers.W001 warns
 CULLING_WARNING_BELOW = 10_000
+
+#: the Django caches that delete entries once they hold MAX_ENTRIES (subclasses too);
+#: Redis and Memcached evict by their own memory policy, not by Django's count
+CULLING_CACHES = (LocMemCache, DatabaseCache, FileBasedCache)
 
 
 @checks.register("triggers")
@@ -55,21 +62,27 @@ def check_storage_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 id="triggers.E004",
             )
         ]
-    # LocMem and the database cache delete entries at random once full.
     max_entries = getattr(cache, "_max_entries", None)
-    if layout == "split" and isinstance(max_entries, int) and max_entries < CULLING_WARNING_BELOW:
-        return [
-            checks.Warning(
-                f"The cache {alias!r} used for trigger sessions deletes entries at random once it"
-                f" holds MAX_ENTRIES={max_entries}; in the split layout a session keeps one entry"
-                " per task instance, so a large session can lose some and fail to load"
-                " (SessionIncomplete).",
-                hint=f"Raise OPTIONS['MAX_ENTRIES'] of {alias!r} well above the entries your"
-                " sessions hold, or set TRIGGERS_CACHE_LAYOUT = 'single'.",
-                id="triggers.W001",
-            )
-        ]
+    if isinstance(cache, CULLING_CACHES) and isinstance(max_entries, int):
+        if max_entries < CULLING_WARNING_BELOW:
+            return [culling_warning(alias, max_entries, layout)]
     return []
+
+
+def culling_warning(alias: str, max_entries: int, layout: str) -> checks.Warning:
+    held = (
+        "one entry per task instance beside its head"
+        if layout == "split"
+        else "its whole state in one entry"
+    )
+    return checks.Warning(
+        f"The cache {alias!r} used for trigger sessions deletes entries once it holds"
+        f" MAX_ENTRIES={max_entries}; a session keeps {held}, so sessions can lose entries"
+        " and fail to load (SessionIncomplete) or vanish.",
+        hint=f"Raise OPTIONS['MAX_ENTRIES'] of {alias!r} well above the entries all live"
+        " sessions hold together, or keep sessions in Redis or Memcached.",
+        id="triggers.W001",
+    )
 
 
 @checks.register("triggers")

@@ -17,17 +17,25 @@ the first run of a task fail; the demo then replays it, as an operator would.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import threading
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .context import TaskContext
-from .manager import TriggerManager, trigger_managers
-from .runners import ThreadingTaskRunner
+from .demo_report import (
+    MANAGER_KEY,
+    DemoManager,
+    DemoSyncRunner,
+    DemoThreadingRunner,
+    EventPrinter,
+    compact,
+    fit,
+    print_table,
+)
+from .manager import trigger_managers
+from .runners import ThreadingTaskRunner, task_runners
 from .storages.cache import CacheStorageBackend
 from .task_classes import task
 from .types import TaskInstance
@@ -42,7 +50,7 @@ __all__ = [
     "run",
 ]
 
-#: The session's configuration; ``using`` is filled in from ``--runner``.
+#: The session's configuration (no ``using``: the demo's manager picks the runner).
 WORKFLOW: dict[str, dict[str, Any]] = {
     "t_importSubject": {
         "after": ["firstPageReceived", "questionnaireComplete"],
@@ -72,7 +80,6 @@ PAGES = [
 #: Tasks whose first run fails (set from ``--fail``).
 FAIL_FIRST_RUN: set[str] = set()
 
-MANAGER_KEY = "triggers-demo"
 
 DESCRIPTION = """\
 Runs a questionnaire session and prints what happens. The application fires
@@ -82,7 +89,7 @@ questionnaireComplete; t_importResponses after t_importSubject and once per
 pageReceived; t_importBrowserMetadata after t_importSubject and pageReceived,
 unless isEmbeddedApplication. A finished task fires its own name with its
 result. Ends with a table of every task instance; exits 0 once every
-instance is resolved.
+instance is resolved (or, with --no-replay, when only failures are left).
 """
 
 
@@ -130,80 +137,6 @@ def import_browser_metadata(context: TaskContext) -> dict[str, Any]:
     product = agent.rsplit(" ", 1)[-1]
     browser, _, version = product.partition("/")
     return {"subjectId": subject["subjectId"], "browser": browser, "version": version}
-
-
-# --------------------------------------------------------------------------- events
-
-
-class EventPrinter:
-    """Prints one line per event, whole lines only, whichever thread reports it."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self._lock = threading.Lock()
-
-    def __call__(self, line: str) -> None:
-        with self._lock:
-            self.out.write(line + "\n")
-            self.out.flush()
-
-
-class DemoManager(TriggerManager):
-    """A manager that reports what happens, through the hooks and status updates.
-
-    Tasks rebuild their manager from its registry key, so the demo registers
-    this class (``trigger_managers.register``); the cascades that tasks fire
-    are then reported too.
-    """
-
-    events: EventPrinter | None = None
-
-    def _emit(self, line: str) -> None:
-        if DemoManager.events is not None:
-            DemoManager.events(line)
-
-    def update_instance_status(
-        self,
-        instance_or_name: TaskInstance | str,
-        status: str,
-        metadata: Mapping[str, Any] | None = None,
-        cascade: bool = False,
-        cascade_kwargs: Mapping[str, Any] | None = None,
-    ) -> TaskInstance:
-        instance = super().update_instance_status(
-            instance_or_name, status, metadata, cascade, cascade_kwargs
-        )
-        detail = ""
-        if status == TaskInstance.STATUS_FINISHED:
-            detail = " -> " + _compact(instance.metadata.get(TaskInstance.META_RESULT))
-        elif status == TaskInstance.STATUS_FAILED:
-            detail = ": " + _failure(instance)
-        self._emit(f"  {instance.name:<30} {status}{detail}")
-        return instance
-
-    def fire(
-        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
-    ) -> list[TaskInstance]:
-        if trigger_name in WORKFLOW:  # a task's name: its instance finished
-            self._emit(f"  {'fire ' + trigger_name:<30} (cascade) {_compact(trigger_kwargs or {})}")
-        return super().fire(trigger_name, trigger_kwargs)
-
-    def _post_fire(self, trigger_name: str, tasks_scheduled: list[TaskInstance]) -> None:
-        if tasks_scheduled:
-            names = ", ".join(i.name for i in tasks_scheduled)
-            self._emit(f"  {trigger_name + ':':<30} scheduled {names}")
-
-    def _post_replay(self, task_instance: TaskInstance) -> None:
-        self._emit(f"  {task_instance.name:<30} replayed")
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
-
-
-def _failure(instance: TaskInstance) -> str:
-    info = (instance.metadata.get(TaskInstance.META_EXCEPTION_INFO) or "").strip().splitlines()
-    return info[-1] if info else str(instance.metadata.get(TaskInstance.META_EXCEPTION_TYPE))
 
 
 # --------------------------------------------------------------------------- setup
@@ -275,24 +208,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fire isEmbeddedApplication first, so t_importBrowserMetadata is abandoned",
     )
+    parser.add_argument(
+        "--no-replay",
+        action="store_true",
+        help="leave failed instances failed, to try the operator commands on them",
+    )
     parser.add_argument("--uid", help="session uid (default: a new random one)")
 
 
 # --------------------------------------------------------------------------- the run
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run the demonstration; 0 once every instance is resolved, 1 otherwise."""
-    from .runners import task_runners
+class DemoUnavailable(Exception):
+    """The demo cannot run here (a missing client package, an unreachable cache)."""
 
-    configure_django(args.cache)
+
+def _check_cache(url: str | None) -> None:
+    """Refuse, in one sentence, a Redis URL the demo cannot use."""
+    if url is None:
+        return
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise DemoUnavailable(
+            "--cache needs a Redis client: pip install redis (or django-redis)"
+        ) from None
+    from django.core.cache import caches
+
+    try:
+        caches["default"].get("triggers-demo:probe")
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DemoUnavailable(f"cannot reach Redis at {url}: {reason}") from None
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the demonstration; 0 once every instance is resolved, 1 otherwise, 2 if it cannot run."""
+    try:
+        configure_django(args.cache)
+        _check_cache(args.cache)
+    except (ValueError, DemoUnavailable) as exc:
+        err.write(f"python -m triggers demo: {exc}\n")
+        return 2
     if args.runner not in task_runners:
-        out.write(
-            f"runner {args.runner!r} is not registered: install the package"
-            " (pip install -e .) so that its entry points exist\n"
+        err.write(
+            f"python -m triggers demo: runner {args.runner!r} is not registered: install the"
+            " package (pip install -e .) so that its entry points exist\n"
         )
         return 2
     trigger_managers.register(MANAGER_KEY, DemoManager)
+    task_runners.register(DemoThreadingRunner.name, DemoThreadingRunner)
+    task_runners.register(DemoSyncRunner.name, DemoSyncRunner)
+    DemoManager.runner = args.runner
     FAIL_FIRST_RUN.clear()
     FAIL_FIRST_RUN.update(args.fail)
     DemoManager.events = emit = EventPrinter(out)
@@ -300,12 +267,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     uid = args.uid or f"demo-{uuid.uuid4().hex[:12]}"
     manager = DemoManager(CacheStorageBackend(uid))
     emit(f"session {uid} (runner: {args.runner}, cache: {args.cache or 'local memory'})")
-    manager.update_configuration(
-        {name: {**definition, "using": args.runner} for name, definition in WORKFLOW.items()}
-    )
+    manager.update_configuration(WORKFLOW)
 
     def fire(trigger: str, kwargs: dict[str, Any]) -> None:
-        emit(f"> fire {trigger} {_compact(kwargs)}")
+        emit(fit(f"> fire {trigger} {compact(kwargs)}"))
         manager.fire(trigger, kwargs)
         ThreadingTaskRunner.join_all()
 
@@ -317,7 +282,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     fire("questionnaireComplete", {"pages": len(PAGES)})
 
     # What an operator does with failed instances: replay them.
-    for _round in range(3):
+    for _round in range(0 if args.no_replay else 3):
         failed = [
             i
             for i in CacheStorageBackend(uid).iter_instances()
@@ -333,9 +298,15 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     storage = CacheStorageBackend(uid)
     instances = sorted(storage.iter_instances(), key=_order)
     print_table(instances, out)
+    if args.cache:
+        out.write(f"\nlook at it again: python -m triggers show {uid} --cache {args.cache}\n")
     unresolved = [i.name for i in instances if not i.is_resolved]
+    left = [i.name for i in instances if i.status == TaskInstance.STATUS_FAILED]
+    if args.no_replay and left and len(left) == len(unresolved):
+        out.write(fit(f"left failed (--no-replay): {', '.join(left)}") + "\n")
+        return 0
     if unresolved:
-        out.write(f"unresolved: {', '.join(unresolved)}\n")
+        out.write(fit(f"unresolved: {', '.join(unresolved)}") + "\n")
         return 1
     return 0
 
@@ -345,32 +316,6 @@ def _order(instance: TaskInstance) -> tuple[int, int, str]:
     task_name, _, number = instance.name.partition("#")
     position = order.index(task_name) if task_name in order else len(order)
     return position, int(number) if number.isdigit() else 0, instance.name
-
-
-def print_table(instances: Sequence[TaskInstance], out: TextIO) -> None:
-    """Every instance: name, status, the kwargs it ran with and its result."""
-    width = max([len("instance")] + [len(i.name) for i in instances])
-    out.write("\n")
-    out.write(f"{'instance':<{width}}  {'status':<9}  ran with / result\n")
-    out.write(f"{'-' * width}  {'-' * 9}  {'-' * 17}\n")
-    for instance in instances:
-        metadata = instance.metadata
-        ran_with = metadata.get(TaskInstance.META_ACTUAL_KWARGS)
-        if TaskInstance.META_RESULT in metadata:
-            result = _compact(metadata[TaskInstance.META_RESULT])
-        elif (
-            instance.status == TaskInstance.STATUS_FAILED
-            or TaskInstance.META_EXCEPTION_INFO in metadata
-        ):
-            result = "error: " + _failure(instance)
-        else:
-            result = "-"
-        kwargs = "(did not run)" if ran_with is None else _compact(ran_with)
-        pad = " " * (width + 13)
-        out.write(f"{instance.name:<{width}}  {instance.status:<9}  kwargs: {kwargs}\n")
-        out.write(f"{pad}result: {result}\n")
-        if metadata.get(TaskInstance.META_PARENT):
-            out.write(f"{pad}replay of {metadata[TaskInstance.META_PARENT]}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

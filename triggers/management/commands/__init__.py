@@ -1,0 +1,1 @@
+"""``manage.py triggers``: see :mod:`triggers.operations`."""

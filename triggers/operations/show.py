@@ -1,0 +1,157 @@
+"""``show UID``: a session at a glance, as a table or as JSON.
+
+Reading takes no lock and writes nothing, so it is safe on a live session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..storages.cache import CacheStorageBackend
+from ..types import TaskConfig, TaskInstance
+from .common import Writer, instance_order, iso, plain, shorten, timestamp, write_json
+
+__all__ = ["error_line", "render_table", "session_report", "show", "sorted_instances"]
+
+#: text lines are kept to this width (JSON output has everything)
+WIDTH = 100
+
+
+def sorted_instances(storage: CacheStorageBackend) -> list[TaskInstance]:
+    """Every instance, oldest first (then by task and number)."""
+    instances = list(storage.iter_instances())
+
+    def key(instance: TaskInstance) -> tuple[datetime, tuple[str, int, str]]:
+        created = timestamp(instance, TaskInstance.TIMESTAMP_CREATED) or datetime.max
+        return created, instance_order(instance.name)
+
+    return sorted(instances, key=key)
+
+
+def error_line(instance: TaskInstance) -> str | None:
+    """The last line of a failure's traceback (``Type: message``), or its type."""
+    info = instance.metadata.get(TaskInstance.META_EXCEPTION_INFO)
+    lines = str(info).strip().splitlines() if info else []
+    if lines:
+        return lines[-1].strip()
+    kind = instance.metadata.get(TaskInstance.META_EXCEPTION_TYPE)
+    return str(kind) if kind else None
+
+
+def _instance_row(instance: TaskInstance) -> dict[str, Any]:
+    metadata = instance.metadata
+    return {
+        "name": instance.name,
+        "task": instance.config.name,
+        "status": instance.status,
+        "created": iso(timestamp(instance, TaskInstance.TIMESTAMP_CREATED)),
+        "lastModified": iso(timestamp(instance, TaskInstance.TIMESTAMP_LAST_MODIFIED)),
+        "logLevel": instance.log_level_name,
+        "logsResolved": instance.logs_resolved,
+        "errorType": metadata.get(TaskInstance.META_EXCEPTION_TYPE),
+        "error": error_line(instance) if metadata.get(TaskInstance.META_EXCEPTION_TYPE) else None,
+        "parent": metadata.get(TaskInstance.META_PARENT),
+        "depth": instance.depth,
+    }
+
+
+def _task_row(config: TaskConfig) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "after": sorted(config.after - {config.and_every} if config.and_every else config.after),
+        "andEvery": config.and_every,
+        "unless": config.unless_sorted,
+        "run": config.run,
+        "using": config.using,
+        "withParams": plain(config.with_params),
+    }
+
+
+def session_report(storage: CacheStorageBackend) -> dict[str, Any]:
+    """The session as plain data: instances, tasks and the latest kwargs of each trigger."""
+    return {
+        "uid": storage.uid,
+        "cache": storage.cache_alias,
+        "instances": [_instance_row(i) for i in sorted_instances(storage)],
+        "tasks": [_task_row(storage.tasks[name]) for name in sorted(storage.tasks)],
+        "latestKwargs": plain(storage.latest_kwargs),
+    }
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Writer) -> None:
+    """Columns as wide as their widest cell, two spaces apart."""
+    widths = [max([len(h)] + [len(row[n]) for row in rows]) for n, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    out.write(line(headers) + "\n")
+    out.write(line(["-" * w for w in widths]) + "\n")
+    for row in rows:
+        out.write(line(row) + "\n")
+
+
+def _when(text: str | None) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC), or "-"."""
+    return text[:19].replace("T", " ") if text else "-"
+
+
+def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> None:
+    report = session_report(storage)
+    if as_json:
+        write_json(out, report)
+        return
+    instances, tasks = report["instances"], report["tasks"]
+    out.write(
+        f"session {report['uid']} (cache {report['cache']}):"
+        f" {len(tasks)} tasks, {len(instances)} instances\n\n"
+    )
+    headers = [
+        "instance",
+        "task",
+        "status",
+        "created (UTC)",
+        "last modified",
+        "log level",
+        "error type",
+    ]
+    rows = [
+        [
+            row["name"],
+            row["task"],
+            row["status"],
+            _when(row["created"]),
+            _when(row["lastModified"]),
+            "-" if row["logLevel"] == "NOTSET" else row["logLevel"],
+            (row["errorType"] or "-").rpartition(".")[2],
+        ]
+        for row in instances
+    ]
+    if rows:
+        render_table(headers, rows, out)
+    else:
+        out.write("no instances yet\n")
+    out.write("\ntasks\n")
+    task_rows = [
+        [
+            t["name"],
+            ", ".join(t["after"]) or "-",
+            t["andEvery"] or "-",
+            ", ".join(t["unless"]) or "-",
+            t["run"],
+            t["using"] or "(default)",
+        ]
+        for t in tasks
+    ]
+    render_table(["task", "after", "and every", "unless", "run", "using"], task_rows, out)
+    out.write("\nlatest kwargs (cut to fit; --json shows them whole)\n")
+    latest = report["latestKwargs"]
+    if not latest:
+        out.write("  no trigger has fired\n")
+    width = max([len(name) for name in latest] + [4])
+    for name in sorted(latest):
+        text = json.dumps(latest[name], sort_keys=True, ensure_ascii=False)
+        out.write(shorten(f"  {name:<{width}}  {text}", WIDTH) + "\n")

@@ -1,0 +1,193 @@
+"""``dump UID`` and ``load FILE``: a session as a JSON document, and back into a cache.
+
+The document holds the session's task configurations, instances and
+metadata in the forms :meth:`~triggers.storages.base.BaseTriggerStorage.debug_repr`
+gives, with every value encoded by :mod:`.codec` so that loading it gives
+back equal values (datetimes, sets, tuples, bytes...). Dumping a loaded
+session gives the same document, but for its uid.
+
+Loading checks the whole document before it writes anything, and writes
+under the session's lock: a new session through the storage's public API
+(``update_configuration``, then the instances and metadata); a replaced one
+(``--replace``) as one value in the single layout, converted to the split
+layout by a second save when that is the layout asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidSessionUid, InvalidTaskConfig
+from ..storages.base import validate_uid
+from ..storages.cache import CacheStorageBackend
+from ..types import TaskConfig, TaskInstance
+from .codec import UnencodableValue, decode, encode
+from .common import BadInput, OperatorError, Writer, instance_order, open_storage
+
+__all__ = ["DUMP_FORMAT", "DUMP_VERSION", "dump", "dump_document", "load", "read_document"]
+
+DUMP_FORMAT = "triggers-session"
+DUMP_VERSION = 1
+
+
+def dump_document(storage: CacheStorageBackend) -> dict[str, Any]:
+    """The session as a JSON-ready document."""
+    state = storage.debug_repr()
+    try:
+        encoded = {part: encode(state[part], part) for part in ("tasks", "instances", "metas")}
+    except UnencodableValue as exc:
+        raise OperatorError(f"session {storage.uid!r}: {exc}") from None
+    return {"format": DUMP_FORMAT, "version": DUMP_VERSION, "uid": storage.uid, **encoded}
+
+
+def dump(storage: CacheStorageBackend, out: Writer, output: str | None = None) -> None:
+    text = json.dumps(
+        dump_document(storage), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
+    )
+    if output is None:
+        out.write(text + "\n")
+        return
+    try:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
+    out.write(f"dumped session {storage.uid} to {output}\n")
+
+
+def read_document(path: str) -> dict[str, Any]:
+    """The dump document in ``path``, as JSON (not decoded yet)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != DUMP_FORMAT:
+        raise BadInput(f'{path} is not a session dump (no "format": "{DUMP_FORMAT}")')
+    if document.get("version") != DUMP_VERSION:
+        raise BadInput(
+            f"{path} is a dump of version {document.get('version')!r};"
+            f" this version of triggers reads version {DUMP_VERSION}"
+        )
+    return document
+
+
+def _check_instance(name: Any, data: Any, tasks: Mapping[str, Any]) -> None:
+    if not isinstance(name, str) or not name:
+        raise BadInput(f"an instance name must be a non-empty string, not {name!r}")
+    if not isinstance(data, dict) or not isinstance(data.get("task"), str):
+        raise BadInput(f"instance {name!r} is not a stored instance (no task)")
+    if data["task"] not in tasks:
+        raise BadInput(f"instance {name!r} belongs to task {data['task']!r}, which the dump lacks")
+    if data.get("status") not in TaskInstance.ALL_STATUSES | {None}:
+        raise BadInput(f"instance {name!r} has the unknown status {data.get('status')!r}")
+    for part in ("metadata", "kwargs"):
+        if not isinstance(data.get(part, {}), (dict, type(None))):
+            raise BadInput(f"instance {name!r}: {part} must be an object")
+    abandon = data.get("abandonState") or []
+    if not isinstance(abandon, list) or not all(isinstance(t, str) for t in abandon):
+        raise BadInput(f"instance {name!r}: abandonState must be a list of trigger names")
+
+
+def _session_parts(
+    document: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Tasks, instances and metadata of a dump, decoded and checked."""
+    try:
+        tasks, instances, metas = (decode(document.get(p)) for p in ("tasks", "instances", "metas"))
+    except ValueError as exc:
+        raise BadInput(f"the dump holds a value it cannot have: {exc}") from None
+    for part, value in (("tasks", tasks), ("instances", instances), ("metas", metas)):
+        if not isinstance(value, dict):
+            raise BadInput(f"the dump's {part!r} must be an object")
+    for name, definition in tasks.items():
+        try:
+            TaskConfig.from_definition(name, definition)
+        except (InvalidTaskConfig, TypeError, ValueError) as exc:
+            raise BadInput(f"task {name!r} of the dump: {exc}") from None
+    for name, data in instances.items():
+        _check_instance(name, data, tasks)
+    if not isinstance(metas.get("latest_kwargs", {}), dict):
+        raise BadInput("the dump's latest_kwargs must be an object")
+    return tasks, instances, metas
+
+
+def _has_state(storage: CacheStorageBackend) -> bool:
+    return bool(storage.tasks or len(storage.instances) or any(storage.metadata.values()))
+
+
+def _write_new(
+    storage: CacheStorageBackend,
+    tasks: dict[str, Any],
+    instances: dict[str, Any],
+    metas: dict[str, Any],
+) -> None:
+    """Install the session in a storage that holds none (the caller holds the lock)."""
+    storage.update_configuration(tasks)
+    configs = storage.tasks
+    # In name order, so that "t#0", "t#1"... keep their regular numbering.
+    for name in sorted(instances, key=instance_order):
+        data = instances[name]
+        storage.instances.add(
+            TaskInstance(
+                name=name,
+                config=configs[data["task"]],
+                status=data.get("status"),
+                metadata=data.get("metadata"),
+                kwargs=data.get("kwargs"),
+                abandonState=data.get("abandonState"),
+            )
+        )
+    storage.metadata.update(metas)
+    storage.save()
+
+
+def load(
+    document: dict[str, Any],
+    out: Writer,
+    cache: str | None = None,
+    layout: str | None = None,
+    uid: str | None = None,
+    replace: bool = False,
+) -> CacheStorageBackend:
+    """Write a dumped session into the cache, under ``uid`` or the one it was dumped from."""
+    uid = uid if uid is not None else document.get("uid")
+    try:
+        validate_uid(uid)
+    except InvalidSessionUid as exc:
+        raise BadInput(str(exc)) from None
+    assert isinstance(uid, str)
+    tasks, instances, metas = _session_parts(document)
+    storage = open_storage(uid, cache, layout)
+    with storage.acquire_lock():
+        existing = _has_state(storage)
+        if existing and not replace:
+            raise BadInput(
+                f"session {uid!r} already exists in cache {storage.cache_alias!r};"
+                " give --replace to overwrite it, or --uid to load it under another uid"
+            )
+        if not existing:
+            _write_new(storage, tasks, instances, metas)
+    if existing:
+        # No public call drops a session's instances, so the replacement is
+        # installed whole and saved as one value, above the stored generation.
+        whole = CacheStorageBackend(uid, cache=storage.cache_alias, layout="single")
+        with whole.acquire_lock():
+            whole.tasks  # noqa: B018  (reads the stored head, so the save follows it)
+            whole._install(tasks, instances, metas)
+            whole.save()
+        if storage.layout != "single":
+            with storage.acquire_lock():
+                storage.tasks  # noqa: B018  (a split save rewrites what it read)
+                storage.save()
+    what = "replaced" if existing else "loaded"
+    out.write(
+        f"{what} session {uid} in cache {storage.cache_alias}:"
+        f" {len(tasks)} tasks, {len(instances)} instances\n"
+    )
+    return storage
