@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from .manager import TriggerManager
 from .runners import SynchronousTaskRunner, ThreadingTaskRunner
+from .signals import instance_status_changed
 from .types import TaskInstance
 
 __all__ = [
@@ -78,46 +79,49 @@ class DemoManager(TriggerManager):
         cause = f"after {self.firing}" if self.firing else f"to replay {parent}"
         self._emit(f"  {instance.name:<{EVENT_WIDTH}} scheduled {cause}")
 
-    def update_instance_status(
-        self,
-        instance_or_name: TaskInstance | str,
-        status: str,
-        metadata: Mapping[str, Any] | None = None,
-        cascade: bool = False,
-        cascade_kwargs: Mapping[str, Any] | None = None,
-    ) -> TaskInstance:
-        instance = super().update_instance_status(
-            instance_or_name, status, metadata, cascade, cascade_kwargs
-        )
+    def report_status(self, instance: TaskInstance, status: str) -> None:
+        """Print a committed status change (the runners print "scheduled" lines)."""
+        if status == TaskInstance.STATUS_SCHEDULED:
+            return
         detail = ""
         if status == TaskInstance.STATUS_FINISHED:
             detail = " -> " + compact(instance.metadata.get(TaskInstance.META_RESULT))
         elif status == TaskInstance.STATUS_FAILED:
             detail = ": " + failure(instance)
         self._emit(f"  {instance.name:<{EVENT_WIDTH}} {status}{detail}")
-        return instance
 
-    def fire(
-        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
-    ) -> list[TaskInstance]:
-        if trigger_name in self.storage.tasks:  # a task's name: its instance finished
-            what = "fire " + trigger_name
-            self._emit(f"  {what:<{EVENT_WIDTH}} (cascade) {compact(trigger_kwargs or {})}")
-        self.firing = trigger_name
-        return super().fire(trigger_name, trigger_kwargs)
+    def _after_fire(self, firing: Any) -> list[TaskInstance]:
+        # Committed: the instance that finished is reported (a signal), then its cascade.
+        if firing.trigger_name in self.storage.tasks:  # a task's name: its instance finished
+            what = "fire " + firing.trigger_name
+            self._emit(f"  {what:<{EVENT_WIDTH}} (cascade) {compact(firing.kwargs)}")
+        self.firing = firing.trigger_name
+        return super()._after_fire(firing)
 
     def replay_failed_instance(
         self,
         instance_or_name: TaskInstance | str,
         replacement_kwargs: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> TaskInstance:
         self.firing = None
-        return super().replay_failed_instance(instance_or_name, replacement_kwargs)
+        return super().replay_failed_instance(instance_or_name, replacement_kwargs, metadata=metadata)
 
 
 def _announce(manager: TriggerManager, instance: TaskInstance) -> None:
     if isinstance(manager, DemoManager):
         manager.announce_scheduled(instance)
+
+
+def _report_status(
+    sender: type, manager: TriggerManager, instance: TaskInstance, status: str, **extra: Any
+) -> None:
+    if isinstance(manager, DemoManager):
+        manager.report_status(instance, status)
+
+
+instance_status_changed.connect(_report_status, dispatch_uid="triggers.demo_report")
 
 
 class DemoThreadingRunner(ThreadingTaskRunner):
