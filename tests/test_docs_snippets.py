@@ -32,13 +32,12 @@ def test_first_session_example_runs(path, settings, capsys):
     code = session_example(path)
     exec(compile(code, path, "exec"), {})
     storage = CacheStorageBackend("questionnaire-42", cache="locmem")
-    # The example's tasks name nothing registered: the instance it made ready
-    # ran, failed with that error recorded, and waits to be replayed.
+    # The example registers its tasks: the instance it made ready ran.
     instance = storage["t_importSubject#0"]
     assert instance.kwargs == {"sessionStarted": {"subject_id": 1234}}
-    assert instance.status == "failed"
-    assert "import_subject" in instance.metadata["exceptionInfo"]
-    assert "t_importSubject#0" in capsys.readouterr().out
+    assert instance.status == "finished"
+    assert instance.metadata["result"] == {"subject_id": 1234, "name": "Ada"}
+    assert "t_importSubject#0 (finished)" in capsys.readouterr().out
 
 
 def test_readme_storage_backend_example_works_with_the_manager(settings):
