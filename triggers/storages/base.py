@@ -128,6 +128,18 @@ class BaseTriggerStorage(Lockable):
         """A live instance from its serialized form."""
         if isinstance(data, TaskInstance):
             return data
+        config = self._check_record(name, data)
+        return TaskInstance(
+            name=name,
+            config=config,
+            status=data.get("status"),
+            metadata=data.get("metadata"),
+            kwargs=data.get("kwargs"),
+            abandonState=data.get("abandonState"),
+        )
+
+    def _check_record(self, name: str, data: Any) -> TaskConfig:
+        """The config of a stored instance record, if the record is one (else StorageCorrupted)."""
         if not isinstance(data, (dict, Mapping)) or "task" not in data:
             raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
         assert self._configs is not None
@@ -155,14 +167,7 @@ class BaseTriggerStorage(Lockable):
             )
         ):
             raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
-        return TaskInstance(
-            name=name,
-            config=config,
-            status=status,
-            metadata=metadata,
-            kwargs=kwargs,
-            abandonState=abandon_state,
-        )
+        return config
 
     def _load_default_configuration(self) -> Mapping[str, Any] | None:
         """Task definitions for a session the backend knows nothing of."""

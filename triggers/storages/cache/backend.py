@@ -155,6 +155,8 @@ class CacheStorageBackend(CacheSessionState):
 
     # ------------------------------------------------------------- queries
     def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+        if self._stored == LAYOUT_SINGLE:
+            return _SINGLE.schedulable_instances(self, task_name)
         if self._stored != LAYOUT_SPLIT:
             return super()._schedulable_instances_of_task(task_name)
         return _SPLIT.schedulable_instances(self, task_name)

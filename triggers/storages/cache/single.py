@@ -3,13 +3,23 @@
 Kept for rolling upgrades, when 2.x processes still read the session: every
 save rewrites every instance. Both layouts read sessions stored in this
 form; a split save converts them.
+
+Instances are built from the value only when used: a fire looks at the raw
+status of each record to find the waiting ones, and a save writes the
+records it did not touch back as they were read, so a fire costs one
+unpickling and one pickling of the value, and Python work only for the
+instances it touches.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from ...errors import StorageCorrupted
 from ...locking.writes import Writes
+from ...types import TaskInstance
+from ..instances import TaskInstanceCollection, instance_name
 from .formats import LAYOUT_SINGLE
 from .state import CacheSessionState
 
@@ -23,19 +33,56 @@ class SingleLayout:
 
     def install(self, storage: CacheSessionState, head: dict[str, Any]) -> None:
         """Install a session stored whole (``tasks``, ``instances``, ``metas``)."""
+        records = head["instances"]
+        if not isinstance(records, dict):
+            raise StorageCorrupted(storage.uid, "task configs and instances must be dicts")
+        storage._install(head["tasks"], {}, head["metas"])
         storage._stored = LAYOUT_SINGLE
-        storage._install(head["tasks"], head["instances"], head["metas"])
         storage._changed_tasks = set(storage._configs or ())
+        for name, record in records.items():
+            storage._check_record(name, record)  # read whole, or refused whole
+        storage._single_records = records
+        counts, irregular = _index(records)
+        storage._instances = TaskInstanceCollection(
+            counts=counts, irregular=irregular, fetch=functools.partial(self.fetch, storage)
+        )
+
+    def fetch(self, storage: CacheSessionState, names: list[str]) -> dict[str, TaskInstance]:
+        """Instances built from the records of the value read."""
+        records = storage._single_records
+        return {name: storage._build_instance(name, records[name]) for name in names}
+
+    def schedulable_instances(
+        self, storage: CacheSessionState, task_name: str
+    ) -> list[TaskInstance]:
+        """The task's unstarted instances, found by the raw status of each record."""
+        instances = storage.instances
+        records = storage._single_records
+        loaded = instances.loaded
+        waiting = []
+        for name in instances.names_of_task(task_name):
+            record = records.get(name)
+            if name in loaded or not isinstance(record, dict) or _unstarted(record):
+                waiting.append(name)
+        return [i for i in (instances[name] for name in waiting) if i.can_schedule]
 
     def value(self, storage: CacheSessionState) -> dict[str, Any]:
-        """The session as one plain value.
+        """The session as one plain value: what was loaded, serialized; the rest as read.
 
         Pickled once, by the cache client, as 2.x did; a value that cannot
         be is reported by the write (UnserializableValue) with nothing written.
         """
+        instances = storage.instances
+        if storage._stored != LAYOUT_SINGLE:
+            instances.load_all()  # read in another form: every record is built
+        loaded = instances.loaded
+        records = storage._single_records
         return {
             "tasks": storage._serialize(storage.tasks),
-            "instances": storage._serialized_instances(),
+            "instances": {
+                name: loaded[name].serialize() if name in loaded else records[name]
+                for name in instances
+            },
             "metas": storage.metadata,
         }
 
@@ -53,3 +100,33 @@ class SingleLayout:
         if storage._witness_read % 2 == 1:
             return Writes(({witness: generation}, {head: value}), storage.timeout)
         return Writes(({head: value, witness: generation},), storage.timeout)
+
+
+def _unstarted(record: dict[str, Any]) -> bool:
+    status = record.get("status")
+    return status is None or status == TaskInstance.STATUS_UNSTARTED
+
+
+def _index(records: dict[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """The name index of the records: ``task#0..n-1`` counted, other names listed."""
+    numbers: dict[str, set[int]] = {}
+    others: dict[str, list[str]] = {}
+    for name, record in records.items():
+        task = record.get("task") if isinstance(record, dict) else None
+        if not isinstance(task, str):
+            task, _, _ = name.rpartition("#")  # a broken record: fails when it is built
+        base, sep, number = name.rpartition("#")
+        if sep and base == task and number.isdigit() and str(int(number)) == number:
+            numbers.setdefault(task, set()).add(int(number))
+        else:
+            others.setdefault(task, []).append(name)
+    counts: dict[str, int] = {}
+    for task, found in numbers.items():
+        count = 0
+        while count in found:
+            count += 1
+        counts[task] = count
+        others.setdefault(task, []).extend(
+            instance_name(task, n) for n in sorted(found) if n >= count
+        )
+    return counts, {task: names for task, names in others.items() if names}

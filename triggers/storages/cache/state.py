@@ -80,6 +80,8 @@ class CacheSessionState(BaseTriggerStorage):
         self._pending: Writes | None = None
         #: pickled records known to be as stored in the state this try starts from
         self._known_records: dict[str, bytes] = {}
+        #: the records of a session read in the single layout, as read
+        self._single_records: dict[str, Any] = {}
 
     # ------------------------------------------------------------- keys
     @functools.cached_property
