@@ -107,7 +107,7 @@ class RedisLockDriver(LockDriver):
         values = {}
         for name, raw in zip(read, result[1:]):
             if raw is not None and raw is not False:
-                values[name] = self._decode(raw)
+                values[name] = self.decode(raw)  # a head is no int: skip the int() attempt
         return True, values
 
     def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:

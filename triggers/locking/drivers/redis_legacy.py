@@ -62,7 +62,7 @@ class LegacyRedisLockDriver(RedisLockDriver):
         values = {}
         for name, raw in zip(read, result[1:]):
             if raw is not None and raw is not False:
-                values[name] = self._decode(raw)
+                values[name] = self.decode(raw)  # a head is no int: skip the int() attempt
         return True, values
 
     def release(self, key: str, token: str) -> bool:

@@ -109,24 +109,36 @@ def _unstarted(record: dict[str, Any]) -> bool:
 
 def _index(records: dict[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
     """The name index of the records: ``task#0..n-1`` counted, other names listed."""
-    numbers: dict[str, set[int]] = {}
-    others: dict[str, list[str]] = {}
+    by_task: dict[str, list[str]] = {}
     for name, record in records.items():
         task = record.get("task") if isinstance(record, dict) else None
         if not isinstance(task, str):
-            task, _, _ = name.rpartition("#")  # a broken record: fails when it is built
+            task = name.rpartition("#")[0]  # a broken record: fails when it is built
+        by_task.setdefault(task, []).append(name)
+    counts: dict[str, int] = {}
+    irregular: dict[str, list[str]] = {}
+    for task, names in by_task.items():
+        if set(names) == {instance_name(task, n) for n in range(len(names))}:
+            counts[task] = len(names)  # the usual case: numbered from 0 without gaps
+        else:
+            task_counts, task_irregular = _index_slowly(task, names)
+            counts.update(task_counts)
+            irregular.update(task_irregular)
+    return counts, irregular
+
+
+def _index_slowly(task: str, names: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """The index of one task's names when they are not simply ``task#0..n-1``."""
+    numbers: set[int] = set()
+    others: list[str] = []
+    for name in names:
         base, sep, number = name.rpartition("#")
         if sep and base == task and number.isdigit() and str(int(number)) == number:
-            numbers.setdefault(task, set()).add(int(number))
+            numbers.add(int(number))
         else:
-            others.setdefault(task, []).append(name)
-    counts: dict[str, int] = {}
-    for task, found in numbers.items():
-        count = 0
-        while count in found:
-            count += 1
-        counts[task] = count
-        others.setdefault(task, []).extend(
-            instance_name(task, n) for n in sorted(found) if n >= count
-        )
-    return counts, {task: names for task, names in others.items() if names}
+            others.append(name)
+    count = 0
+    while count in numbers:
+        count += 1
+    others.extend(instance_name(task, n) for n in sorted(numbers) if n >= count)
+    return ({task: count} if count else {}), ({task: others} if others else {})
