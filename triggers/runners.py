@@ -24,6 +24,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import connections
 
+from .celery_runner import CeleryTaskRunner, EagerModeRefused
+from .celery_tasks import (
+    CeleryAppNotFound,
+    CeleryUnavailable,
+    autodiscover_celery_tasks,
+    resolve_celery_task,
+)
+from .conf import FALLBACK_RUNNER
 from .execution import run_task
 from .payload import TaskPayload, merge_kwargs  # noqa: F401 (TaskPayload: importable here, as before)
 from .registry import EntryPointRegistry
@@ -37,17 +45,24 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TASK_RUNNER",
     "BaseTaskRunner",
+    "CeleryAppNotFound",
+    "CeleryTaskRunner",
+    "CeleryUnavailable",
+    "EagerModeRefused",
     "SynchronousTaskRunner",
     "ThreadingTaskRunner",
+    "autodiscover_celery_tasks",
     "merge_kwargs",
+    "resolve_celery_task",
     "task_runners",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Key of the runner used when neither the task's ``using`` nor the
-#: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise.
-DEFAULT_TASK_RUNNER = "threading"
+#: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise and Celery is not in
+#: use (see :func:`triggers.conf.default_runner_choice`).
+DEFAULT_TASK_RUNNER = FALLBACK_RUNNER
 
 task_runners: EntryPointRegistry[BaseTaskRunner] = _task_runners
 
