@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
-#: The runner of tasks without ``using`` when no setting names one.
+from .celery_state import celery_apps, celery_installed, describe_app
+
+#: The runner of tasks without ``using`` when no setting names one and the
+#: process has no Celery app.
 FALLBACK_RUNNER = "threading"
 
 DEFAULTS: dict[str, Any] = {
-    # Runner used for a task whose configuration has no ``using``.
+    # Runner used for a task whose configuration has no ``using``. When the
+    # setting is absent, default_runner_choice() decides: this value, or
+    # "celery" for a process that has a Celery app.
     "TRIGGERS_DEFAULT_RUNNER": FALLBACK_RUNNER,
     # Cache alias CacheStorageBackend uses when none is given.
     "TRIGGERS_CACHE_ALIAS": "default",
@@ -27,6 +32,48 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+class RunnerChoice(NamedTuple):
+    """The default runner's key, and why it is that one (for the system check)."""
+
+    name: str
+    reason: str
+    #: whether ``TRIGGERS_DEFAULT_RUNNER`` named it (rather than the process's setup)
+    from_setting: bool
+
+
+def default_runner_choice() -> RunnerChoice:
+    """Which runner tasks without ``using`` run on, and why.
+
+    The setting wins. Without it, a process that has a Celery app runs them
+    on ``celery``, as Triggers 2.x did for every application (all of them
+    had Celery); any other process on ``threading``. Celery is never
+    imported to decide: an app can exist only where the application
+    imported Celery already.
+    """
+    if hasattr(settings, "TRIGGERS_DEFAULT_RUNNER"):
+        name = settings.TRIGGERS_DEFAULT_RUNNER
+        return RunnerChoice(name, "the TRIGGERS_DEFAULT_RUNNER setting names it", True)
+    apps = celery_apps()
+    if apps:
+        named = ", ".join(describe_app(app) for app in apps)
+        return RunnerChoice(
+            "celery",
+            f"Celery is installed and this process has a Celery app ({named}); Triggers 2.x"
+            " ran every task on Celery",
+            False,
+        )
+    if celery_installed():
+        reason = (
+            "Celery is installed, but this process has no Celery app (in Celery's Django"
+            " setup, <project>/__init__.py imports the app from <project>/celery.py)"
+        )
+    else:
+        reason = "Celery is not installed"
+    return RunnerChoice(FALLBACK_RUNNER, reason, False)
+
+
 def get_setting(name: str) -> Any:
     """The value of a ``TRIGGERS_*`` setting, or its default."""
+    if name == "TRIGGERS_DEFAULT_RUNNER":
+        return default_runner_choice().name
     return getattr(settings, name, DEFAULTS[name])
