@@ -162,7 +162,6 @@ def _register_all(app: Any) -> dict[str, Any]:
 def _on_worker_start(sender: Any = None, **kwargs: Any) -> None:
     """Before a worker of a hooked app consumes: register every task (the worker must know them)."""
     app = getattr(sender, "app", sender)  # worker_init's sender is the worker
-    app = getattr(app, "_get_current_object", lambda: app)()
     if app in _hooked:
         _register_all(app)
 
