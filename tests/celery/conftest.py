@@ -182,3 +182,14 @@ def wait_until(
 @pytest.fixture(autouse=True)
 def _celery_installed() -> None:
     require_celery()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _forget_the_test_projects_tasks() -> Iterator[None]:
+    """Once these tests are done, unregister their tasks, so the rest of a run sees the suite's only."""
+    yield
+    from triggers.task import registered_tasks
+
+    for name, cls in list(registered_tasks.items()):
+        if cls.__module__.startswith(("tests.celery_app.", "tests.celery.")):
+            del registered_tasks[name]
