@@ -191,13 +191,10 @@ def autodiscover_celery_tasks(app: Any = None) -> dict[str, Any]:
 def resolve_celery_task(name: str, app: Any = None) -> Any:
     """The Celery task of ``app`` that runs the task registered under ``name``.
 
-    The app's own task of that name if it has one (so its options and routes apply), else
-    one made now for the registered task. Raises
-    :class:`~triggers.task.UnknownTaskError` when neither exists: as everywhere, stored
-    configuration only names registered tasks and never imports code.
+    The app's own Celery task of that name if it has one (so its options apply), else one
+    made now. Only a registered task's name resolves, else
+    :class:`~triggers.task.UnknownTaskError`: stored configuration cannot send a payload to
+    any other Celery task of the app, nor import code.
     """
     app = get_celery_app(app)
-    existing = app.tasks.get(name)
-    if existing is not None:
-        return existing
     return _celery_task(app, name, task_classes.get_task(name))

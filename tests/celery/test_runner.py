@@ -129,6 +129,15 @@ def test_only_registered_tasks_are_resolved():
     with pytest.raises(UnknownTaskError):
         resolve_celery_task("os.system", app)
     assert "os.system" not in app.tasks
+    # A Celery task of the app that runs no registered task is never sent a payload.
+    def send_mail(**kwargs: Any) -> None:
+        raise AssertionError("never called")
+
+    app.task(name="proj.send_mail", shared=False)(send_mail)
+    assert "celery.backend_cleanup" in app.tasks and "proj.send_mail" in app.tasks
+    for name in ("celery.backend_cleanup", "proj.send_mail"):
+        with pytest.raises(UnknownTaskError):
+            resolve_celery_task(name, app)
 
 
 def test_the_app_can_be_named_by_its_dotted_path(settings, monkeypatch):
