@@ -23,6 +23,8 @@ def read_version() -> str:
 REDIS = ["django-redis>=5.4", "redis>=4.5"]
 MEMCACHED = ["pymemcache>=4.0"]
 POSTGRES = ["psycopg[binary]>=3.1"]
+# The ``celery`` runner; Celery's Redis transport also needs ``redis`` (the redis extra).
+CELERY = ["celery>=5.3"]
 
 setup(
     name="triggers",
@@ -42,6 +44,7 @@ setup(
         "redis": REDIS,
         "memcached": MEMCACHED,
         "postgres": POSTGRES,
+        "celery": CELERY,
         "test": [
             "pytest>=8",
             "pytest-django>=4.8",
@@ -67,6 +70,7 @@ setup(
         "triggers.runners": [
             "threading = triggers.runners:ThreadingTaskRunner",
             "sync = triggers.runners:SynchronousTaskRunner",
+            "celery = triggers.runners:CeleryTaskRunner",
         ],
     },
     classifiers=[

@@ -100,3 +100,28 @@ def check_default_runner(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         ]
     return []
+
+
+@checks.register("triggers")
+def check_default_runner_choice(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Without TRIGGERS_DEFAULT_RUNNER, say which runner tasks without ``using`` run on, and why.
+
+    That choice follows the process's setup (whether it has a Celery app), so a project
+    upgraded from 2.x learns where its tasks will run; setting the runner silences this.
+    """
+    from .conf import default_runner_choice
+
+    choice = default_runner_choice()
+    if choice.from_setting:
+        return []
+    return [
+        checks.Info(
+            f"Tasks whose configuration has no 'using' run on the {choice.name!r} runner:"
+            f" {choice.reason}.",
+            hint="Set TRIGGERS_DEFAULT_RUNNER to choose the runner yourself (this message"
+            " then goes away).",
+            id="triggers.I001",
+        )
+    ]

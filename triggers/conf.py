@@ -3,20 +3,74 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from .celery_state import celery_apps, celery_installed, describe_app
+
+#: The runner of tasks without ``using`` when no setting names one and the
+#: process has no Celery app.
+FALLBACK_RUNNER = "threading"
+
 DEFAULTS: dict[str, Any] = {
-    # Runner used for a task whose configuration has no ``using``.
-    "TRIGGERS_DEFAULT_RUNNER": "threading",
+    # Runner used for a task whose configuration has no ``using``. When the
+    # setting is absent, default_runner_choice() decides: this value, or
+    # "celery" for a process that has a Celery app.
+    "TRIGGERS_DEFAULT_RUNNER": FALLBACK_RUNNER,
     # Cache alias CacheStorageBackend uses when none is given.
     "TRIGGERS_CACHE_ALIAS": "default",
     # "split" (one key per instance, flat fire cost) or "single" (the 2.x value).
     "TRIGGERS_CACHE_LAYOUT": "split",
     # Lock drivers for caches of other kinds: {"cache class path": "driver class path"}.
     "TRIGGERS_LOCK_DRIVERS": {},
+    # The Celery app the celery runner sends through: an app, its dotted path
+    # ("proj.celery.app"), or None for the app Celery itself has current.
+    "TRIGGERS_CELERY_APP": None,
+    # Let the celery runner run tasks while Celery is eager (task_always_eager),
+    # that is inline, in the thread that fires: for tests only.
+    "TRIGGERS_CELERY_ALLOW_EAGER": False,
 }
+
+
+class RunnerChoice(NamedTuple):
+    """The default runner's key, and why it is that one (for the system check)."""
+
+    name: str
+    reason: str
+    #: whether ``TRIGGERS_DEFAULT_RUNNER`` named it (rather than the process's setup)
+    from_setting: bool
+
+
+def default_runner_choice() -> RunnerChoice:
+    """Which runner tasks without ``using`` run on, and why.
+
+    The setting wins. Without it, a process that has a Celery app runs them
+    on ``celery``, as Triggers 2.x did for every application (all of them
+    had Celery); any other process on ``threading``. Celery is never
+    imported to decide: an app can exist only where the application
+    imported Celery already.
+    """
+    if hasattr(settings, "TRIGGERS_DEFAULT_RUNNER"):
+        name = settings.TRIGGERS_DEFAULT_RUNNER
+        return RunnerChoice(name, "the TRIGGERS_DEFAULT_RUNNER setting names it", True)
+    apps = celery_apps()
+    if apps:
+        named = ", ".join(describe_app(app) for app in apps)
+        return RunnerChoice(
+            "celery",
+            f"Celery is installed and this process has a Celery app ({named}); Triggers 2.x"
+            " ran every task on Celery",
+            False,
+        )
+    if celery_installed():
+        reason = (
+            "Celery is installed, but this process has no Celery app (in Celery's Django"
+            " setup, <project>/__init__.py imports the app from <project>/celery.py)"
+        )
+    else:
+        reason = "Celery is not installed"
+    return RunnerChoice(FALLBACK_RUNNER, reason, False)
 
 
 #: settings that may also come from an environment variable of the same name
@@ -29,7 +83,10 @@ _UNSET = object()
 
 def get_setting(name: str) -> Any:
     """The value of a ``TRIGGERS_*`` setting: Django's settings, then (for
-    :data:`FROM_ENVIRONMENT`) the environment, then the default."""
+    :data:`FROM_ENVIRONMENT`) the environment, then the default (for the
+    default runner, :func:`default_runner_choice` decides)."""
+    if name == "TRIGGERS_DEFAULT_RUNNER":
+        return default_runner_choice().name
     value = getattr(settings, name, _UNSET)
     if value is not _UNSET:
         return value

@@ -108,7 +108,7 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     try:
         result = task_obj._run(context)
     except Retry as retry:  # before StatusChange: a Retry is one
-        _retry(context, task_obj, retry)
+        _retry(context, task_obj, retry, instance)
         return None
     except StatusChange as change:
         metadata = dict(change.metadata)
@@ -181,7 +181,7 @@ def _begin(
     return instance, task_cls
 
 
-def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry) -> None:
+def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: TaskInstance) -> None:
     name = context.instance_name
     task_name = task_obj.name
     retries = task_obj.request.retries
@@ -193,7 +193,16 @@ def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry) -> None:
         raise exceeded
     error = retry.exc if retry.exc is not None else retry
     _mark_failed(context, error, task_name, "retry", retry.metadata)
-    if retry.cooldown:
+    if retry.cooldown and not _runner_delays_by_cooldown(context, instance):
         time.sleep(retry.cooldown)
     cooldown = {TaskInstance.META_COOLDOWN: retry.cooldown} if retry.cooldown else None
     context.manager.replay_failed_instance(name, retry.replacement_kwargs, metadata=cooldown)
+
+
+def _runner_delays_by_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
+    """Whether the replay's runner holds it back by its cooldown itself (a broker's countdown)."""
+    try:
+        runner = context.manager._runner_for(instance)
+    except Exception:  # no runner: the replay fails at dispatch, with the error recorded
+        return False
+    return bool(getattr(runner, "delays_by_cooldown", False))

@@ -20,15 +20,23 @@ import logging
 import os
 import threading
 import time
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import connections
 
+from .celery_runner import CeleryTaskRunner, EagerModeRefused
+from .celery_tasks import (
+    CeleryAppNotFound,
+    CeleryUnavailable,
+    autodiscover_celery_tasks,
+    resolve_celery_task,
+)
+from .conf import FALLBACK_RUNNER
 from .execution import run_task
-from .payload import TaskPayload, merge_kwargs
+from .payload import TaskPayload, merge_kwargs  # noqa: F401 (TaskPayload: importable here, as before)
 from .registry import EntryPointRegistry
 from .registry import task_runners as _task_runners
+from .runner_base import BaseTaskRunner
 
 if TYPE_CHECKING:
     from .manager import TriggerManager
@@ -37,48 +45,26 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TASK_RUNNER",
     "BaseTaskRunner",
+    "CeleryAppNotFound",
+    "CeleryTaskRunner",
+    "CeleryUnavailable",
+    "EagerModeRefused",
     "SynchronousTaskRunner",
     "ThreadingTaskRunner",
+    "autodiscover_celery_tasks",
     "merge_kwargs",
+    "resolve_celery_task",
     "task_runners",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Key of the runner used when neither the task's ``using`` nor the
-#: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise.
-DEFAULT_TASK_RUNNER = "threading"
+#: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise and Celery is not in
+#: use (see :func:`triggers.conf.default_runner_choice`).
+DEFAULT_TASK_RUNNER = FALLBACK_RUNNER
 
 task_runners: EntryPointRegistry[BaseTaskRunner] = _task_runners
-
-
-class BaseTaskRunner(ABC):
-    """Sends ready task instances to be run.
-
-    Subclasses define ``name`` and :meth:`run`, and are registered under the
-    ``triggers.runners`` entry point group; a task configuration selects one
-    with ``using``.
-    """
-
-    #: the key the runner is registered under
-    name: ClassVar[str]
-
-    @abstractmethod
-    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
-        """Start running ``task_instance`` (already saved as ``scheduled``).
-
-        An exception raised here means the task could not be started: the
-        manager marks the instance ``failed`` with the error recorded.
-        """
-
-    def _prepare_task_kwargs(
-        self, manager: TriggerManager, task_instance: TaskInstance
-    ) -> dict[str, Any]:
-        """The payload :func:`triggers.execution.run_task` receives, as plain data."""
-        return TaskPayload.for_instance(manager, task_instance).to_dict()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
 
 
 class SynchronousTaskRunner(BaseTaskRunner):

@@ -3,12 +3,15 @@
 What the names do lives in focused modules, none of which imports this one:
 :mod:`triggers.task_classes` (:class:`TriggerTask`, :func:`task`, the
 outcomes a body raises, the registry of tasks), :mod:`triggers.context`
-(:class:`TaskContext`, given to every body) and :mod:`triggers.execution`
-(:func:`run_task`, what every runner finally calls with its payload).
+(:class:`TaskContext`, given to every body), :mod:`triggers.execution`
+(:func:`run_task`, what every runner finally calls with its payload) and
+:mod:`triggers.celery_tasks` (:func:`task_body`, what a Celery task of a
+registered task runs; Celery itself is not imported).
 """
 
 from __future__ import annotations
 
+from .celery_tasks import task_body
 from .context import TaskContext, TaskLogger
 from .execution import run_task
 from .payload import TaskPayload
@@ -44,4 +47,5 @@ __all__ = [
     "registered_tasks",
     "run_task",
     "task",
+    "task_body",
 ]
