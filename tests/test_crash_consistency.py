@@ -145,6 +145,11 @@ def run_child(alias, uid, layout, limit, report_path):
             code = 3
         finally:
             os._exit(code)
+    return outcome_of_child(pid, f"the child saving with a kill at write {limit}", report_path)
+
+
+def outcome_of_child(pid, what, report_path):
+    """Wait (a minute at most) for a child that kills itself: 'killed' or 'completed'."""
     deadline = time.monotonic() + 60
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -153,15 +158,14 @@ def run_child(alias, uid, layout, limit, report_path):
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            pytest.fail(f"the child saving with a kill at write {limit} hung")
+            pytest.fail(f"{what} hung")
         time.sleep(0.01)
     if os.WIFSIGNALED(status):
         assert os.WTERMSIG(status) == signal.SIGKILL
         return "killed"
-    code = os.WEXITSTATUS(status)
-    if code != 0:
+    if os.WEXITSTATUS(status) != 0:
         with open(report_path) as report:
-            pytest.fail(f"the child failed before its kill at write {limit}:\n{report.read()}")
+            pytest.fail(f"{what} failed before its kill:\n{report.read()}")
     return "completed"
 
 

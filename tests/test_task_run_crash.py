@@ -14,8 +14,6 @@ changes the database cache's table.
 from __future__ import annotations
 
 import os
-import signal
-import time
 import traceback
 
 import pytest
@@ -26,7 +24,7 @@ from tests.runner_support import RecordingRunner, behave
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.execution import run_task
 
-from .test_crash_consistency import KILL, _before_write
+from .test_crash_consistency import KILL, _before_write, outcome_of_child
 
 CRASH_CACHES = ["redis", "memcached", "db_sqlite", "db_pg"]
 _ARMED: list = []
@@ -103,23 +101,7 @@ def _run_in_child(alias, payload, limit, report_path):
             code = 3
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 60
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail(f"the task run with a kill at write {limit} hung")
-        time.sleep(0.01)
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return "killed"
-    if os.WEXITSTATUS(status) != 0:
-        with open(report_path) as report:
-            pytest.fail(f"the task run failed before its kill at write {limit}:\n{report.read()}")
-    return "completed"
+    return outcome_of_child(pid, f"the task run with a kill at write {limit}", report_path)
 
 
 def _state(alias, uid):

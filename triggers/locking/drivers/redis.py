@@ -102,6 +102,10 @@ class RedisLockDriver(LockDriver):
         result = self._run_script(
             scripts.ACQUIRE_AND_READ, keys, [self._encode(token), self._ttl_ms(ttl) or 0]
         )
+        return self._taken_and_read(result, read)
+
+    def _taken_and_read(self, result: Any, read: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+        """What an acquiring script answered: whether it took the lock, and the keys it read."""
         if not result:
             return False, {}
         values = {}

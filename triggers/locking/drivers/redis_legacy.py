@@ -57,13 +57,7 @@ class LegacyRedisLockDriver(RedisLockDriver):
         keys = [self._key(key), legacy_lock_key(key), *(self._key(name) for name in read)]
         args = [self._encode(token), self._ttl_ms(ttl) or 0, token, self._legacy_ex(ttl)]
         result = self._run_script(scripts.ACQUIRE_BOTH_AND_READ, keys, args)
-        if not result:
-            return False, {}
-        values = {}
-        for name, raw in zip(read, result[1:]):
-            if raw is not None and raw is not False:
-                values[name] = self.decode(raw)  # a head is no int: skip the int() attempt
-        return True, values
+        return self._taken_and_read(result, read)
 
     def release(self, key: str, token: str) -> bool:
         keys = [self._key(key), legacy_lock_key(key), legacy_signal_key(key)]
