@@ -136,8 +136,26 @@ class LockAcquisitionFailed(TriggersError, RuntimeError):
         super().__init__(message)
 
 
-class LockBackendError(TriggersError):
-    """The cache holding a lock kept failing; the cause is chained."""
+class BackendUnavailable(TriggersError):
+    """The cache could not be reached, or failed, while reading or writing a
+    session or a lock; the client's own error is chained (``__cause__``).
+
+    ``outcome_unknown`` is true when it failed while writing: the writes of
+    that save may or may not have landed (a commit is all or nothing, so the
+    session holds either the state before or the state after). Read the
+    session again to find out which.
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        self.outcome_unknown = outcome_unknown
+        super().__init__(message)
+
+
+class LockBackendError(BackendUnavailable):
+    """The cache holding a lock kept failing; the cause is chained.
+
+    A :class:`BackendUnavailable`, so one ``except`` catches every cache failure.
+    """
 
 
 class LockLost(TriggersError):

@@ -23,6 +23,7 @@ from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
 from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
 from .drivers.base import LockDriver, cache_name
+from .failures import reaching
 from .writes import NO_WRITES, Writes
 
 __all__ = [
@@ -183,7 +184,8 @@ class CacheLock:
             # Writes are not retried blindly: a failure surfaces to the caller,
             # after a plain release so the lock is not left to its ttl.
             try:
-                released = self.driver.write_and_release(self.key, self.token, writes)
+                with reaching(self.driver, f"writing under lock {self.key!r}", writing=True):
+                    released = self.driver.write_and_release(self.key, self.token, writes)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.driver.release(self.key, self.token)
@@ -197,7 +199,9 @@ class CacheLock:
         """Make ``writes`` while keeping the lock; LockLost if it was lost."""
         if not self.held:
             raise RuntimeError(f"lock {self.key!r} is not held")
-        if not self.driver.write_and_release(self.key, self.token, writes, release=False):
+        with reaching(self.driver, f"writing under lock {self.key!r}", writing=True):
+            kept = self.driver.write_and_release(self.key, self.token, writes, release=False)
+        if not kept:
             raise LockLost(self.key, self.ttl)
 
 
@@ -219,14 +223,18 @@ class NoLock:
         self.driver = write_driver(self.cache)
 
     def acquire(self, block: Block = True, read: Sequence[str] = ()) -> dict[str, Any]:
-        return self.cache.get_many(list(read)) if read else {}
+        if not read:
+            return {}
+        with reaching(self.driver, f"reading {list(read)!r}"):
+            return self.driver.read_many(list(read))
 
     def release(self, writes: Writes = NO_WRITES) -> bool:
-        self.driver.write(writes)
+        self.write(writes)
         return True
 
     def write(self, writes: Writes) -> None:
-        self.driver.write(writes)
+        with reaching(self.driver, f"writing {len(writes.items())} keys", writing=True):
+            self.driver.write(writes)
 
 
 @contextlib.contextmanager

@@ -10,11 +10,25 @@ from .base import LockDriver
 __all__ = ["AddLockDriver"]
 
 try:
-    from pymemcache.exceptions import MemcacheServerError, MemcacheUnexpectedCloseError
+    from pymemcache.exceptions import (
+        MemcacheError,
+        MemcacheServerError,
+        MemcacheUnexpectedCloseError,
+        MemcacheUnknownError,
+    )
 except ImportError:  # pymemcache is not installed: none of its errors can occur
     _CLIENT_ERRORS: tuple[type[BaseException], ...] = ()
+    _FAILURES: tuple[type[BaseException], ...] = ()
 else:
     _CLIENT_ERRORS = (MemcacheServerError, MemcacheUnexpectedCloseError)
+    _FAILURES = (MemcacheError, MemcacheUnknownError)
+
+try:
+    from pylibmc import Error as PylibmcError
+except ImportError:  # pylibmc is not installed
+    pass
+else:
+    _FAILURES = (*_FAILURES, PylibmcError)
 
 
 class AddLockDriver(LockDriver):
@@ -30,6 +44,7 @@ class AddLockDriver(LockDriver):
         *LockDriver.transient_errors,
         *_CLIENT_ERRORS,
     )
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = _FAILURES
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         # Whole seconds, rounded up: Memcached keeps no finer expiry.

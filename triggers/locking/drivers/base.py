@@ -58,12 +58,21 @@ class LockDriver:
         OSError,
     )
 
+    #: errors of the cache's client that mean the cache failed (as opposed to
+    #: a bug or bad input): raised as BackendUnavailable; the transient ones
+    #: by default, subclasses add their client's base errors
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether an error of the backend is worth retrying."""
         return isinstance(exc, self.transient_errors)
+
+    def is_failure(self, exc: BaseException) -> bool:
+        """Whether an error means the cache failed (unreachable, down, timing out)."""
+        return self.is_transient(exc) or isinstance(exc, self.failure_errors)
 
     def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
         """Make ``writes`` at once if no lock is held and ``guard`` still holds.
@@ -82,6 +91,11 @@ class LockDriver:
     def decode(self, raw: Any) -> Any:
         """A value as :meth:`commit_if_unchanged` handed it back encoded."""
         raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")
+
+    def read_many(self, keys: list[str]) -> dict[str, Any]:
+        """The values of ``keys`` that are stored (a missing key is left out)."""
+        found: dict[str, Any] = self.cache.get_many(keys)
+        return found
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         raise NotImplementedError

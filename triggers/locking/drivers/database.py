@@ -48,6 +48,12 @@ class DatabaseLockDriver(LockDriver):
         sqlite3.OperationalError,
         sqlite3.InterfaceError,
     )
+    # Any database error but a broken constraint: the cache table is gone,
+    # the server refuses, a statement timed out.
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = (DatabaseError, sqlite3.Error)
+
+    def is_failure(self, exc: BaseException) -> bool:
+        return super().is_failure(exc) and not isinstance(exc, IntegrityError)
 
     def is_transient(self, exc: BaseException) -> bool:
         # A missing cache table is an OperationalError on SQLite, and lasting.

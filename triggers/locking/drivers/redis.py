@@ -36,6 +36,14 @@ else:
     _CLIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 try:
+    from redis.exceptions import ClusterDownError, InvalidResponse, OutOfMemoryError, ReadOnlyError
+except ImportError:
+    _FAILURES: tuple[type[BaseException], ...] = ()
+else:
+    # A replica refusing writes, a server out of memory, a garbled reply.
+    _FAILURES = (ReadOnlyError, OutOfMemoryError, ClusterDownError, InvalidResponse)
+
+try:
     from django_redis.exceptions import ConnectionInterrupted
 except ImportError:  # django-redis is not installed
     pass
@@ -52,6 +60,7 @@ class RedisLockDriver(LockDriver):
         *LockDriver.transient_errors,
         *_CLIENT_ERRORS,
     )
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = _FAILURES
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)

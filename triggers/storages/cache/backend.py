@@ -109,7 +109,7 @@ class CacheStorageBackend(CacheSessionState):
         values = self._prefetched
         self._prefetched = None
         if values is None:
-            values = self.cache.get_many([self.keys.head, self.keys.witness])
+            values = self._read_many([self.keys.head, self.keys.witness])
             self._known = None
         return values.get(self.keys.head), values.get(self.keys.witness)
 

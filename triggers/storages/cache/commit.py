@@ -24,6 +24,7 @@ import time
 from collections.abc import Hashable, Iterator
 from typing import Any
 
+from ...locking.failures import reaching
 from ...locking.writes import (
     NO_WRITES,
     AttemptAbandoned,
@@ -88,7 +89,8 @@ class UnlockedTry:
         )
         driver = storage._lock_driver()
         assert driver is not None
-        result: CommitResult = driver.commit_if_unchanged(guard, writes)
+        with reaching(driver, f"committing session {storage.uid!r}", writing=True):
+            result: CommitResult = driver.commit_if_unchanged(guard, writes)
         self.outcome = result.outcome
         if result.outcome is Outcome.COMMITTED:
             head = writes.batches[-1][keys.head]
@@ -176,7 +178,7 @@ def attempts(storage: CacheSessionState) -> Iterator[Any]:
     shared = None if identity is None else committed_heads.get(identity)
     known = _newer(storage._known, shared, keys.witness)
     if known is None:
-        known = storage.cache.get_many([keys.head, keys.witness])
+        known = storage._read_many([keys.head, keys.witness])
     for _ in range(UNLOCKED_TRIES):
         head = known.get(keys.head)
         if head is not None and known.get(keys.witness) is None:
@@ -190,10 +192,10 @@ def attempts(storage: CacheSessionState) -> Iterator[Any]:
         elif attempt.outcome is Outcome.LOCKED:
             # Someone holds the lock briefly: let them finish, then read again.
             time.sleep(LOCKED_PAUSE * random.uniform(0.5, 1.0))
-            known = storage.cache.get_many([keys.head, keys.witness])
+            known = storage._read_many([keys.head, keys.witness])
         elif not known:
             # The block raised on a session assumed new: read what is stored.
-            known = storage.cache.get_many([keys.head, keys.witness])
+            known = storage._read_many([keys.head, keys.witness])
         else:
             break  # the block raised on stored state: only the lock gives a definite answer
     yield storage.acquire_lock()

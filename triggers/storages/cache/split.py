@@ -76,7 +76,7 @@ class SplitLayout:
         key = storage.keys.tasks(version)
         table = task_tables.get(version)
         if table is None:
-            table = storage.cache.get(key)
+            table = storage._read_one(key)
             if table is None:
                 raise SessionIncomplete(storage.uid, [key])
             if not (
@@ -107,7 +107,7 @@ class SplitLayout:
             else:
                 wanted[storage.keys.record(name)] = name
         if wanted:
-            found = storage.cache.get_many(list(wanted))
+            found = storage._read_many(list(wanted))
             missing = [key for key in wanted if key not in found]
             if missing:
                 raise SessionIncomplete(storage.uid, missing)

@@ -17,7 +17,10 @@ from django.core.cache import BaseCache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...conf import get_setting
+from ...errors import StorageCorrupted
 from ...locking import CacheLike, LockDriver, lock_driver, resolve_cache
+from ...locking.driver_table import write_driver
+from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.writes import NO_WRITES, Writes
 from ..base import BaseTriggerStorage
 from .committed import RECORDS
@@ -103,6 +106,44 @@ class CacheSessionState(BaseTriggerStorage):
     def tasks_key(self, version: str) -> str:
         """Key of the task table of that version (configs and their triggers)."""
         return self.keys.tasks(version)
+
+    # ------------------------------------------------------------- reading
+    def _read_many(self, keys: list[str]) -> dict[str, Any]:
+        """The values stored under ``keys`` (those present).
+
+        BackendUnavailable if the cache fails, StorageCorrupted naming the
+        key if a value cannot be decoded.
+        """
+        driver = self._failure_driver
+        with reaching(driver, f"reading session {self.uid!r}"):
+            try:
+                return driver.read_many(keys)
+            except DECODE_ERRORS as exc:
+                raise self._damaged(keys, exc) from exc
+
+    def _read_one(self, key: str) -> Any:
+        return self._read_many([key]).get(key)
+
+    def _damaged(self, keys: list[str], exc: BaseException) -> StorageCorrupted:
+        """StorageCorrupted naming which of ``keys`` holds a value that does not decode."""
+        bad = keys[0] if len(keys) == 1 else None
+        for key in keys if bad is None else ():
+            try:
+                self.cache.get(key)
+            except DECODE_ERRORS:
+                bad = key
+                break
+            except Exception:  # noqa: S112 - the cache failing now tells nothing more
+                continue
+        where = "one of " + ", ".join(map(repr, keys)) if bad is None else repr(bad)
+        return StorageCorrupted(
+            self.uid, f"{where} holds a value that cannot be decoded ({type(exc).__name__}: {exc})"
+        )
+
+    @functools.cached_property
+    def _failure_driver(self) -> LockDriver:
+        """The driver that knows this cache's errors (one exists even where no lock can)."""
+        return self._lock_driver() or write_driver(self.cache)
 
     # ------------------------------------------------------------- shared by the parts
     def _pop_pending(self) -> Writes:
