@@ -53,6 +53,8 @@ setup(
             *POSTGRES,
             # The lock Triggers 2.x takes, for the rolling-upgrade tests.
             "python-redis-lock==2.3.0",
+            # Generated bad input in the fault suite.
+            "hypothesis>=6.100",
         ],
         "docs": ["sphinx>=7", "furo"],
     },
