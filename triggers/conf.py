@@ -6,6 +6,8 @@ import os
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.exceptions import ImproperlyConfigured
 
 from .celery_state import celery_apps, celery_installed, describe_app
 
@@ -22,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "TRIGGERS_CACHE_ALIAS": "default",
     # "split" (one key per instance, flat fire cost) or "single" (the 2.x value).
     "TRIGGERS_CACHE_LAYOUT": "split",
+    # Seconds a session lives after its last save (None: it never expires),
+    # for sessions that do not carry a lifetime of their own yet; by default
+    # the cache's own default timeout.
+    "TRIGGERS_SESSION_TIMEOUT": DEFAULT_TIMEOUT,
     # Lock drivers for caches of other kinds: {"cache class path": "driver class path"}.
     "TRIGGERS_LOCK_DRIVERS": {},
     # The Celery app the celery runner sends through: an app, its dotted path
@@ -93,3 +99,26 @@ def get_setting(name: str) -> Any:
     if name in FROM_ENVIRONMENT and name in os.environ:
         return os.environ[name]
     return DEFAULTS[name]
+
+
+def check_session_timeout(value: Any, what: str = "timeout") -> Any:
+    """``value`` if it is a session lifetime (seconds > 0, None, or DEFAULT_TIMEOUT)."""
+    if value is DEFAULT_TIMEOUT or value is None:
+        return value
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0
+        or value == float("inf")
+    ):
+        raise ValueError(f"{what} must be a positive number of seconds or None, not {value!r}")
+    return value
+
+
+def session_timeout_setting() -> Any:
+    """TRIGGERS_SESSION_TIMEOUT: seconds, None (no expiry) or DEFAULT_TIMEOUT (unset)."""
+    value = get_setting("TRIGGERS_SESSION_TIMEOUT")
+    try:
+        return check_session_timeout(value, "TRIGGERS_SESSION_TIMEOUT")
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None

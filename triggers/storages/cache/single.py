@@ -89,6 +89,10 @@ class SingleLayout:
     def writes(self, storage: CacheSessionState) -> Writes:
         """The writes of a save: the value and the witness (an even generation).
 
+        The value is exactly what 2.x stores, so it carries no lifetime: a
+        session in this layout lives as TRIGGERS_SESSION_TIMEOUT (or the
+        object's timeout) says.
+
         Over a split session (an odd witness) the witness goes first, so no
         crash can leave this value beside the odd witness, which would read
         as a split session a 2.x process wrote over; otherwise the value goes
@@ -97,9 +101,10 @@ class SingleLayout:
         generation = storage._next_generation(split=False)
         head, witness = storage.keys.head, storage.keys.witness
         value = self.value(storage)
+        lifetime = storage._lifetime
         if storage._witness_read % 2 == 1:
-            return Writes(({witness: generation}, {head: value}), storage.timeout)
-        return Writes(({head: value, witness: generation},), storage.timeout)
+            return Writes(({witness: generation}, {head: value}), lifetime)
+        return Writes(({head: value, witness: generation},), lifetime)
 
 
 def _unstarted(record: dict[str, Any]) -> bool:

@@ -57,6 +57,7 @@ class SplitLayout:
         if not isinstance(generation, int) or not isinstance(version, str):
             raise StorageCorrupted(storage.uid, f"the session head has generation {generation!r}")
         table = self.read_task_table(storage, version)
+        storage._note_stored_lifetime(head)
         storage._stored = LAYOUT_SPLIT
         storage._head = head
         storage._table = table
@@ -160,8 +161,9 @@ class SplitLayout:
 
         Expiry: every key of a session expires at one instant, ``lifetime``
         after the head's ``touched`` time. Once half of that (less a second)
-        has passed, a save rewrites every record, so records left unchanged by recent
-        saves never expire before the head does.
+        has passed, or when the lifetime changes, a save rewrites every
+        record, so records left unchanged by recent saves never expire
+        before the head does.
         """
         instances = storage.instances
         previous = storage._head or {}
@@ -169,7 +171,9 @@ class SplitLayout:
         now = time.time()
         touched = previous.get("touched")
         # Refresh a second early: caches that keep whole seconds round expiry down.
-        refresh = lifetime is not None and (touched is None or now - touched > lifetime / 2 - 1)
+        refresh = storage._lifetime_changed() or (
+            lifetime is not None and (touched is None or now - touched > lifetime / 2 - 1)
+        )
         if refresh:
             touched = now
         if storage._stored == LAYOUT_SINGLE or (refresh and storage._stored == LAYOUT_SPLIT):
@@ -231,6 +235,8 @@ class SplitLayout:
             "open": stored_open,
             "delta": changed,
             "touched": touched,
+            # Kept with the session, so whoever opens it next keeps its lifetime.
+            "lifetime": lifetime,
         }
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.

@@ -16,7 +16,7 @@ from typing import Any
 from django.core.cache import BaseCache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ...conf import get_setting
+from ...conf import check_session_timeout, get_setting, session_timeout_setting
 from ...errors import StorageCorrupted
 from ...locking import CacheLike, LockDriver, lock_driver, resolve_cache
 from ...locking.driver_table import write_driver
@@ -28,7 +28,10 @@ from .formats import LAYOUTS
 from .keys import KEY_PREFIX, SessionKeys
 from .tables import make_task_table
 
-__all__ = ["CacheSessionState"]
+__all__ = ["LIFETIME_UNKNOWN", "CacheSessionState"]
+
+#: what a session stored without a lifetime (by 2.x, or before lifetimes were stored) has
+LIFETIME_UNKNOWN: Any = object()
 
 
 class CacheSessionState(BaseTriggerStorage):
@@ -50,12 +53,9 @@ class CacheSessionState(BaseTriggerStorage):
         #: None when a cache object was given, and tasks then use the default alias
         self.cache_alias: str | None = cache if isinstance(cache, str) else None
         self.cache: BaseCache = resolve_cache(cache)
-        if timeout is not DEFAULT_TIMEOUT and timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                raise ValueError(
-                    f"timeout must be a positive number of seconds or None, not {timeout!r}"
-                )
-        self.timeout = timeout
+        #: the lifetime given to this object (DEFAULT_TIMEOUT: none given, the
+        #: session keeps the one stored with it)
+        self.timeout = check_session_timeout(timeout)
         layout = get_setting("TRIGGERS_CACHE_LAYOUT") if layout is None else layout
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
@@ -85,6 +85,8 @@ class CacheSessionState(BaseTriggerStorage):
         self._known_records: dict[str, bytes] = {}
         #: the records of a session read in the single layout, as read
         self._single_records: dict[str, Any] = {}
+        #: the lifetime stored with the session read (LIFETIME_UNKNOWN: none)
+        self._stored_lifetime: Any = LIFETIME_UNKNOWN
 
     # ------------------------------------------------------------- keys
     @functools.cached_property
@@ -198,8 +200,31 @@ class CacheSessionState(BaseTriggerStorage):
         following = last + 1
         return following if (following % 2 == 1) == split else following + 1
 
-    @functools.cached_property
+    @property
     def _lifetime(self) -> float | None:
-        """Seconds the session lives after a save, or None for no expiry."""
-        seconds = self.cache.default_timeout if self.timeout is DEFAULT_TIMEOUT else self.timeout
+        """Seconds the session lives after a save, or None for no expiry.
+
+        The lifetime given to this object, else the one stored with the
+        session, else TRIGGERS_SESSION_TIMEOUT, else the cache's default.
+        """
+        seconds = self.timeout
+        if seconds is DEFAULT_TIMEOUT:
+            seconds = self._stored_lifetime
+        if seconds is LIFETIME_UNKNOWN:
+            seconds = session_timeout_setting()
+        if seconds is DEFAULT_TIMEOUT:
+            seconds = self.cache.default_timeout
         return None if seconds is None else float(seconds)
+
+    def _lifetime_changed(self) -> bool:
+        """Whether this save stores another lifetime than the session had
+        (every key is then rewritten, to expire with the head)."""
+        return self._stored == "split" and self._stored_lifetime != self._lifetime
+
+    def _note_stored_lifetime(self, value: dict[str, Any]) -> None:
+        """Remember the lifetime a loaded head or value carries, if valid."""
+        lifetime = value.get("lifetime", LIFETIME_UNKNOWN)
+        if lifetime is None or (
+            type(lifetime) in (int, float) and lifetime > 0 and lifetime != float("inf")
+        ):
+            self._stored_lifetime = lifetime
