@@ -40,10 +40,25 @@ def statuses(uid, alias):
 # --------------------------------------------------------------------------- show
 
 
+def test_show_says_how_long_the_session_lives(alias, uid):
+    from django.test import override_settings
+
+    from tests.storage_support import populate
+
+    populate(CacheStorageBackend(uid, cache=alias, timeout=None))
+    with override_settings(TRIGGERS_SESSION_TIMEOUT=60):  # the session's own lifetime wins
+        assert command("show", uid, "--cache", alias).splitlines()[0].endswith("; never expires")
+        assert json.loads(command("show", uid, "--cache", alias, "--json"))["lifetime"] is None
+    populate(CacheStorageBackend(uid + "-day", cache=alias, timeout=86400))
+    assert command("show", uid + "-day", "--cache", alias).splitlines()[0].endswith(
+        "; lives 1 day after a save"
+    )
+
+
 def test_show_prints_instances_tasks_and_latest_kwargs(failed, alias):
     out = command("show", failed, "--cache", alias)
     lines = out.splitlines()
-    assert lines[0] == f"session {failed} (cache {alias}): 3 tasks, 3 instances"
+    assert lines[0] == f"session {failed} (cache {alias}): 3 tasks, 3 instances; lives 5 min after a save"
     header = next(line for line in lines if line.startswith("instance "))
     for column in ("task", "status", "created (UTC)", "last modified", "log level", "error type"):
         assert column in header

@@ -75,7 +75,10 @@ def test_dot_of_a_configuration(config_file):
 
 
 @pytest.mark.parametrize("alias", ["locmem", "redis"])
-def test_a_session_is_coloured_by_the_status_of_each_task_s_latest_instance(request, uid, alias):
+def test_a_session_is_coloured_by_the_status_each_task_needs_seen(request, uid, alias):
+    from triggers import TriggerManager
+    from triggers.storages.cache import CacheStorageBackend
+
     prepare_cache(request, alias)
     questionnaire(uid, alias, fail=("t_importResponses",))
     text = command("graph", uid, "--cache", alias)
@@ -87,7 +90,15 @@ def test_a_session_is_coloured_by_the_status_of_each_task_s_latest_instance(requ
     assert 'legend_status_finished["finished"]:::status_finished' in text
     assert "status_running" not in text  # the legend shows the colours in use
 
+    # A failure outranks a later instance: the operator must see it.
     add_stuck_instance(uid, alias, status="running")  # now the latest t_importResponses instance
+    dot = command("graph", uid, "--cache", alias, "--format", "dot")
+    assert '"t_importResponses" [shape=box, style="rounded,filled", fillcolor="#f8d7da"' in dot
+    # Once the failure is mended, the latest instance's status shows.
+    manager = TriggerManager(CacheStorageBackend(uid, cache=alias))
+    for instance in list(manager.storage.instances_of_task("t_importResponses").values()):
+        if instance.status == "failed":
+            manager.skip_failed_instance(instance)
     dot = command("graph", uid, "--cache", alias, "--format", "dot")
     assert '"t_importResponses" [shape=box, style="rounded,filled", fillcolor="#cfe2ff"' in dot
     assert "subgraph cluster_legend {" in dot and '[label="running"' in dot

@@ -101,7 +101,7 @@ def _graph(options: Options, out: Writer) -> None:
         out.write(graph.render(configs, options["format"], title=config))
         return
     storage = _session(options)
-    statuses = graph.latest_statuses(storage)
+    statuses = graph.task_statuses(storage)
     configs = [storage.tasks[name] for name in storage.tasks]
     out.write(graph.render(configs, options["format"], statuses, title=f"session {uid}"))
 

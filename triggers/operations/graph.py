@@ -3,8 +3,9 @@
 Tasks are boxes and the triggers that are not tasks rounded shapes; an edge
 goes from a trigger to each task that waits for it: solid for ``after``,
 thick for ``andEvery`` and dashed, labelled "unless", for ``unless``. Given
-the statuses of a session, each task is coloured by the status of its latest
-instance, with a legend of the colours used.
+the statuses of a session, each task is coloured by the status an operator
+needs to see: failed if one of its instances is, else its latest instance's;
+with a legend of the colours used.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from ..storages.cache import CacheStorageBackend
 from ..types import TaskConfig, TaskInstance
 from .common import BadInput, instance_order
 
-__all__ = ["FORMATS", "configs_from_file", "latest_statuses", "render"]
+__all__ = ["FORMATS", "configs_from_file", "task_statuses", "render"]
 
 FORMATS = ("mermaid", "dot")
 
-#: fill and border colour of a task whose latest instance has that status
+#: fill and border colour of a task of that status
 COLOURS: dict[str, tuple[str, str]] = {
     TaskInstance.STATUS_UNSTARTED: ("#eeeeee", "#9e9e9e"),
     TaskInstance.STATUS_SCHEDULED: ("#fff3cd", "#b8860b"),
@@ -56,12 +57,19 @@ def configs_from_file(path: str) -> list[TaskConfig]:
         raise BadInput(f"{path}: {exc}") from None
 
 
-def latest_statuses(storage: CacheStorageBackend) -> dict[str, str]:
-    """Each task's name and the status of its latest instance (or "no instance")."""
+#: what the legend says the colours are
+LEGEND = "status (failed if an instance is, else the latest)"
+
+
+def task_statuses(storage: CacheStorageBackend) -> dict[str, str]:
+    """Each task's name and its status: failed if one of its instances is,
+    else its latest instance's (or "no instance")."""
     statuses = {}
     for name in storage.tasks:
         instances = storage.instances_of_task(name)
-        if instances:
+        if any(i.status == TaskInstance.STATUS_FAILED for i in instances.values()):
+            statuses[name] = TaskInstance.STATUS_FAILED
+        elif instances:
             latest = max(instances, key=instance_order)
             statuses[name] = instances[latest].status
         else:
@@ -109,7 +117,7 @@ def _mermaid(configs: list[TaskConfig], statuses: Mapping[str, str] | None, titl
         for task in tasks:
             if task in statuses:
                 lines.append(f"  class {ids[task]} {_css(statuses[task])}")
-        lines.append('  subgraph legend["status of the latest instance"]')
+        lines.append(f'  subgraph legend["{LEGEND}"]')
         lines += [f"    legend_{_css(s)}[{_mermaid_text(s)}]:::{_css(s)}" for s in used]
         lines.append("  end")
     return "\n".join(lines) + "\n"
@@ -145,7 +153,7 @@ def _dot(configs: list[TaskConfig], statuses: Mapping[str, str] | None, title: s
     }
     lines += [f"  {_dot_text(s)} -> {_dot_text(d)}{attrs[k]};" for s, d, k in _edges(configs)]
     if statuses:
-        lines += ["  subgraph cluster_legend {", '    label="status of the latest instance";']
+        lines += ["  subgraph cluster_legend {", f"    label={_dot_text(LEGEND)};"]
         for status in (s for s in COLOURS if s in statuses.values()):
             fill, stroke = COLOURS[status]
             lines.append(

@@ -72,13 +72,26 @@ def _task_row(config: TaskConfig) -> dict[str, Any]:
 
 def session_report(storage: CacheStorageBackend) -> dict[str, Any]:
     """The session as plain data: instances, tasks and the latest kwargs of each trigger."""
-    return {
+    report = {
         "uid": storage.uid,
         "cache": storage.cache_alias,
         "instances": [_instance_row(i) for i in sorted_instances(storage)],
         "tasks": [_task_row(storage.tasks[name]) for name in sorted(storage.tasks)],
         "latestKwargs": plain(storage.latest_kwargs),
     }
+    # Seconds the session lives after its last save (None: it never expires),
+    # known once the session is read.
+    report["lifetime"] = storage._lifetime
+    return report
+
+
+def duration(seconds: float) -> str:
+    """Seconds in the largest whole unit: "300 s", "2 h", "7 days"."""
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min")):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count}{' day' if count == 1 and size == 86400 else unit}"
+    return f"{seconds:g} s"
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Writer) -> None:
@@ -105,9 +118,11 @@ def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> No
         write_json(out, report)
         return
     instances, tasks = report["instances"], report["tasks"]
+    lifetime = report["lifetime"]
+    lives = "never expires" if lifetime is None else f"lives {duration(lifetime)} after a save"
     out.write(
         f"session {report['uid']} (cache {report['cache']}):"
-        f" {len(tasks)} tasks, {len(instances)} instances\n\n"
+        f" {len(tasks)} tasks, {len(instances)} instances; {lives}\n\n"
     )
     headers = [
         "instance",
