@@ -99,13 +99,16 @@ class UnlockedTry:
                 keys.head: Encoded(result.values[keys.head]),
             }
             if self.identity is not None:
-                loaded = storage.instances.loaded
+                records = storage._saved_records
+                if records is None:  # not saved by the split layout: pickle them here
+                    loaded = storage.instances.loaded
+                    records = pickled_records({n: i.serialize() for n, i in loaded.items()})
                 committed_heads.put(
                     self.identity,
                     storage._known,
                     generation=head["generation"],
                     started_from=generation(self.known, keys.witness),
-                    records=pickled_records({n: i.serialize() for n, i in loaded.items()}),
+                    records=records,
                 )
         else:
             storage._known = None

@@ -183,11 +183,13 @@ class SplitLayout:
         open_names = storage._open
         open_changed: set[str] = set()
         snapshots = storage._snapshots
+        saved = storage._saved_records = {}
         for name, instance in instances.loaded.items():
             record = instance.serialize()
             snapshot = snapshots.get(name)
+            saved[name] = current = pickled(name, record)
             # A new instance is written anyway; an old one only if it changed.
-            if snapshot is None or snapshot != pickled(name, record):
+            if snapshot is None or snapshot != current:
                 changed[name] = record
             elif refresh:
                 unchanged[name] = record
