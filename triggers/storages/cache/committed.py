@@ -62,7 +62,8 @@ class CommittedHeads:
             if entry is None:
                 return None
             self._entries.move_to_end(identity)
-            return {**entry.known, RECORDS: dict(entry.records)}
+            # Shared, not copied: an entry's records are replaced, never changed.
+            return {**entry.known, RECORDS: entry.records}
 
     def put(
         self,
