@@ -97,9 +97,10 @@ class SingleLayout:
         generation = storage._next_generation(split=False)
         head, witness = storage.keys.head, storage.keys.witness
         value = self.value(storage)
+        keys = {"commit_key": head, "witness_key": witness}
         if storage._witness_read % 2 == 1:
-            return Writes(({witness: generation}, {head: value}), storage.timeout)
-        return Writes(({head: value, witness: generation},), storage.timeout)
+            return Writes(({witness: generation}, {head: value}), storage.timeout, **keys)
+        return Writes(({head: value, witness: generation},), storage.timeout, **keys)
 
 
 def _unstarted(record: dict[str, Any]) -> bool:
