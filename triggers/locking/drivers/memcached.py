@@ -19,7 +19,8 @@ newer one; :meth:`read_many` strips the tag. The witness only ever goes up.
 
 Expiry. Memcached counts whole seconds on a clock that ticks once a second,
 so an item set to live N seconds may go after N-1. A lock lives ceil(ttl)+1
-seconds, and records and tables two seconds longer than their head.
+seconds; a session's head and witness a second more than their timeout,
+its records and tables three, so that none goes before the head.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ __all__ = ["FENCED_MARK", "MemcachedLockDriver", "untagged"]
 
 #: first item of a value stored tagged with its writer's fencing token
 FENCED_MARK = "triggers/fenced-1"
-#: seconds records and tables are kept beyond their head's timeout, so that
-#: Memcached's whole-second rounding never drops one before the head
-RECORD_EXTRA_SECONDS = 2
+#: seconds added to a save's timeout for its head and witness (an item set to
+#: live N seconds may go after N-1), and for its records and task tables (so
+#: that none goes before the head, written at a later save, whose N was
+#: rounded down from the same instant)
+HEAD_EXTRA_SECONDS = 1
+RECORD_EXTRA_SECONDS = 3
 #: how often a conditional write is tried again after losing a race on its key
 WRITE_RETRIES = 8
 
@@ -61,6 +65,11 @@ def _token_of(value: Any) -> int:
         token = value[1]
         return token if type(token) is int else -1
     return -1
+
+
+def _longer(exptime: int, seconds: int) -> int:
+    """A Memcached exptime ``seconds`` later (0, never, stays so)."""
+    return exptime + seconds if exptime > 0 else exptime
 
 
 @dataclass(frozen=True)
@@ -149,16 +158,18 @@ class MemcachedLockDriver(AddLockDriver):
         if lock_value != token or found.get(commit, (None, 0))[1] != fence.unique:
             return self._lost(key, token, release)
         exptime = self._exptime(writes.timeout)
-        longer = exptime + RECORD_EXTRA_SECONDS if exptime > 0 else exptime
+        head_exptime = witness_exptime = _longer(exptime, HEAD_EXTRA_SECONDS)
+        record_exptime = _longer(exptime, RECORD_EXTRA_SECONDS)
         try:
             for name, value in items:
                 if name == commit:
-                    if not self._write_commit(fence, value, exptime):
+                    if not self._write_commit(fence, value, head_exptime):
                         return self._lost(key, token, release)
+                    witness_exptime = exptime  # a witness after the head must not outlive it
                 elif name == writes.witness_key:
-                    self._raise_witness(name, value, found.get(name), exptime)
+                    self._raise_witness(name, value, found.get(name), witness_exptime)
                 else:
-                    self._write_tagged(name, value, fence, found.get(name), longer)
+                    self._write_tagged(name, value, fence, found.get(name), record_exptime)
         except _Stale:
             return self._lost(key, token, release)
         if release:
