@@ -19,8 +19,8 @@ newer one; :meth:`read_many` strips the tag. The witness only ever goes up.
 
 Expiry. Memcached counts whole seconds on a clock that ticks once a second,
 so an item set to live N seconds may go after N-1. A lock lives ceil(ttl)+1
-seconds; a session's head and witness a second more than their timeout,
-its records and tables three, so that none goes before the head.
+seconds, so at least its ttl. A session's records and task tables get a
+second more than its head, so that none goes before the head.
 """
 
 from __future__ import annotations
@@ -42,12 +42,11 @@ __all__ = ["FENCED_MARK", "MemcachedLockDriver", "untagged"]
 
 #: first item of a value stored tagged with its writer's fencing token
 FENCED_MARK = "triggers/fenced-1"
-#: seconds added to a save's timeout for its head and witness (an item set to
-#: live N seconds may go after N-1), and for its records and task tables (so
-#: that none goes before the head, written at a later save, whose N was
-#: rounded down from the same instant)
-HEAD_EXTRA_SECONDS = 1
-RECORD_EXTRA_SECONDS = 3
+#: seconds added to a save's timeout for its records and task tables: an item
+#: set to live N seconds may go after N-1, so without it a record written at
+#: one save could go a tick before the head written at a later one (whose N
+#: was rounded down from the same instant)
+RECORD_EXTRA_SECONDS = 1
 #: how often a conditional write is tried again after losing a race on its key
 WRITE_RETRIES = 8
 
@@ -158,16 +157,14 @@ class MemcachedLockDriver(AddLockDriver):
         if lock_value != token or found.get(commit, (None, 0))[1] != fence.unique:
             return self._lost(key, token, release)
         exptime = self._exptime(writes.timeout)
-        head_exptime = witness_exptime = _longer(exptime, HEAD_EXTRA_SECONDS)
         record_exptime = _longer(exptime, RECORD_EXTRA_SECONDS)
         try:
             for name, value in items:
                 if name == commit:
-                    if not self._write_commit(fence, value, head_exptime):
+                    if not self._write_commit(fence, value, exptime):
                         return self._lost(key, token, release)
-                    witness_exptime = exptime  # a witness after the head must not outlive it
                 elif name == writes.witness_key:
-                    self._raise_witness(name, value, found.get(name), witness_exptime)
+                    self._raise_witness(name, value, found.get(name), exptime)
                 else:
                     self._write_tagged(name, value, fence, found.get(name), record_exptime)
         except _Stale:
