@@ -46,8 +46,8 @@ def memcached(request):
     return prepare_cache(request, ALIAS)
 
 
-def storage(uid, cache=ALIAS):
-    return CacheStorageBackend(uid, cache=cache, timeout=600)
+def storage(uid, cache=ALIAS, layout=None):
+    return CacheStorageBackend(uid, cache=cache, timeout=600, layout=layout)
 
 
 def ticks_of(uid):
@@ -105,10 +105,10 @@ def pausing_cache() -> PyMemcacheCache:
     return PausingMemcache(settings.CACHES[ALIAS]["LOCATION"], {})
 
 
-def _holder(uid, conn, where):
+def _holder(uid, conn, where, layout):
     """Take the lock (ttl 1 s), fire, stop where the parent can stop us; report the outcome."""
     cache = pausing_cache() if where == "release" else caches[ALIAS]
-    store = storage(uid, cache)
+    store = storage(uid, cache, layout)
     try:
         with store.acquire_lock(ttl=1):
             TriggerManager(store).fire("tick", {"worker": "stale", "n": 0})
@@ -126,9 +126,9 @@ def _holder(uid, conn, where):
     conn.send("committed")
 
 
-def _firer(uid, worker, count, path, finish_first):
+def _firer(uid, worker, count, path, finish_first, layout=None):
     """Fire ``count`` ticks, writing down each one the manager acknowledged."""
-    manager = TriggerManager(storage(uid))
+    manager = TriggerManager(storage(uid, layout=layout))
     with open(path, "a") as out:
         if finish_first:
             manager.update_instance_status("t_every#0", TaskInstance.STATUS_FINISHED)
@@ -154,21 +154,22 @@ def _wait_for(condition, what):
 
 def _session_keys(uid):
     store = storage(uid)
-    head = caches[ALIAS].get(store.cache_key)
-    return [*keys_of(store), store.tasks_key(head["tasks_version"])]
+    version = caches[ALIAS].get(store.cache_key).get("tasks_version")  # split only
+    return [*keys_of(store), *([store.tasks_key(version)] if version else [])]
 
 
+@pytest.mark.parametrize("layout", ["split", "single"])
 @pytest.mark.parametrize("where", ["block", "release"])
 def test_a_holder_stopped_past_its_ttl_gets_lock_lost_and_no_fire_is_lost(
-    memcached, uid, tmp_path, test_runners, where
+    memcached, uid, tmp_path, test_runners, where, layout
 ):
-    manager = TriggerManager(storage(uid))
+    manager = TriggerManager(storage(uid, layout=layout))
     manager.update_configuration(CONFIG)
     manager.fire("tick", {"worker": "setup", "n": 0})  # t_every#0, in the head's delta
     lock_key = storage(uid).get_lock_name()
 
     ours, theirs = FORK.Pipe()
-    holder = start_process(_holder, uid, theirs, where)
+    holder = start_process(_holder, uid, theirs, where, layout)
     try:
         assert ours.poll(BOUND), "the holder never reached its pause"
         assert ours.recv() == ("paused" if where == "release" else "in-block")
@@ -176,7 +177,7 @@ def test_a_holder_stopped_past_its_ttl_gets_lock_lost_and_no_fire_is_lost(
         _wait_for(lambda: caches[ALIAS].get(lock_key) is None, "the stopped holder's lock to expire")
 
         path = tmp_path / "acknowledged.txt"
-        assert join_all([start_process(_firer, uid, "other", FIRES, path, True)], BOUND) == [0]
+        assert join_all([start_process(_firer, uid, "other", FIRES, path, True, layout)], BOUND) == [0]
         acknowledged = _acknowledged(path)
         assert len(acknowledged) == FIRES + 1
         keys = _session_keys(uid)
