@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import pickle
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ from typing import Any
 from django.core.cache import BaseCache
 
 from ...cache_internals import memcached_access
+from ...errors import UnserializableValue
 from ..writes import Writes
 from .add import AddLockDriver
+from .base import PICKLING_ERRORS
 
 __all__ = ["FENCED_MARK", "MemcachedLockDriver", "untagged"]
 
@@ -152,6 +155,8 @@ class MemcachedLockDriver(AddLockDriver):
             return self._write_checked(key, token, writes, release)
         commit = fence.key
         items = writes.items()
+        for name, value in items:  # bad input writes nothing at all
+            self._check_storable(name, value)
         found = self._gets_many([key, commit, *(name for name, _ in items if name != commit)])
         lock_value, lock_unique = found.get(key, (None, 0))
         if lock_value != token or found.get(commit, (None, 0))[1] != fence.unique:
@@ -177,6 +182,14 @@ class MemcachedLockDriver(AddLockDriver):
             now = self._gets_many([commit]).get(commit)
             self._set_fence(token, _Fence(commit, now[1] if now else 0))
         return True
+
+    @staticmethod
+    def _check_storable(name: str, value: Any) -> None:
+        """UnserializableValue, before anything of ``name`` is written, if ``value`` cannot be."""
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except PICKLING_ERRORS as exc:
+            raise UnserializableValue(f"the value of {name!r}", value, exc) from exc
 
     def _write_checked(self, key: str, token: str, writes: Writes, release: bool) -> bool:
         """Writes with no commit point to fence: made only if the lock is still held."""
