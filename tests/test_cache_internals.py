@@ -20,6 +20,7 @@ from triggers.cache_internals import (
     database_row_expiry,
     database_row_value,
     max_entries,
+    memcached_access,
     redis_codec,
 )
 
@@ -62,6 +63,22 @@ def test_django_redis_cache_internals():
     backend = cache._cache
     assert callable(backend._serializer.dumps) and callable(backend._serializer.loads)
     assert callable(backend.get_client)
+
+
+def test_memcached_access_keys_and_encodes_as_the_cache_does(request, uid):
+    cache = caches[prepare_cache(request, "memcached")]
+    access = memcached_access(cache)
+    key = f"internals:{uid}"
+    cache.set(key, VALUE, timeout=60)
+    value, unique = access.client.gets(access.make_key(key))
+    assert value == VALUE, "make_key() does not give the key the cache wrote"
+    # What the driver writes through the client, the cache reads.
+    assert access.client.cas(access.make_key(key), VALUE | {"n": 1}, unique, expire=60, noreply=False)
+    assert cache.get(key) == VALUE | {"n": 1}
+    assert access.client.append(access.make_key(key), b"", noreply=False)  # the bump
+    assert cache.get(key) == VALUE | {"n": 1}
+    assert access.exptime(None) == 0 and access.exptime(5) == 5
+    cache.delete(key)
 
 
 @pytest.mark.parametrize("alias", ["db_sqlite", "db_pg"])

@@ -9,7 +9,7 @@ with the session (retrying the save where it was lost) and checks that too.
 
 Writes are counted where they leave the process, so the count does not
 depend on how the storage and lock layers group them: Memcached at its
-client (every key stored), the database cache at the SQL it executes
+client (every key stored: set, add, cas, append), the database cache at the SQL it executes
 (every INSERT, UPDATE or DELETE). Redis is not here: there a save and the
 lock release are one server-side script, with nothing in between to kill.
 """
@@ -58,6 +58,19 @@ def killing_memcache():
             return [key for key, value in values.items() if not self.set(key, value, *args, **kwargs)]
 
         set_multi = set_many
+
+        # The fenced writes of the Memcached driver (add, cas, and the bump's append).
+        def add(self, key, *args, **kwargs):
+            _before_write()
+            return super().add(key, *args, **kwargs)
+
+        def cas(self, key, *args, **kwargs):
+            _before_write()
+            return super().cas(key, *args, **kwargs)
+
+        def append(self, key, *args, **kwargs):
+            _before_write()
+            return super().append(key, *args, **kwargs)
 
     class KillingMemcache(PyMemcacheCache):
         def __init__(self, server, params):

@@ -34,7 +34,7 @@ from triggers.storages.cache import CacheStorageBackend
 FORK = multiprocessing.get_context("fork")
 
 #: caches whose writes under a lock are made only while the lock is still the writer's
-FENCED_CACHES = {"redis", "dredis", "db_sqlite", "db_pg"}
+FENCED_CACHES = {"redis", "dredis", "memcached", "db_sqlite", "db_pg"}
 DB_CACHES = {"db_sqlite", "db_pg"}
 
 

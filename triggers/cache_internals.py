@@ -25,11 +25,13 @@ from django.core.cache import BaseCache
 __all__ = [
     "CHECKED_DJANGO_VERSIONS",
     "INTERNALS",
+    "MemcachedAccess",
     "RedisCodec",
     "database_cache_table",
     "database_row_expiry",
     "database_row_value",
     "max_entries",
+    "memcached_access",
     "redis_codec",
 ]
 
@@ -48,6 +50,11 @@ INTERNALS: tuple[tuple[str, str, str], ...] = (
     ("django.core.cache.backends.db.DatabaseCache", "pickle_protocol", "the row format"),
     ("django.core.cache.backends.db.DatabaseCache", "row format", "base64 pickle; expiry"),
     ("django.core.cache.backends.locmem.LocMemCache", "_max_entries", "the culling warning"),
+    (
+        "django.core.cache.backends.memcached.BaseMemcachedCache",
+        "_cache",
+        "its pymemcache HashClient (gets, cas, append: not in Django's API)",
+    ),
     ("django.core.cache.backends.db.DatabaseCache", "_max_entries", "the culling warning"),
 )
 
@@ -126,3 +133,28 @@ def max_entries(cache: BaseCache) -> int | None:
     LocMem, the database and the file caches cull by it)."""
     value = getattr(cache, "_max_entries", None)
     return value if isinstance(value, int) else None
+
+
+@dataclass(frozen=True)
+class MemcachedAccess:
+    """How a PyMemcacheCache keys its values, and its pymemcache client.
+
+    The client encodes values with the serde Django configured it with, so
+    what the driver writes through it ``cache.get`` reads.
+    """
+
+    #: pymemcache's HashClient (one connection per server, shared with the cache)
+    client: Any
+    #: the full Memcached key of a cache key (prefix and version included)
+    make_key: Callable[[str], str]
+    #: a cache timeout as Memcached's exptime (0: never; absolute past 30 days)
+    exptime: Callable[[Any], int]
+
+
+def memcached_access(cache: BaseCache) -> MemcachedAccess:
+    """The client and keying of Django's PyMemcacheCache."""
+    return MemcachedAccess(
+        client=cache._cache,
+        make_key=cache.make_and_validate_key,
+        exptime=cache.get_backend_timeout,
+    )

@@ -34,10 +34,17 @@ __all__ = [
 class Writes:
     """What one save writes: ``batches`` in order (each lands before the next
     starts, so a crash between them leaves a readable state), all with one
-    cache ``timeout``."""
+    cache ``timeout``.
+
+    ``commit_key`` and ``witness_key`` name the save's commit point (the
+    head) and its witness, for drivers that cannot write under the lock in
+    one step and fence key by key instead (Memcached); others ignore them.
+    """
 
     batches: tuple[Mapping[str, Any], ...] = ()
     timeout: Any = DEFAULT_TIMEOUT
+    commit_key: str | None = None
+    witness_key: str | None = None
 
     def __bool__(self) -> bool:
         return any(self.batches)

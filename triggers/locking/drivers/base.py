@@ -113,7 +113,11 @@ class LockDriver:
         """Take the lock and, if taken, read the ``read`` keys (one round trip where possible)."""
         if not self.try_acquire(key, token, ttl):
             return False, {}
-        return True, (self.cache.get_many(list(read)) if read else {})
+        return True, self.read_held(key, token, read)
+
+    def read_held(self, key: str, token: str, read: Sequence[str]) -> dict[str, Any]:
+        """The ``read`` keys, read by the holder ``token`` of ``key`` just after taking it."""
+        return self.cache.get_many(list(read)) if read else {}
 
     def write(self, writes: Writes) -> None:
         """Make ``writes`` in order, holding no lock."""

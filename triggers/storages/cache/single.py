@@ -102,9 +102,10 @@ class SingleLayout:
         head, witness = storage.keys.head, storage.keys.witness
         value = self.value(storage)
         lifetime = storage._lifetime
+        keys = {"commit_key": head, "witness_key": witness}
         if storage._witness_read % 2 == 1:
-            return Writes(({witness: generation}, {head: value}), lifetime)
-        return Writes(({head: value, witness: generation},), lifetime)
+            return Writes(({witness: generation}, {head: value}), lifetime, **keys)
+        return Writes(({head: value, witness: generation},), lifetime, **keys)
 
 
 def _unstarted(record: dict[str, Any]) -> bool:

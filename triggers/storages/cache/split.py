@@ -253,9 +253,10 @@ class SplitLayout:
             commit[storage.keys.witness] = head["generation"]
         elif storage._stored is not None or storage._writes_land_together():
             settle[storage.keys.witness] = head["generation"]
+        keys = {"commit_key": storage.keys.head, "witness_key": storage.keys.witness}
         if lifetime is None or touched is None:
-            return Writes((settle, commit), None)
+            return Writes((settle, commit), None, **keys)
         # Whole seconds rounded down, so that no key outlives those written
         # at the last refresh; at least one, as Memcached reads 0 as "never".
         timeout = max(1, math.floor(touched + lifetime - now))
-        return Writes((settle, commit), timeout)
+        return Writes((settle, commit), timeout, **keys)

@@ -1,0 +1,111 @@
+"""What one fire costs on Memcached, in requests to the server (round trips).
+
+    python benchmarks/memcached_round_trips.py [--fires 50] [--location 127.0.0.1:11211]
+
+Counts every request pymemcache sends (each get, gets, add, cas, append,
+set, delete is one request and one answer), for ordinary fires into one
+session and for marking an instance finished, with the fenced Memcached
+driver and with the add-based driver Memcached used before it. Prints one
+JSON line per driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from collections import Counter
+from typing import Any
+
+import django
+from django.conf import settings
+
+COUNTS: Counter[str] = Counter()
+
+
+def count_requests() -> None:
+    """Count each request pymemcache's Client makes, by command."""
+    from pymemcache.client.base import Client
+
+    def counted(name: str, original: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            command = args[0] if args and isinstance(args[0], bytes) else name.encode()
+            COUNTS[command.decode()] += 1
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    for name in ("_fetch_cmd", "_store_cmd"):
+        setattr(Client, name, counted(name, getattr(Client, name)))
+    Client._misc_cmd = counted("misc", Client._misc_cmd)  # delete, incr, touch...
+
+
+def configure(location: str) -> None:
+    settings.configure(
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                "LOCATION": location,
+            }
+        },
+        INSTALLED_APPS=["triggers"],
+        TRIGGERS_DEFAULT_RUNNER="bench-nothing",
+    )
+    django.setup()
+
+
+def measure(driver_name: str, fires: int) -> dict[str, Any]:
+    from django.core.cache import caches
+    from django.core.cache.backends.memcached import PyMemcacheCache
+
+    from triggers import CacheStorageBackend, TriggerManager
+    from triggers.locking import register_lock_driver, unregister_lock_driver
+    from triggers.locking.drivers.add import AddLockDriver
+
+    if driver_name == "add (before)":
+        register_lock_driver(PyMemcacheCache, AddLockDriver)
+    else:
+        unregister_lock_driver(PyMemcacheCache)
+    uid = f"bench-{uuid.uuid4().hex}"
+    manager = TriggerManager(CacheStorageBackend(uid, cache=caches["default"], timeout=600))
+    manager.update_configuration({"t": {"after": [], "andEvery": "tick", "run": "noop"}})
+    manager.fire("tick", {"n": -1})  # warm: the session and its task table exist
+    COUNTS.clear()
+    for n in range(fires):
+        manager.fire("tick", {"n": n})
+    per_fire = {command: round(count / fires, 2) for command, count in sorted(COUNTS.items())}
+    fire_total = sum(COUNTS.values()) / fires
+    COUNTS.clear()
+    for n in range(fires):
+        manager.update_instance_status(f"t#{n}", "finished")
+    finish_total = sum(COUNTS.values()) / fires
+    return {
+        "driver": driver_name,
+        "round_trips_per_fire": round(fire_total, 2),
+        "by_command": per_fire,
+        "round_trips_per_status_change": round(finish_total, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fires", type=int, default=50)
+    parser.add_argument("--location", default="127.0.0.1:11211")
+    args = parser.parse_args()
+    configure(args.location)
+    from triggers.runners import BaseTaskRunner, task_runners
+
+    class Nothing(BaseTaskRunner):
+        name = "bench-nothing"
+
+        def run(self, manager: Any, task_instance: Any) -> None:
+            """Runs nothing: only the manager and the storage are measured."""
+
+    task_runners.register(Nothing.name, Nothing)
+    count_requests()
+    for driver_name in ("add (before)", "fenced (now)"):
+        print(json.dumps(measure(driver_name, args.fires)))
+
+
+if __name__ == "__main__":
+    main()
