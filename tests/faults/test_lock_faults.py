@@ -57,7 +57,10 @@ def run_bounded(target: Any, *args: Any, bound: float = BOUND) -> dict[str, Any]
     thread = threading.Thread(target=body, daemon=True)
     thread.start()
     thread.join(bound)
-    assert not thread.is_alive(), f"{target.__name__} still running after {bound}s"
+    if thread.is_alive():
+        import sys
+        stack = "".join(traceback.format_stack(sys._current_frames()[thread.ident]))
+        pytest.fail(f"{target.__name__} still running after {bound}s, at:\n{stack}")
     return outcome
 
 
@@ -280,3 +283,185 @@ def test_memcached_failing_between_the_add_and_the_read_lets_the_lock_go(uid):
         live_only.delete(store.get_lock_name())
         cache.close()
         live_only.close()
+
+
+# --------------------------------------------------------------------------- the database cache: a holder paused in its commit
+
+#: what the owner check of a commit transaction says, whatever the vendor
+OWNER_CHECK = '= "expires" WHERE'
+
+
+def database_row(alias: str, key: str) -> tuple[Any, ...] | None:
+    """The raw row (value, expires) of cache key ``key`` in the database cache."""
+    cache = caches[alias]
+    model, table = database_cache_table(cache)
+    connection = connections[router.db_for_write(model)]
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {q('value')}, {q('expires')} FROM {q(table)} WHERE {q('cache_key')} = %s",
+            [cache.make_and_validate_key(key)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else tuple(row)
+
+
+def _holder_pausing_in_its_commit(alias: str, key: str, data: str, ttl: float, report: str) -> None:
+    """Take the lock, then commit a write, stopping this process (SIGSTOP)
+    right after the commit transaction's owner check: its row is locked."""
+    lock = CacheLock(key, alias, ttl=ttl)
+    lock.acquire(block=5)
+    connection = connections[router.db_for_write(database_cache_table(caches[alias])[0])]
+
+    def pause_after_owner_check(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if OWNER_CHECK in sql:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return result
+
+    with connection.execute_wrapper(pause_after_owner_check):
+        try:
+            lock.release(Writes(({data: "stale"},)))
+            outcome = "written"
+        except LockLost:
+            outcome = "LockLost"
+        except BackendUnavailable as exc:
+            outcome = f"BackendUnavailable outcome_unknown={exc.outcome_unknown}"
+    with open(report, "w") as out:
+        out.write(outcome)
+
+
+def _child(target: Any, *args: Any) -> None:
+    try:
+        target(*args)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)
+
+
+def start_child(target: Any, *args: Any) -> Any:
+    """``target(*args)`` in a forked process that shares no connection with this one."""
+    connections.close_all()
+    for cache in caches.all(initialized_only=True):
+        cache.close()
+    process = FORK.Process(target=_child, args=(target, *args))
+    process.start()
+    return process
+
+
+def wait_stopped(process: Any) -> None:
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline:
+        with open(f"/proc/{process.pid}/stat") as stat:
+            if stat.read().rpartition(")")[2].split()[0] == "T":
+                return
+        assert process.is_alive(), "the holder ended before it paused"
+        time.sleep(0.02)
+    pytest.fail("the holder never paused inside its commit")
+
+
+def take_and_write(alias: str, key: str, data: str, block: float) -> str:
+    """Take the lock within ``block``, write ``data`` and let go; what happened."""
+    lock = CacheLock(key, alias, ttl=30)
+    try:
+        lock.acquire(block=block)
+    except LockAcquisitionFailed:
+        return "not taken"
+    lock.release(Writes(({data: "fresh"},)))
+    return "taken"
+
+
+@pytest.fixture
+def paused_holder(tmp_path):
+    """Start a holder that pauses in its commit; SIGKILLed at the end if still there."""
+    started: list[Any] = []
+
+    def start(alias: str, key: str, data: str, ttl: float) -> tuple[Any, Any]:
+        report = tmp_path / "outcome"
+        process = start_child(_holder_pausing_in_its_commit, alias, key, data, ttl, str(report))
+        started.append(process)
+        wait_stopped(process)
+        return process, report
+
+    yield start
+    for process in started:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGCONT)
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(BOUND)
+
+
+@pytest.mark.parametrize("alias", ["db_pg"])
+def test_a_holder_paused_in_its_commit_on_postgresql_blocks_no_one_past_its_ttl(
+    request, alias, uid, paused_holder
+):
+    from tests.conftest import prepare_cache
+
+    prepare_cache(request, alias)
+    key, data = f"lock:{uid}", f"data:{uid}"
+    caches[alias].set(data, "initial", timeout=60)
+    holder, report = paused_holder(alias, key, data, 2)
+    # A waiter returns within its limit, the lock taken or not: it never
+    # waits on the paused transaction's row lock.
+    first = run_bounded(take_and_write, alias, key, data, 2, bound=10)
+    assert first.get("result") in ("taken", "not taken"), first
+    # Past the paused holder's ttl, the server has ended its transaction.
+    second = run_bounded(take_and_write, alias, key, data, 8, bound=12)
+    assert first.get("result") == "taken" or second.get("result") == "taken", (first, second)
+    after = run_bounded(database_row, alias, data)["result"]
+    assert after is not None and caches[alias].get(data) == "fresh"
+    os.kill(holder.pid, signal.SIGCONT)
+    holder.join(BOUND)
+    assert holder.exitcode == 0
+    assert report.read_text() in ("LockLost", "BackendUnavailable outcome_unknown=False")
+    assert run_bounded(database_row, alias, data)["result"] == after  # it wrote nothing
+    assert caches[alias].get(data) == "fresh"
+
+
+@pytest.mark.parametrize("alias", ["db_sqlite"])
+def test_a_holder_paused_in_its_commit_on_sqlite_keeps_waiters_within_their_limit(
+    request, alias, uid, paused_holder
+):
+    """SQLite has one writer at a time for the whole file: a paused holder keeps
+    every writer out, but a waiter still returns within its limit (not after the
+    connection's busy timeout), and no one takes the lock meanwhile."""
+    from tests.conftest import prepare_cache
+
+    prepare_cache(request, alias)
+    key, data = f"lock:{uid}", f"data:{uid}"
+    caches[alias].set(data, "initial", timeout=60)
+    holder, report = paused_holder(alias, key, data, 1)
+    time.sleep(2.5)  # the holder's ttl has passed: a waiter now tries to write
+    waiter = run_bounded(take_and_write, alias, key, data, 1, bound=12)
+    assert waiter.get("result") == "not taken" or isinstance(
+        waiter.get("error"), LockBackendError
+    ), waiter
+    os.kill(holder.pid, signal.SIGCONT)
+    holder.join(BOUND)
+    assert holder.exitcode == 0
+    # No one could take the lock while it sat in its commit: its write was safe to land.
+    assert report.read_text() == "written"
+    assert caches[alias].get(data) == "stale"
+    assert run_bounded(take_and_write, alias, key, data, 5, bound=12).get("result") == "taken"
+
+
+@pytest.mark.parametrize("alias", ["db_pg"])
+def test_no_transaction_stays_open_while_the_database_lock_is_held(request, alias, uid):
+    from tests.conftest import prepare_cache
+
+    prepare_cache(request, alias)
+    store = CacheStorageBackend(uid, cache=alias)
+    connection = connections[router.db_for_write(database_cache_table(caches[alias])[0])]
+    with store.acquire_lock(ttl=30, block=5):
+        assert not connection.in_atomic_block
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+
+        def state_of_holder() -> Any:
+            with connections[connection.alias].cursor() as cursor:
+                cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid])
+                return cursor.fetchone()[0]
+
+        assert run_bounded(state_of_holder)["result"] == "idle"

@@ -192,7 +192,10 @@ class CacheLock:
         (the lock then goes with its ttl)."""
         self._uncertain = False
         with contextlib.suppress(Exception):
-            self.driver.release(self.key, self.token)
+            # Asked first: a write that is not needed could wait on the cache
+            # (on SQLite, for as long as another connection writes).
+            if self.driver.owns(self.key, self.token):
+                self.driver.release(self.key, self.token)
 
     def release(self, writes: Writes = NO_WRITES) -> bool:
         """Make ``writes``, then let go.

@@ -9,6 +9,7 @@ what the thread that took the lock next committed: its writes never land.
 from __future__ import annotations
 
 import pickle
+
 from django.core.cache import BaseCache
 
 from ...cache_internals import LocMemInternals, locmem_internals
