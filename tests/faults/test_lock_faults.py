@@ -228,6 +228,26 @@ def test_a_redis_read_that_fails_inside_the_acquiring_script_lets_the_lock_go(re
         codec.client().delete(codec.make_key(store.keys.head))
 
 
+@pytest.mark.parametrize("alias", ["redis", "dredis"])
+def test_in_the_single_layout_on_redis_both_locks_go_when_the_head_does_not_decode(
+    request, alias, uid
+):
+    """There the storage takes Triggers 2.x's lock too: neither is left held."""
+    from tests.conftest import prepare_cache
+    from triggers.locking.drivers.redis_legacy import legacy_lock_key
+
+    prepare_cache(request, alias)
+    store = CacheStorageBackend(uid, cache=alias, layout="single")
+    store_raw(alias, store.keys.head, GARBAGE)
+    with pytest.raises(StorageCorrupted, match=repr(store.keys.head)):
+        with store.acquire_lock(ttl=60, block=0.5):
+            pytest.fail("the block ran on a head that does not decode")
+    codec = redis_codec(caches[alias])
+    assert codec.client().get(codec.make_key(store.get_lock_name())) is None
+    assert codec.client().get(legacy_lock_key(store.get_lock_name())) is None
+    assert read_raw(alias, store.keys.head) == GARBAGE
+
+
 class FailingHook(CacheStorageBackend):
     """A storage whose reaction to taking the lock fails."""
 
