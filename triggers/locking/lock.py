@@ -156,7 +156,8 @@ class CacheLock:
             raise RuntimeError(f"lock {self.key!r} is already held by this CacheLock")
         check_block(block)
         started = time.monotonic()
-        until = None if isinstance(block, bool) else started + block
+        # A limit of 0 retries the cache's errors as block=False does.
+        until = None if isinstance(block, bool) or block == 0 else started + block
         attempt = 0
         self._uncertain = False
         while True:

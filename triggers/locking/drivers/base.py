@@ -110,7 +110,10 @@ class LockDriver:
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
     ) -> tuple[bool, dict[str, Any]]:
-        """Take the lock and, if taken, read the ``read`` keys (one round trip where possible)."""
+        """Take the lock and, if taken, read the ``read`` keys (one round trip where possible).
+
+        If the read fails after the lock was taken, the error goes on: the
+        lock lets itself go (token-checked) before raising it."""
         if not self.try_acquire(key, token, ttl):
             return False, {}
         return True, (self.cache.get_many(list(read)) if read else {})
