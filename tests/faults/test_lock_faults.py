@@ -332,6 +332,11 @@ def _holder_pausing_in_its_commit(alias: str, key: str, data: str, ttl: float, r
     lock = CacheLock(key, alias, ttl=ttl)
     lock.acquire(block=5)
     connection = connections[router.db_for_write(database_cache_table(caches[alias])[0])]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            with open(report + ".pid", "w") as out:
+                out.write(str(cursor.fetchone()[0]))
 
     def pause_after_owner_check(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         result = execute(sql, params, many, context)
@@ -437,6 +442,37 @@ def test_a_holder_paused_in_its_commit_on_postgresql_blocks_no_one_past_its_ttl(
     assert report.read_text() in ("LockLost", "BackendUnavailable outcome_unknown=False")
     assert run_bounded(database_row, alias, data)["result"] == after  # it wrote nothing
     assert caches[alias].get(data) == "fresh"
+
+
+@pytest.mark.parametrize("alias", ["db_pg"])
+def test_a_holder_whose_session_is_ended_in_its_commit_knows_nothing_was_written(
+    request, alias, uid, paused_holder
+):
+    """The server ends the paused holder's session (pg_terminate_backend, as an
+    administrator would): on resuming it gets BackendUnavailable saying the
+    outcome is known, nothing is written, and its lock is let go."""
+    from tests.conftest import prepare_cache
+
+    prepare_cache(request, alias)
+    key, data = f"lock:{uid}", f"data:{uid}"
+    caches[alias].set(data, "initial", timeout=60)
+    before = database_row(alias, data)
+    holder, report = paused_holder(alias, key, data, 60)
+    backend_pid = int((report.parent / "outcome.pid").read_text())
+
+    def terminate() -> bool:
+        with connections["pg"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+            return bool(cursor.fetchone()[0])
+
+    assert run_bounded(terminate)["result"] is True
+    os.kill(holder.pid, signal.SIGCONT)
+    holder.join(BOUND)
+    assert holder.exitcode == 0
+    assert report.read_text() == "BackendUnavailable outcome_unknown=False"
+    assert run_bounded(database_row, alias, data)["result"] == before
+    # Its lock went with the error, though its ttl is a minute.
+    assert run_bounded(take_and_write, alias, key, data, 0.5)["result"] == "taken"
 
 
 @pytest.mark.parametrize("alias", ["db_sqlite"])

@@ -286,6 +286,7 @@ class DatabaseLockDriver(LockDriver):
         lock_key = self.cache.make_and_validate_key(key)
         now = database_row_expiry(connection, time.time())
         expires, rows = self._rows(connection, writes)
+        owner = [lock_key, self._encode(token), now]
         committing = False
         # Inside a caller's transaction the setting would outlive this commit.
         bound_idle = not connection.in_atomic_block
@@ -295,10 +296,7 @@ class DatabaseLockDriver(LockDriver):
                     # The owner check is a write, so on SQLite it takes the write
                     # lock before anything is read: nothing can fail for want of
                     # it later.
-                    cursor.execute(
-                        self._owner_check(connection, table, bound_idle),
-                        [lock_key, self._encode(token), now],
-                    )
+                    cursor.execute(self._owner_check(connection, table, bound_idle), owner)
                     if cursor.rowcount != 1:
                         return False
                     self._upsert(cursor, connection, table, expires, rows)
@@ -308,8 +306,6 @@ class DatabaseLockDriver(LockDriver):
                         )
                 committing = True  # leaving the block commits
         except DatabaseError as exc:
-            if committing or not self.is_failure(exc):
-                raise  # whether a failed commit landed cannot be told here
             if _sqlstate(exc) == IDLE_IN_TRANSACTION_TIMEOUT:
                 # The holder sat in its commit past its lock's time: the server
                 # ended the transaction (nothing was written) and the lock is lost.
@@ -317,6 +313,8 @@ class DatabaseLockDriver(LockDriver):
                     with contextlib.suppress(DatabaseError):
                         self.release(key, token)
                 return False
+            if committing or not self.is_failure(exc):
+                raise  # whether a failed commit landed cannot be told here
             # Failed before the commit: rolled back, nothing was written.
             raise unavailable(self, f"writing under lock {key!r}", exc) from exc
         return True
