@@ -19,6 +19,7 @@ from triggers.cache_internals import (
     database_cache_table,
     database_row_expiry,
     database_row_value,
+    locmem_internals,
     max_entries,
     memcached_access,
     redis_codec,
@@ -122,6 +123,38 @@ def test_max_entries_is_what_the_cache_culls_by(request, alias):
     cache = caches[prepare_cache(request, alias)]
     assert max_entries(cache) == settings.CACHES[alias]["OPTIONS"]["MAX_ENTRIES"]
     assert max_entries(cache) == cache._max_entries
+
+
+def test_locmem_internals_write_and_read_as_the_cache_does(uid):
+    import pickle
+    import threading
+
+    cache = caches["locmem"]
+    internals = locmem_internals(cache)
+    assert isinstance(internals.pickle_protocol, int)
+    assert isinstance(internals.mutex, type(threading.Lock()))
+    live, gone = cache.make_and_validate_key(f"live:{uid}"), cache.make_and_validate_key(f"gone:{uid}")
+    with internals.mutex:  # the helpers expect it held, and take it not themselves
+        internals.set(live, pickle.dumps(VALUE, internals.pickle_protocol), 60)
+        internals.set(gone, pickle.dumps(1, internals.pickle_protocol), 60)
+        assert internals.delete(gone) is True and internals.delete(gone) is False
+        assert internals.has_expired(live) is False and internals.has_expired(gone) is True
+    assert cache.get(f"live:{uid}") == VALUE and cache.get(f"gone:{uid}") is None
+    cache.set(f"live:{uid}", VALUE | {"n": 1}, 60)
+    with internals.mutex:
+        assert pickle.loads(internals.data[live]) == VALUE | {"n": 1}
+    # The mutex is the one the cache's own methods take.
+    assert internals.mutex.acquire(blocking=False)
+    try:
+        blocked = threading.Thread(target=cache.get, args=(f"live:{uid}",))
+        blocked.start()
+        blocked.join(0.2)
+        assert blocked.is_alive()
+    finally:
+        internals.mutex.release()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    cache.delete(f"live:{uid}")
 
 
 def test_every_internal_is_listed_once():

@@ -26,10 +26,12 @@ __all__ = [
     "CHECKED_DJANGO_VERSIONS",
     "INTERNALS",
     "MemcachedAccess",
+    "LocMemInternals",
     "RedisCodec",
     "database_cache_table",
     "database_row_expiry",
     "database_row_value",
+    "locmem_internals",
     "max_entries",
     "memcached_access",
     "redis_codec",
@@ -55,6 +57,12 @@ INTERNALS: tuple[tuple[str, str, str], ...] = (
         "_cache",
         "its pymemcache HashClient (gets, cas, append: not in Django's API)",
     ),
+    ("django.core.cache.backends.locmem.LocMemCache", "_lock", "the mutex of its dict"),
+    ("django.core.cache.backends.locmem.LocMemCache", "_cache", "its dict of pickled values"),
+    ("django.core.cache.backends.locmem.LocMemCache", "_has_expired", "a key's expiry"),
+    ("django.core.cache.backends.locmem.LocMemCache", "_set", "a write, mutex held"),
+    ("django.core.cache.backends.locmem.LocMemCache", "_delete", "a delete, mutex held"),
+    ("django.core.cache.backends.locmem.LocMemCache", "pickle_protocol", "the value format"),
     ("django.core.cache.backends.db.DatabaseCache", "_max_entries", "the culling warning"),
 )
 
@@ -104,6 +112,34 @@ def redis_codec(cache: BaseCache) -> RedisCodec:
         encode=serializer.dumps,
         decode=serializer.loads,
         decode_object=pickle.loads,  # what loads() does with anything but an int
+    )
+
+
+@dataclass(frozen=True)
+class LocMemInternals:
+    """The parts of a LocMemCache that let a driver check and write in one step.
+
+    ``set``, ``delete`` and ``has_expired`` take made keys and expect the
+    caller to hold ``mutex``; values are pickled with ``pickle_protocol``.
+    """
+
+    mutex: Any
+    data: Any
+    has_expired: Callable[[str], bool]
+    set: Callable[[str, bytes, Any], None]
+    delete: Callable[[str], bool]
+    pickle_protocol: int
+
+
+def locmem_internals(cache: BaseCache) -> LocMemInternals:
+    """The mutex, dict and unlocked helpers of a LocMemCache."""
+    return LocMemInternals(
+        mutex=cache._lock,
+        data=cache._cache,
+        has_expired=cache._has_expired,
+        set=cache._set,
+        delete=cache._delete,
+        pickle_protocol=cache.pickle_protocol,
     )
 
 

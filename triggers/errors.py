@@ -162,8 +162,8 @@ class LockLost(TriggersError):
     """A lock expired, or passed to another owner, before its holder let go of it.
 
     Raised when writes were to travel with the release (or be made while
-    holding it): on Redis and the database cache they were refused; on
-    other caches they were made, but without the lock.
+    holding it): on Redis, the database cache and LocMem they were refused;
+    on other caches they were made, but without the lock.
     """
 
     def __init__(self, key: str, ttl: float | None) -> None:

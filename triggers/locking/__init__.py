@@ -11,7 +11,7 @@ can be given a driver with :func:`register_lock_driver` or the
 
 Writes made under a lock (a storage's save) travel with its release, as a
 :class:`~triggers.locking.writes.Writes`. Where the cache allows it (Redis,
-the database cache) they are made only if the lock is still this holder's;
+the database cache, LocMem) they are made only if the lock is still this holder's;
 a holder that finds its lock lost raises ``LockLost`` rather than return
 as if its writes had landed.
 

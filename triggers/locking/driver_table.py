@@ -27,6 +27,7 @@ from ..errors import NotSupported
 from .drivers.add import AddLockDriver
 from .drivers.base import LockDriver, cache_name
 from .drivers.database import DatabaseLockDriver
+from .drivers.locmem import LocMemLockDriver
 from .drivers.memcached import MemcachedLockDriver
 from .drivers.redis import RedisLockDriver
 
@@ -52,7 +53,7 @@ _BUILTIN: dict[tuple[str, str], type[LockDriver] | str] = {
     ("django_redis.cache", "RedisCache"): RedisLockDriver,
     ("django.core.cache.backends.redis", "RedisCache"): RedisLockDriver,
     ("django.core.cache.backends.db", "DatabaseCache"): DatabaseLockDriver,
-    ("django.core.cache.backends.locmem", "LocMemCache"): AddLockDriver,
+    ("django.core.cache.backends.locmem", "LocMemCache"): LocMemLockDriver,
     ("django.core.cache.backends.memcached", "PyMemcacheCache"): MemcachedLockDriver,
     ("django.core.cache.backends.memcached", "BaseMemcachedCache"): AddLockDriver,
     ("django.core.cache.backends.filebased", "FileBasedCache"): (

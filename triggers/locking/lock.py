@@ -23,7 +23,7 @@ from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
 from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
 from .drivers.base import LockDriver, cache_name
-from .failures import reaching
+from .failures import DECODE_ERRORS, reaching
 from .writes import NO_WRITES, Writes
 
 __all__ = [
@@ -110,17 +110,22 @@ class CacheLock:
         self.held = False
         self._uncertain = False  # whether the last attempt failed midway
 
-    def _call(self, operation: Any, *args: Any) -> Any:
-        """Run a driver call, retrying transient backend errors for a while."""
+    def _call(self, operation: Any, *args: Any, until: float | None = None) -> Any:
+        """Run a driver call, retrying transient backend errors for a while
+        (never past ``until``, a waiter's own limit on the monotonic clock)."""
         deadline = None
         pause = TRANSIENT_BACKOFF_START
         while True:
             try:
                 return operation(*args)
+            except DECODE_ERRORS:
+                raise  # a stored value is damaged; the cache itself is fine
             except Exception as exc:
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + TRANSIENT_RETRY_SECONDS
+                    if until is not None:
+                        deadline = min(deadline, until)
                 if not self.driver.is_transient(exc) or now >= deadline:
                     raise LockBackendError(
                         f"cache {cache_name(self.cache)} failed while handling lock"
@@ -133,8 +138,9 @@ class CacheLock:
         if self._uncertain:
             # The last attempt failed midway: it may have taken the lock.
             if self.driver.owns(self.key, self.token):
-                self._uncertain = False
-                return True, self.driver.read_held(self.key, self.token, read)
+                values = self.driver.read_held(self.key, self.token, read)
+                self._uncertain = False  # only now: the read may fail again
+                return True, values
         self._uncertain = True
         result = self.driver.try_acquire_and_read(self.key, self.token, self.ttl, read)
         self._uncertain = False
@@ -150,10 +156,22 @@ class CacheLock:
             raise RuntimeError(f"lock {self.key!r} is already held by this CacheLock")
         check_block(block)
         started = time.monotonic()
+        # A limit of 0 retries the cache's errors as block=False does.
+        until = None if isinstance(block, bool) or block == 0 else started + block
         attempt = 0
         self._uncertain = False
         while True:
-            attempt_result: tuple[bool, dict[str, Any]] = self._call(self._attempt, read)
+            try:
+                attempt_result: tuple[bool, dict[str, Any]] = self._call(
+                    self._attempt, read, until=until
+                )
+            except BaseException:
+                # The attempt may have taken the lock before its read (or the
+                # decoding of what it read) failed: let it go rather than leave
+                # every other caller waiting for its ttl. Token-checked, so a
+                # lock this attempt never took is left alone.
+                self._let_go()
+                raise
             acquired, values = attempt_result
             if acquired:
                 self.held = True
@@ -169,6 +187,16 @@ class CacheLock:
                 pause = min(pause, max(0.0, block - waited))
             time.sleep(pause)
             attempt += 1
+
+    def _let_go(self) -> None:
+        """Release if this holder's token is there; errors of the cache are swallowed
+        (the lock then goes with its ttl)."""
+        self._uncertain = False
+        with contextlib.suppress(Exception):
+            # Asked first: a write that is not needed could wait on the cache
+            # (on SQLite, for as long as another connection writes).
+            if self.driver.owns(self.key, self.token):
+                self.driver.release(self.key, self.token)
 
     def release(self, writes: Writes = NO_WRITES) -> bool:
         """Make ``writes``, then let go.

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import LockAcquisitionFailed
 from .drivers.base import LockDriver
+from .failures import DECODE_ERRORS
 from .lock import Block, CacheLike, CacheLock, NoLock, Ttl, check_block
 from .writes import NO_WRITES, WriteGuard, Writes
 
@@ -65,6 +66,10 @@ class Lockable:
         """Keys worth reading in the same round trip that takes the lock."""
         return ()
 
+    def _read_damaged(self, keys: list[str], exc: BaseException) -> BaseException:
+        """The error to raise when a value read with the lock does not decode."""
+        return exc
+
     def _on_lock_acquired(self, prefetched: dict[str, Any]) -> None:
         """Called once the lock is taken (not on re-entry)."""
 
@@ -102,7 +107,15 @@ class Lockable:
                 lock = CacheLock(
                     self.get_lock_name(), self.get_lock_backend(), ttl, self._session_lock_driver()
                 )
-            prefetched = lock.acquire(block, read=self._lock_read_keys())
+            read = list(self._lock_read_keys())
+            try:
+                prefetched = lock.acquire(block, read=read)
+            except DECODE_ERRORS as exc:
+                # The lock let go already; say which value is damaged.
+                error = self._read_damaged(read, exc)
+                if error is exc:
+                    raise
+                raise error from exc
             self._mark_held(lock)
             try:
                 self._on_lock_acquired(prefetched)

@@ -110,14 +110,17 @@ class LockDriver:
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
     ) -> tuple[bool, dict[str, Any]]:
-        """Take the lock and, if taken, read the ``read`` keys (one round trip where possible)."""
+        """Take the lock and, if taken, read the ``read`` keys (one round trip where possible).
+
+        If the read fails after the lock was taken, the error goes on: the
+        lock lets itself go (token-checked) before raising it."""
         if not self.try_acquire(key, token, ttl):
             return False, {}
         return True, self.read_held(key, token, read)
 
     def read_held(self, key: str, token: str, read: Sequence[str]) -> dict[str, Any]:
         """The ``read`` keys, read by the holder ``token`` of ``key`` just after taking it."""
-        return self.cache.get_many(list(read)) if read else {}
+        return self.read_many(list(read)) if read else {}
 
     def write(self, writes: Writes) -> None:
         """Make ``writes`` in order, holding no lock."""

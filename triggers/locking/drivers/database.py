@@ -19,10 +19,49 @@ from django.db import (
 )
 
 from ...cache_internals import database_cache_table, database_row_expiry, database_row_value
+from ..failures import unavailable
 from ..writes import Writes
 from .base import LockDriver, storable
 
 __all__ = ["DatabaseLockDriver"]
+
+#: PostgreSQL's "lock_not_available" (NOWAIT found the row locked) and
+#: "idle_in_transaction_session_timeout" (the server ended a paused transaction)
+LOCK_NOT_AVAILABLE = "55P03"
+IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
+#: the longest a waiter's statement waits for SQLite's write lock, in ms (the
+#: lock's own retries, bounded by the waiter's limit, do the rest)
+SQLITE_BUSY_SLICE_MS = 200
+#: the shortest idle time PostgreSQL allows a holder inside its commit, in ms
+#: (a lock this close to expiry still lets a prompt holder commit)
+SHORTEST_IDLE_MS = 100
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (psycopg 3 or 2), if it has one."""
+    for error in (exc, exc.__cause__):
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+@contextlib.contextmanager
+def _short_busy_wait(connection: Any) -> Iterator[None]:
+    """On SQLite, bound how long a statement waits for another connection's
+    write lock (the connection's own busy timeout may be many seconds)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute(f"PRAGMA busy_timeout = {min(int(previous), SQLITE_BUSY_SLICE_MS)}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
 
 class DatabaseLockDriver(LockDriver):
@@ -39,6 +78,13 @@ class DatabaseLockDriver(LockDriver):
     exactly as Django's ``DatabaseCache`` does (key, base64 pickle, expiry),
     so ``cache.get`` reads them; unlike Django's ``set``, which swallows
     database errors, a failed write here raises.
+
+    A holder paused inside that transaction must not hold everyone up. On
+    PostgreSQL, a waiter takes over an expired row only with NOWAIT, and
+    the transaction may sit idle no longer than the lock has left to live:
+    the server then ends it, nothing is written, and the holder gets
+    LockLost. On SQLite a waiter's statements wait a short slice for the
+    file's write lock, not the connection's whole busy timeout.
     """
 
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
@@ -93,41 +139,66 @@ class DatabaseLockDriver(LockDriver):
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         db, connection, table = self._connection()
+        try:
+            with self._closing_if_broken(connection), _short_busy_wait(connection):
+                return self._take(db, connection, table, key, token, ttl)
+        except OperationalError as exc:
+            if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                return False  # a holder's transaction has the row: the lock is in use
+            raise
+
+    def _take(
+        self, db: str, connection: Any, table: str, key: str, token: str, ttl: float | None
+    ) -> bool:
+        """One attempt, in autocommit statements: no transaction stays open
+        across the holder's work, and none of them waits on another's."""
         q = connection.ops.quote_name
         db_key = self.cache.make_and_validate_key(key)
         value = self._encode(token)
         now = database_row_expiry(connection, time.time())
         expires = database_row_expiry(connection, None if ttl is None else time.time() + max(1.0, ttl))
-        with self._closing_if_broken(connection):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT {q('value')}, CASE WHEN {q('expires')} < %s THEN 1 ELSE 0 END"
-                    f" FROM {table} WHERE {q('cache_key')} = %s",
-                    [now, db_key],
-                )
-                row = cursor.fetchone()
-            if row is not None:
-                current, expired = row
-                if not expired:
-                    # Held; by this token only if an earlier attempt took it and then failed.
-                    return bool(current == value)
-                with self._statement(db, connection) as cursor:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {q('value')}, CASE WHEN {q('expires')} < %s THEN 1 ELSE 0 END"
+                f" FROM {table} WHERE {q('cache_key')} = %s",
+                [now, db_key],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            current, expired = row
+            if not expired:
+                # Held; by this token only if an earlier attempt took it and then failed.
+                return bool(current == value)
+            with self._statement(db, connection) as cursor:
+                if connection.vendor == "postgresql":
+                    # Take over the expired row only if no transaction has it
+                    # (a holder paused in its commit): NOWAIT fails at once
+                    # rather than wait for that transaction to end.
+                    cursor.execute(
+                        f"WITH free AS (SELECT {q('cache_key')} FROM {table}"
+                        f" WHERE {q('cache_key')} = %s AND {q('expires')} < %s FOR UPDATE NOWAIT)"
+                        f" UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
+                        f" WHERE {q('cache_key')} IN (SELECT {q('cache_key')} FROM free)"
+                        f" AND {q('expires')} < %s",
+                        [db_key, now, value, expires, now],
+                    )
+                else:
                     cursor.execute(
                         f"UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
                         f" WHERE {q('cache_key')} = %s AND {q('expires')} < %s",
                         [value, expires, db_key, now],
                     )
-                    return bool(cursor.rowcount == 1)
-            try:
-                with self._statement(db, connection) as cursor:
-                    cursor.execute(
-                        f"INSERT INTO {table} ({q('cache_key')}, {q('value')}, {q('expires')})"
-                        " VALUES (%s, %s, %s)",
-                        [db_key, value, expires],
-                    )
-            except IntegrityError:
-                return False  # taken since the SELECT
-            return True
+                return bool(cursor.rowcount == 1)
+        try:
+            with self._statement(db, connection) as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} ({q('cache_key')}, {q('value')}, {q('expires')})"
+                    " VALUES (%s, %s, %s)",
+                    [db_key, value, expires],
+                )
+        except IntegrityError:
+            return False  # taken since the SELECT
+        return True
 
     def release(self, key: str, token: str) -> bool:
         db, connection, table = self._connection()
@@ -156,12 +227,21 @@ class DatabaseLockDriver(LockDriver):
             )
             return cursor.fetchone() is not None
 
-    def _upsert(self, cursor: Any, connection: Any, table: str, writes: Writes) -> None:
-        q = connection.ops.quote_name
+    def _rows(self, connection: Any, writes: Writes) -> tuple[Any, list[tuple[str, str]]]:
+        """The expiry and the (key, encoded value) rows of ``writes``, made before
+        any transaction opens (so nothing is pickled while rows are locked)."""
         expires = database_row_expiry(connection, self.cache.get_backend_timeout(writes.timeout))
-        for name, value in writes.items():
-            db_key = self.cache.make_and_validate_key(name)
-            encoded = self._encode(value)
+        rows = [
+            (self.cache.make_and_validate_key(name), self._encode(value))
+            for name, value in writes.items()
+        ]
+        return expires, rows
+
+    def _upsert(
+        self, cursor: Any, connection: Any, table: str, expires: Any, rows: list[tuple[str, str]]
+    ) -> None:
+        q = connection.ops.quote_name
+        for db_key, encoded in rows:
             cursor.execute(
                 f"UPDATE {table} SET {q('value')} = %s, {q('expires')} = %s"
                 f" WHERE {q('cache_key')} = %s",
@@ -178,25 +258,63 @@ class DatabaseLockDriver(LockDriver):
         if not writes:
             return
         db, connection, table = self._connection()
+        expires, rows = self._rows(connection, writes)
         with transaction.atomic(using=db), connection.cursor() as cursor:
-            self._upsert(cursor, connection, table, writes)
+            self._upsert(cursor, connection, table, expires, rows)
+
+    def _owner_check(self, connection: Any, table: str, bound_idle: bool) -> str:
+        """The statement that checks (with a write) that the lock is still the
+        holder's. On PostgreSQL it also bounds how long the transaction may sit
+        idle to what is left of the lock's time: a holder paused inside it has
+        its transaction ended by the server, and the lock expires as any other."""
+        q = connection.ops.quote_name
+        check = (
+            f"UPDATE {table} SET {q('expires')} = {q('expires')}"
+            f" WHERE {q('cache_key')} = %s AND {q('value')} = %s AND {q('expires')} >= %s"
+        )
+        if connection.vendor != "postgresql" or not bound_idle:
+            return check
+        left_ms = f"ceil(extract(epoch from ({q('expires')} - clock_timestamp())) * 1000)"
+        return (
+            f"{check} RETURNING set_config('idle_in_transaction_session_timeout',"
+            f" greatest({SHORTEST_IDLE_MS}, least({left_ms}, 2147483647))::bigint::text, true)"
+        )
 
     def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
         db, connection, table = self._connection()
         q = connection.ops.quote_name
         lock_key = self.cache.make_and_validate_key(key)
         now = database_row_expiry(connection, time.time())
-        with transaction.atomic(using=db), connection.cursor() as cursor:
-            # The owner check is a write, so on SQLite it takes the write lock
-            # before anything is read: nothing can fail for want of it later.
-            cursor.execute(
-                f"UPDATE {table} SET {q('expires')} = {q('expires')}"
-                f" WHERE {q('cache_key')} = %s AND {q('value')} = %s AND {q('expires')} >= %s",
-                [lock_key, self._encode(token), now],
-            )
-            if cursor.rowcount != 1:
+        expires, rows = self._rows(connection, writes)
+        owner = [lock_key, self._encode(token), now]
+        committing = False
+        # Inside a caller's transaction the setting would outlive this commit.
+        bound_idle = not connection.in_atomic_block
+        try:
+            with transaction.atomic(using=db):
+                with connection.cursor() as cursor:
+                    # The owner check is a write, so on SQLite it takes the write
+                    # lock before anything is read: nothing can fail for want of
+                    # it later.
+                    cursor.execute(self._owner_check(connection, table, bound_idle), owner)
+                    if cursor.rowcount != 1:
+                        return False
+                    self._upsert(cursor, connection, table, expires, rows)
+                    if release:
+                        cursor.execute(
+                            f"DELETE FROM {table} WHERE {q('cache_key')} = %s", [lock_key]
+                        )
+                committing = True  # leaving the block commits
+        except DatabaseError as exc:
+            if _sqlstate(exc) == IDLE_IN_TRANSACTION_TIMEOUT:
+                # The holder sat in its commit past its lock's time: the server
+                # ended the transaction (nothing was written) and the lock is lost.
+                if release:
+                    with contextlib.suppress(DatabaseError):
+                        self.release(key, token)
                 return False
-            self._upsert(cursor, connection, table, writes)
-            if release:
-                cursor.execute(f"DELETE FROM {table} WHERE {q('cache_key')} = %s", [lock_key])
+            if committing or not self.is_failure(exc):
+                raise  # whether a failed commit landed cannot be told here
+            # Failed before the commit: rolled back, nothing was written.
+            raise unavailable(self, f"writing under lock {key!r}", exc) from exc
         return True

@@ -58,6 +58,9 @@ class CacheStorageBackend(CacheSessionState):
     def _lock_read_keys(self) -> Sequence[str]:
         return (self.keys.head, self.keys.witness)
 
+    def _read_damaged(self, keys: list[str], exc: BaseException) -> BaseException:
+        return self._damaged(keys, exc)
+
     def _on_lock_acquired(self, prefetched: dict[str, Any]) -> None:
         super()._on_lock_acquired(prefetched)
         self._prefetched = prefetched
