@@ -29,7 +29,9 @@ __all__ = [
     "database_cache_table",
     "database_row_expiry",
     "database_row_value",
+    "forget_memcached_client",
     "max_entries",
+    "memcached_servers",
     "redis_codec",
 ]
 
@@ -49,6 +51,13 @@ INTERNALS: tuple[tuple[str, str, str], ...] = (
     ("django.core.cache.backends.db.DatabaseCache", "row format", "base64 pickle; expiry"),
     ("django.core.cache.backends.locmem.LocMemCache", "_max_entries", "the culling warning"),
     ("django.core.cache.backends.db.DatabaseCache", "_max_entries", "the culling warning"),
+    ("django.core.cache.backends.memcached.BaseMemcachedCache", "_cache", "its client, made once"),
+    ("pymemcache.client.hash.HashClient", "clients", "each server's own client, by name"),
+    ("pymemcache.client.hash.HashClient", "hasher", "which server a key belongs to"),
+    ("pymemcache.client.base.Client", "serde", "encode a value once, to size it"),
+    ("pymemcache.client.base.Client", "key_prefix", "the key as the server sees it"),
+    ("pymemcache.client.base.Client", "server", "which server an item size limit is of"),
+    ("pymemcache.client.base.Client", "encoding", "encode a value as the client would"),
 )
 
 
@@ -126,3 +135,17 @@ def max_entries(cache: BaseCache) -> int | None:
     LocMem, the database and the file caches cull by it)."""
     value = getattr(cache, "_max_entries", None)
     return value if isinstance(value, int) else None
+
+
+def memcached_servers(cache: BaseCache) -> tuple[Any, dict[str, Any]]:
+    """The hasher of a PyMemcacheCache's HashClient and its servers' own
+    clients, by name: every server, whether the HashClient thinks it up or
+    dead (it keeps them all in ``clients``; its hasher loses the dead ones)."""
+    hash_client = cache._cache  # made on first use, per cache object
+    return hash_client.hasher, hash_client.clients
+
+
+def forget_memcached_client(cache: BaseCache) -> bool:
+    """Drop the client a Memcached cache object made (the next use makes
+    another, with sockets of its own); whether there was one."""
+    return cache.__dict__.pop("_cache", None) is not None

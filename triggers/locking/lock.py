@@ -134,7 +134,7 @@ class CacheLock:
             # The last attempt failed midway: it may have taken the lock.
             if self.driver.owns(self.key, self.token):
                 self._uncertain = False
-                return True, (self.cache.get_many(list(read)) if read else {})
+                return True, (self.driver.read_many(list(read)) if read else {})
         self._uncertain = True
         result = self.driver.try_acquire_and_read(self.key, self.token, self.ttl, read)
         self._uncertain = False

@@ -113,7 +113,7 @@ class LockDriver:
         """Take the lock and, if taken, read the ``read`` keys (one round trip where possible)."""
         if not self.try_acquire(key, token, ttl):
             return False, {}
-        return True, (self.cache.get_many(list(read)) if read else {})
+        return True, (self.read_many(list(read)) if read else {})
 
     def write(self, writes: Writes) -> None:
         """Make ``writes`` in order, holding no lock."""
