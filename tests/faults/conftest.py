@@ -117,10 +117,15 @@ def memcached_server(*args: str) -> Iterator[str]:
         process.wait(10)
 
 
+#: memcached's arguments for entries of at most 64 KiB in 8 MB (its slab chunks
+#: must not be larger than its items)
+SMALL_ITEMS = ("-I", "64k", "-m", "8", "-o", "slab_chunk_max=16384")
+
+
 @pytest.fixture
 def small_items() -> Iterator[BaseCache]:
     """A PyMemcacheCache on a memcached of its own whose entries hold at most 64 KiB."""
-    with memcached_server("-I", "64k", "-m", "8") as address:
+    with memcached_server(*SMALL_ITEMS) as address:
         cache = make_cache("memcached", address)
         yield cache
         cache.close()

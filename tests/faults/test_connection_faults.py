@@ -72,8 +72,9 @@ def store(p: Proxied, uid: str) -> CacheStorageBackend:
 
 
 def stored_count(p: Proxied, uid: str) -> int:
-    """The instances of the session, read by a new storage object once the fault is over."""
-    return len(CacheStorageBackend(uid, cache=p.cache, timeout=600).instances)
+    """The instances of the session, each record read, by a new storage object."""
+    storage = CacheStorageBackend(uid, cache=p.cache, timeout=600)
+    return len([storage[name] for name in list(storage.instances)])
 
 
 def started_session(p: Proxied, uid: str, fires: int) -> TriggerManager:
