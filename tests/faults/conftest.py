@@ -38,6 +38,12 @@ def _target(service: str) -> tuple[str, int]:
     return host, int(port or 11211)
 
 
+def memcached_target() -> tuple[str, int]:
+    """The suite's Memcached server."""
+    require_service("memcached")
+    return _target("memcached")
+
+
 def make_cache(kind: str, address: str, **options: Any) -> BaseCache:
     """A Django cache object of ``kind`` for the server at ``address``, with client timeouts."""
     if kind == "memcached":

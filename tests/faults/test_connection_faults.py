@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.faults.conftest import Proxied
+from tests.faults.proxy import FaultProxy
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import BackendUnavailable, LockAcquisitionFailed
 
@@ -230,3 +231,38 @@ def test_a_stalled_server_fails_the_call_within_the_client_timeout(proxied: Prox
     assert error is None, repr(error)
     assert stored_count(proxied, uid) == count + 1
     note("stall", proxied.kind, longest_during_fault=longest, recovery=recovery)
+
+
+def test_memcached_with_ignore_exc_still_raises_on_a_drop(uid: str) -> None:
+    """``ignore_exc`` makes pymemcache answer every error with a miss; the storage still raises."""
+    from tests.faults.conftest import make_cache, memcached_target
+
+    with FaultProxy(memcached_target()) as proxy:
+        cache = make_cache("memcached", proxy.address, ignore_exc=True)
+        p = Proxied("memcached", cache, proxy, cache)
+        started_session(p, uid, 3)
+        proxy.drop()
+        for _ in range(3):
+            count, error, _ = bounded(lambda: stored_count(p, uid))
+            assert isinstance(error, BackendUnavailable), f"read {count} instances during the drop"
+        assert recover(p, uid)[0] == 3
+        cache.close()
+
+
+def test_memcached_keys_of_a_dead_server_are_not_read_from_another(uid: str) -> None:
+    """With two servers, the HashClient sends a dead server's keys to the other one,
+    where they are missing; the storage asks their own server, and raises."""
+    from tests.faults.conftest import SMALL_ITEMS, make_cache, memcached_server
+
+    with memcached_server(*SMALL_ITEMS) as first, memcached_server(*SMALL_ITEMS) as second:
+        host, port = second.split(":")
+        with FaultProxy((host, int(port))) as proxy:
+            cache = make_cache("memcached", f"{first},{proxy.address}", retry_attempts=0)
+            p = Proxied("memcached", cache, proxy, cache)
+            started_session(p, uid, 20)  # 20 records: some on each server
+            proxy.drop()
+            for _ in range(4):
+                count, error, _ = bounded(lambda: stored_count(p, uid))
+                assert isinstance(error, BackendUnavailable), f"read {count} instances during the drop"
+            assert recover(p, uid)[0] == 20
+            cache.close()
