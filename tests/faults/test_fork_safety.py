@@ -9,9 +9,11 @@ process may read another's replies, and no fire may be lost.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -51,10 +53,17 @@ def child_work(alias: str, shared: str, own: str) -> str | None:
         fire(alias, own, FIRES)
         if count(alias, own) != FIRES:
             return f"own session has {count(alias, own)} instances, not {FIRES}"
-        # A value only this child wrote, read back through the cache itself.
-        caches[alias].set(f"{own}:pid", os.getpid(), 60)
-        if caches[alias].get(f"{own}:pid") != os.getpid():
-            return "read another process's reply"
+        # A value only this child wrote, read back through the cache itself
+        # (Django's database cache drops a set() silently while SQLite is
+        # busy: write until it holds).
+        for _ in range(50):
+            caches[alias].set(f"{own}:pid", os.getpid(), 60)
+            found = caches[alias].get(f"{own}:pid")
+            if found is not None:
+                break
+            time.sleep(0.02)
+        if found != os.getpid():
+            return f"read {found!r} for its own key, not its pid"
         return None
     except BaseException:  # noqa: BLE001 - reported to the parent
         return traceback.format_exc()
@@ -113,6 +122,21 @@ def run_mp_children(alias: str, shared: str, uid: str) -> dict[str, str | None]:
     return results
 
 
+def report_of(own: str) -> str:
+    return os.path.join(tempfile.gettempdir(), f"{own}.problem")
+
+
+def _reported(own: str) -> str:
+    try:
+        with open(report_of(own)) as report:
+            return report.read() or "failed"
+    except OSError:
+        return "failed, saying nothing"
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(report_of(own))
+
+
 def run_os_fork_children(alias: str, shared: str, uid: str) -> dict[str, str | None]:
     pids: dict[int, str] = {}
     for n in range(CHILDREN):
@@ -121,7 +145,11 @@ def run_os_fork_children(alias: str, shared: str, uid: str) -> dict[str, str | N
         if pid == 0:  # the child: report by exit status only, never return into pytest
             status = 1
             try:
-                status = 0 if child_work(alias, shared, own) is None else 1
+                problem = child_work(alias, shared, own)
+                if problem is not None:
+                    with open(report_of(own), "w") as report:
+                        report.write(problem)
+                status = 0 if problem is None else 1
             finally:
                 os._exit(status)
         pids[pid] = own
@@ -133,7 +161,9 @@ def run_os_fork_children(alias: str, shared: str, uid: str) -> dict[str, str | N
             for pid in list(pids):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    results[pids.pop(pid)] = None if os.waitstatus_to_exitcode(status) == 0 else "failed"
+                    own = pids.pop(pid)
+                    failed = os.waitstatus_to_exitcode(status) != 0
+                    results[own] = _reported(own) if failed else None
             time.sleep(0.05)
     finally:
         for pid, own in pids.items():
