@@ -64,11 +64,22 @@ CACHES = {
         "LOCATION": "locmem",
         "OPTIONS": NO_CULLING,
     },
-    "redis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL},
-    "dredis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    # Client timeouts (triggers.W002): a server that stops answering fails a
+    # call instead of hanging the suite.
+    "redis": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"SOCKET_TIMEOUT": 10, "SOCKET_CONNECT_TIMEOUT": 5},
+    },
+    "dredis": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_timeout": 10, "socket_connect_timeout": 5},
+    },
     "memcached": {
         "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
         "LOCATION": MEMCACHED,
+        "OPTIONS": {"timeout": 10, "connect_timeout": 5},
     },
     "db_sqlite": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",

@@ -161,3 +161,20 @@ def test_every_internal_is_listed_once():
     owners = [(owner, attribute) for owner, attribute, _ in cache_internals.INTERNALS]
     assert len(owners) == len(set(owners))
     assert all(purpose for _, _, purpose in cache_internals.INTERNALS)
+
+
+def test_pymemcache_internals(request, uid):
+    from triggers.cache_internals import forget_memcached_client, memcached_servers
+
+    cache = caches[prepare_cache(request, "memcached")]
+    hasher, clients = memcached_servers(cache)
+    assert clients and set(clients) == {hasher.get_node(cache.make_key(uid))} | set(clients)
+    client = next(iter(clients.values()))
+    assert isinstance(client.key_prefix, bytes) and isinstance(client.encoding, str)
+    assert client.server and callable(client.serde.serialize)
+    full = type(hasher)()  # what the driver builds to find a key's server, dead or not
+    for name in clients:
+        full.add_node(name)
+    assert full.get_node(cache.make_key(uid)) in clients
+    assert forget_memcached_client(cache) is True
+    assert memcached_servers(cache)[1] is not clients  # a new client, made on next use

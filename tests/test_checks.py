@@ -125,9 +125,9 @@ def test_a_culling_cache_with_the_default_300_entries_is_a_warning(config, layou
 @pytest.mark.parametrize(
     "config",
     [
-        {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL},
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
-        {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": MEMCACHED},
+        {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": CACHES["redis"]["OPTIONS"]},
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": CACHES["dredis"]["OPTIONS"]},
+        {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": MEMCACHED, "OPTIONS": CACHES["memcached"]["OPTIONS"]},
         {"BACKEND": "tests.test_checks.LocMemCacheLookalike"},
     ],
     ids=["django-redis", "django RedisCache", "memcached", "named like LocMem"],
@@ -147,4 +147,27 @@ def test_enough_entries_silence_the_warning():
         LOCATION="w001-large",
         OPTIONS={"MAX_ENTRIES": 1_000_000},
     ):
+        assert triggers_messages() == []
+
+
+TIMEOUTS = [
+    ("django.core.cache.backends.memcached.PyMemcacheCache", MEMCACHED, {"timeout": 2, "connect_timeout": 1}),
+    ("django.core.cache.backends.redis.RedisCache", REDIS_URL, {"socket_timeout": 2, "socket_connect_timeout": 1}),
+    ("django_redis.cache.RedisCache", REDIS_URL, {"SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 1}),
+]
+
+
+@pytest.mark.parametrize(("backend", "location", "timeouts"), TIMEOUTS)
+def test_a_memcached_or_redis_cache_without_client_timeouts_warns(backend, location, timeouts):
+    extra = {"BACKEND": backend, "LOCATION": location}
+    with override_settings(CACHES={**CACHES, "unbounded": extra}):
+        [message] = triggers_messages()
+    assert message.id == "triggers.W002" and "'unbounded'" in message.msg
+    for option in timeouts:
+        assert repr(option) in message.hint
+    read_timeout, connect_timeout = timeouts
+    with override_settings(CACHES={**CACHES, "unbounded": {**extra, "OPTIONS": {read_timeout: 2}}}):
+        [message] = triggers_messages()
+    assert repr(connect_timeout) in message.hint and repr(read_timeout) not in message.hint
+    with override_settings(CACHES={**CACHES, "bounded": {**extra, "OPTIONS": timeouts}}):
         assert triggers_messages() == []

@@ -48,7 +48,9 @@ def _before_write() -> None:
 def killing_memcache():
     import pymemcache
 
-    class KillingHashClient(pymemcache.HashClient):
+    class KillingClient(pymemcache.Client):
+        """Each server's own client, which the lock driver writes through."""
+
         def set(self, key, *args, **kwargs):
             _before_write()
             return super().set(key, *args, **kwargs)
@@ -71,6 +73,9 @@ def killing_memcache():
         def append(self, key, *args, **kwargs):
             _before_write()
             return super().append(key, *args, **kwargs)
+
+    class KillingHashClient(pymemcache.HashClient):
+        client_class = KillingClient
 
     class KillingMemcache(PyMemcacheCache):
         def __init__(self, server, params):

@@ -31,9 +31,11 @@ __all__ = [
     "database_cache_table",
     "database_row_expiry",
     "database_row_value",
+    "forget_memcached_client",
     "locmem_internals",
     "max_entries",
     "memcached_access",
+    "memcached_servers",
     "redis_codec",
 ]
 
@@ -55,7 +57,7 @@ INTERNALS: tuple[tuple[str, str, str], ...] = (
     (
         "django.core.cache.backends.memcached.BaseMemcachedCache",
         "_cache",
-        "its pymemcache HashClient (gets, cas, append: not in Django's API)",
+        "its pymemcache HashClient, made once (its servers' clients do gets, cas, append)",
     ),
     ("django.core.cache.backends.locmem.LocMemCache", "_lock", "the mutex of its dict"),
     ("django.core.cache.backends.locmem.LocMemCache", "_cache", "its dict of pickled values"),
@@ -64,6 +66,12 @@ INTERNALS: tuple[tuple[str, str, str], ...] = (
     ("django.core.cache.backends.locmem.LocMemCache", "_delete", "a delete, mutex held"),
     ("django.core.cache.backends.locmem.LocMemCache", "pickle_protocol", "the value format"),
     ("django.core.cache.backends.db.DatabaseCache", "_max_entries", "the culling warning"),
+    ("pymemcache.client.hash.HashClient", "clients", "each server's own client, by name"),
+    ("pymemcache.client.hash.HashClient", "hasher", "which server a key belongs to"),
+    ("pymemcache.client.base.Client", "serde", "encode a value once, to size it"),
+    ("pymemcache.client.base.Client", "key_prefix", "the key as the server sees it"),
+    ("pymemcache.client.base.Client", "server", "which server an item size limit is of"),
+    ("pymemcache.client.base.Client", "encoding", "encode a value as the client would"),
 )
 
 
@@ -194,3 +202,17 @@ def memcached_access(cache: BaseCache) -> MemcachedAccess:
         make_key=cache.make_and_validate_key,
         exptime=cache.get_backend_timeout,
     )
+
+
+def memcached_servers(cache: BaseCache) -> tuple[Any, dict[str, Any]]:
+    """The hasher of a PyMemcacheCache's HashClient and its servers' own
+    clients, by name: every server, whether the HashClient thinks it up or
+    dead (it keeps them all in ``clients``; its hasher loses the dead ones)."""
+    hash_client = cache._cache  # made on first use, per cache object
+    return hash_client.hasher, hash_client.clients
+
+
+def forget_memcached_client(cache: BaseCache) -> bool:
+    """Drop the client a Memcached cache object made (the next use makes
+    another, with sockets of its own); whether there was one."""
+    return cache.__dict__.pop("_cache", None) is not None

@@ -196,3 +196,21 @@ class DispatchFailed(TriggersError):
         details = "; ".join(f"{name}: {exc!r}" for name, exc in failures.items())
         super().__init__(f"could not dispatch {', '.join(failures)} ({details})")
 
+
+
+class ValueTooLarge(TriggersError, ValueError):
+    """A part of a session is larger than the cache stores in one entry.
+
+    Raised before anything of the save is written, so the session stays as
+    it was. ``key`` names the part, ``size`` and ``limit`` are in bytes.
+    """
+
+    def __init__(self, key: str, size: int, limit: int, where: str) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{safe_repr(key)} would take {size} bytes in {where}, whose entries hold at most"
+            f" {limit} bytes; nothing of this save was written (keep less in the session, or"
+            " raise the server's item size limit, memcached -I)"
+        )

@@ -75,10 +75,12 @@ def _pause_before_writing() -> None:
 
 
 def pausing_cache() -> PyMemcacheCache:
-    """A PyMemcacheCache whose client pauses before its first write once armed."""
+    """A PyMemcacheCache whose server clients pause before their first write once armed."""
     import pymemcache
 
-    class PausingHashClient(pymemcache.HashClient):
+    class PausingClient(pymemcache.Client):
+        """Each server's own client, which the driver writes through."""
+
         def set(self, *args, **kwargs):
             _pause_before_writing()
             return super().set(*args, **kwargs)
@@ -96,6 +98,9 @@ def pausing_cache() -> PyMemcacheCache:
         def cas(self, *args, **kwargs):
             _pause_before_writing()
             return super().cas(*args, **kwargs)
+
+    class PausingHashClient(pymemcache.HashClient):
+        client_class = PausingClient
 
     class PausingMemcache(PyMemcacheCache):
         def __init__(self, server, params):

@@ -92,9 +92,9 @@ class LockDriver:
         """A value as :meth:`commit_if_unchanged` handed it back encoded."""
         raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")
 
-    def read_many(self, keys: list[str]) -> dict[str, Any]:
+    def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
         """The values of ``keys`` that are stored (a missing key is left out)."""
-        found: dict[str, Any] = self.cache.get_many(keys)
+        found: dict[str, Any] = self.cache.get_many(list(keys))
         return found
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from django.core.cache import BaseCache
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -19,6 +20,7 @@ from django.db import (
 )
 
 from ...cache_internals import database_cache_table, database_row_expiry, database_row_value
+from ...forking import watch_forks
 from ..failures import unavailable
 from ..writes import Writes
 from .base import LockDriver, storable
@@ -97,6 +99,10 @@ class DatabaseLockDriver(LockDriver):
     # Any database error but a broken constraint: the cache table is gone,
     # the server refuses, a statement timed out.
     failure_errors: ClassVar[tuple[type[BaseException], ...]] = (DatabaseError, sqlite3.Error)
+
+    def __init__(self, cache: BaseCache) -> None:
+        super().__init__(cache)
+        watch_forks()  # a forked child opens a connection of its own
 
     def is_failure(self, exc: BaseException) -> bool:
         return super().is_failure(exc) and not isinstance(exc, IntegrityError)

@@ -25,9 +25,7 @@ second more than its head, so that none goes before the head.
 
 from __future__ import annotations
 
-import functools
 import math
-import pickle
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +34,9 @@ from typing import Any
 from django.core.cache import BaseCache
 
 from ...cache_internals import memcached_access
-from ...errors import UnserializableValue
 from ..writes import Writes
 from .add import AddLockDriver
-from .base import PICKLING_ERRORS
+from .memcached_client import MemcachedServers
 
 __all__ = ["FENCED_MARK", "MemcachedLockDriver", "untagged"]
 
@@ -92,8 +89,9 @@ class MemcachedLockDriver(AddLockDriver):
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
         access = memcached_access(cache)
-        self._client = access.client
-        self._key = functools.lru_cache(maxsize=4096)(access.make_key)
+        # Each key's own server, never the HashClient's silent misses.
+        assert self.memcached is not None, "MemcachedLockDriver serves PyMemcacheCache only"
+        self._servers: MemcachedServers = self.memcached
         self._exptime = access.exptime
         #: the fence of each holder, by its token
         self._fences: dict[str, _Fence] = {}
@@ -102,15 +100,23 @@ class MemcachedLockDriver(AddLockDriver):
     # ------------------------------------------------------------- raw steps
     def _gets_many(self, names: Sequence[str]) -> dict[str, tuple[Any, int]]:
         """Value and cas unique of each stored key of ``names`` (one round trip per server)."""
-        made = {self._key(name): name for name in names}
-        found = self._client.gets_many(list(made))
-        return {made[key]: (value, int(unique)) for key, (value, unique) in found.items()}
+        found: dict[str, tuple[Any, int]] = {}
+        for client, made in self._servers.groups(names).values():
+            for key, (value, unique) in client.gets_many(list(made)).items():
+                found[made[key]] = (value, int(unique))
+        return found
 
     def _cas(self, name: str, value: Any, unique: int, exptime: int) -> bool:
-        return self._client.cas(self._key(name), value, unique, expire=exptime, noreply=False) is True
+        client, key = self._servers.one(name)
+        return client.cas(key, value, unique, expire=exptime, noreply=False) is True
 
     def _add(self, name: str, value: Any, exptime: int) -> bool:
-        return bool(self._client.add(self._key(name), value, expire=exptime, noreply=False))
+        client, key = self._servers.one(name)
+        return bool(client.add(key, value, expire=exptime, noreply=False))
+
+    def _append(self, name: str, value: bytes) -> None:
+        client, key = self._servers.one(name)
+        client.append(key, value, noreply=False)
 
     def _set_fence(self, token: str, fence: _Fence | None) -> None:
         with self._fences_lock:
@@ -123,7 +129,7 @@ class MemcachedLockDriver(AddLockDriver):
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         # Memcached may drop an item up to a second early: a whole second more.
         timeout = None if ttl is None else math.ceil(ttl) + 1
-        return bool(self.cache.add(key, token, timeout=timeout))
+        return self._servers.add(key, token, timeout)
 
     def read_held(self, key: str, token: str, read: Sequence[str]) -> dict[str, Any]:
         """Bump the first ``read`` key (the commit point), then read them all."""
@@ -131,7 +137,7 @@ class MemcachedLockDriver(AddLockDriver):
             return {}
         head = read[0]
         # An empty append changes the unique only: every earlier holder's token is void.
-        self._client.append(self._key(head), b"", noreply=False)
+        self._append(head, b"")
         found = self._gets_many(read)
         self._set_fence(token, _Fence(head, found[head][1] if head in found else 0))
         return {name: untagged(value) for name, (value, _) in found.items()}
@@ -144,7 +150,7 @@ class MemcachedLockDriver(AddLockDriver):
         # A cas to an item that expires at once: deleted only if still this holder's.
         return self._cas(key, b"", unique, -1)
 
-    def read_many(self, keys: list[str]) -> dict[str, Any]:
+    def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
         return {key: untagged(value) for key, value in super().read_many(keys).items()}
 
     # ------------------------------------------------------------- writes
@@ -155,8 +161,8 @@ class MemcachedLockDriver(AddLockDriver):
             return self._write_checked(key, token, writes, release)
         commit = fence.key
         items = writes.items()
-        for name, value in items:  # bad input writes nothing at all
-            self._check_storable(name, value)
+        # Bad input, or a value over the server's item size, writes nothing at all.
+        self._servers.check_sizes(dict(items))
         found = self._gets_many([key, commit, *(name for name, _ in items if name != commit)])
         lock_value, lock_unique = found.get(key, (None, 0))
         if lock_value != token or found.get(commit, (None, 0))[1] != fence.unique:
@@ -182,14 +188,6 @@ class MemcachedLockDriver(AddLockDriver):
             now = self._gets_many([commit]).get(commit)
             self._set_fence(token, _Fence(commit, now[1] if now else 0))
         return True
-
-    @staticmethod
-    def _check_storable(name: str, value: Any) -> None:
-        """UnserializableValue, before anything of ``name`` is written, if ``value`` cannot be."""
-        try:
-            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        except PICKLING_ERRORS as exc:
-            raise UnserializableValue(f"the value of {name!r}", value, exc) from exc
 
     def _write_checked(self, key: str, token: str, writes: Writes, release: bool) -> bool:
         """Writes with no commit point to fence: made only if the lock is still held."""
