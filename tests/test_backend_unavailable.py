@@ -78,7 +78,7 @@ def test_firing_into_an_unreachable_cache(kind, uid):
 
 
 @pytest.mark.db_cache
-@pytest.mark.parametrize("kind", ["redis", "dredis", "db_sqlite"])
+@pytest.mark.parametrize("kind", UNREACHABLE)
 def test_taking_the_lock_of_an_unreachable_cache(kind, uid):
     store = CacheStorageBackend(uid, cache=unreachable(kind))
     with pytest.raises(LockBackendError) as info:  # a BackendUnavailable
