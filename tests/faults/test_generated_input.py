@@ -33,7 +33,7 @@ from triggers.types import TaskConfig, TaskInstance
 #: longest message an error may have, whatever the input
 MAX_MESSAGE = 2000
 #: examples per property: the bulk on LocMem, fewer on the shared caches
-EXAMPLES = {"locmem": 150, "redis": 25, "memcached": 25, "db_sqlite": 15}
+EXAMPLES = {"locmem": 400, "redis": 50, "memcached": 50, "db_sqlite": 30}
 TALLY_ONLY = os.environ.get("TRIGGERS_TALLY") == "1"
 TALLY: Counter[str] = Counter()
 UNTYPED: Counter[str] = Counter()
