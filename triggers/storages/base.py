@@ -26,6 +26,7 @@ from .validation import (
     check_configuration,
     check_instance_fields,
     check_instance_name,
+    check_picklable,
     check_storable,
     check_task_name,
     validate_uid,
@@ -335,9 +336,10 @@ class BaseTriggerStorage(Lockable):
             )
         if self._configs is None:
             return
-        # Written as one value with the head: checked before any write is made
-        # (instance records are checked as each is pickled, before any write too).
-        check_storable("the session's metadata", self._metas)
+        # Written with the head, which some caches write after other keys:
+        # pickled once first, so that a value pickle refuses is refused before
+        # any write (the manager's entry points checked its own values fully).
+        check_picklable("the session's metadata", self._metas)
         self._save()
 
     def invalidate_cache(self) -> None:

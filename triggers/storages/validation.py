@@ -40,6 +40,7 @@ __all__ = [
     "check_flag",
     "check_instance_name",
     "check_mapping",
+    "check_picklable",
     "check_metadata",
     "check_status",
     "check_storable",
@@ -133,6 +134,11 @@ def check_storable(what: str, value: Any) -> None:
         raise
     except Exception as exc:  # a container that cannot be walked (an odd subclass)
         raise UnserializableValue(what, value, exc) from exc
+    check_picklable(what, value)
+
+
+def check_picklable(what: str, value: Any) -> None:
+    """Raise UnserializableValue if pickle refuses ``value`` (whatever pickle raised)."""
     try:
         pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # pickle raises several types for the same problem
