@@ -1,18 +1,25 @@
 """Bad input gets a typed error naming the bad value, and the stored session stays as it was."""
 
+import math
 
 import pytest
 from django.core.cache import caches
 
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import (
+    MAX_REPR,
+    InstanceNotFailed,
+    InvalidArgument,
     InvalidSessionUid,
     InvalidTaskConfig,
     StorageCorrupted,
     TriggersError,
+    UnknownCache,
     UnknownInstance,
+    UnknownStatus,
     UnknownTask,
     UnserializableValue,
+    safe_repr,
 )
 
 from .conftest import cache_independent
@@ -457,3 +464,229 @@ def test_a_corrupt_session_keeps_failing_rather_than_half_loading(any_cache, uid
             reader.tasks
         with pytest.raises(StorageCorrupted):
             reader.instances
+
+
+# --------------------------------------------------------------------------- generated-input findings
+
+
+class FailingRepr:
+    def __repr__(self):
+        raise RuntimeError("this __repr__ fails")
+
+
+class NonStrRepr:
+    def __repr__(self):
+        return 42
+
+
+def recursive_list():
+    value = [1]
+    value.append(value)
+    return value
+
+
+def nested(depth):
+    value = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [nested(10_000), FailingRepr(), NonStrRepr(), "x" * 1_000_000, 10**5000, {"k": [FailingRepr()] * 50}],
+    ids=["10000-deep", "failing-repr", "non-str-repr", "huge-string", "huge-int", "wide"],
+)
+def test_error_messages_name_any_value_safely(value):
+    """Building the message never raises (RecursionError, the __repr__'s own error) and stays short."""
+    text = safe_repr(value)
+    assert type(text) is str and 0 < len(text) <= MAX_REPR
+    for error in (
+        InvalidSessionUid(value, "bad"),
+        InvalidTaskConfig(value, "bad"),
+        UnknownInstance(value, "a-session"),
+        UnknownTask(value, "a-session"),
+        UnserializableValue("a value", value, ValueError("x" * 10_000)),
+        InvalidArgument("argument", value, "bad"),
+    ):
+        message = str(error)
+        assert type(message) is str and len(message) <= 2 * MAX_REPR
+        assert text in message
+
+
+@cache_independent
+@pytest.mark.parametrize("value", [recursive_list(), nested(150)], ids=["recursive", "150-deep"])
+def test_recursive_or_deep_values_are_unserializable(stored_session, value):
+    """Pickle takes a value that contains itself, and one 150 deep, but copying or comparing them later fails."""
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
+    for call in (
+        lambda: manager.fire("start", {"x": value}),
+        lambda: manager.update_instance_metadata("t_import#0", {"x": value}),
+        lambda: manager.replay_failed_instance("t_score#1", {"x": value}),
+        lambda: manager.skip_failed_instance("t_score#1", result={"x": value}),
+        lambda: manager.update_configuration({"t_new": {"after": ["a"], "run": "r", "withParams": {"x": value}}}),
+    ):
+        with pytest.raises(UnserializableValue) as info:
+            call()
+        assert len(str(info.value)) < 2 * MAX_REPR
+    unchanged.check()
+
+
+@cache_independent
+def test_failing_repr_does_not_hide_the_error(stored_session):
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
+    with pytest.raises(InvalidArgument, match="FailingRepr") as info:
+        manager.fire(FailingRepr())
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(UnknownInstance, match="NonStrRepr"):
+        manager.update_instance_status(NonStrRepr(), "finished")
+    with pytest.raises(InvalidTaskConfig, match="FailingRepr"):
+        manager.update_configuration({"t_new": {"after": ["a"], "run": FailingRepr()}})
+    unchanged.check()
+
+
+@cache_independent
+@pytest.mark.parametrize("name", [["t_import#0"], {"t_import#0": 1}, {"t_import"}], ids=["list", "dict", "set"])
+def test_unhashable_names(stored_session, uid, name):
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
+    for call in (
+        lambda: manager.update_instance_status(name, "finished"),
+        lambda: manager.update_instance_metadata(name, {"x": 1}),
+        lambda: manager.mark_instance_logs_resolved(name),
+        lambda: manager.replay_failed_instance(name),
+        lambda: manager.skip_failed_instance(name),
+        lambda: stored_session[name],
+        lambda: stored_session.get_instance(name),
+    ):
+        with pytest.raises(UnknownInstance) as info:
+            call()
+        assert isinstance(info.value, KeyError)
+        assert safe_repr(name) in str(info.value) and uid in str(info.value)
+    for call in (lambda: stored_session.get_task(name), lambda: stored_session.instances_of_task(name)):
+        with pytest.raises(UnknownTask):
+            call()
+    with pytest.raises(InvalidArgument, match="trigger name"):
+        manager.fire(name)
+    unchanged.check()
+
+
+@cache_independent
+@pytest.mark.parametrize("status", [["finished"], {}, {"failed"}, "", 3], ids=["list", "dict", "set", "empty", "int"])
+def test_unhashable_or_non_str_status(stored_session, status):
+    unchanged = Unchanged(stored_session)
+    with pytest.raises(UnknownStatus) as info:
+        TriggerManager(fresh(stored_session)).update_instance_status("t_import#0", status)
+    assert isinstance(info.value, ValueError)
+    assert f"unknown status {safe_repr(status)}" in str(info.value)
+    with pytest.raises(UnknownStatus):
+        with stored_session.acquire_lock():
+            stored_session.create_instance("t_report", status=status)
+    unchanged.check()
+
+
+@pytest.mark.parametrize("key", ["description", "withParams"])
+def test_unpicklable_value_in_a_definition(stored_session, uid, key):
+    """Under a key the package does not know (kept as it is) or in withParams; on a stored session and a new one."""
+    unchanged = Unchanged(stored_session)
+    definition = {"after": ["a"], "run": "r", key: {"callback": lambda: 1}}
+    for store in (fresh(stored_session), CacheStorageBackend(uid + "-new", cache=stored_session.cache)):
+        with pytest.raises(UnserializableValue, match="t_new"):
+            TriggerManager(store).update_configuration({"t_new": definition})
+        with pytest.raises(UnserializableValue):
+            with store.acquire_lock():
+                store.update_configuration({"t_new": definition})
+    unchanged.check()
+    assert stored_session.cache.get(CacheStorageBackend(uid + "-new", cache=stored_session.cache).cache_key) is None
+
+
+@cache_independent
+@pytest.mark.parametrize("result", [[1, 2], "done", 7, ("a", 1)], ids=["list", "str", "int", "tuple"])
+def test_skip_result_that_is_not_a_dict(stored_session, result):
+    unchanged = Unchanged(stored_session)
+    with pytest.raises(InvalidArgument, match="skip result") as info:
+        TriggerManager(fresh(stored_session)).skip_failed_instance("t_score#1", cascade=True, result=result)
+    assert isinstance(info.value, TypeError)
+    assert safe_repr(result) in str(info.value)
+    unchanged.check()
+    assert fresh(stored_session)["t_score#1"].status == "failed"
+
+
+@pytest.mark.parametrize("uid", ["a\ud800", "\udfff", "ok\ud83dz"])
+def test_uid_with_a_lone_surrogate(uid):
+    with pytest.raises(InvalidSessionUid, match="surrogate") as info:
+        CacheStorageBackend(uid)
+    assert info.value.uid == uid
+
+
+@cache_independent
+def test_names_with_a_lone_surrogate(stored_session):
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
+    with pytest.raises(InvalidArgument):
+        manager.fire("start\ud800")
+    with pytest.raises(InvalidTaskConfig):
+        manager.update_configuration({"t\ud800": {"after": ["a"], "run": "r"}})
+    with pytest.raises(InvalidTaskConfig):
+        manager.update_configuration({"t_new": {"after": ["a\udc00"], "run": "r"}})
+    with pytest.raises(UnknownInstance):
+        manager.update_instance_status("t_import#0\ud800", "finished")
+    unchanged.check()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"timeout": math.nan}, InvalidArgument),
+        ({"timeout": math.inf}, InvalidArgument),
+        ({"timeout": True}, InvalidArgument),
+        ({"layout": ["split"]}, InvalidArgument),
+        ({"cache": 5}, InvalidArgument),
+        ({"cache": "no-such-alias"}, UnknownCache),
+    ],
+    ids=["nan", "inf", "bool", "layout-list", "cache-int", "unknown-alias"],
+)
+def test_bad_storage_arguments(uid, kwargs, error):
+    with pytest.raises(error) as info:
+        CacheStorageBackend(uid, **kwargs)
+    assert isinstance(info.value, TriggersError) and isinstance(info.value, ValueError)
+    assert safe_repr(next(iter(kwargs.values()))) in str(info.value)
+
+
+@cache_independent
+def test_bad_manager_arguments(stored_session):
+    unchanged = Unchanged(stored_session)
+    with pytest.raises(InvalidArgument) as info:
+        TriggerManager("not a storage")
+    assert isinstance(info.value, TypeError)
+    manager = TriggerManager(fresh(stored_session))
+    with pytest.raises(InstanceNotFailed, match="only failed instances") as not_failed:
+        manager.skip_failed_instance("t_import#0")
+    assert isinstance(not_failed.value, ValueError)
+    with pytest.raises(InvalidArgument, match="timestamps"):
+        manager.update_instance_metadata("t_import#0", {"timestamps": 5})
+    with pytest.raises(InvalidArgument, match="depth"):
+        manager.replay_failed_instance("t_score#1", metadata={"depth": "deep"})
+    with pytest.raises(InvalidArgument, match="cascade"):
+        manager.skip_failed_instance("t_score#1", cascade="yes")
+    with pytest.raises(InvalidArgument, match="keyword"):
+        with stored_session.acquire_lock():
+            stored_session.create_instance("t_report", bogus=None)
+    unchanged.check()
+
+
+def test_unpicklable_metadata_written_through_the_storage_writes_nothing(stored_session):
+    """Checked before the save makes any write (a plain cache writes its keys one by one)."""
+    unchanged = Unchanged(stored_session)
+
+    class Opaque:
+        def __reduce__(self):
+            raise RuntimeError("refuses to be pickled")
+
+    with pytest.raises(UnserializableValue, match="metadata"):
+        with stored_session.acquire_lock():
+            stored_session.metadata["x"] = Opaque()
+            stored_session.save()
+    unchanged.check()

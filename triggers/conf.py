@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, NamedTuple
 
@@ -101,24 +102,14 @@ def get_setting(name: str) -> Any:
     return DEFAULTS[name]
 
 
-def check_session_timeout(value: Any, what: str = "timeout") -> Any:
-    """``value`` if it is a session lifetime (seconds > 0, None, or DEFAULT_TIMEOUT)."""
-    if value is DEFAULT_TIMEOUT or value is None:
-        return value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not value > 0
-        or value == float("inf")
-    ):
-        raise ValueError(f"{what} must be a positive number of seconds or None, not {value!r}")
-    return value
-
-
 def session_timeout_setting() -> Any:
     """TRIGGERS_SESSION_TIMEOUT: seconds, None (no expiry) or DEFAULT_TIMEOUT (unset)."""
     value = get_setting("TRIGGERS_SESSION_TIMEOUT")
-    try:
-        return check_session_timeout(value, "TRIGGERS_SESSION_TIMEOUT")
-    except ValueError as exc:
-        raise ImproperlyConfigured(str(exc)) from None
+    if value is DEFAULT_TIMEOUT or value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ImproperlyConfigured(
+            f"TRIGGERS_SESSION_TIMEOUT must be a positive, finite number of seconds or None,"
+            f" not {value!r}"
+        )
+    return value

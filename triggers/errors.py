@@ -15,13 +15,31 @@ _repr.maxstring = 200
 _repr.maxother = 200
 _repr.maxlevel = 4
 
+#: the longest text safe_repr returns, whatever the value
+MAX_REPR = 400
+
 
 def safe_repr(value: Any) -> str:
-    """A short repr for messages: bounded in size and depth, and never raising."""
+    """A short repr for messages: bounded in size and depth, and never raising.
+
+    Messages name the bad value, and a bad value may be anything: recursive,
+    nested 10,000 deep, huge, or with a ``__repr__`` that raises or returns
+    something other than a str. None of that may hide the real error.
+    """
     try:
-        return _repr.repr(value)
+        text = _repr.repr(value)
+        if type(text) is not str:
+            raise TypeError(f"__repr__ returned {type(text).__name__}")
     except Exception as exc:  # a __repr__ that raises must not hide the real error
-        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+        try:
+            kind = type(value).__name__
+        except Exception:
+            kind = "object"
+        return f"<unrepresentable {kind}: {type(exc).__name__}>"[:MAX_REPR]
+    if len(text) > MAX_REPR:
+        half = (MAX_REPR - 3) // 2
+        text = text[:half] + "..." + text[-half:]
+    return text
 
 
 class TriggersError(Exception):
@@ -33,7 +51,7 @@ class InvalidSessionUid(TriggersError, ValueError):
 
     def __init__(self, uid: object, reason: str) -> None:
         self.uid = uid
-        super().__init__(f"invalid session uid {uid!r}: {reason}")
+        super().__init__(f"invalid session uid {safe_repr(uid)}: {reason}")
 
 
 class InvalidTaskConfig(TriggersError, ValueError, TypeError):
@@ -44,7 +62,7 @@ class InvalidTaskConfig(TriggersError, ValueError, TypeError):
 
     def __init__(self, task_name: object, reason: str) -> None:
         self.task_name = task_name
-        super().__init__(f"invalid configuration for task {task_name!r}: {reason}")
+        super().__init__(f"invalid configuration for task {safe_repr(task_name)}: {reason}")
 
 
 class UnknownInstance(TriggersError, KeyError):
@@ -54,7 +72,7 @@ class UnknownInstance(TriggersError, KeyError):
         self.name = name
         self.uid = uid
         super().__init__(name)
-        self._message = f"no {kind} named {name!r} in session {uid!r}"
+        self._message = f"no {kind} named {safe_repr(name)} in session {uid!r}"
 
     def __str__(self) -> str:
         return self._message
@@ -72,7 +90,7 @@ class UnserializableValue(TriggersError, TypeError):
 
     def __init__(self, what: str, value: object, cause: BaseException) -> None:
         self.value = value
-        super().__init__(f"{what} cannot be stored: {safe_repr(value)} ({cause})")
+        super().__init__(f"{what} cannot be stored: {safe_repr(value)} ({safe_repr(str(cause))})")
 
 
 class StorageCorrupted(TriggersError):
@@ -214,3 +232,44 @@ class ValueTooLarge(TriggersError, ValueError):
             f" {limit} bytes; nothing of this save was written (keep less in the session, or"
             " raise the server's item size limit, memcached -I)"
         )
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class InvalidArgument(TriggersError, ValueError, TypeError):
+    """An argument of a public method has a value or a type it cannot take.
+
+    A ``ValueError`` and a ``TypeError``, which Triggers 2.x raised for such
+    arguments (an unknown status, metadata that is not a dict...). ``argument``
+    names the parameter, ``value`` is what was given.
+    """
+
+    def __init__(self, argument: str, value: object, reason: str) -> None:
+        self.argument = argument
+        self.value = value
+        super().__init__(f"invalid {argument} {safe_repr(value)}: {reason}")
+
+
+class UnknownCache(InvalidArgument):
+    """The cache alias a storage was given is not in ``CACHES``."""
+
+
+class InstanceNotFailed(TriggersError, ValueError):
+    """Only a failed instance can be replayed or skipped; this one has another status."""
+
+    def __init__(self, name: str, status: str, action: str) -> None:
+        self.name = name
+        self.status = status
+        super().__init__(
+            f"instance {safe_repr(name)} is {safe_repr(status)};"
+            f" only failed instances can be {action}"
+        )
+
+
+class UnknownStatus(InvalidArgument):
+    """A status that is none of ``TaskInstance.ALL_STATUSES``."""
+
+    def __init__(self, value: object, known: list[str]) -> None:
+        InvalidArgument.__init__(self, "status", value, f"expected one of {known}")
+        self.args = (f"unknown status {safe_repr(value)} (expected one of {known})",)

@@ -17,13 +17,21 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .conf import get_setting
-from .errors import DispatchFailed
+from .errors import DispatchFailed, InstanceNotFailed, InvalidArgument, safe_repr
 from .firing_rules import apply_trigger
 from .registry import EntryPointRegistry, task_runners
 from .registry import trigger_managers as _trigger_managers
 from .renamed import renamed_keywords
 from .signals import CommitEvents, send_fired
-from .storages.base import BaseTriggerStorage, check_storable
+from .storages.base import BaseTriggerStorage
+from .storages.validation import (
+    check_flag,
+    check_instance_name,
+    check_mapping,
+    check_metadata,
+    check_status,
+    check_trigger_name,
+)
 from .types import TaskInstance, utc_now
 
 __all__ = ["DispatchFailed", "TaskRunner", "TriggerManager", "trigger_managers"]
@@ -62,7 +70,7 @@ class TriggerManager:
 
     def __init__(self, storage: BaseTriggerStorage) -> None:
         if not isinstance(storage, BaseTriggerStorage):
-            raise TypeError(f"storage must be a BaseTriggerStorage, not {storage!r}")
+            raise InvalidArgument("storage", storage, "must be a BaseTriggerStorage")
         self.storage = storage
         self._runners: dict[str, TaskRunner] = {}
         self._events = CommitEvents()
@@ -78,10 +86,11 @@ class TriggerManager:
     # ------------------------------------------------------------ configuration
     @renamed_keywords(configuration="config")
     def update_configuration(self, config: Mapping[str, Any]) -> None:
-        """Merge task definitions into the session and save them."""
-        for definition in config.values() if isinstance(config, (dict, Mapping)) else ():
-            if isinstance(definition, (dict, Mapping)) and "withParams" in definition:
-                check_storable("withParams", definition["withParams"])
+        """Merge task definitions into the session and save them.
+
+        The storage checks every definition before it applies any, so a bad
+        one (InvalidTaskConfig, UnserializableValue) leaves the session as it was.
+        """
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 new = self.storage._stored_nothing()
@@ -94,6 +103,7 @@ class TriggerManager:
         self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
     ) -> list[TaskInstance]:
         """Fire a trigger; returns the instances it made ready (now scheduled)."""
+        trigger_name = check_trigger_name(trigger_name)
         kwargs = self._trigger_kwargs(trigger_name, trigger_kwargs)
         storage = self.storage
         for attempt in self._events.tries(storage.attempts()):
@@ -105,16 +115,11 @@ class TriggerManager:
         return self._after_fire(firing)
 
     @staticmethod
-    def _trigger_kwargs(trigger_name: object, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The kwargs of a firing, checked (ValueError, TypeError, UnserializableValue)."""
-        if not isinstance(trigger_name, str) or not trigger_name:
-            raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
+    def _trigger_kwargs(trigger_name: str, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The kwargs of a firing, checked (InvalidArgument, UnserializableValue)."""
         if kwargs is None:
             return {}
-        if not isinstance(kwargs, (dict, Mapping)):
-            raise TypeError(f"kwargs of trigger {trigger_name!r} must be a dict, not {kwargs!r}")
-        check_storable(f"kwargs of trigger {trigger_name!r}", kwargs)
-        return dict(kwargs)
+        return check_mapping(f"kwargs of trigger {safe_repr(trigger_name)}", kwargs)
 
     def _fire_here(self, trigger_name: str, kwargs: dict[str, Any], now: datetime) -> _Firing:
         """Apply a firing to the loaded session (saved by the caller, with its other changes)."""
@@ -226,19 +231,16 @@ class TriggerManager:
         With ``cascade``, the status and the firing are committed together:
         no crash can leave the one without the other.
         """
-        if status not in TaskInstance.ALL_STATUSES:
-            raise ValueError(
-                f"unknown status {status!r} (expected one of {sorted(TaskInstance.ALL_STATUSES)})"
-            )
+        name = check_instance_name(instance_or_name, self.storage.uid)
+        status = check_status(status)
         if metadata is not None:
-            if not isinstance(metadata, (dict, Mapping)):
-                raise TypeError(f"metadata must be a dict, not {metadata!r}")
-            check_storable("instance metadata", metadata)
+            metadata = check_metadata("instance metadata", metadata)
+        cascade = check_flag("cascade", cascade)
         kwargs = self._trigger_kwargs("cascade", cascade_kwargs) if cascade else {}
         firing = None
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
-                instance = self.storage.get_instance(instance_or_name)
+                instance = self.storage.get_instance(name)
                 now = utc_now()
                 self._set_status(instance, status, metadata, now)
                 if cascade:
@@ -269,15 +271,14 @@ class TriggerManager:
         self, instance_or_name: TaskInstance | str, metadata: Mapping[str, Any]
     ) -> TaskInstance:
         """Merge ``metadata`` into an instance's metadata (stamping ``lastModified``)."""
-        if not isinstance(metadata, (dict, Mapping)):
-            raise TypeError(f"metadata must be a dict, not {metadata!r}")
-        check_storable("instance metadata", metadata)
+        name = check_instance_name(instance_or_name, self.storage.uid)
+        checked = check_metadata("instance metadata", metadata)
 
         def merge(instance: TaskInstance) -> TaskInstance:
-            instance.merge_metadata(metadata)
+            instance.merge_metadata(checked)
             return instance
 
-        return self._change_instance(instance_or_name, merge)
+        return self._change_instance(name, merge)
 
     @renamed_keywords(task_instance="instance_or_name")
     def mark_instance_logs_resolved(self, instance_or_name: TaskInstance | str) -> TaskInstance:
@@ -289,9 +290,7 @@ class TriggerManager:
         """The stored instance, which must have failed to be ``action`` (replayed, skipped)."""
         instance = self.storage.get_instance(instance_or_name)
         if not instance.can_replay:  # the same rule as can_skip: it failed
-            raise ValueError(
-                f"instance {instance.name!r} is {instance.status}; only failed instances can be {action}"
-            )
+            raise InstanceNotFailed(instance.name, instance.status, action)
         return instance
 
     @renamed_keywords(failed_instance="instance_or_name")
@@ -306,14 +305,14 @@ class TriggerManager:
 
         ``metadata`` (a retry's cooldown, say) is merged into the clone's, in the same commit.
         """
-        for what, value in (("replacement_kwargs", replacement_kwargs), ("metadata", metadata)):
-            if value is not None:
-                if not isinstance(value, (dict, Mapping)):
-                    raise TypeError(f"{what} must be a dict, not {value!r}")
-                check_storable(what.replace("_", " "), value)
+        name = check_instance_name(instance_or_name, self.storage.uid)
+        if replacement_kwargs is not None:
+            replacement_kwargs = check_mapping("replacement kwargs", replacement_kwargs)
+        if metadata is not None:
+            metadata = check_metadata("metadata", metadata)
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
-                instance = self._failed_instance(instance_or_name, "replayed")
+                instance = self._failed_instance(name, "replayed")
                 self._set_status(instance, TaskInstance.STATUS_REPLAYED)
                 clone = self.storage.clone_instance(instance)
                 clone.metadata[TaskInstance.META_TIMESTAMPS] = {
@@ -339,12 +338,14 @@ class TriggerManager:
         result: Mapping[str, Any] | None = None,
     ) -> TaskInstance:
         """Mark a failed instance skipped; with ``cascade``, fire its task's name with ``result``."""
+        name = check_instance_name(instance_or_name, self.storage.uid)
+        cascade = check_flag("cascade", cascade)
         if result is not None:
-            check_storable("skip result", result)
+            result = check_mapping("skip result", result)
         firing = None
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
-                instance = self._failed_instance(instance_or_name, "skipped")
+                instance = self._failed_instance(name, "skipped")
                 now = utc_now()
                 self._set_status(
                     instance,

@@ -12,44 +12,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import InvalidTaskConfig
+from .errors import InvalidTaskConfig, safe_repr
+from .names import is_name, trigger_set
 
-__all__ = ["TaskConfig", "TaskInstance", "utc_now"]
+__all__ = ["TaskConfig", "TaskInstance", "is_name", "utc_now"]
 
 
 def utc_now() -> datetime:
     """Now in naive UTC, as Triggers 2.x stores the timestamps of instances."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-_PLAIN_COLLECTIONS = (list, tuple, set, frozenset)
-
-
-def _trigger_set(task_name: str, field: str, value: Any) -> set[str]:
-    if value is None:
-        return set()
-    plain = type(value) in _PLAIN_COLLECTIONS  # skips the slow ABC check below
-    if not plain and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
-        raise InvalidTaskConfig(
-            task_name, f"{field!r} must be a list of trigger names, not {value!r}"
-        )
-    try:
-        triggers = set(value) if plain else set(list(value))
-    except TypeError:  # an unhashable item: name it
-        for trigger in value:
-            if not isinstance(trigger, str):
-                raise InvalidTaskConfig(
-                    task_name, f"{field!r} holds {trigger!r}, which is not a trigger name"
-                ) from None
-        raise
-    for trigger in triggers:
-        if type(trigger) is not str or not trigger:
-            if isinstance(trigger, str) and trigger:
-                continue  # a str subclass is fine
-            raise InvalidTaskConfig(
-                task_name, f"{field!r} holds {trigger!r}, which is not a trigger name"
-            )
-    return triggers
 
 
 class TaskConfig:
@@ -75,20 +46,20 @@ class TaskConfig:
         if not isinstance(name, str) or not name:
             raise InvalidTaskConfig(name, "a task name must be a non-empty string")
         if not isinstance(run, str) or not run:
-            raise InvalidTaskConfig(name, f"'run' must name a task, not {run!r}")
+            raise InvalidTaskConfig(name, f"'run' must name a task, not {safe_repr(run)}")
         if andEvery is not None and (not isinstance(andEvery, str) or not andEvery):
-            raise InvalidTaskConfig(name, f"'andEvery' must be a trigger name, not {andEvery!r}")
+            raise InvalidTaskConfig(name, f"'andEvery' must be a trigger name, not {safe_repr(andEvery)}")
         if unless is not None and not isinstance(unless, (list, tuple, set, frozenset)):
-            raise InvalidTaskConfig(name, f"'unless' must be a list, not {unless!r}")
+            raise InvalidTaskConfig(name, f"'unless' must be a list, not {safe_repr(unless)}")
         if using is not None and (not isinstance(using, str) or not using):
-            raise InvalidTaskConfig(name, f"'using' must name a task runner, not {using!r}")
+            raise InvalidTaskConfig(name, f"'using' must name a task runner, not {safe_repr(using)}")
         if withParams is not None and not isinstance(withParams, (dict, Mapping)):
-            raise InvalidTaskConfig(name, f"'withParams' must be a dict, not {withParams!r}")
+            raise InvalidTaskConfig(name, f"'withParams' must be a dict, not {safe_repr(withParams)}")
         self.name = name
         self.run = run
         self.using = using
-        self.after = _trigger_set(name, "after", after)
-        self.unless = _trigger_set(name, "unless", unless)
+        self.after = trigger_set(name, "after", after)
+        self.unless = trigger_set(name, "unless", unless)
         self.and_every = andEvery
         if andEvery:
             self.after.add(andEvery)
@@ -101,21 +72,41 @@ class TaskConfig:
         if isinstance(definition, TaskConfig):
             if definition.name != name:
                 raise InvalidTaskConfig(
-                    name, f"the TaskConfig given for it is named {definition.name!r}"
+                    name, f"the TaskConfig given for it is named {safe_repr(definition.name)}"
                 )
             return definition
         if not isinstance(definition, (dict, Mapping)):
-            raise InvalidTaskConfig(name, f"a task definition must be a dict, not {definition!r}")
-        if type(definition) is dict and type(name) is str and name:
+            raise InvalidTaskConfig(name, f"a task definition must be a dict, not {safe_repr(definition)}")
+        if not is_name(name):
+            raise InvalidTaskConfig(name, "a task name must be a non-empty string of valid Unicode")
+        if type(definition) is dict:
             config = cls._from_plain(name, definition, copy_params=False)
             if config is not None:
-                return config
+                return config._checked_names()
+        try:
+            fields = dict(definition)
+        except Exception as exc:  # a mapping whose items cannot be read
+            raise InvalidTaskConfig(
+                name, f"its definition cannot be read ({type(exc).__name__})"
+            ) from None
+        for key in fields:
+            if not isinstance(key, str):
+                raise InvalidTaskConfig(name, f"a definition's keys are strings, not {safe_repr(key)}")
         for required in ("after", "run"):
-            if required not in definition:
+            if required not in fields:
                 raise InvalidTaskConfig(name, f"missing {required!r}")
-        if "name" in definition:
-            definition = {k: v for k, v in definition.items() if k != "name"}
-        return cls(name=name, **definition)
+        fields.pop("name", None)
+        return cls(name=name, **fields)._checked_names()
+
+    def _checked_names(self) -> TaskConfig:
+        """This config, if every name in it is valid Unicode (else InvalidTaskConfig)."""
+        for field, value in (("run", self.run), ("using", self.using), ("andEvery", self.and_every)):
+            if value is not None and not is_name(value):
+                raise InvalidTaskConfig(self.name, f"{field!r} is not valid Unicode: {safe_repr(value)}")
+        for trigger in (*self.after, *self.unless):
+            if not is_name(trigger):
+                raise InvalidTaskConfig(self.name, f"trigger {safe_repr(trigger)} is not valid Unicode")
+        return self
 
     _SERIALIZED_KEYS = frozenset({"after", "andEvery", "run", "unless", "using", "withParams"})
 

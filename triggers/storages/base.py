@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..errors import (
-    InvalidTaskConfig,
     StorageCorrupted,
     UnknownInstance,
     UnknownTask,
@@ -23,7 +22,15 @@ from ..registry import storage_backends as _storage_backends
 from ..renamed import renamed_keywords
 from ..types import TaskConfig, TaskInstance
 from .instances import TaskInstanceCollection, instance_name
-from .validation import check_storable, validate_uid
+from .validation import (
+    check_configuration,
+    check_instance_fields,
+    check_instance_name,
+    check_picklable,
+    check_storable,
+    check_task_name,
+    validate_uid,
+)
 
 __all__ = [
     "BaseTriggerStorage",
@@ -209,10 +216,11 @@ class BaseTriggerStorage(Lockable):
         return latest
 
     def __getitem__(self, instance_name: str) -> TaskInstance:
+        name = check_instance_name(instance_name, self.uid)
         try:
-            return self.instances[instance_name]
+            return self.instances[name]
         except KeyError:
-            raise UnknownInstance(instance_name, self.uid) from None
+            raise UnknownInstance(name, self.uid) from None
 
     def __iter__(self) -> Iterator[TaskInstance]:
         return self.iter_instances()
@@ -226,28 +234,26 @@ class BaseTriggerStorage(Lockable):
 
     def get_task(self, task_config_or_name: TaskConfig | str) -> TaskConfig:
         """The configured task of that name (UnknownTask if there is none)."""
-        name = (
-            task_config_or_name.name
-            if isinstance(task_config_or_name, TaskConfig)
-            else task_config_or_name
-        )
+        name = check_task_name(task_config_or_name)
         try:
+            if name is None:
+                raise KeyError(task_config_or_name)
             return self.tasks[name]
-        except (KeyError, TypeError):
-            raise UnknownTask(name, self.uid) from None
+        except KeyError:
+            raise UnknownTask(name or task_config_or_name, self.uid) from None
 
     def get_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         """The stored instance of that name, as loaded now."""
-        name = (
-            instance_or_name.name
-            if isinstance(instance_or_name, TaskInstance)
-            else instance_or_name
-        )
-        return self[name]
+        return self[check_instance_name(instance_or_name, self.uid)]
 
     @renamed_keywords(task_config="task_config_or_name")
     def create_instance(self, task_config_or_name: TaskConfig | str, **kwargs: Any) -> TaskInstance:
-        """A new unstarted instance of the task, installed in the session."""
+        """A new unstarted instance of the task, installed in the session.
+
+        ``kwargs`` are the instance's fields (``status``, ``metadata``,
+        ``kwargs``, ``abandonState``), checked here.
+        """
+        kwargs = check_instance_fields(kwargs)
         config = None
         if isinstance(task_config_or_name, TaskConfig) and self._configs is not None:
             config = self._configs.get(task_config_or_name.name)
@@ -272,11 +278,9 @@ class BaseTriggerStorage(Lockable):
 
     @renamed_keywords(task_config="task_config_or_name")
     def instances_of_task(self, task_config_or_name: TaskConfig | str) -> dict[str, TaskInstance]:
-        name = (
-            task_config_or_name.name
-            if isinstance(task_config_or_name, TaskConfig)
-            else task_config_or_name
-        )
+        name = check_task_name(task_config_or_name)
+        if name is None:
+            raise UnknownTask(task_config_or_name, self.uid)
         return self.instances.of_task(name)
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
@@ -305,14 +309,7 @@ class BaseTriggerStorage(Lockable):
 
     def update_configuration(self, config_dict: Mapping[str, Any]) -> None:
         """Merge task definitions by name; all are checked before any is applied."""
-        if not isinstance(config_dict, (dict, Mapping)):
-            raise InvalidTaskConfig(
-                config_dict, "the configuration must be a dict of task definitions"
-            )
-        built = {
-            name: TaskConfig.from_definition(name, definition)
-            for name, definition in config_dict.items()
-        }
+        built = check_configuration(config_dict)
         tasks = self.tasks
         tasks.update(built)
         # Existing instances follow the new definition of their task.
@@ -339,6 +336,10 @@ class BaseTriggerStorage(Lockable):
             )
         if self._configs is None:
             return
+        # Written with the head, which some caches write after other keys:
+        # pickled once first, so that a value pickle refuses is refused before
+        # any write (the manager's entry points checked its own values fully).
+        check_picklable("the session's metadata", self._metas)
         self._save()
 
     def invalidate_cache(self) -> None:

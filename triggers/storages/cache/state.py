@@ -16,13 +16,14 @@ from typing import Any
 from django.core.cache import BaseCache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ...conf import check_session_timeout, get_setting, session_timeout_setting
+from ...conf import get_setting, session_timeout_setting
 from ...errors import StorageCorrupted
 from ...locking import CacheLike, LockDriver, lock_driver, resolve_cache
 from ...locking.driver_table import write_driver
 from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.writes import NO_WRITES, Writes
 from ..base import BaseTriggerStorage
+from ..validation import check_cache, check_layout, check_timeout
 from .committed import RECORDS
 from .formats import LAYOUTS
 from .keys import KEY_PREFIX, SessionKeys
@@ -51,15 +52,14 @@ class CacheSessionState(BaseTriggerStorage):
             cache = get_setting("TRIGGERS_CACHE_ALIAS")
         #: the alias the cache was named by (tasks rebuild the storage with it);
         #: None when a cache object was given, and tasks then use the default alias
+        check_cache(cache)
         self.cache_alias: str | None = cache if isinstance(cache, str) else None
         self.cache: BaseCache = resolve_cache(cache)
         #: the lifetime given to this object (DEFAULT_TIMEOUT: none given, the
         #: session keeps the one stored with it)
-        self.timeout = check_session_timeout(timeout)
+        self.timeout = timeout if timeout is DEFAULT_TIMEOUT else check_timeout(timeout)
         layout = get_setting("TRIGGERS_CACHE_LAYOUT") if layout is None else layout
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
-        self.layout = layout
+        self.layout = check_layout(layout, LAYOUTS)
         self._driver: LockDriver | None = None
         #: the head and witness the next unlocked try starts from: {} for a
         #: new session (all an object that has read nothing can assume),

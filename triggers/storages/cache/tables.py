@@ -95,7 +95,11 @@ class FirstConfigurations:
         with self._lock:
             entries = list(self._entries)
         for given, version, table in entries:
-            if given == config:
+            try:
+                same = given == config
+            except Exception:  # a value that cannot be compared: not one seen before
+                same = False
+            if same:
                 return version, table
         return None
 
