@@ -51,23 +51,9 @@ def _arm_writes(alias):
         Connection.send_packed_command = counted
         return
     if alias == "memcached":
-        client = caches[alias]._cache  # the pymemcache client of this process's cache object
-        single = {name: getattr(client, name) for name in ("set", "add", "delete")}
-
-        def counted(name):
-            def write(*args, **kwargs):
-                _before_write()
-                return single[name](*args, **kwargs)
-
-            return write
-
-        def set_many(values, *args, **kwargs):
-            # One key at a time, so a kill can fall between any two of them.
-            return [key for key, value in values.items() if not client.set(key, value, *args, **kwargs)]
-
-        for name in single:
-            setattr(client, name, counted(name))
-        client.set_many = client.set_multi = set_many
+        # The lock driver writes through each server's own client.
+        for server in caches[alias]._cache.clients.values():
+            _count_memcached_writes(server)
         return
     cache = caches[alias]
     connection = connections[router.db_for_write(cache.cache_model_class)]
@@ -80,6 +66,26 @@ def _arm_writes(alias):
     # Entered for the rest of the child's life (kept, or closing it would undo it).
     _ARMED.append(connection.execute_wrapper(wrapper))
     _ARMED[-1].__enter__()
+
+
+def _count_memcached_writes(client):
+    """Count (and kill at) every write of one pymemcache server client."""
+    single = {name: getattr(client, name) for name in ("set", "add", "delete", "cas", "append")}
+
+    def counted(name):
+        def write(*args, **kwargs):
+            _before_write()
+            return single[name](*args, **kwargs)
+
+        return write
+
+    def set_many(values, *args, **kwargs):
+        # One key at a time, so a kill can fall between any two of them.
+        return [key for key, value in values.items() if not client.set(key, value, *args, **kwargs)]
+
+    for name in single:
+        setattr(client, name, counted(name))
+    client.set_many = client.set_multi = set_many
 
 
 def _run_in_child(alias, payload, limit, report_path):
