@@ -21,12 +21,16 @@ PICKLING_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionErr
 
 
 def storable(encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``encode`` raising UnserializableValue for a value it cannot pickle."""
+    """``encode`` raising UnserializableValue for a value it cannot pickle.
+
+    Encoding does no I/O, so whatever it raises is the value's doing (a
+    ``__reduce__`` that fails with an error of its own included).
+    """
 
     def encode_storable(value: Any) -> Any:
         try:
             return encode(value)
-        except PICKLING_ERRORS as exc:
+        except Exception as exc:
             raise UnserializableValue("a value to write to the cache", value, exc) from exc
 
     return encode_storable
