@@ -690,3 +690,21 @@ def test_unpicklable_metadata_written_through_the_storage_writes_nothing(stored_
             stored_session.metadata["x"] = Opaque()
             stored_session.save()
     unchanged.check()
+
+
+class _RefusesPickling:
+    """A value whose pickling fails with an error of its own, not a pickling error."""
+
+    def __reduce__(self):
+        raise RuntimeError("this object cannot be saved")
+
+
+def test_a_value_whose_pickling_raises_its_own_error(stored_session):
+    """On every cache and in both layouts: UnserializableValue, and the session as it was."""
+    before = fresh(stored_session).debug_repr()
+    with pytest.raises(UnserializableValue) as info:
+        with stored_session.acquire_lock():
+            stored_session["t_score#0"].metadata["result"] = {"odd": _RefusesPickling()}
+            stored_session.save()
+    assert "cannot be saved" in str(info.value)
+    assert fresh(stored_session).debug_repr() == before

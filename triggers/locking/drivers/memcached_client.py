@@ -28,7 +28,6 @@ from django.core.cache import BaseCache
 from ...cache_internals import memcached_servers
 from ...errors import LockBackendError, UnserializableValue, ValueTooLarge
 from ...forking import watch_forks
-from .base import PICKLING_ERRORS
 
 try:
     from pymemcache.serde import PickleSerde
@@ -161,7 +160,7 @@ class MemcachedServers:
     def _serialize(client: Any, key: str, value: Any) -> tuple[bytes, int]:
         try:
             data, flags = client.serde.serialize(key, value)
-        except PICKLING_ERRORS as exc:
+        except Exception as exc:  # no I/O here: the value's own doing
             raise UnserializableValue(f"the value of {key!r} to write to the cache", value, exc) from exc
         if not isinstance(data, bytes):
             data = str(data).encode(getattr(client, "encoding", "ascii"))
