@@ -9,6 +9,7 @@ the uid and the key, and that a fire writes nothing over the session.
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.core.cache import caches
 from django.db import connections, router
 
 from tests.conftest import prepare_cache
+from tests.ops_support import command
 from tests.settings import MEMCACHED
 from tests.storage_support import fresh, keys_of, populate, stored_head, tasks_version
 from triggers import CacheStorageBackend, TriggerManager
@@ -234,3 +236,25 @@ def test_every_stored_part_is_sealed(alias, uid):
             value = value[2]
         sealed = value["sealed"] if part == "head" else value
         assert type(sealed) is tuple and sealed[0] == SEAL_MARK, part
+
+
+@pytest.mark.parametrize("part", [*sorted(NEEDLES), "witness"])
+def test_a_damaged_session_is_restored_from_its_dump(alias, uid, part, tmp_path):
+    store = stored_session(alias, uid)
+    path = tmp_path / "dump.json"
+    command("dump", uid, "--cache", alias, "--output", str(path))
+    generation = stored_head(alias, store)["generation"]
+    if part == "witness":
+        caches[alias].set(store.witness_key, "garbage")
+    else:
+        damage(RawValues(alias), part_key(store, part), part)
+    with pytest.raises(StorageCorrupted):
+        fresh(store).debug_repr()
+    out = command("load", str(path), "--cache", alias, "--replace")
+    assert out.startswith(f"replaced session {uid} ")
+    task_tables.clear()
+    # Above the generation it had: a process remembering that state cannot commit over it.
+    assert stored_head(alias, store)["generation"] > generation
+    assert json.loads(command("dump", uid, "--cache", alias)) == json.loads(path.read_text())
+    TriggerManager(fresh(store)).fire("approve", {"by": "x"})
+    assert "approve" in fresh(store).latest_kwargs
