@@ -18,7 +18,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.storage_support import keys_of, raw
+from tests.storage_support import keys_of, raw, tasks_version
 from triggers import CacheStorageBackend, TriggerManager, demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,10 +83,9 @@ def stored(uid: str, alias: str) -> dict[str, Any]:
     except Exception:
         names = []
     values = raw(alias, keys_of(store, names))
-    head = values.get(store.cache_key)
-    if isinstance(head, dict) and "tasks_version" in head:
-        key = store.tasks_key(head["tasks_version"])
-        values.update(raw(alias, [key]))
+    version = tasks_version(alias, store)
+    if version is not None:
+        values.update(raw(alias, [store.tasks_key(version)]))
     return values
 
 

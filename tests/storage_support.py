@@ -13,6 +13,9 @@ from django.core.cache import caches
 from django.utils.module_loading import import_string
 
 from triggers import CacheStorageBackend, TriggerManager
+from triggers.locking.drivers.memcached import untagged
+from triggers.storages.cache.formats import HEAD_FORMAT_SEALED, LEGACY_REFUSAL
+from triggers.storages.cache.sealing import seal, unseal
 
 #: Tasks that never become ready on their own in these tests (each waits for
 #: a trigger the tests fire only on purpose), so no runner is ever involved.
@@ -108,3 +111,41 @@ def sibling_cache(alias: str, **options: Any):
     location = params.pop("LOCATION", "")
     params.update(options)
     return backend(location, params)
+
+
+def _cache_of(alias: Any):
+    return caches[alias] if isinstance(alias, str) else alias
+
+
+def stored_head(alias: Any, store: CacheStorageBackend) -> Any:
+    """The session's head as stored, its sealed content opened (None if absent).
+
+    A split head's content (``tasks_version``, ``delta``, ...) is sealed
+    inside it; a single-layout value, or a head saved before sealing, is
+    returned as it is. ``alias`` is a cache alias or a cache object.
+    """
+    value = _cache_of(alias).get(store.cache_key)
+    if isinstance(value, dict) and value.get("format") == HEAD_FORMAT_SEALED:
+        return unseal(value["sealed"], store.uid, store.cache_key)
+    return value
+
+
+def sealed_head(content: dict[str, Any]) -> dict[str, Any]:
+    """A split head as the storage stores it, sealing ``content``."""
+    return {**LEGACY_REFUSAL, "format": HEAD_FORMAT_SEALED, "sealed": seal(content)}
+
+
+def stored_record(alias: Any, store: CacheStorageBackend, name: str) -> Any:
+    """The record of instance ``name`` as stored, untagged and unsealed (None if absent)."""
+    key = store.record_key(name)
+    return unseal(untagged(_cache_of(alias).get(key)), store.uid, key)
+
+
+def tasks_version(alias: Any, store: CacheStorageBackend) -> str | None:
+    """The version of the task table the session's head names (None: no split head)."""
+    try:
+        head = stored_head(alias, store)
+    except Exception:  # a head some test damaged on purpose: it names no table
+        return None
+    version = head.get("tasks_version") if isinstance(head, dict) else None
+    return version if isinstance(version, str) else None

@@ -23,7 +23,7 @@ from triggers.errors import (
 )
 
 from .conftest import cache_independent
-from .storage_support import CONFIG, fresh, keys_of, populate
+from .storage_support import CONFIG, fresh, keys_of, populate, sealed_head, stored_head
 
 EXTRA_NAMES = ("nope#0", "t_report#0", "t_import#1", "t_score#2")
 
@@ -310,8 +310,9 @@ def test_stored_values_that_are_not_sessions(any_cache, uid, layout, case):
 def test_split_head_missing_a_part(any_cache, uid, part):
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout="split"))
     names = list(fresh(store).instances)
-    head = caches[any_cache].get(store.cache_key)
-    del head[part]
+    content = stored_head(any_cache, store)
+    del content[part]
+    head = sealed_head(content)
     caches[any_cache].set(store.cache_key, head)
     unchanged = Unchanged(store, names)
     with pytest.raises(StorageCorrupted) as info:
@@ -324,8 +325,9 @@ def test_split_head_missing_a_part(any_cache, uid, part):
 @pytest.mark.parametrize("part", ["tasks_version", "counts", "delta", "generation"])
 def test_split_head_with_a_part_of_the_wrong_type(any_cache, uid, part):
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout="split"))
-    head = caches[any_cache].get(store.cache_key)
-    head[part] = "garbage"
+    content = stored_head(any_cache, store)
+    content[part] = "garbage"
+    head = sealed_head(content)
     caches[any_cache].set(store.cache_key, head)
     assert_refused(store, uid, store.cache_key, head)
 

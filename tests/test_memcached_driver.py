@@ -6,11 +6,12 @@ import pytest
 from django.core.cache import caches
 
 from tests.conftest import prepare_cache
-from tests.storage_support import keys_of, populate, raw
+from tests.storage_support import keys_of, populate, raw, tasks_version
 from triggers import CacheStorageBackend
 from triggers.errors import UnserializableValue
 from triggers.locking import lock_driver
 from triggers.locking.drivers.memcached import FENCED_MARK, MemcachedLockDriver
+from triggers.storages.cache.sealing import unseal
 
 ALIAS = "memcached"
 
@@ -26,7 +27,7 @@ def session(request, uid):
 
 
 def _all_keys(store):
-    version = caches[ALIAS].get(store.cache_key)["tasks_version"]
+    version = tasks_version(ALIAS, store)
     return [*keys_of(store), store.tasks_key(version)]
 
 
@@ -56,7 +57,7 @@ def test_records_are_stored_tagged_and_read_plain(session):
         session.save()
     stored = caches[ALIAS].get(record_key)
     assert type(stored) is tuple and stored[0] == FENCED_MARK and isinstance(stored[1], int)
-    assert stored[2]["metadata"]["changed"] == 2
+    assert unseal(stored[2], session.uid, record_key)["metadata"]["changed"] == 2
     assert CacheStorageBackend(session.uid, cache=ALIAS)["t_score#0"].metadata["changed"] == 2
 
 

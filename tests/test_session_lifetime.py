@@ -6,7 +6,7 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from tests.storage_support import CONFIG, keys_of, populate, storage
+from tests.storage_support import CONFIG, keys_of, populate, storage, tasks_version
 from triggers import CacheStorageBackend, TriggerManager
 
 
@@ -19,8 +19,7 @@ def ttls(store):
 
 
 def task_table_keys(store):
-    head = caches["redis"].get(store.cache_key)
-    return [store.tasks_key(head["tasks_version"])]
+    return [store.tasks_key(tasks_version("redis", store))]
 
 
 @pytest.fixture

@@ -10,11 +10,19 @@ from django.core.cache import caches
 from triggers import BaseTriggerStorage, CacheStorageBackend, TaskInstanceCollection, TriggerManager
 from triggers.errors import UnknownInstance
 from triggers.locking import LockAcquisitionFailed
-from triggers.locking.drivers.memcached import untagged
 from triggers.types import TaskConfig, TaskInstance
 
 from .conftest import cache_independent
-from .storage_support import CONFIG, assert_plain, fresh, keys_of, populate, raw, sibling_cache
+from .storage_support import (
+    CONFIG,
+    assert_plain,
+    fresh,
+    keys_of,
+    populate,
+    raw,
+    sibling_cache,
+    stored_record,
+)
 
 
 @pytest.fixture
@@ -537,7 +545,7 @@ def test_split_layout_keeps_instances_in_their_own_keys(any_cache, uid):
     expected = store.debug_repr()["instances"]
     for name, record in expected.items():
         # Memcached keeps each record tagged with its writer's fencing token.
-        assert untagged(caches[any_cache].get(store.record_key(name))) == record
+        assert stored_record(any_cache, store, name) == record
 
 
 def test_record_keys_of_awkward_instance_names(any_cache, uid):

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import prepare_cache
-from tests.storage_support import fresh, keys_of, populate
+from tests.storage_support import fresh, keys_of, populate, tasks_version
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import TriggersError
 from triggers.types import TaskConfig, TaskInstance
@@ -188,9 +188,9 @@ def raw_state(store: CacheStorageBackend) -> dict[str, bytes]:
     reader = fresh(store)
     names = list(reader.instances) + ["t_import#1", "t_score#2", "t_report#0", "t_report#1"]
     keys = keys_of(store, names)
-    head = store.cache.get(store.cache_key)
-    if isinstance(head, dict) and isinstance(head.get("tasks_version"), str):
-        keys.append(store.tasks_key(head["tasks_version"]))
+    version = tasks_version(store.cache, store)
+    if version is not None:
+        keys.append(store.tasks_key(version))
     values = store.cache.get_many(keys)
     return {key: pickle.dumps(values[key], 4) for key in sorted(values)}
 

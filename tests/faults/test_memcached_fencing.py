@@ -24,7 +24,7 @@ from django.core.cache.backends.memcached import PyMemcacheCache
 
 from tests.conftest import prepare_cache
 from tests.runner_support import RecordingRunner
-from tests.storage_support import keys_of, raw
+from tests.storage_support import keys_of, raw, tasks_version
 from tests.test_locking import FORK, join_all, start_process
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import LockLost
@@ -159,7 +159,7 @@ def _wait_for(condition, what):
 
 def _session_keys(uid):
     store = storage(uid)
-    version = caches[ALIAS].get(store.cache_key).get("tasks_version")  # split only
+    version = tasks_version(ALIAS, store)  # split only
     return [*keys_of(store), *([store.tasks_key(version)] if version else [])]
 
 

@@ -10,17 +10,21 @@ Loading checks the whole document before it writes anything, and writes
 under the session's lock: a new session through the storage's public API
 (``update_configuration``, then the instances and metadata); a replaced one
 (``--replace``) as one value in the single layout, converted to the split
-layout by a second save when that is the layout asked for.
+layout by a second save when that is the layout asked for. A session that
+cannot be read at all (damaged: StorageCorrupted) is replaced by dropping
+its head and witness first, then loading as a new session above the
+generation it had, since there is nothing of it to read and write over.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSessionUid, InvalidTaskConfig
+from ..errors import InvalidSessionUid, InvalidTaskConfig, StorageCorrupted
 from ..storages.base import validate_uid
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskConfig, TaskInstance
@@ -147,6 +151,30 @@ def _write_new(
     storage.save()
 
 
+def _drop_unreadable(storage: CacheStorageBackend) -> int | None:
+    """Drop the head and witness of a session that cannot be read; None if it can.
+
+    Returns a generation above any the session can have had (its witness,
+    else the time in milliseconds), for the replacement to be saved above:
+    a process that remembers an older state of the session must never find
+    the same generation again and commit over the replacement.
+    """
+    try:
+        _has_state(CacheStorageBackend(storage.uid, cache=storage.cache, layout=storage.layout))
+    except StorageCorrupted:
+        pass
+    else:
+        return None
+    cache, keys = storage.cache, storage.keys
+    try:
+        witness = cache.get(keys.witness)
+    except Exception:  # noqa: BLE001 - a witness that does not decode gives no floor
+        witness = None
+    floor = witness if type(witness) is int else 0
+    cache.delete_many([keys.head, keys.witness])
+    return max(floor, time.time_ns() // 1_000_000)
+
+
 def load(
     document: dict[str, Any],
     out: Writer,
@@ -164,6 +192,7 @@ def load(
     assert isinstance(uid, str)
     tasks, instances, metas = _session_parts(document)
     storage = open_storage(uid, cache, layout)
+    floor = _drop_unreadable(storage) if replace else None
     with storage.acquire_lock():
         existing = _has_state(storage)
         if existing and not replace:
@@ -172,6 +201,8 @@ def load(
                 " give --replace to overwrite it, or --uid to load it under another uid"
             )
         if not existing:
+            if floor is not None:
+                storage._witness_read = max(storage._witness_read, floor)
             _write_new(storage, tasks, instances, metas)
     if existing:
         # No public call drops a session's instances, so the replacement is
@@ -185,7 +216,7 @@ def load(
             with storage.acquire_lock():
                 storage.tasks  # noqa: B018  (a split save rewrites what it read)
                 storage.save()
-    what = "replaced" if existing else "loaded"
+    what = "replaced" if existing or floor is not None else "loaded"
     out.write(
         f"{what} session {uid} in cache {storage.cache_alias}:"
         f" {len(tasks)} tasks, {len(instances)} instances\n"

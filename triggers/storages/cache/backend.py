@@ -26,7 +26,7 @@ from ...locking.drivers.redis_legacy import legacy_driver
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from . import commit
-from .formats import HEAD_FORMAT, LAYOUT_SINGLE, LAYOUT_SPLIT
+from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT
 from .single import SingleLayout
 from .split import SplitLayout
 from .state import CacheSessionState
@@ -118,7 +118,14 @@ class CacheStorageBackend(CacheSessionState):
 
     def _load_state(self) -> None:
         head, witness = self._read_head()
-        self._witness_read = witness if type(witness) is int else 0
+        if witness is not None and type(witness) is not int:
+            # Only this package writes the witness, always an int: anything else is damage.
+            raise StorageCorrupted(
+                self.uid,
+                f"{self.keys.witness!r} is damaged: it holds a {type(witness).__name__},"
+                " not a generation",
+            )
+        self._witness_read = witness or 0
         if head is None:
             if witness is not None:
                 raise SessionIncomplete(self.uid, [self.keys.head])
@@ -130,7 +137,7 @@ class CacheStorageBackend(CacheSessionState):
             raise StorageCorrupted(
                 self.uid, f"{self.keys.head!r} holds a {type(head).__name__}, not a session"
             )
-        if head.get("format") == HEAD_FORMAT:
+        if head.get("format") in HEAD_FORMATS:
             _SPLIT.install(self, head)
         elif {"tasks", "instances", "metas"} <= head.keys():
             if self._witness_read % 2 == 1:

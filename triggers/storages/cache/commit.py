@@ -93,9 +93,9 @@ class UnlockedTry:
             result: CommitResult = driver.commit_if_unchanged(guard, writes)
         self.outcome = result.outcome
         if result.outcome is Outcome.COMMITTED:
-            head = writes.batches[-1][keys.head]
+            committed = storage._saved_generation
             storage._known = {
-                keys.witness: head["generation"],
+                keys.witness: committed,
                 keys.head: Encoded(result.values[keys.head]),
             }
             if self.identity is not None:
@@ -106,7 +106,7 @@ class UnlockedTry:
                 committed_heads.put(
                     self.identity,
                     storage._known,
-                    generation=head["generation"],
+                    generation=committed,
                     started_from=generation(self.known, keys.witness),
                     records=records,
                 )

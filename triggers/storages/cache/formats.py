@@ -8,7 +8,16 @@ from typing import Any
 
 from ...errors import UnserializableValue
 
-__all__ = ["HEAD_FORMAT", "LAYOUTS", "LAYOUT_SINGLE", "LAYOUT_SPLIT", "LEGACY_REFUSAL", "pickled"]
+__all__ = [
+    "HEAD_FORMAT",
+    "HEAD_FORMAT_SEALED",
+    "HEAD_FORMATS",
+    "LAYOUTS",
+    "LAYOUT_SINGLE",
+    "LAYOUT_SPLIT",
+    "LEGACY_REFUSAL",
+    "pickled",
+]
 
 #: one key per instance beside a small head (the default)
 LAYOUT_SPLIT = "split"
@@ -16,8 +25,12 @@ LAYOUT_SPLIT = "split"
 LAYOUT_SINGLE = "single"
 LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
 
-#: marks a split head
+#: marks a split head whose content is the head itself (saved before sealing)
 HEAD_FORMAT = "triggers/split-1"
+#: marks a split head whose content is sealed under "sealed" (see .sealing)
+HEAD_FORMAT_SEALED = "triggers/split-2"
+#: the split head marks a reader accepts
+HEAD_FORMATS = (HEAD_FORMAT, HEAD_FORMAT_SEALED)
 
 #: what a split head holds under the keys Triggers 2.x reads a session from:
 #: an entry 2.x cannot turn into a task configuration (nor into an instance),

@@ -26,7 +26,8 @@ from ...errors import SessionIncomplete, StorageCorrupted
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
-from .formats import HEAD_FORMAT, LAYOUT_SINGLE, LAYOUT_SPLIT, LEGACY_REFUSAL, pickled
+from .formats import HEAD_FORMAT_SEALED, LAYOUT_SINGLE, LAYOUT_SPLIT, LEGACY_REFUSAL, pickled
+from .sealing import is_sealed, seal, seal_body, unseal
 from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
 
@@ -38,8 +39,9 @@ class SplitLayout:
 
     name = "split"
 
-    def install(self, storage: CacheSessionState, head: dict[str, Any]) -> None:
+    def install(self, storage: CacheSessionState, stored: dict[str, Any]) -> None:
         """Install a split head (its records are read on demand)."""
+        head = self.head_content(storage, stored)
         try:
             version, metas, counts = head["tasks_version"], head["metas"], head["counts"]
             irregular, open_names, delta = head["irregular"], head["open"], head["delta"]
@@ -73,11 +75,24 @@ class SplitLayout:
             fetch=functools.partial(self.fetch_instances, storage),
         )
 
+    def head_content(self, storage: CacheSessionState, stored: dict[str, Any]) -> dict[str, Any]:
+        """What a stored head holds: sealed inside it, or (saved before sealing) itself."""
+        if stored.get("format") != HEAD_FORMAT_SEALED:
+            return stored
+        key = storage.keys.head
+        sealed = stored.get("sealed")
+        if not is_sealed(sealed):
+            raise StorageCorrupted(storage.uid, f"{key!r} is damaged: its content is not sealed")
+        head = unseal(sealed, storage.uid, key)
+        if type(head) is not dict:
+            raise StorageCorrupted(storage.uid, f"{key!r} seals a {type(head).__name__}")
+        return head
+
     def read_task_table(self, storage: CacheSessionState, version: str) -> dict[str, Any]:
         key = storage.keys.tasks(version)
         table = task_tables.get(version)
         if table is None:
-            table = storage._read_one(key)
+            table = unseal(storage._read_one(key), storage.uid, key)
             if table is None:
                 raise SessionIncomplete(storage.uid, [key])
             if not (
@@ -113,7 +128,7 @@ class SplitLayout:
             if missing:
                 raise SessionIncomplete(storage.uid, missing)
             for key, record in found.items():
-                records[wanted[key]] = record
+                records[wanted[key]] = unseal(record, storage.uid, key)
         snapshot = storage.has_lock
         built = {}
         for name, record in records.items():
@@ -221,15 +236,14 @@ class SplitLayout:
                 version, table = storage._first_table
             else:
                 version, table = storage._new_task_table()
-            table_writes[storage.keys.tasks(version)] = table
+            table_writes[storage.keys.tasks(version)] = seal(table)
         elif refresh:
-            table_writes[storage.keys.tasks(version)] = storage._table
+            table_writes[storage.keys.tasks(version)] = seal(storage._table)
         storage._stored_open = stored_open
         counts, irregular = instances.index()
+        generation = storage._next_generation(split=True)
         head = {
-            "format": HEAD_FORMAT,
-            "generation": storage._next_generation(split=True),
-            **LEGACY_REFUSAL,
+            "generation": generation,
             "tasks_version": version,
             "metas": storage.metadata,
             "counts": counts,
@@ -242,11 +256,17 @@ class SplitLayout:
         }
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
-        settle = {storage.keys.record(n): r for n, r in previous.get("delta", {}).items()}
+        # Each record is sealed around its pickle made above (or when it was read).
+        settle: dict[str, Any] = {
+            storage.keys.record(n): seal_body(snapshots.get(n) or pickled(n, r))
+            for n, r in previous.get("delta", {}).items()
+        }
         settle.update(table_writes)
         if refresh:
-            settle.update((storage.keys.record(n), r) for n, r in unchanged.items())
-        commit: dict[str, Any] = {storage.keys.head: head}
+            settle.update((storage.keys.record(n), seal_body(saved[n])) for n in unchanged)
+        storage._saved_generation = generation
+        stored = {**LEGACY_REFUSAL, "format": HEAD_FORMAT_SEALED, "sealed": seal(head)}
+        commit: dict[str, Any] = {storage.keys.head: stored}
         if storage._stored == LAYOUT_SINGLE:
             # Converting a single value: its (odd) witness after the head, so
             # no crash leaves the old value beside a witness saying "split".

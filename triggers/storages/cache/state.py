@@ -85,6 +85,8 @@ class CacheSessionState(BaseTriggerStorage):
         self._known_records: dict[str, bytes] = {}
         #: every loaded record as the last save pickled it (what a commit of it holds)
         self._saved_records: dict[str, bytes] | None = None
+        #: the generation the last save wrote to the witness
+        self._saved_generation = 0
         #: the records of a session read in the single layout, as read
         self._single_records: dict[str, Any] = {}
         #: the lifetime stored with the session read (LIFETIME_UNKNOWN: none)
