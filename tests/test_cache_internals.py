@@ -21,7 +21,6 @@ from triggers.cache_internals import (
     database_row_value,
     locmem_internals,
     max_entries,
-    memcached_access,
     redis_codec,
 )
 
@@ -66,19 +65,21 @@ def test_django_redis_cache_internals():
     assert callable(backend.get_client)
 
 
-def test_memcached_access_keys_and_encodes_as_the_cache_does(request, uid):
+def test_memcached_server_clients_key_and_encode_as_the_cache_does(request, uid):
+    from triggers.locking.drivers.memcached_client import MemcachedServers
+
     cache = caches[prepare_cache(request, "memcached")]
-    access = memcached_access(cache)
     key = f"internals:{uid}"
     cache.set(key, VALUE, timeout=60)
-    value, unique = access.client.gets(access.make_key(key))
-    assert value == VALUE, "make_key() does not give the key the cache wrote"
+    client, made = MemcachedServers(cache).one(key)
+    value, unique = client.gets(made)
+    assert value == VALUE, "the server client's key is not the one the cache wrote"
     # What the driver writes through the client, the cache reads.
-    assert access.client.cas(access.make_key(key), VALUE | {"n": 1}, unique, expire=60, noreply=False)
+    assert client.cas(made, VALUE | {"n": 1}, unique, expire=60, noreply=False)
     assert cache.get(key) == VALUE | {"n": 1}
-    assert access.client.append(access.make_key(key), b"", noreply=False)  # the bump
+    assert client.append(made, b"", noreply=False)  # the bump
     assert cache.get(key) == VALUE | {"n": 1}
-    assert access.exptime(None) == 0 and access.exptime(5) == 5
+    assert cache.get_backend_timeout(None) == 0 and cache.get_backend_timeout(5) == 5
     cache.delete(key)
 
 

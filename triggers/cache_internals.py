@@ -25,7 +25,6 @@ from django.core.cache import BaseCache
 __all__ = [
     "CHECKED_DJANGO_VERSIONS",
     "INTERNALS",
-    "MemcachedAccess",
     "LocMemInternals",
     "RedisCodec",
     "database_cache_table",
@@ -34,7 +33,6 @@ __all__ = [
     "forget_memcached_client",
     "locmem_internals",
     "max_entries",
-    "memcached_access",
     "memcached_servers",
     "redis_codec",
 ]
@@ -177,31 +175,6 @@ def max_entries(cache: BaseCache) -> int | None:
     LocMem, the database and the file caches cull by it)."""
     value = getattr(cache, "_max_entries", None)
     return value if isinstance(value, int) else None
-
-
-@dataclass(frozen=True)
-class MemcachedAccess:
-    """How a PyMemcacheCache keys its values, and its pymemcache client.
-
-    The client encodes values with the serde Django configured it with, so
-    what the driver writes through it ``cache.get`` reads.
-    """
-
-    #: pymemcache's HashClient (one connection per server, shared with the cache)
-    client: Any
-    #: the full Memcached key of a cache key (prefix and version included)
-    make_key: Callable[[str], str]
-    #: a cache timeout as Memcached's exptime (0: never; absolute past 30 days)
-    exptime: Callable[[Any], int]
-
-
-def memcached_access(cache: BaseCache) -> MemcachedAccess:
-    """The client and keying of Django's PyMemcacheCache."""
-    return MemcachedAccess(
-        client=cache._cache,
-        make_key=cache.make_and_validate_key,
-        exptime=cache.get_backend_timeout,
-    )
 
 
 def memcached_servers(cache: BaseCache) -> tuple[Any, dict[str, Any]]:

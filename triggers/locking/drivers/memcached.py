@@ -33,7 +33,6 @@ from typing import Any
 
 from django.core.cache import BaseCache
 
-from ...cache_internals import memcached_access
 from ..writes import Writes
 from .add import AddLockDriver
 from .memcached_client import MemcachedServers
@@ -88,11 +87,11 @@ class MemcachedLockDriver(AddLockDriver):
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
-        access = memcached_access(cache)
         # Each key's own server, never the HashClient's silent misses.
         assert self.memcached is not None, "MemcachedLockDriver serves PyMemcacheCache only"
         self._servers: MemcachedServers = self.memcached
-        self._exptime = access.exptime
+        #: a cache timeout as Memcached's exptime (0: never; absolute past 30 days)
+        self._exptime = cache.get_backend_timeout
         #: the fence of each holder, by its token
         self._fences: dict[str, _Fence] = {}
         self._fences_lock = threading.Lock()
