@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.locking.drivers.memcached import untagged
-from triggers.storages.cache.formats import HEAD_FORMAT_SEALED, LEGACY_REFUSAL
+from triggers.storages.cache.formats import HEAD_FORMAT, LEGACY_REFUSAL
 from triggers.storages.cache.sealing import seal, unseal
 
 #: Tasks that never become ready on their own in these tests (each waits for
@@ -125,14 +125,14 @@ def stored_head(alias: Any, store: CacheStorageBackend) -> Any:
     returned as it is. ``alias`` is a cache alias or a cache object.
     """
     value = _cache_of(alias).get(store.cache_key)
-    if isinstance(value, dict) and value.get("format") == HEAD_FORMAT_SEALED:
+    if isinstance(value, dict) and value.get("format") == HEAD_FORMAT:
         return unseal(value["sealed"], store.uid, store.cache_key)
     return value
 
 
 def sealed_head(content: dict[str, Any]) -> dict[str, Any]:
     """A split head as the storage stores it, sealing ``content``."""
-    return {**LEGACY_REFUSAL, "format": HEAD_FORMAT_SEALED, "sealed": seal(content)}
+    return {**LEGACY_REFUSAL, "format": HEAD_FORMAT, "sealed": seal(content)}
 
 
 def stored_record(alias: Any, store: CacheStorageBackend, name: str) -> Any:

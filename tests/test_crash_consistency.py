@@ -227,7 +227,7 @@ def test_a_killed_save_leaves_the_old_or_the_new_state(crash_cache, scenario, tm
         setup_session(alias, uid, first)
         assert read(alias, uid) == before
         outcome = run_child(alias, uid, second, limit, tmp_path / f"child-{limit}.txt")
-        caches[alias].delete(f"triggers:{uid}:lock")  # the dead child's lock
+        caches[alias].delete(CacheStorageBackend(uid, cache=alias).keys.lock)  # the dead child's lock
         state = read(alias, uid)
         assert state in (before, after), f"killed before write {limit}: a state that is neither"
         outcomes.append((outcome, "before" if state == before else "after"))

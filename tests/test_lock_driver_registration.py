@@ -108,7 +108,7 @@ def test_a_session_on_the_new_cache_works_with_the_manager(tmp_path, settings, r
     assert stored["t_double#0"].metadata["result"] == {"n": 6}
     assert stored["t_again#0"].metadata["result"] == {"n": 12}
     # The session's lock is the registered driver's: while one holds it, none else can.
-    with acquire_lock(stored.get_lock_name(), cache=sqlite_cache, block=False):
+    with acquire_lock(stored.keys.lock, cache=sqlite_cache, block=False):
         with pytest.raises(LockAcquisitionFailed):
             with stored.acquire_lock(block=False):
                 pass

@@ -11,6 +11,7 @@ from triggers import CacheStorageBackend
 from triggers.errors import UnserializableValue
 from triggers.locking import lock_driver
 from triggers.locking.drivers.memcached import FENCED_MARK, MemcachedLockDriver
+from triggers.locking.versions import TOKEN_BITS, generation_of
 from triggers.storages.cache.sealing import unseal
 
 ALIAS = "memcached"
@@ -63,17 +64,17 @@ def test_records_are_stored_tagged_and_read_plain(session):
 
 def test_the_witness_never_goes_back(session):
     cache = caches[ALIAS]
-    ahead = cache.get(session.witness_key) + 100
+    ahead = cache.get(session.witness_key) + (100 << TOKEN_BITS)  # 100 generations on
     cache.set(session.witness_key, ahead, timeout=600)
     with session.acquire_lock():
         session.metadata["after"] = True
         session.save()
     # The next save's generation builds on the witness it read, so it is above it...
-    assert cache.get(session.witness_key) > ahead
+    assert generation_of(cache.get(session.witness_key)) > generation_of(ahead)
     # ...and a save that started below a witness set meanwhile leaves it where it is.
     with session.acquire_lock():
         session.metadata["again"] = True
-        highest = cache.get(session.witness_key) + 1000
+        highest = cache.get(session.witness_key) + (1000 << TOKEN_BITS)
         cache.set(session.witness_key, highest, timeout=600)
         session.save()
     assert cache.get(session.witness_key) == highest

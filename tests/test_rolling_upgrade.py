@@ -87,7 +87,7 @@ def test_2x_and_single_layout_processes_take_turns_and_lose_no_fire(redis_alias,
     assert len(instances) == 4 * FIRES
     raw = raw_client_of(caches[redis_alias])
     assert raw.get(f"lock:triggers:{uid}:lock") is None
-    assert not caches[redis_alias].get(f"triggers:{uid}:lock")
+    assert not caches[redis_alias].get(store.keys.lock)
 
 
 def test_the_single_layout_wakes_2x_waiters(redis_alias, uid):
@@ -150,7 +150,7 @@ def test_the_runbook(redis_alias, uid):
     # 2. 2.x drained. 3. Switched to split: the next save converts the session.
     _manager(redis_alias, uid, "split").fire("page", {"step": 3})
     head = cache.get(key_of(uid))
-    assert head["format"] == "triggers/split-2"
+    assert head["format"] == "triggers/split-3"
     # A 2.x process that is somehow still running fails, writing nothing.
     before = _raw_keys(redis_alias, uid)
     with pytest.raises(TypeError):

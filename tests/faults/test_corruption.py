@@ -24,7 +24,7 @@ from tests.storage_support import fresh, keys_of, populate, stored_head, tasks_v
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import StorageCorrupted
 from triggers.locking.drivers.memcached import FENCED_MARK, untagged
-from triggers.storages.cache.formats import HEAD_FORMAT, HEAD_FORMAT_SEALED, LEGACY_REFUSAL
+from triggers.storages.cache.formats import HEAD_FORMAT, LEGACY_REFUSAL
 from triggers.storages.cache.sealing import SEAL_MARK, unseal
 from triggers.storages.cache.tables import task_tables
 
@@ -197,7 +197,7 @@ def unsealed(value: Any, uid: str, key: str) -> Any:
     """``value`` as the code before sealing stored it (Memcached's tag kept)."""
     if type(value) is tuple and len(value) == 3 and value[0] == FENCED_MARK:
         return (FENCED_MARK, value[1], unsealed(value[2], uid, key))
-    if type(value) is dict and value.get("format") == HEAD_FORMAT_SEALED:
+    if type(value) is dict and value.get("format") == HEAD_FORMAT:
         return {"format": HEAD_FORMAT, **LEGACY_REFUSAL, **unseal(value["sealed"], uid, key)}
     return unseal(value, uid, key)
 
@@ -219,7 +219,7 @@ def test_a_session_saved_before_sealing_reads_and_its_next_save_is_sealed(alias,
     assert fresh(store).debug_repr() == expected
     TriggerManager(fresh(store)).fire("approve", {"by": "x"})  # readies nothing: no run
     head = cache.get(store.cache_key)
-    assert head["format"] == HEAD_FORMAT_SEALED and head["sealed"][0] == SEAL_MARK
+    assert head["format"] == HEAD_FORMAT and head["sealed"][0] == SEAL_MARK
     assert set(head["tasks"]) == set(head["instances"]) == {"!split-layout"}
     assert "approve" in stored_head(alias, store)["metas"]["latest_kwargs"]
     reader = fresh(store)

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 
 from ..errors import BackendUnavailable, TriggersError
-from .drivers.base import LockDriver, cache_name
+from .drivers.base import LockDriver, UndecodableValue, cache_name
 
 __all__ = ["DECODE_ERRORS", "reaching", "unavailable"]
 
@@ -30,6 +30,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     binascii.Error,
     UnicodeDecodeError,
     zlib.error,
+    UndecodableValue,
 )
 
 

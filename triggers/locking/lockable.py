@@ -29,6 +29,10 @@ class Lockable:
     def get_lock_backend(self) -> CacheLike:
         return "default"
 
+    def _lock_key(self) -> str:
+        """The key the lock is held in (``get_lock_name()`` unless a subclass keeps it elsewhere)."""
+        return self.get_lock_name()
+
     def _lock_local(self) -> threading.local:
         local: threading.local | None = self.__dict__.get("_triggers_lock_local")
         if local is None:
@@ -97,15 +101,15 @@ class Lockable:
         if not (mutex.acquire() if block is True else mutex.acquire(timeout=float(block))):
             # Another thread of this process works on this very object.
             raise LockAcquisitionFailed(
-                self.get_lock_name(), None if block is False else float(block)
+                self._lock_key(), None if block is False else float(block)
             )
         try:
             lock: CacheLock | NoLock
             if ttl is False:
-                lock = NoLock(self.get_lock_name(), self.get_lock_backend())
+                lock = NoLock(self._lock_key(), self.get_lock_backend())
             else:
                 lock = CacheLock(
-                    self.get_lock_name(), self.get_lock_backend(), ttl, self._session_lock_driver()
+                    self._lock_key(), self.get_lock_backend(), ttl, self._session_lock_driver()
                 )
             read = list(self._lock_read_keys())
             try:

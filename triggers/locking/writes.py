@@ -73,16 +73,20 @@ class Outcome(enum.Enum):
 class CommitGuard:
     """What a conditional commit checks, and what it hands back.
 
-    The commit is made only while ``lock_key`` is free and ``version_key``
-    holds ``expected`` (None: neither it nor ``state_key`` exists). On a
+    The commit is made only while ``lock_key`` is free, ``version_key``
+    holds ``expected`` (None: neither it nor ``state_key`` exists) and, if
+    ``state_digest`` is given, ``state_key`` holds a value whose SHA-1 (hex)
+    it is. On a
     change the current values of ``version_key`` and ``state_key`` come
-    back; on success, the encoded value written under ``state_key``.
+    back as stored (encoded: the caller decodes them); on success, the
+    encoded value written under ``state_key``.
     """
 
     lock_key: str
     version_key: str
     state_key: str
     expected: Any
+    state_digest: str | None = None
 
 
 @dataclass(frozen=True)

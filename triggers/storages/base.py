@@ -342,6 +342,11 @@ class BaseTriggerStorage(Lockable):
         check_picklable("the session's metadata", self._metas)
         self._save()
 
+    def delete(self) -> bool:
+        """Remove the whole session from the backend, under its lock; True if
+        anything was stored. Afterwards the uid starts as a new, empty session."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement delete()")
+
     def invalidate_cache(self) -> None:
         """Forget what was loaded; the next read goes to the backend."""
         self._configs = None

@@ -42,6 +42,12 @@ def cache_name(cache: BaseCache) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+class UndecodableValue(Exception):
+    """A stored value that the cache client could not decode (a client that
+    says so with a broader error, such as pymemcache's ValueError for an
+    integer item whose bytes are not a number, raises this instead)."""
+
+
 class LockDriver:
     """How one kind of cache takes, releases and writes around a lock.
 

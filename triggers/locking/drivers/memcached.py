@@ -33,9 +33,10 @@ from typing import Any
 
 from django.core.cache import BaseCache
 
+from ..versions import generation_of, is_version
 from ..writes import Writes
 from .add import AddLockDriver
-from .memcached_client import MemcachedServers
+from .memcached_client import MemcachedServers, decoding
 
 __all__ = ["FENCED_MARK", "MemcachedLockDriver", "untagged"]
 
@@ -101,7 +102,9 @@ class MemcachedLockDriver(AddLockDriver):
         """Value and cas unique of each stored key of ``names`` (one round trip per server)."""
         found: dict[str, tuple[Any, int]] = {}
         for client, made in self._servers.groups(names).values():
-            for key, (value, unique) in client.gets_many(list(made)).items():
+            with decoding(made.values()):
+                stored = client.gets_many(list(made))
+            for key, (value, unique) in stored.items():
                 found[made[key]] = (value, int(unique))
         return found
 
@@ -235,15 +238,16 @@ class MemcachedLockDriver(AddLockDriver):
     def _raise_witness(
         self, name: str, value: Any, seen: tuple[Any, int] | None, exptime: int
     ) -> None:
-        """Store the witness's generation unless a higher one is stored: it never goes back."""
+        """Store the witness unless one of a higher or equal generation is stored: it never goes back."""
         for _ in range(WRITE_RETRIES):
             if seen is None:
                 if self._add(name, value, exptime):
                     return
             else:
                 stored = seen[0]
-                if type(stored) is int and type(value) is int and stored >= value:
-                    return
+                if is_version(stored) and is_version(value):
+                    if generation_of(stored) >= generation_of(value):
+                        return
                 if self._cas(name, value, seen[1], exptime):
                     return
             seen = self._gets_many([name]).get(name)

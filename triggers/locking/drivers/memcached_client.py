@@ -19,8 +19,9 @@ item size limit before the first write of a save.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.core.cache import BaseCache
@@ -28,6 +29,7 @@ from django.core.cache import BaseCache
 from ...cache_internals import memcached_servers
 from ...errors import LockBackendError, UnserializableValue, ValueTooLarge
 from ...forking import watch_forks
+from .base import UndecodableValue
 
 try:
     from pymemcache.serde import PickleSerde
@@ -36,7 +38,7 @@ except ImportError:  # pymemcache is not installed: no cache here uses it
     class PickleSerde:  # type: ignore[no-redef]
         """Stands for pymemcache's serde where pymemcache is absent."""
 
-__all__ = ["ENTRY_OVERHEAD", "MemcachedServers", "memcached_servers_of"]
+__all__ = ["ENTRY_OVERHEAD", "MemcachedServers", "decoding", "memcached_servers_of"]
 
 #: bytes an entry takes on the server beside its key and value (the item
 #: header, CAS, flags and line ends), with room to spare
@@ -47,6 +49,17 @@ _item_size_max: dict[str, int] = {}
 
 #: (the server's client, {key as the server sees it: the cache key})
 Group = tuple[Any, dict[str, str]]
+
+
+@contextlib.contextmanager
+def decoding(keys: Iterable[str]) -> Iterator[None]:
+    """Turn pymemcache's ValueError for a value it cannot decode (an integer
+    item whose bytes are not a number) into UndecodableValue: the value is
+    damaged, the server is fine."""
+    try:
+        yield
+    except ValueError as exc:
+        raise UndecodableValue(f"one of {sorted(keys)!r}: {exc}") from exc
 
 
 def memcached_servers_of(cache: BaseCache) -> MemcachedServers | None:
@@ -97,7 +110,9 @@ class MemcachedServers:
         """The stored values of ``keys``; a server that cannot answer raises."""
         values: dict[str, Any] = {}
         for client, made in self.groups(keys).values():
-            for key, value in client.get_many(list(made)).items():
+            with decoding(made.values()):
+                found = client.get_many(list(made))
+            for key, value in found.items():
                 values[made[key]] = value
         return values
 

@@ -143,7 +143,7 @@ class RedisLockDriver(LockDriver):
         expected = "" if guard.expected is None else encode(guard.expected)
         # The version and state keys are named once; their new values (if
         # written) go in fixed places, the other writes after them.
-        args: list[Any] = [expected, px, "", ""]
+        args: list[Any] = [expected, px, "", "", guard.state_digest or ""]
         for name, value in writes.items():
             if name == guard.version_key:
                 args[2] = encode(value)
@@ -158,12 +158,13 @@ class RedisLockDriver(LockDriver):
             return CommitResult(Outcome.COMMITTED, {guard.state_key: args[3] or None})
         if outcome == 0:
             return CommitResult(Outcome.LOCKED)
+        # Handed back as stored: the storage decodes them, and can say which is damaged.
         values = {}
         version, state = result[1], result[2] if len(result) > 2 else None
         if version is not None and version is not False:
-            values[guard.version_key] = self._decode(version)
+            values[guard.version_key] = version
         if state is not None and state is not False:
-            values[guard.state_key] = self.decode(state)
+            values[guard.state_key] = state
         return CommitResult(Outcome.CHANGED, values)
 
     def decode(self, raw: Any) -> Any:

@@ -14,6 +14,7 @@ still hold this holder's token.
 
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from collections.abc import Sequence
@@ -44,6 +45,23 @@ class LegacyRedisLockDriver(RedisLockDriver):
     # The optimistic commit checks only this package's lock: not for 2.x's company.
     can_commit_if_unchanged = False
 
+    #: the name 2.x locks the session by (see :meth:`named`); None: the lock's own key
+    legacy_name: str | None = None
+
+    def named(self, legacy_name: str) -> LegacyRedisLockDriver:
+        """This driver for one session whose 2.x lock name is ``legacy_name``
+        (this package keeps its own lock under another key)."""
+        driver = copy.copy(self)
+        driver.legacy_name = legacy_name
+        return driver
+
+    def _legacy(self, key: str) -> str:
+        return self.legacy_name or key
+
+    def drop_signal(self, key: str) -> None:
+        """Delete 2.x's signal list of the lock (it would expire a second after a release)."""
+        self._raw().delete(legacy_signal_key(self._legacy(key)))
+
     def _legacy_ex(self, ttl: float | None) -> int:
         """Whole seconds, rounded up (a lock lives at least as long as asked); 0: none."""
         return 0 if ttl is None else max(1, math.ceil(ttl))
@@ -54,21 +72,21 @@ class LegacyRedisLockDriver(RedisLockDriver):
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
     ) -> tuple[bool, dict[str, Any]]:
-        keys = [self._key(key), legacy_lock_key(key), *(self._key(name) for name in read)]
+        keys = [self._key(key), legacy_lock_key(self._legacy(key)), *(self._key(name) for name in read)]
         args = [self._encode(token), self._ttl_ms(ttl) or 0, token, self._legacy_ex(ttl)]
         result = self._run_script(scripts.ACQUIRE_BOTH_AND_READ, keys, args)
         return self._taken_and_read(result, read)
 
     def release(self, key: str, token: str) -> bool:
-        keys = [self._key(key), legacy_lock_key(key), legacy_signal_key(key)]
+        keys = [self._key(key), legacy_lock_key(self._legacy(key)), legacy_signal_key(self._legacy(key))]
         return bool(self._run_script(scripts.RELEASE_BOTH, keys, [self._encode(token), token]))
 
     def owns(self, key: str, token: str) -> bool:
-        raw = self._raw().get(legacy_lock_key(key))
+        raw = self._raw().get(legacy_lock_key(self._legacy(key)))
         return super().owns(key, token) and raw is not None and raw.decode() == token
 
     def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
-        keys = [self._key(key), legacy_lock_key(key), legacy_signal_key(key)]
+        keys = [self._key(key), legacy_lock_key(self._legacy(key)), legacy_signal_key(self._legacy(key))]
         args: list[Any] = [self._encode(token), self._px(writes.timeout), "1" if release else "0", token]
         for name, value in writes.items():
             keys.append(self._key(name))

@@ -6,11 +6,12 @@ other keys (KEYS: lock, keys to read; ARGV: token, px).
 ``WRITE_AND_RELEASE``: only while the lock holds the token, set every other
 key and, if ARGV[3] is '1', delete the lock (KEYS: lock, keys; ARGV: token,
 px, release flag, values).
-``COMMIT_IF_UNCHANGED``: only while no lock is held and the version key holds
-the expected value (ARGV[1]; '' for "neither it nor the state key exists"),
-set the version (ARGV[3]), the state (ARGV[4]) and the other keys; returns
-{2} when written, {0} when locked, {1, version, state} when changed (KEYS:
-lock, version, state, keys; ARGV: expected, px, version, state, values).
+``COMMIT_IF_UNCHANGED``: only while no lock is held, the version key holds
+the expected value (ARGV[1]; '' for "neither it nor the state key exists")
+and, if ARGV[5] is not '', the state key's SHA-1 is ARGV[5], set the
+version (ARGV[3]), the state (ARGV[4]) and the other keys; returns {2} when
+written, {0} when locked, {1, version, state} when changed (KEYS: lock,
+version, state, keys; ARGV: expected, px, version, state, state SHA-1, values).
 """
 
 from __future__ import annotations
@@ -85,8 +86,13 @@ if ARGV[1] == '' then
 else
     same = version == ARGV[1]
 end
+local state = false
+if same and ARGV[5] ~= '' then
+    state = redis.call('get', KEYS[3])
+    same = state and redis.sha1hex(state) == ARGV[5]
+end
 if not same then
-    return {1, version, redis.call('get', KEYS[3])}
+    return {1, version, state or redis.call('get', KEYS[3])}
 end
 local px = tonumber(ARGV[2])
 local function put(key, value)
@@ -103,7 +109,7 @@ if ARGV[4] ~= '' then
     put(KEYS[3], ARGV[4])
 end
 for i = 4, #KEYS do
-    put(KEYS[i], ARGV[i + 1])
+    put(KEYS[i], ARGV[i + 2])
 end
 return {2}
 """
@@ -119,7 +125,8 @@ def digest(source: str) -> str:
 # a second lock key, the one 2.x takes with python-redis-lock (no Django key
 # prefix, its holder's token as is, EX seconds), is taken and let go together
 # with this package's own, and letting it go wakes 2.x waiters the way
-# python-redis-lock does (its signal list emptied, then pushed once).
+# python-redis-lock does (its signal list emptied, then pushed once, and
+# gone a second later).
 
 #: KEYS: lock, 2.x lock, keys to read; ARGV: token, px, 2.x token, 2.x ex seconds
 ACQUIRE_BOTH_AND_READ = """
@@ -150,6 +157,7 @@ RELEASE_BOTH = """
 if redis.call('get', KEYS[2]) == ARGV[2] then
     redis.call('del', KEYS[3])
     redis.call('lpush', KEYS[3], 1)
+    redis.call('pexpire', KEYS[3], 1000)
     redis.call('del', KEYS[2])
 end
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -174,6 +182,7 @@ end
 if ARGV[3] == '1' then
     redis.call('del', KEYS[3])
     redis.call('lpush', KEYS[3], 1)
+    redis.call('pexpire', KEYS[3], 1000)
     redis.call('del', KEYS[2])
     redis.call('del', KEYS[1])
 end

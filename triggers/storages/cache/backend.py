@@ -22,7 +22,9 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...errors import SessionIncomplete, SessionOverwritten, StorageCorrupted
 from ...locking import CacheLike, LockDriver
 from ...locking.drivers.redis import RedisLockDriver
-from ...locking.drivers.redis_legacy import legacy_driver
+from ...locking.drivers.redis_legacy import LegacyRedisLockDriver, legacy_driver
+from ...locking.failures import reaching
+from ...locking.versions import generation_of, is_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from . import commit
@@ -52,7 +54,7 @@ class CacheStorageBackend(CacheSessionState):
         # The single layout is for rolling upgrades: on Redis, exclude 2.x
         # writers too, by taking the lock they take as well.
         if self.layout == LAYOUT_SINGLE and isinstance(self._lock_driver(), RedisLockDriver):
-            return legacy_driver(self.cache)
+            return legacy_driver(self.cache).named(self.get_lock_name())
         return None
 
     def _lock_read_keys(self) -> Sequence[str]:
@@ -96,6 +98,48 @@ class CacheStorageBackend(CacheSessionState):
         super().invalidate_cache()
         self._reset()
 
+    def delete(self) -> bool:
+        """Remove every key of the session, under its lock; True if anything was stored.
+
+        The head, the witness, every instance record the head names and every
+        task table the session wrote go; a head that cannot be read takes its
+        records with it only as they expire. No process's memory of the old
+        session can commit into the one the uid starts next: its witness is gone.
+        """
+        with self.acquire_lock():
+            stored = self._read_many([self.keys.head, self.keys.witness])
+            doomed = [self.keys.head, self.keys.witness]
+            try:
+                self._load()
+            except StorageCorrupted:
+                pass  # deleted all the same: what it names cannot be known
+            else:
+                doomed.extend(self._part_keys())
+            with reaching(self._failure_driver, f"deleting session {self.uid!r}", writing=True):
+                self.cache.delete_many(doomed)
+            self._reset()
+            super().invalidate_cache()
+        legacy = self._session_lock_driver()
+        if isinstance(legacy, LegacyRedisLockDriver):
+            # Its release just pushed 2.x's signal list: that goes too.
+            with reaching(legacy, f"deleting session {self.uid!r}", writing=True):
+                legacy.drop_signal(self._lock_key())
+        identity = self._session_identity()
+        if identity is not None:
+            commit.forget(identity)
+        self._known = {}
+        return bool(stored)
+
+    def _part_keys(self) -> list[str]:
+        """The keys of the loaded session besides its head and witness."""
+        if self._stored != LAYOUT_SPLIT:
+            return []
+        versions = {*self._table_versions, self._head["tasks_version"]} if self._head else set()
+        return [
+            *(self.keys.record(name) for name in self.instances),
+            *(self.keys.tasks(version) for version in sorted(versions)),
+        ]
+
     def close(self, *args: Any, **kwargs: Any) -> None:
         self.cache.close(**kwargs)
 
@@ -118,14 +162,14 @@ class CacheStorageBackend(CacheSessionState):
 
     def _load_state(self) -> None:
         head, witness = self._read_head()
-        if witness is not None and type(witness) is not int:
+        if witness is not None and not is_version(witness):
             # Only this package writes the witness, always an int: anything else is damage.
             raise StorageCorrupted(
                 self.uid,
-                f"{self.keys.witness!r} is damaged: it holds a {type(witness).__name__},"
-                " not a generation",
+                f"{self.keys.witness!r} is damaged: it holds {type(witness).__name__}"
+                f" {witness!r:.40}, not a generation",
             )
-        self._witness_read = witness or 0
+        self._witness_read = generation_of(witness)
         if head is None:
             if witness is not None:
                 raise SessionIncomplete(self.uid, [self.keys.head])

@@ -19,12 +19,13 @@ try instead of colliding with them.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Hashable, Iterator
 from typing import Any
 
-from ...locking.failures import reaching
+from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.writes import (
     NO_WRITES,
     AttemptAbandoned,
@@ -33,10 +34,10 @@ from ...locking.writes import (
     Outcome,
     Writes,
 )
-from .committed import committed_heads, generation, pickled_records
+from .committed import HEAD_DIGEST, committed_heads, generation, pickled_records
 from .state import CacheSessionState
 
-__all__ = ["Encoded", "UnlockedTry", "attempts"]
+__all__ = ["Encoded", "UnlockedTry", "attempts", "forget"]
 
 #: tries without the lock before an operation takes it: the first on what
 #: the storage knows, each next one on what the failed commit brought back
@@ -65,7 +66,7 @@ class UnlockedTry:
         self, storage: CacheSessionState, known: dict[str, Any], identity: Hashable | None
     ) -> None:
         self.storage = storage
-        self.key = storage.get_lock_name()
+        self.key = storage.keys.lock
         self.known = known
         self.identity = identity
         self.outcome: Outcome | None = None
@@ -86,6 +87,7 @@ class UnlockedTry:
             version_key=keys.witness,
             state_key=keys.head,
             expected=self.known.get(keys.witness),
+            state_digest=self.known.get(HEAD_DIGEST),
         )
         driver = storage._lock_driver()
         assert driver is not None
@@ -93,10 +95,12 @@ class UnlockedTry:
             result: CommitResult = driver.commit_if_unchanged(guard, writes)
         self.outcome = result.outcome
         if result.outcome is Outcome.COMMITTED:
-            committed = storage._saved_generation
+            committed = storage._saved_witness
+            head = result.values[keys.head]
             storage._known = {
                 keys.witness: committed,
-                keys.head: Encoded(result.values[keys.head]),
+                keys.head: Encoded(head),
+                HEAD_DIGEST: hashlib.sha1(head).hexdigest(),
             }
             if self.identity is not None:
                 records = storage._saved_records
@@ -106,13 +110,21 @@ class UnlockedTry:
                 committed_heads.put(
                     self.identity,
                     storage._known,
-                    generation=committed,
-                    started_from=generation(self.known, keys.witness),
+                    witness=committed,
+                    started_from=self.known.get(keys.witness),
                     records=records,
                 )
         else:
             storage._known = None
-            self.known = result.values
+            if result.outcome is Outcome.CHANGED and self.identity is not None:
+                # What this process remembers of that state is stale: the
+                # session was changed, deleted or rolled back since.
+                committed_heads.forget(self.identity, guard.expected)
+            # Decoded here, with the checks a read makes: a damaged value is named.
+            self.known = _decoded(storage, result.values)
+            head = result.values.get(keys.head)
+            if head is not None:
+                self.known[HEAD_DIGEST] = hashlib.sha1(head).hexdigest()
         return result.outcome is Outcome.COMMITTED
 
     def __enter__(self) -> CacheSessionState:
@@ -127,12 +139,7 @@ class UnlockedTry:
         try:
             storage._mark_held(self)
             known = self.known
-            head = known.get(keys.head)
-            if type(head) is Encoded:
-                driver = storage._lock_driver()
-                assert driver is not None
-                known = {**known, keys.head: driver.decode(head)}
-            storage._start_over(known)
+            storage._start_over(_decoded(storage, known))
         except BaseException:
             storage._mark_held(None)
             mutex.release()
@@ -160,6 +167,28 @@ class UnlockedTry:
         finally:
             storage._object_mutex().release()
             self._end_turn()
+
+
+def forget(identity: Hashable) -> None:
+    """Drop what this process remembers of a session (it was deleted)."""
+    committed_heads.forget(identity)
+
+
+def _decoded(storage: CacheSessionState, known: dict[str, Any]) -> dict[str, Any]:
+    """``known`` with its values as stored decoded; StorageCorrupted naming a
+    key whose value does not decode."""
+    encoded = [key for key, value in known.items() if isinstance(value, (bytes, bytearray))]
+    if not encoded:
+        return known
+    driver = storage._lock_driver()
+    assert driver is not None
+    decoded = dict(known)
+    for key in encoded:
+        try:
+            decoded[key] = driver.decode(known[key])
+        except DECODE_ERRORS as exc:
+            raise storage._damaged([key], exc) from exc
+    return decoded
 
 
 def _newer(

@@ -5,8 +5,10 @@ the head, the witness and every instance record it had loaded or changed.
 Another storage object of the same session in this process (the task a
 fire just readied, a sibling task in another thread) starts its first try
 from that state instead of reading it, and reads no record it holds. The
-conditional commit checks the witness, so a stale entry costs one refused
-commit and is never written over newer state.
+conditional commit checks that the witness is exactly the one remembered
+(a generation and the random token of the save that wrote it), so a stale
+entry costs one refused commit and is never written over newer state, even
+when the session was deleted, expired or rolled back since.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RECORDS", "CommittedHeads", "committed_heads", "generation"]
+from ...locking.versions import generation_of
+
+__all__ = ["HEAD_DIGEST", "RECORDS", "CommittedHeads", "committed_heads", "generation"]
 
 #: how many stripes the per-session turn-taking of a process's threads uses
 TURN_STRIPES = 64
@@ -27,19 +31,22 @@ RECORDS_PER_SESSION = 64
 SESSIONS = 2048
 #: where, in the values a try starts from, the records known with them travel
 RECORDS = "\0records"
+#: where, in the same, the SHA-1 of the head as stored travels (when known):
+#: a commit then also checks that the head is still those bytes
+HEAD_DIGEST = "\0head-sha1"
 
 
 def generation(known: dict[str, Any] | None, witness_key: str) -> int:
     """The witness generation of a starting point (0: none)."""
-    value = (known or {}).get(witness_key)
-    return value if type(value) is int else 0
+    return generation_of((known or {}).get(witness_key))
 
 
 @dataclass
 class _Entry:
     known: dict[str, Any]
-    generation: int
-    #: pickled instance records, each as stored at ``generation``
+    #: the witness of the state ``known`` describes
+    witness: int
+    #: pickled instance records, each as stored in that state
     records: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -69,22 +76,24 @@ class CommittedHeads:
         self,
         identity: Hashable,
         known: dict[str, Any],
-        generation: int,
-        started_from: int,
+        witness: int,
+        started_from: Any,
         records: dict[str, bytes],
     ) -> None:
-        """Remember a commit that made ``generation`` from ``started_from``.
+        """Remember a commit that wrote ``witness`` over the state whose witness was ``started_from``.
 
         ``records`` hold what the commit wrote or had read; records kept from
-        before stay only if the commit followed the one they were kept with.
+        before stay only if the commit followed the very state they were
+        kept with (the same witness, token included: a state with the same
+        generation may be another one).
         """
         with self._lock:
             entry = self._entries.get(identity)
-            kept = entry.records if entry is not None and entry.generation == started_from else {}
+            kept = entry.records if entry is not None and entry.witness == started_from else {}
             merged = {**kept, **records}
             while len(merged) > RECORDS_PER_SESSION:
                 del merged[next(iter(merged))]
-            self._entries[identity] = _Entry(dict(known), generation, merged)
+            self._entries[identity] = _Entry(dict(known), witness, merged)
             self._entries.move_to_end(identity)
             while len(self._entries) > SESSIONS:
                 self._entries.popitem(last=False)
@@ -92,6 +101,14 @@ class CommittedHeads:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+    def forget(self, identity: Hashable, witness: Any = None) -> None:
+        """Drop what is remembered of one session (it was deleted), or only
+        if it is of the state whose witness is ``witness`` (found stale)."""
+        with self._lock:
+            entry = self._entries.get(identity)
+            if entry is not None and (witness is None or entry.witness == witness):
+                del self._entries[identity]
 
     def turn(self, identity: Hashable) -> threading.RLock:
         """The lock this process's threads take turns with on that session."""

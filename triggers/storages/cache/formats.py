@@ -9,8 +9,8 @@ from typing import Any
 from ...errors import UnserializableValue
 
 __all__ = [
+    "DEVELOPMENT_FORMATS",
     "HEAD_FORMAT",
-    "HEAD_FORMAT_SEALED",
     "HEAD_FORMATS",
     "LAYOUTS",
     "LAYOUT_SINGLE",
@@ -25,12 +25,14 @@ LAYOUT_SPLIT = "split"
 LAYOUT_SINGLE = "single"
 LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
 
-#: marks a split head whose content is the head itself (saved before sealing)
-HEAD_FORMAT = "triggers/split-1"
-#: marks a split head whose content is sealed under "sealed" (see .sealing)
-HEAD_FORMAT_SEALED = "triggers/split-2"
-#: the split head marks a reader accepts
-HEAD_FORMATS = (HEAD_FORMAT, HEAD_FORMAT_SEALED)
+#: marks a split head (its content sealed under "sealed", see .sealing), its
+#: parts under the part prefix and its witness carrying a token per save
+HEAD_FORMAT = "triggers/split-3"
+#: marks of split heads saved by development versions (parts under other
+#: keys): recognised, to be refused with a message that says what to do
+DEVELOPMENT_FORMATS = ("triggers/split-1", "triggers/split-2")
+#: the split head marks a reader recognises
+HEAD_FORMATS = (HEAD_FORMAT, *DEVELOPMENT_FORMATS)
 
 #: what a split head holds under the keys Triggers 2.x reads a session from:
 #: an entry 2.x cannot turn into a task configuration (nor into an instance),

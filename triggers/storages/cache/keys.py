@@ -2,21 +2,41 @@
 
 ``triggers.storages.cache:<uid>`` is the key Triggers 2.x kept a whole
 session in; here it holds the head (split layout) or the whole session
-(single layout). The other keys hang off it: the witness (``:w``), the task
-tables by version (``:t:<version>``) and the instance records
-(``:i:<name>``, a digest for names a cache might not accept).
+(single layout), so 2.x processes keep finding (or refusing) it.
+
+Every other key of a session (its lock, the witness, the task tables, the
+instance records) lives under the session's *part prefix*::
+
+    triggers.s:{<tag>}<length of uid>:<uid>
+
+No uid can reach another session's keys: heads and parts start
+differently, the part prefix spells out the uid's length, and what follows
+the uid (``:lock``, ``:w``, ``:t:<version>``, ``:i:<name>``) is fixed.
+``<tag>`` is a short string that Redis Cluster hashes to the same slot as
+the session's head (as the cache names it), so every key of a session,
+head included, lives on one node of a cluster and one server-side script
+can touch them all. Elsewhere the tag is just a few more characters.
 """
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
+import itertools
 import re
+import string
+import threading
 
-__all__ = ["KEY_PREFIX", "SessionKeys"]
+__all__ = ["KEY_PREFIX", "PART_PREFIX", "SessionKeys", "cluster_slot", "slot_tag"]
 
 #: what the key of a session is its uid prefixed with (as in 2.x)
 KEY_PREFIX = "triggers.storages.cache:"
+#: what every other key of a session starts with (never a head: see above)
+PART_PREFIX = "triggers.s:"
+
+#: Redis Cluster's number of hash slots
+CLUSTER_SLOTS = 16384
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.#:@+=-]{1,64}")
 
@@ -29,19 +49,71 @@ def _record_suffix(instance_name: str) -> str:
     return "~" + hashlib.sha1(instance_name.encode("utf-8")).hexdigest()
 
 
-class SessionKeys:
-    """The cache keys of one session."""
+def cluster_slot(key: str) -> int:
+    """The Redis Cluster slot of ``key``: CRC16 of its hash tag (the text
+    between the first ``{`` and the next ``}``, if not empty), else of all of it."""
+    data = key.encode("utf-8", "surrogatepass")
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    return binascii.crc_hqx(data, 0) % CLUSTER_SLOTS
 
-    def __init__(self, cache_key: str) -> None:
+
+class _SlotTags:
+    """The shortest-first tag of each slot, found by walking candidates in one
+    fixed order (so every process finds the same tag), as far as needed."""
+
+    ALPHABET = string.ascii_lowercase + string.digits
+
+    def __init__(self) -> None:
+        self._tags: dict[int, str] = {}
+        self._candidates = (
+            "".join(chars)
+            for size in itertools.count(1)
+            for chars in itertools.product(self.ALPHABET, repeat=size)
+        )
+        self._lock = threading.Lock()
+
+    def tag(self, slot: int) -> str:
+        with self._lock:
+            tags = self._tags
+            while slot not in tags:
+                candidate = next(self._candidates)
+                tags.setdefault(binascii.crc_hqx(candidate.encode(), 0) % CLUSTER_SLOTS, candidate)
+            return tags[slot]
+
+
+_slot_tags = _SlotTags()
+
+
+def slot_tag(slot: int) -> str:
+    """A short tag that Redis Cluster hashes to ``slot``."""
+    return _slot_tags.tag(slot)
+
+
+class SessionKeys:
+    """The cache keys of one session.
+
+    ``made_head`` is the head's key as the cache names it on the server
+    (with the cache's own prefix and version): the parts share its slot.
+    """
+
+    def __init__(self, uid: str, head: str, made_head: str) -> None:
         #: the head (split) or the whole session (single), under the 2.x key
-        self.head = cache_key
-        #: the witness: a generation number refreshed by every save
-        self.witness = cache_key + ":w"
+        self.head = head
+        #: what every other key of the session starts with
+        self.parts = f"{PART_PREFIX}{{{slot_tag(cluster_slot(made_head))}}}{len(uid)}:{uid}"
+        #: the witness: the generation of the last save, and that save's own token
+        self.witness = self.parts + ":w"
+        #: the session's lock, while it is held
+        self.lock = self.parts + ":lock"
 
     def record(self, instance_name: str) -> str:
         """Key of one instance record (split layout)."""
-        return f"{self.head}:i:{_record_suffix(instance_name)}"
+        return f"{self.parts}:i:{_record_suffix(instance_name)}"
 
     def tasks(self, version: str) -> str:
         """Key of the task table of that version (configs and their triggers)."""
-        return f"{self.head}:t:{version}"
+        return f"{self.parts}:t:{version}"

@@ -17,6 +17,7 @@ import functools
 from typing import Any
 
 from ...errors import StorageCorrupted
+from ...locking.versions import new_version
 from ...locking.writes import Writes
 from ...types import TaskInstance
 from ..instances import TaskInstanceCollection, instance_name
@@ -98,14 +99,14 @@ class SingleLayout:
         as a split session a 2.x process wrote over; otherwise the value goes
         first (a value without a witness reads fine, as 2.x's does).
         """
-        generation = storage._next_generation(split=False)
+        version = storage._saved_witness = new_version(storage._next_generation(split=False))
         head, witness = storage.keys.head, storage.keys.witness
         value = self.value(storage)
         lifetime = storage._lifetime
         keys = {"commit_key": head, "witness_key": witness}
         if storage._witness_read % 2 == 1:
-            return Writes(({witness: generation}, {head: value}), lifetime, **keys)
-        return Writes(({head: value, witness: generation},), lifetime, **keys)
+            return Writes(({witness: version}, {head: value}), lifetime, **keys)
+        return Writes(({head: value, witness: version},), lifetime, **keys)
 
 
 def _unstarted(record: dict[str, Any]) -> bool:

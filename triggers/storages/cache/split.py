@@ -23,10 +23,11 @@ import time
 from typing import Any
 
 from ...errors import SessionIncomplete, StorageCorrupted
+from ...locking.versions import new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
-from .formats import HEAD_FORMAT_SEALED, LAYOUT_SINGLE, LAYOUT_SPLIT, LEGACY_REFUSAL, pickled
+from .formats import HEAD_FORMAT, LAYOUT_SINGLE, LAYOUT_SPLIT, LEGACY_REFUSAL, pickled
 from .sealing import is_sealed, seal, seal_body, unseal
 from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
@@ -58,11 +59,15 @@ class SplitLayout:
             raise StorageCorrupted(storage.uid, "the session head has parts of the wrong type")
         if not isinstance(generation, int) or not isinstance(version, str):
             raise StorageCorrupted(storage.uid, f"the session head has generation {generation!r}")
+        versions = head.get("tables", [version])
+        if type(versions) is not list or not all(isinstance(v, str) for v in versions):
+            raise StorageCorrupted(storage.uid, f"the session head lists tables {versions!r}")
         table = self.read_task_table(storage, version)
         storage._note_stored_lifetime(head)
         storage._stored = LAYOUT_SPLIT
         storage._head = head
         storage._table = table
+        storage._table_versions = versions
         storage._configs = StoredConfigs(  # type: ignore[assignment]
             table["tasks"], storage._build_config, task_tables.configs(version)
         )
@@ -77,9 +82,14 @@ class SplitLayout:
 
     def head_content(self, storage: CacheSessionState, stored: dict[str, Any]) -> dict[str, Any]:
         """What a stored head holds: sealed inside it, or (saved before sealing) itself."""
-        if stored.get("format") != HEAD_FORMAT_SEALED:
-            return stored
         key = storage.keys.head
+        if stored.get("format") != HEAD_FORMAT:
+            raise StorageCorrupted(
+                storage.uid,
+                f"{key!r} was saved by a development version of triggers 3 (format"
+                f" {stored.get('format')!r}, whose other keys are named differently): dump it"
+                " with that version and load it with this one, or delete it",
+            )
         sealed = stored.get("sealed")
         if not is_sealed(sealed):
             raise StorageCorrupted(storage.uid, f"{key!r} is damaged: its content is not sealed")
@@ -231,12 +241,15 @@ class SplitLayout:
         # The task table is written under a new version only when it changed.
         table_writes: dict[str, Any] = {}
         version = previous.get("tasks_version")
+        versions = storage._table_versions
         if storage._changed_tasks or version is None:
             if storage._first_table is not None:
                 version, table = storage._first_table
             else:
                 version, table = storage._new_task_table()
             table_writes[storage.keys.tasks(version)] = seal(table)
+            if version not in versions:
+                versions = [*versions, version]
         elif refresh:
             table_writes[storage.keys.tasks(version)] = seal(storage._table)
         storage._stored_open = stored_open
@@ -253,6 +266,8 @@ class SplitLayout:
             "touched": touched,
             # Kept with the session, so whoever opens it next keeps its lifetime.
             "lifetime": lifetime,
+            # Every task table this session wrote, for a delete to find them all.
+            "tables": versions,
         }
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
@@ -264,15 +279,15 @@ class SplitLayout:
         settle.update(table_writes)
         if refresh:
             settle.update((storage.keys.record(n), seal_body(saved[n])) for n in unchanged)
-        storage._saved_generation = generation
-        stored = {**LEGACY_REFUSAL, "format": HEAD_FORMAT_SEALED, "sealed": seal(head)}
+        witness = storage._saved_witness = new_version(generation)
+        stored = {**LEGACY_REFUSAL, "format": HEAD_FORMAT, "sealed": seal(head)}
         commit: dict[str, Any] = {storage.keys.head: stored}
         if storage._stored == LAYOUT_SINGLE:
             # Converting a single value: its (odd) witness after the head, so
             # no crash leaves the old value beside a witness saying "split".
-            commit[storage.keys.witness] = head["generation"]
+            commit[storage.keys.witness] = witness
         elif storage._stored is not None or storage._writes_land_together():
-            settle[storage.keys.witness] = head["generation"]
+            settle[storage.keys.witness] = witness
         keys = {"commit_key": storage.keys.head, "witness_key": storage.keys.witness}
         if lifetime is None or touched is None:
             return Writes((settle, commit), None, **keys)

@@ -72,21 +72,23 @@ class CacheSessionState(BaseTriggerStorage):
         self._head: dict[str, Any] | None = None
         self._open: dict[str, set[str]] = {}
         self._stored_open: dict[str, list[str]] = {}
-        self._witness_read = 0  # the witness as loaded (0: none)
+        self._witness_read = 0  # the generation of the witness as loaded (0: none)
         self._snapshots: dict[str, bytes] = {}
         self._changed_tasks: set[str] = set()
         #: the version and table of this session's first configuration, when known
         self._first_table: tuple[str, dict[str, Any]] | None = None
         self._prefetched: dict[str, Any] | None = None
         self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
+        #: the version of every task table the session has written
+        self._table_versions: list[str] = []
         #: what the last save recorded, to be written by the guard it ran under
         self._pending: Writes | None = None
         #: pickled records known to be as stored in the state this try starts from
         self._known_records: dict[str, bytes] = {}
         #: every loaded record as the last save pickled it (what a commit of it holds)
         self._saved_records: dict[str, bytes] | None = None
-        #: the generation the last save wrote to the witness
-        self._saved_generation = 0
+        #: the witness the last save wrote (its generation and token)
+        self._saved_witness = 0
         #: the records of a session read in the single layout, as read
         self._single_records: dict[str, Any] = {}
         #: the lifetime stored with the session read (LIFETIME_UNKNOWN: none)
@@ -96,7 +98,8 @@ class CacheSessionState(BaseTriggerStorage):
     @functools.cached_property
     def keys(self) -> SessionKeys:
         """The cache keys of this session."""
-        return SessionKeys(self.KEY_PREFIX + self.uid)
+        head = self.KEY_PREFIX + self.uid
+        return SessionKeys(self.uid, head, str(self.cache.make_key(head)))
 
     @property
     def cache_key(self) -> str:
@@ -105,6 +108,11 @@ class CacheSessionState(BaseTriggerStorage):
     @property
     def witness_key(self) -> str:
         return self.keys.witness
+
+    def _lock_key(self) -> str:
+        # Beside the session's other keys (one Redis Cluster slot); the name
+        # get_lock_name() gives is the one Triggers 2.x locks by.
+        return self.keys.lock
 
     def record_key(self, instance_name: str) -> str:
         return self.keys.record(instance_name)
@@ -135,7 +143,7 @@ class CacheSessionState(BaseTriggerStorage):
         bad = keys[0] if len(keys) == 1 else None
         for key in keys if bad is None else ():
             try:
-                self.cache.get(key)
+                self._failure_driver.read_many([key])
             except DECODE_ERRORS:
                 bad = key
                 break
