@@ -8,14 +8,24 @@ Every command prints one line on stderr and exits 2 for input it refuses
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from django.core.management.base import CommandError, CommandParser
 
-from . import actions, graph, show, transfer, unresolved
-from .common import EXIT_BAD_INPUT, EXIT_OK, BadInput, OperatorError, Writer, json_object
+from . import actions, delete, dumpcheck, graph, show, transfer, unresolved
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    TOO_DEEP,
+    BadInput,
+    OperatorError,
+    Writer,
+    json_object,
+)
 from .common import open_session as _open_session
+from .terminal import TerminalWriter, printable
 
 __all__ = [
     "COMMANDS",
@@ -71,8 +81,11 @@ def _show(options: Options, out: Writer) -> None:
 
 def _unresolved(options: Options, out: Writer) -> None:
     older_than = options["older_than"]
-    if older_than < 0:
-        raise BadInput(f"--older-than must be 0 or more seconds, not {older_than:g}")
+    # float() reads "nan", "inf" and "1e999" too: none is an age to compare with
+    if not (math.isfinite(older_than) and older_than >= 0):
+        raise BadInput(
+            f"--older-than must be a finite number of seconds, 0 or more, not {older_than:g}"
+        )
     unresolved.unresolved(_session(options), out, older_than, as_json=options["json"])
 
 
@@ -110,8 +123,17 @@ def _dump(options: Options, out: Writer) -> None:
     transfer.dump(_session(options), out, options["output"])
 
 
+def _delete(options: Options, out: Writer) -> None:
+    delete.delete(options["uid"], out, options["cache"], options["yes"], options["json"])
+
+
 def _load(options: Options, out: Writer) -> None:
-    document = transfer.read_document(options["file"])
+    path = options["file"]
+    try:
+        document = transfer.read_document(path)
+    except RecursionError:
+        raise BadInput(f"{path} is not valid JSON: {TOO_DEEP}") from None
+    dumpcheck.check_document(document, path)
     transfer.load(
         document, out, options["cache"], options["layout"], options["uid"], options["replace"]
     )
@@ -208,9 +230,15 @@ def _define_all(commands: Any) -> None:
     _cache(p)
     _layout(p)
 
+    p = _define(commands, "delete", "delete a whole session, so that its uid starts over", _delete)
+    p.add_argument("uid", metavar="UID")
+    p.add_argument("--yes", action="store_true", help="do it (without: say what would be deleted)")
+    _cache(p)
+    _as_json(p, "print what was deleted as JSON")
+
 
 #: the operator commands, in the order their help lists them
-COMMANDS = ("show", "unresolved", "replay", "skip", "fire", "graph", "dump", "load")
+COMMANDS = ("show", "unresolved", "replay", "skip", "fire", "graph", "dump", "load", "delete")
 
 
 def settings_options(parser: argparse.ArgumentParser, django_admin: bool = False) -> None:
@@ -258,12 +286,19 @@ def needs_django(options: Options) -> bool:
 
 
 def run(options: Options, out: Writer) -> int:
-    """Run the chosen command; OperatorError (with its exit status) for a failure."""
+    """Run the chosen command; OperatorError (with its exit status) for a failure.
+
+    What the command prints goes through a :class:`~.terminal.TerminalWriter`,
+    and the message of a failure is made one printable line: either may
+    carry stored text, which must not drive the operator's terminal.
+    """
     handler: Handler = options["handler"]
+    terminal = TerminalWriter(out, json_output=options.get("subcommand") == "dump")
     try:
-        handler(options, out)
-    except OperatorError:
+        handler(options, terminal)
+    except OperatorError as exc:
+        exc.args = (printable(str(exc)),)
         raise
     except Exception as exc:
-        raise OperatorError(f"{type(exc).__name__}: {exc}") from exc
+        raise OperatorError(printable(f"{type(exc).__name__}: {exc}")) from exc
     return EXIT_OK

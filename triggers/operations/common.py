@@ -9,18 +9,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import date, datetime, time, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from ..conf import get_setting
 from ..errors import InvalidSessionUid, UnknownInstance
 from ..storages.base import validate_uid
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskInstance
+from .terminal import Writer, json_text
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
     "EXIT_OK",
+    "TOO_DEEP",
     "BadInput",
     "OperatorError",
     "Writer",
@@ -31,6 +33,7 @@ __all__ = [
     "json_object",
     "open_session",
     "open_storage",
+    "parse_json",
     "plain",
     "shorten",
     "timestamp",
@@ -41,11 +44,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
-
-class Writer(Protocol):
-    """Where a command prints: a text stream, or Django's ``OutputWrapper``."""
-
-    def write(self, text: str) -> Any: ...
+#: why JSON that json.loads gives up on (RecursionError) is refused
+TOO_DEEP = "its arrays and objects nest too deeply to be read"
 
 
 class OperatorError(Exception):
@@ -112,14 +112,25 @@ def instance_order(name: str) -> tuple[str, int, str]:
     return name, -1, name
 
 
+def parse_json(text: str, what: str) -> Any:
+    """JSON text an operator gave (``what`` names it); BadInput for any it cannot read.
+
+    That includes text nested deeper than the decoder goes: json.loads raises
+    RecursionError for it, which is no reason for a traceback.
+    """
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{what} is not valid JSON: {TOO_DEEP}") from None
+
+
 def json_object(text: str | None, option: str) -> dict[str, Any] | None:
     """The JSON object given to ``option``; None when the option was not given."""
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise BadInput(f"{option} is not valid JSON: {exc}") from None
+    value = parse_json(text, option)
     if not isinstance(value, dict):
         raise BadInput(f"{option} must be a JSON object ({{...}}), not {type(value).__name__}")
     return value
@@ -165,4 +176,5 @@ def shorten(text: str, width: int) -> str:
 
 
 def write_json(out: Writer, data: Any) -> None:
-    out.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """``data`` as indented JSON, with no control character outside JSON escapes."""
+    out.write(json_text(data) + "\n")

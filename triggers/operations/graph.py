@@ -11,13 +11,15 @@ with a legend of the colours used.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidTaskConfig
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskConfig, TaskInstance
-from .common import BadInput, instance_order
+from .common import BadInput, instance_order, parse_json
+from .terminal import printable
 
 __all__ = ["FORMATS", "configs_from_file", "task_statuses", "render"]
 
@@ -44,11 +46,12 @@ def configs_from_file(path: str) -> list[TaskConfig]:
     """The tasks of a JSON task configuration (what ``update_configuration`` takes)."""
     try:
         with open(path, encoding="utf-8") as file:
-            definitions = json.load(file)
+            text = file.read()
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except ValueError as exc:  # not UTF-8
         raise BadInput(f"{path} is not valid JSON: {exc}") from None
+    definitions = parse_json(text, path)
     if not isinstance(definitions, dict) or not definitions:
         raise BadInput(f"{path} must hold a JSON object of task definitions by task name")
     try:
@@ -97,14 +100,37 @@ def _nodes(configs: list[TaskConfig]) -> tuple[list[str], list[str]]:
     return tasks, triggers
 
 
+#: what a Mermaid label must not hold as it is, and its entity code: ``#`` first
+#: (entity codes start with it), then what could end the label or start a
+#: directive (``%%{init: ...}%%``), HTML, or a Markdown string
+_MERMAID_ENTITIES = {
+    "#": "#35;",
+    '"': "#quot;",
+    "%": "#37;",
+    "<": "#60;",
+    ">": "#62;",
+    "&": "#38;",
+    "`": "#96;",
+}
+_MERMAID_UNSAFE = re.compile("[" + re.escape("".join(_MERMAID_ENTITIES)) + "]")
+
+
 def _mermaid_text(text: str) -> str:
-    return '"' + text.replace('"', "#quot;") + '"'
+    """A name as a quoted Mermaid label: printable, and nothing in it Mermaid reads."""
+    return '"' + _MERMAID_UNSAFE.sub(lambda m: _MERMAID_ENTITIES[m.group()], printable(text)) + '"'
+
+
+def _mermaid_title(title: str) -> str:
+    """The title as a YAML string of the front matter: JSON's escapes are YAML's,
+    and ``%``, ``<`` and ``>`` as escapes leave Mermaid nothing to read."""
+    quoted = json.dumps(printable(title))
+    return quoted.replace("%", "\\u0025").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _mermaid(configs: list[TaskConfig], statuses: Mapping[str, str] | None, title: str) -> str:
     tasks, triggers = _nodes(configs)
     ids = {name: f"n{n}" for n, name in enumerate(tasks + triggers)}
-    lines = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
+    lines = ["---", f"title: {_mermaid_title(title)}", "---", "flowchart LR"]
     lines += [f"  {ids[t]}([{_mermaid_text(t)}])" for t in triggers]
     lines += [f"  {ids[t]}[{_mermaid_text(t)}]" for t in tasks]
     arrows = {EDGE_AFTER: "-->", EDGE_EVERY: "== every ==>", EDGE_UNLESS: "-. unless .->"}
@@ -128,7 +154,13 @@ def _css(status: str) -> str:
 
 
 def _dot_text(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A name as a quoted DOT ID: printable, its backslashes and quotes escaped.
+
+    A quoted ID cannot hold HTML (that takes ``<...>`` in place of quotes) and
+    the shapes drawn read no record fields, so this is all DOT needs.
+    """
+    escaped = printable(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped + '"'
 
 
 def _dot(configs: list[TaskConfig], statuses: Mapping[str, str] | None, title: str) -> str:

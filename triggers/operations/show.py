@@ -5,7 +5,6 @@ Reading takes no lock and writes nothing, so it is safe on a live session.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskConfig, TaskInstance
 from .common import Writer, instance_order, iso, plain, shorten, timestamp, write_json
+from .terminal import json_line, printable, printable_data
 
 __all__ = ["error_line", "render_table", "session_report", "show", "sorted_instances"]
 
@@ -51,9 +51,9 @@ def _instance_row(instance: TaskInstance) -> dict[str, Any]:
         "lastModified": iso(timestamp(instance, TaskInstance.TIMESTAMP_LAST_MODIFIED)),
         "logLevel": instance.log_level_name,
         "logsResolved": instance.logs_resolved,
-        "errorType": metadata.get(TaskInstance.META_EXCEPTION_TYPE),
+        "errorType": plain(metadata.get(TaskInstance.META_EXCEPTION_TYPE)),
         "error": error_line(instance) if metadata.get(TaskInstance.META_EXCEPTION_TYPE) else None,
-        "parent": metadata.get(TaskInstance.META_PARENT),
+        "parent": plain(metadata.get(TaskInstance.META_PARENT)),
         "depth": instance.depth,
     }
 
@@ -81,7 +81,7 @@ def session_report(storage: CacheStorageBackend) -> dict[str, Any]:
     }
     # Seconds the session lives after its last save (None: it never expires),
     # known once the session is read.
-    report["lifetime"] = storage._lifetime
+    report["lifetime"] = storage.lifetime
     return report
 
 
@@ -112,18 +112,19 @@ def _when(text: str | None) -> str:
     return text[:19].replace("T", " ") if text else "-"
 
 
-def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> None:
-    report = session_report(storage)
-    if as_json:
-        write_json(out, report)
-        return
-    instances, tasks = report["instances"], report["tasks"]
+def _headline(report: dict[str, Any]) -> str:
     lifetime = report["lifetime"]
     lives = "never expires" if lifetime is None else f"lives {duration(lifetime)} after a save"
-    out.write(
+    return (
         f"session {report['uid']} (cache {report['cache']}):"
-        f" {len(tasks)} tasks, {len(instances)} instances; {lives}\n\n"
+        f" {len(report['tasks'])} tasks, {len(report['instances'])} instances; {lives}\n\n"
     )
+
+
+def _instances_table(instances: list[dict[str, Any]], out: Writer) -> None:
+    if not instances:
+        out.write("no instances yet\n")
+        return
     headers = [
         "instance",
         "task",
@@ -141,16 +142,15 @@ def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> No
             _when(row["created"]),
             _when(row["lastModified"]),
             "-" if row["logLevel"] == "NOTSET" else row["logLevel"],
-            (row["errorType"] or "-").rpartition(".")[2],
+            str(row["errorType"] or "-").rpartition(".")[2],
         ]
         for row in instances
     ]
-    if rows:
-        render_table(headers, rows, out)
-    else:
-        out.write("no instances yet\n")
-    out.write("\ntasks\n")
-    task_rows = [
+    render_table(headers, rows, out)
+
+
+def _tasks_table(tasks: list[dict[str, Any]], out: Writer) -> None:
+    rows = [
         [
             t["name"],
             ", ".join(t["after"]) or "-",
@@ -161,12 +161,30 @@ def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> No
         ]
         for t in tasks
     ]
-    render_table(["task", "after", "and every", "unless", "run", "using"], task_rows, out)
-    out.write("\nlatest kwargs (cut to fit; --json shows them whole)\n")
-    latest = report["latestKwargs"]
+    render_table(["task", "after", "and every", "unless", "run", "using"], rows, out)
+
+
+def _latest_kwargs(latest: dict[str, Any], out: Writer) -> None:
+    """A line for each trigger: its name and its latest kwargs as JSON, cut to fit."""
     if not latest:
         out.write("  no trigger has fired\n")
-    width = max([len(name) for name in latest] + [4])
+    names = {name: printable(name) for name in latest}
+    width = max([len(shown) for shown in names.values()] + [4])
     for name in sorted(latest):
-        text = json.dumps(latest[name], sort_keys=True, ensure_ascii=False)
-        out.write(shorten(f"  {name:<{width}}  {text}", WIDTH) + "\n")
+        out.write(shorten(f"  {names[name]:<{width}}  {json_line(latest[name])}", WIDTH) + "\n")
+
+
+def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> None:
+    """Print the session, as tables or as JSON; stored text never reaches the
+    terminal with a control character in it (see :mod:`.terminal`)."""
+    report = session_report(storage)
+    if as_json:
+        write_json(out, report)
+        return
+    text = printable_data(report)  # every stored name and message, printable
+    out.write(_headline(text))
+    _instances_table(text["instances"], out)
+    out.write("\ntasks\n")
+    _tasks_table(text["tasks"], out)
+    out.write("\nlatest kwargs (cut to fit; --json shows them whole)\n")
+    _latest_kwargs(report["latestKwargs"], out)

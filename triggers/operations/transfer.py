@@ -7,19 +7,18 @@ back equal values (datetimes, sets, tuples, bytes...). Dumping a loaded
 session gives the same document, but for its uid.
 
 Loading checks the whole document before it writes anything, and writes
-under the session's lock: a new session through the storage's public API
-(``update_configuration``, then the instances and metadata); a replaced one
-(``--replace``) as one value in the single layout, converted to the split
-layout by a second save when that is the layout asked for. A session that
-cannot be read at all (damaged: StorageCorrupted) is replaced by dropping
-its head and witness first, then loading as a new session above the
-generation it had, since there is nothing of it to read and write over.
+under the session's lock through the storage's public API
+(``update_configuration``, then the instances and metadata). A session
+replaced (``--replace``) is deleted first (``storage.delete()``) under the
+same lock, so no writer sees it in between; one that cannot be read at all
+(damaged: StorageCorrupted) is deleted before the lock is taken, as it
+cannot be read under it. Either way no process that remembers the old
+session can commit over the new one: its witness is gone.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -151,28 +150,21 @@ def _write_new(
     storage.save()
 
 
-def _drop_unreadable(storage: CacheStorageBackend) -> int | None:
-    """Drop the head and witness of a session that cannot be read; None if it can.
+def _drop_unreadable(storage: CacheStorageBackend) -> bool:
+    """Delete a session that cannot be read (a damaged head, task table or
+    witness); False, touching nothing, if it can be read.
 
-    Returns a generation above any the session can have had (its witness,
-    else the time in milliseconds), for the replacement to be saved above:
-    a process that remembers an older state of the session must never find
-    the same generation again and commit over the replacement.
+    The replacement is then saved as a new session: no process that
+    remembers the damaged one can commit over it, as its witness is gone.
     """
     try:
         _has_state(CacheStorageBackend(storage.uid, cache=storage.cache, layout=storage.layout))
     except StorageCorrupted:
         pass
     else:
-        return None
-    cache, keys = storage.cache, storage.keys
-    try:
-        witness = cache.get(keys.witness)
-    except Exception:  # noqa: BLE001 - a witness that does not decode gives no floor
-        witness = None
-    floor = witness if type(witness) is int else 0
-    cache.delete_many([keys.head, keys.witness])
-    return max(floor, time.time_ns() // 1_000_000)
+        return False
+    storage.delete()
+    return True
 
 
 def load(
@@ -192,7 +184,7 @@ def load(
     assert isinstance(uid, str)
     tasks, instances, metas = _session_parts(document)
     storage = open_storage(uid, cache, layout)
-    floor = _drop_unreadable(storage) if replace else None
+    dropped = _drop_unreadable(storage) if replace else False
     with storage.acquire_lock():
         existing = _has_state(storage)
         if existing and not replace:
@@ -200,23 +192,11 @@ def load(
                 f"session {uid!r} already exists in cache {storage.cache_alias!r};"
                 " give --replace to overwrite it, or --uid to load it under another uid"
             )
-        if not existing:
-            if floor is not None:
-                storage._witness_read = max(storage._witness_read, floor)
-            _write_new(storage, tasks, instances, metas)
-    if existing:
-        # No public call drops a session's instances, so the replacement is
-        # installed whole and saved as one value, above the stored generation.
-        whole = CacheStorageBackend(uid, cache=storage.cache_alias, layout="single")
-        with whole.acquire_lock():
-            whole.tasks  # noqa: B018  (reads the stored head, so the save follows it)
-            whole._install(tasks, instances, metas)
-            whole.save()
-        if storage.layout != "single":
-            with storage.acquire_lock():
-                storage.tasks  # noqa: B018  (a split save rewrites what it read)
-                storage.save()
-    what = "replaced" if existing or floor is not None else "loaded"
+        if existing:
+            # Under the same lock: no writer sees the session between the two.
+            storage.delete()
+        _write_new(storage, tasks, instances, metas)
+    what = "replaced" if existing or dropped else "loaded"
     out.write(
         f"{what} session {uid} in cache {storage.cache_alias}:"
         f" {len(tasks)} tasks, {len(instances)} instances\n"

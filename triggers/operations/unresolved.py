@@ -13,8 +13,9 @@ from typing import Any
 
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskInstance
-from .common import Writer, iso, shorten, timestamp, write_json
+from .common import Writer, iso, plain, shorten, timestamp, write_json
 from .show import WIDTH, error_line, sorted_instances
+from .terminal import printable_data
 
 __all__ = ["DEFAULT_OLDER_THAN", "attention_report", "stuck_since", "unresolved"]
 
@@ -73,7 +74,7 @@ def attention_report(
         entry["reasons"] = reasons
         error_type = instance.metadata.get(TaskInstance.META_EXCEPTION_TYPE)
         if error_type or instance.status == TaskInstance.STATUS_FAILED:
-            entry["error"] = {"type": error_type, "message": error_line(instance)}
+            entry["error"] = {"type": plain(error_type), "message": error_line(instance)}
         found.append(entry)
     return {
         "uid": storage.uid,
@@ -112,15 +113,18 @@ def _why(entry: dict[str, Any]) -> str:
 def unresolved(
     storage: CacheStorageBackend, out: Writer, older_than: float, as_json: bool = False
 ) -> None:
+    """Print what needs attention; stored names and error messages are printed
+    with their control characters escaped (see :mod:`.terminal`)."""
     report = attention_report(storage, older_than)
     if as_json:
         write_json(out, report)
         return
-    entries = report["instances"]
+    text = printable_data(report)  # every stored name and message, printable
+    uid, entries = text["uid"], text["instances"]
     if not entries:
-        out.write(f"session {storage.uid}: nothing needs attention\n")
+        out.write(f"session {uid}: nothing needs attention\n")
         return
-    out.write(f"session {storage.uid}: {len(entries)} instance(s) need attention\n\n")
+    out.write(f"session {uid}: {len(entries)} instance(s) need attention\n\n")
     names = max([len("instance")] + [len(e["name"]) for e in entries])
     states = max([len("status")] + [len(e["status"]) for e in entries])
     indent = " " * (names + states + 4)
@@ -130,9 +134,7 @@ def unresolved(
         out.write(f"{entry['name']:<{names}}  {entry['status']:<{states}}  {_why(entry)}\n")
         error = entry.get("error")
         if error:
-            message = error["message"] or error["type"] or "no error recorded"
+            message = str(error["message"] or error["type"] or "no error recorded")
             out.write(shorten(indent + message, WIDTH + 60) + "\n")
     if any(e["status"] == TaskInstance.STATUS_FAILED for e in entries):
-        out.write(
-            f"\nmend a failure with: replay {storage.uid} INSTANCE, or skip {storage.uid} INSTANCE\n"
-        )
+        out.write(f"\nmend a failure with: replay {uid} INSTANCE, or skip {uid} INSTANCE\n")

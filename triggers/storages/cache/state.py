@@ -228,6 +228,12 @@ class CacheSessionState(BaseTriggerStorage):
             seconds = self.cache.default_timeout
         return None if seconds is None else float(seconds)
 
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds the session lives after a save, or None for no expiry (see ``_lifetime``)."""
+        self._load()
+        return self._lifetime
+
     def _lifetime_changed(self) -> bool:
         """Whether this save stores another lifetime than the session had
         (every key is then rewritten, to expire with the head)."""

@@ -1,0 +1,47 @@
+"""``delete``: an operator removing a whole session, so that its uid starts over.
+
+The command says what it would remove and does nothing without ``--yes``;
+with it, :meth:`~triggers.storages.cache.CacheStorageBackend.delete` removes
+every key of the session under its lock. A session that cannot be read
+(damaged) is deleted all the same: that is how an operator clears it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import StorageCorrupted
+from .common import BadInput, Writer, open_storage, write_json
+
+__all__ = ["delete"]
+
+
+def _contents(storage: Any) -> tuple[dict[str, Any], str]:
+    """What the session holds (counts, or why they are unknown), and that said in words."""
+    try:
+        tasks, instances = len(storage.tasks), len(storage.instances)
+        extra = set(storage.metadata) - {"latest_kwargs"}
+        stored = bool(tasks or instances or storage.latest_kwargs or extra)
+    except StorageCorrupted as exc:
+        return {"damaged": str(exc)}, f"damaged: {exc}"
+    if not stored:
+        return {}, ""
+    return {"tasks": tasks, "instances": instances}, f"{tasks} tasks, {instances} instances"
+
+
+def delete(
+    uid: str, out: Writer, cache: str | None = None, yes: bool = False, as_json: bool = False
+) -> None:
+    """Delete session ``uid`` (only with ``yes``; otherwise say what would go)."""
+    storage = open_storage(uid, cache)
+    where = f"session {uid!r} in cache {storage.cache_alias!r}"
+    facts, words = _contents(storage)
+    if not facts:
+        raise BadInput(f"no {where}: nothing to delete")
+    if not yes:
+        raise BadInput(f"this deletes {where} ({words}) for good; give --yes to do it")
+    storage.delete()
+    if as_json:
+        write_json(out, {"uid": uid, "cache": storage.cache_alias, "deleted": True, **facts})
+        return
+    out.write(f"deleted {where} ({words})\n")
