@@ -217,7 +217,7 @@ def test_a_storage_whose_lock_expired_cannot_save_over_its_successor(any_cache, 
             with successor.acquire_lock(block=5):  # once the first lock expired
                 successor.update_configuration({"t_new": {"after": ["go"], "run": "noop"}})
                 successor.save()
-    assert not is_held(late.get_lock_name(), any_cache)
+    assert not is_held(late.keys.lock, any_cache)
     if any_cache in FENCED_CACHES:
         assert list(CacheStorageBackend(uid, cache=any_cache).tasks) == ["t_new"]
 

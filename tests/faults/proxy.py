@@ -9,7 +9,9 @@ its choosing, without touching the server itself:
 - ``stall()``: connections stay open and new ones are accepted, but no byte
   moves either way until ``resume()`` (a server that hangs);
 - ``resume()``: back to passing bytes (connections dropped stay dropped; the
-  client reconnects).
+  client reconnects);
+- ``retarget(host, port)``: new connections go to another server (a replica
+  promoted in a failover); open ones are reset, so clients reconnect to it.
 
 Threads only: one accepting, one per connection pumping both directions.
 """
@@ -98,6 +100,17 @@ class FaultProxy:
         with self._lock:
             self.mode = PASS
 
+    def retarget(self, host: str, port: int) -> None:
+        """Forward to ``host:port`` from now on. Every open connection (to the
+        old target) is reset, as a failed-over server's are, so that a client
+        reaches the new target only through a connection of its own to it."""
+        with self._lock:
+            self.target = (host, port)
+            pairs = list(self._pairs)
+        for pair in pairs:
+            pair.close()
+            self.resets += 1
+
     def stop(self) -> None:
         self._stopping.set()
         self._accepting.join(5)
@@ -133,14 +146,20 @@ class FaultProxy:
                 _reset(client)
                 self.resets += 1
                 continue
+            target = self.target
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = socket.create_connection(target, timeout=5)
             except OSError:
                 _reset(client)
                 continue
             pair = _Pair(client, upstream)
             with self._lock:
-                self._pairs.add(pair)
+                retargeted = self.target != target
+                if not retargeted:
+                    self._pairs.add(pair)
+            if retargeted:  # connected to the old target while retarget() ran
+                pair.close()
+                continue
             threading.Thread(target=self._pump, args=(pair,), daemon=True).start()
 
     def _pump(self, pair: _Pair) -> None:

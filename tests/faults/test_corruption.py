@@ -20,12 +20,12 @@ from django.db import connections, router
 from tests.conftest import prepare_cache
 from tests.ops_support import command
 from tests.settings import MEMCACHED
-from tests.storage_support import fresh, keys_of, populate, stored_head, tasks_version
+from tests.storage_support import fresh, keys_of, populate, tasks_version
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import StorageCorrupted
 from triggers.locking.drivers.memcached import FENCED_MARK, untagged
-from triggers.storages.cache.formats import HEAD_FORMAT, LEGACY_REFUSAL
-from triggers.storages.cache.sealing import SEAL_MARK, unseal
+from triggers.storages.cache.formats import DEVELOPMENT_FORMATS
+from triggers.storages.cache.sealing import SEAL_MARK
 from triggers.storages.cache.tables import task_tables
 
 CACHES = ["locmem", "redis", "dredis", "memcached", "db_sqlite", "db_pg"]
@@ -193,38 +193,22 @@ def test_a_witness_that_is_not_a_generation_is_refused(alias, uid):
     assert {k: raw.get(k) for k in keys} == before
 
 
-def unsealed(value: Any, uid: str, key: str) -> Any:
-    """``value`` as the code before sealing stored it (Memcached's tag kept)."""
-    if type(value) is tuple and len(value) == 3 and value[0] == FENCED_MARK:
-        return (FENCED_MARK, value[1], unsealed(value[2], uid, key))
-    if type(value) is dict and value.get("format") == HEAD_FORMAT:
-        return {"format": HEAD_FORMAT, **LEGACY_REFUSAL, **unseal(value["sealed"], uid, key)}
-    return unseal(value, uid, key)
-
-
-def test_a_session_saved_before_sealing_reads_and_its_next_save_is_sealed(alias, uid):
+@pytest.mark.parametrize("mark", DEVELOPMENT_FORMATS)
+def test_a_head_saved_by_a_development_version_is_refused_then_replaced(alias, uid, mark, tmp_path):
     store = stored_session(alias, uid)
+    path = tmp_path / "dump.json"
+    command("dump", uid, "--cache", alias, "--output", str(path))
     cache = caches[alias]
-    expected = store.debug_repr()
-    keys = session_keys(store)
-    table_key = part_key(store, "table")
-    # Rewritten part by part as the code before sealing wrote them (the head last).
-    for key in [*keys[1:], keys[0]]:
-        value = cache.get(key)
-        if value is not None:
-            cache.set(key, unsealed(value, uid, key), timeout=600)
-    assert cache.get(store.cache_key)["format"] == HEAD_FORMAT
-    assert type(untagged(cache.get(table_key))) is dict
-    task_tables.clear()
-    assert fresh(store).debug_repr() == expected
-    TriggerManager(fresh(store)).fire("approve", {"by": "x"})  # readies nothing: no run
-    head = cache.get(store.cache_key)
-    assert head["format"] == HEAD_FORMAT and head["sealed"][0] == SEAL_MARK
-    assert set(head["tasks"]) == set(head["instances"]) == {"!split-layout"}
-    assert "approve" in stored_head(alias, store)["metas"]["latest_kwargs"]
-    reader = fresh(store)
-    assert reader["t_import#0"].metadata["tag"] == NEEDLES["record"][0].decode()
-    assert reader.metadata["tag"] == NEEDLES["head"][0].decode()
+    old = cache.get(store.cache_key)
+    cache.set(store.cache_key, {**untagged(old), "format": mark}, timeout=600)
+    stored = RawValues(alias).get(store.cache_key)
+    for attempt in (fresh(store).debug_repr, lambda: TriggerManager(fresh(store)).fire("approve")):
+        with pytest.raises(StorageCorrupted, match="development version of triggers 3"):
+            attempt()
+    assert RawValues(alias).get(store.cache_key) == stored  # left as it was
+    out = command("load", str(path), "--cache", alias, "--replace")
+    assert out.startswith(f"replaced session {uid} ")
+    assert json.loads(command("dump", uid, "--cache", alias)) == json.loads(path.read_text())
 
 
 def test_every_stored_part_is_sealed(alias, uid):
@@ -241,9 +225,12 @@ def test_every_stored_part_is_sealed(alias, uid):
 @pytest.mark.parametrize("part", [*sorted(NEEDLES), "witness"])
 def test_a_damaged_session_is_restored_from_its_dump(alias, uid, part, tmp_path):
     store = stored_session(alias, uid)
+    # A process that committed to the session before the damage, and remembers it.
+    rememberer = TriggerManager(fresh(store))
+    rememberer.fire("approve", {"by": "before"})
     path = tmp_path / "dump.json"
     command("dump", uid, "--cache", alias, "--output", str(path))
-    generation = stored_head(alias, store)["generation"]
+    witness = caches[alias].get(store.witness_key)
     if part == "witness":
         caches[alias].set(store.witness_key, "garbage")
     else:
@@ -253,8 +240,11 @@ def test_a_damaged_session_is_restored_from_its_dump(alias, uid, part, tmp_path)
     out = command("load", str(path), "--cache", alias, "--replace")
     assert out.startswith(f"replaced session {uid} ")
     task_tables.clear()
-    # Above the generation it had: a process remembering that state cannot commit over it.
-    assert stored_head(alias, store)["generation"] > generation
-    assert json.loads(command("dump", uid, "--cache", alias)) == json.loads(path.read_text())
-    TriggerManager(fresh(store)).fire("approve", {"by": "x"})
-    assert "approve" in fresh(store).latest_kwargs
+    # A new witness: a process remembering the old state cannot commit over it.
+    assert caches[alias].get(store.witness_key) != witness
+    dumped = json.loads(path.read_text())
+    assert json.loads(command("dump", uid, "--cache", alias)) == dumped
+    rememberer.fire("approve", {"by": "x"})
+    after = fresh(store)
+    assert after.latest_kwargs["approve"] == {"by": "x"}
+    assert set(dumped["instances"]) <= set(after.instances)

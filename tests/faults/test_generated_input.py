@@ -262,7 +262,7 @@ def run_property(alias: str, strategy: st.SearchStrategy[Any], body: Callable[[C
 
 def raw_keys(store: CacheStorageBackend) -> list[str]:
     names = ["t_import#0", "t_import#1", "t_score#0", "t_score#1", "t_score#2", "t_report#0", "t_report#1"]
-    return [*keys_of(store, names), store.get_lock_name()]
+    return [*keys_of(store, names), store.keys.lock]
 
 
 def locked(store: CacheStorageBackend, change: Callable[[], Any]) -> Callable[[], None]:

@@ -201,7 +201,7 @@ def test_a_head_that_does_not_decode_lets_the_lock_go(any_cache, uid):
             pytest.fail("the block ran on a head that does not decode")
     assert repr(store.keys.head) in str(caught.value)
     # The lock went with the error: the next caller takes it at once.
-    with acquire_lock(store.get_lock_name(), ttl=60, cache=any_cache, block=0.5) as lock:
+    with acquire_lock(store.keys.lock, ttl=60, cache=any_cache, block=0.5) as lock:
         assert lock is not None and lock.held
     assert read_raw(any_cache, store.keys.head) == before  # left as it was
 
@@ -219,7 +219,7 @@ def test_a_redis_read_that_fails_inside_the_acquiring_script_lets_the_lock_go(re
         with pytest.raises(LockBackendError):
             with store.acquire_lock(ttl=60, block=0.5):
                 pytest.fail("the block ran on a head that cannot be read")
-        with acquire_lock(store.get_lock_name(), ttl=60, cache=alias, block=0.5) as lock:
+        with acquire_lock(store.keys.lock, ttl=60, cache=alias, block=0.5) as lock:
             assert lock is not None and lock.held
         assert codec.client().lrange(codec.make_key(store.keys.head), 0, -1) == [
             b"a list, not a value"
@@ -243,7 +243,7 @@ def test_in_the_single_layout_on_redis_both_locks_go_when_the_head_does_not_deco
         with store.acquire_lock(ttl=60, block=0.5):
             pytest.fail("the block ran on a head that does not decode")
     codec = redis_codec(caches[alias])
-    assert codec.client().get(codec.make_key(store.get_lock_name())) is None
+    assert codec.client().get(codec.make_key(store.keys.lock)) is None
     assert codec.client().get(legacy_lock_key(store.get_lock_name())) is None
     assert read_raw(alias, store.keys.head) == GARBAGE
 
@@ -260,7 +260,7 @@ def test_a_failing_lock_acquired_hook_lets_the_lock_go(any_cache, uid):
     with pytest.raises(RuntimeError, match="the hook failed"):
         with store.acquire_lock(ttl=60, block=0.5):
             pytest.fail("the block ran after its hook failed")
-    with acquire_lock(store.get_lock_name(), ttl=60, cache=any_cache, block=0.5) as lock:
+    with acquire_lock(store.keys.lock, ttl=60, cache=any_cache, block=0.5) as lock:
         assert lock is not None and lock.held
 
 
@@ -286,7 +286,7 @@ def test_memcached_failing_between_the_add_and_the_read_lets_the_lock_go(uid):
     live_only = PyMemcacheCache(settings.MEMCACHED, {})
     for attempt in range(200):
         store = CacheStorageBackend(f"{uid}-{attempt}", cache=cache)
-        made = [cache.make_and_validate_key(k) for k in (store.get_lock_name(), store.keys.head)]
+        made = [cache.make_and_validate_key(k) for k in (store.keys.lock, store.keys.head)]
         servers = [cache._cache.hasher.get_node(key) for key in made]
         if servers[0] != dead and servers[1] == dead:
             break
@@ -296,11 +296,11 @@ def test_memcached_failing_between_the_add_and_the_read_lets_the_lock_go(uid):
         with pytest.raises(BackendUnavailable):
             with store.acquire_lock(ttl=60, block=0.5):
                 pytest.fail("the block ran though the head could not be read")
-        assert live_only.get(store.get_lock_name()) is None  # let go
-        with acquire_lock(store.get_lock_name(), ttl=60, cache=cache, block=0.5) as lock:
+        assert live_only.get(store.keys.lock) is None  # let go
+        with acquire_lock(store.keys.lock, ttl=60, cache=cache, block=0.5) as lock:
             assert lock is not None and lock.held
     finally:
-        live_only.delete(store.get_lock_name())
+        live_only.delete(store.keys.lock)
         cache.close()
         live_only.close()
 

@@ -171,7 +171,7 @@ def test_a_holder_stopped_past_its_ttl_gets_lock_lost_and_no_fire_is_lost(
     manager = TriggerManager(storage(uid, layout=layout))
     manager.update_configuration(CONFIG)
     manager.fire("tick", {"worker": "setup", "n": 0})  # t_every#0, in the head's delta
-    lock_key = storage(uid).get_lock_name()
+    lock_key = storage(uid).keys.lock
 
     ours, theirs = FORK.Pipe()
     holder = start_process(_holder, uid, theirs, where, layout)
@@ -267,7 +267,7 @@ def test_processes_firing_together_lose_nothing_when_holders_stop(
     memcached, uid, tmp_path, test_runners
 ):
     TriggerManager(storage(uid)).update_configuration(CONFIG)
-    lock_key = storage(uid).get_lock_name()
+    lock_key = storage(uid).keys.lock
     workers = [f"w{i}" for i in range(4)]
     paths = {worker: tmp_path / f"{worker}.txt" for worker in workers}
     enough = tmp_path / "enough"

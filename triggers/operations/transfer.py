@@ -9,11 +9,9 @@ session gives the same document, but for its uid.
 Loading checks the whole document before it writes anything, and writes
 under the session's lock through the storage's public API
 (``update_configuration``, then the instances and metadata). A session
-replaced (``--replace``) is deleted first (``storage.delete()``) under the
-same lock, so no writer sees it in between; one that cannot be read at all
-(damaged: StorageCorrupted) is deleted before the lock is taken, as it
-cannot be read under it. Either way no process that remembers the old
-session can commit over the new one: its witness is gone.
+replaced (``--replace``) is deleted first (``storage.delete()``, which
+takes a damaged session too), so no process that remembers the old session
+can commit over the new one: its witness is gone.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSessionUid, InvalidTaskConfig, StorageCorrupted
+from ..errors import InvalidSessionUid, InvalidTaskConfig
 from ..storages.base import validate_uid
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskConfig, TaskInstance
@@ -150,23 +148,6 @@ def _write_new(
     storage.save()
 
 
-def _drop_unreadable(storage: CacheStorageBackend) -> bool:
-    """Delete a session that cannot be read (a damaged head, task table or
-    witness); False, touching nothing, if it can be read.
-
-    The replacement is then saved as a new session: no process that
-    remembers the damaged one can commit over it, as its witness is gone.
-    """
-    try:
-        _has_state(CacheStorageBackend(storage.uid, cache=storage.cache, layout=storage.layout))
-    except StorageCorrupted:
-        pass
-    else:
-        return False
-    storage.delete()
-    return True
-
-
 def load(
     document: dict[str, Any],
     out: Writer,
@@ -184,19 +165,21 @@ def load(
     assert isinstance(uid, str)
     tasks, instances, metas = _session_parts(document)
     storage = open_storage(uid, cache, layout)
-    dropped = _drop_unreadable(storage) if replace else False
+    # Deleted first, readable or not (damaged), under its own lock: on
+    # Memcached a save is fenced by the head it found, so the new session
+    # is written under a lock taken after the old head is gone.
+    replaced = storage.delete() if replace else False
     with storage.acquire_lock():
-        existing = _has_state(storage)
-        if existing and not replace:
+        if _has_state(storage):
             raise BadInput(
                 f"session {uid!r} already exists in cache {storage.cache_alias!r};"
                 " give --replace to overwrite it, or --uid to load it under another uid"
+                if not replace
+                else f"session {uid!r} was written again while it was being replaced;"
+                " nothing was loaded: run the command again"
             )
-        if existing:
-            # Under the same lock: no writer sees the session between the two.
-            storage.delete()
         _write_new(storage, tasks, instances, metas)
-    what = "replaced" if existing or dropped else "loaded"
+    what = "replaced" if replaced else "loaded"
     out.write(
         f"{what} session {uid} in cache {storage.cache_alias}:"
         f" {len(tasks)} tasks, {len(instances)} instances\n"
