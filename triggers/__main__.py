@@ -7,12 +7,14 @@ Commands:
     happens (``python -m triggers demo --help`` for its options). It needs
     no settings.
 
-``show``, ``unresolved``, ``replay``, ``skip``, ``fire``, ``graph``, ``dump``, ``load``
+``show``, ``unresolved``, ``replay``, ``skip``, ``fire``, ``graph``, ``dump``, ``load``, ``delete``
     The operator commands of ``manage.py triggers`` (:mod:`triggers.operations`).
     They read the project's Django settings, named by ``--settings MODULE``
     or ``DJANGO_SETTINGS_MODULE``; without settings, ``--cache`` may give a
     ``redis://`` URL instead of an alias, as the demo takes it.
-    ``graph --config FILE`` needs neither.
+    ``graph --config FILE`` needs neither. ``--storage NAME`` picks another
+    storage backend of the registry; an unknown name is refused before the
+    settings are read.
 
 Exit status: 0 done, 2 bad input (nothing was changed), 1 any other failure.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 from . import demo
 from .operations import cli
-from .operations.common import BadInput, OperatorError
+from .operations.common import BadInput, OperatorError, check_storage_name
 
 PROG = "python -m triggers"
 
@@ -85,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(demo.run(args))
     options = vars(args)
     try:
+        if cli.needs_django(options):
+            check_storage_name(options.get("storage"))
         setup_django(options)
         return cli.run(options, sys.stdout)
     except OperatorError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..manager import TriggerManager
 from ..runners import ThreadingTaskRunner
-from ..storages.cache import CacheStorageBackend
+from ..storages.base import BaseTriggerStorage
 from ..types import TaskInstance
 from .common import BadInput, Writer, find_instance, instance_order, write_json
 from .show import error_line
@@ -20,7 +20,7 @@ from .show import error_line
 __all__ = ["fire", "replay", "skip"]
 
 
-def _failed(storage: CacheStorageBackend, name: str, action: str) -> TaskInstance:
+def _failed(storage: BaseTriggerStorage, name: str, action: str) -> TaskInstance:
     instance = find_instance(storage, name)
     if not instance.can_replay:
         raise BadInput(
@@ -30,7 +30,7 @@ def _failed(storage: CacheStorageBackend, name: str, action: str) -> TaskInstanc
     return instance
 
 
-def _outcome(storage: CacheStorageBackend, names: list[str]) -> dict[str, Any]:
+def _outcome(storage: BaseTriggerStorage, names: list[str]) -> dict[str, Any]:
     """Where each instance stands now, once this process's task threads are done."""
     ThreadingTaskRunner.join_all()
     storage.invalidate_cache()
@@ -47,7 +47,7 @@ def _outcome(storage: CacheStorageBackend, names: list[str]) -> dict[str, Any]:
 def _report(
     out: Writer,
     as_json: bool,
-    storage: CacheStorageBackend,
+    storage: BaseTriggerStorage,
     summary: str,
     names: list[str],
     **facts: Any,
@@ -64,7 +64,7 @@ def _report(
 
 
 def replay(
-    storage: CacheStorageBackend,
+    storage: BaseTriggerStorage,
     name: str,
     out: Writer,
     kwargs: dict[str, Any] | None = None,
@@ -85,7 +85,7 @@ def replay(
 
 
 def skip(
-    storage: CacheStorageBackend,
+    storage: BaseTriggerStorage,
     name: str,
     out: Writer,
     cascade: bool = False,
@@ -111,7 +111,7 @@ def skip(
 
 
 def fire(
-    storage: CacheStorageBackend,
+    storage: BaseTriggerStorage,
     trigger: str,
     out: Writer,
     kwargs: dict[str, Any] | None = None,

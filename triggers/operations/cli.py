@@ -16,15 +16,18 @@ from django.core.management.base import CommandError, CommandParser
 
 from . import actions, delete, dumpcheck, graph, show, transfer, unresolved
 from .common import (
+    DEFAULT_STORAGE,
     EXIT_BAD_INPUT,
     EXIT_OK,
     TOO_DEEP,
     BadInput,
     OperatorError,
+    Place,
     Writer,
     json_object,
+    open_session,
+    storage_class,
 )
-from .common import open_session as _open_session
 from .terminal import TerminalWriter, printable
 
 __all__ = [
@@ -72,7 +75,7 @@ def parser_class(from_command_line: bool | None) -> type[OperatorParser]:
 
 
 def _session(options: Options, layout: bool = False) -> Any:
-    return _open_session(options["uid"], options["cache"], options["layout"] if layout else None)
+    return open_session(options["uid"], Place.from_options(options, layout))
 
 
 def _show(options: Options, out: Writer) -> None:
@@ -124,7 +127,8 @@ def _dump(options: Options, out: Writer) -> None:
 
 
 def _delete(options: Options, out: Writer) -> None:
-    delete.delete(options["uid"], out, options["cache"], options["yes"], options["json"])
+    place = Place.from_options(options)
+    delete.delete(options["uid"], out, place, options["yes"], options["json"])
 
 
 def _load(options: Options, out: Writer) -> None:
@@ -134,16 +138,24 @@ def _load(options: Options, out: Writer) -> None:
     except RecursionError:
         raise BadInput(f"{path} is not valid JSON: {TOO_DEEP}") from None
     dumpcheck.check_document(document, path)
-    transfer.load(
-        document, out, options["cache"], options["layout"], options["uid"], options["replace"]
-    )
+    place = Place.from_options(options, layout=True)
+    transfer.load(document, out, place, options["uid"], options["replace"])
 
 
 def _cache(parser: argparse.ArgumentParser) -> None:
+    """Where the sessions are: a storage backend, and the cache backend's cache."""
+    parser.add_argument(
+        "--storage",
+        metavar="NAME",
+        default=DEFAULT_STORAGE,
+        help="the storage backend holding sessions: its key in the triggers.storages"
+        " registry (default: %(default)s)",
+    )
     parser.add_argument(
         "--cache",
         metavar="ALIAS",
-        help="the cache alias holding sessions (default: TRIGGERS_CACHE_ALIAS, else 'default')",
+        help="the cache alias holding sessions (default: TRIGGERS_CACHE_ALIAS, else 'default');"
+        " cache storage backend only",
     )
 
 
@@ -151,7 +163,8 @@ def _layout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layout",
         choices=["split", "single"],
-        help="the layout to write the session in (default: TRIGGERS_CACHE_LAYOUT, else split)",
+        help="the layout to write the session in (default: TRIGGERS_CACHE_LAYOUT, else split);"
+        " cache storage backend only",
     )
 
 
@@ -223,7 +236,7 @@ def _define_all(commands: Any) -> None:
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     _cache(p)
 
-    p = _define(commands, "load", "write a dumped session into the cache", _load)
+    p = _define(commands, "load", "write a dumped session into the storage", _load)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--uid", metavar="NEW_UID", help="load it under this uid (default: its own)")
     p.add_argument("--replace", action="store_true", help="overwrite a session of that uid")
@@ -279,7 +292,7 @@ def add_commands(
 
 
 def needs_django(options: Options) -> bool:
-    """Whether the command reads a cache (``graph --config`` alone does not)."""
+    """Whether the command reads a storage (``graph --config`` alone does not)."""
     return not (
         options.get("subcommand") == "graph" and options.get("config") and not options.get("uid")
     )
@@ -295,6 +308,8 @@ def run(options: Options, out: Writer) -> int:
     handler: Handler = options["handler"]
     terminal = TerminalWriter(out, json_output=options.get("subcommand") == "dump")
     try:
+        if needs_django(options):
+            storage_class(Place.from_options(options, layout=True))  # refused before any work
         handler(options, terminal)
     except OperatorError as exc:
         exc.args = (printable(str(exc)),)

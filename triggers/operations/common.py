@@ -1,19 +1,27 @@
 """What every operator command shares: opening a session, reading options, the errors.
 
 A command refuses bad input before it touches anything, so a refusal
-(:class:`BadInput`, exit status 2) always leaves the cache as it was.
+(:class:`BadInput`, exit status 2) always leaves the stored session as it was.
+
+A session is opened in any storage backend of the ``triggers.storages``
+registry (``--storage NAME``, the cache backend by default), through the
+storage's public interface only. ``--cache`` and ``--layout`` are options
+of the cache backend (and of backends derived from it): given with any
+other backend they are refused, as that backend has no cache to name.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
 
 from ..conf import get_setting
 from ..errors import InvalidSessionUid, UnknownInstance
-from ..storages.base import validate_uid
+from ..registry import UnknownRegistryKey
+from ..storages.base import BaseTriggerStorage, storage_backends, validate_uid
 from ..storages.cache import CacheStorageBackend
 from ..types import TaskInstance
 from .terminal import Writer, json_text
@@ -24,18 +32,28 @@ __all__ = [
     "EXIT_OK",
     "TOO_DEEP",
     "BadInput",
+    "DEFAULT_STORAGE",
+    "LIFETIME_UNKNOWN",
     "OperatorError",
+    "Place",
     "Writer",
     "cache_alias",
+    "can_delete",
+    "cannot_delete",
+    "check_storage_name",
     "find_instance",
     "instance_order",
     "iso",
     "json_object",
+    "lifetime",
+    "location",
     "open_session",
     "open_storage",
     "parse_json",
     "plain",
     "shorten",
+    "storage_class",
+    "storage_key",
     "timestamp",
     "write_json",
 ]
@@ -71,28 +89,119 @@ def cache_alias(alias: str | None) -> str:
     return name
 
 
-def open_storage(
-    uid: str, cache: str | None = None, layout: str | None = None
-) -> CacheStorageBackend:
-    """A storage for ``uid``, refusing an invalid uid or an unknown cache alias."""
+#: the registry key of the storage backend the commands use unless told another
+DEFAULT_STORAGE = "cache"
+
+#: what :func:`lifetime` gives for a backend that does not say how long a session lives
+LIFETIME_UNKNOWN: Any = object()
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a command finds sessions: a storage backend by its registry key
+    and, for the cache backend, the cache alias and the layout to write in."""
+
+    storage: str = DEFAULT_STORAGE
+    cache: str | None = None
+    layout: str | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], layout: bool = False) -> Place:
+        """The place the command's options name (``--layout`` only when ``layout``)."""
+        return cls(
+            options.get("storage") or DEFAULT_STORAGE,
+            options.get("cache"),
+            options.get("layout") if layout else None,
+        )
+
+
+def _unknown_storage(name: str, known: list[str]) -> BadInput:
+    return BadInput(f"no storage backend {name!r} (registered: {', '.join(known) or 'none'})")
+
+
+def check_storage_name(name: str | None) -> None:
+    """BadInput for a name the storage registry lacks (no plugin is imported)."""
+    name, known = name or DEFAULT_STORAGE, storage_backends.keys()
+    if name not in known:
+        raise _unknown_storage(name, known)
+
+
+def storage_class(place: Place) -> type[BaseTriggerStorage]:
+    """The backend class of ``place``; BadInput for an unknown name, or for
+    ``--cache``/``--layout`` given with a backend that is not the cache's."""
+    try:
+        cls: type[BaseTriggerStorage] = storage_backends.get_class(place.storage)
+    except UnknownRegistryKey as exc:
+        raise _unknown_storage(place.storage, exc.known) from None
+    if not issubclass(cls, CacheStorageBackend):
+        for option, value in (("--cache", place.cache), ("--layout", place.layout)):
+            if value is not None:
+                raise BadInput(
+                    f"{option} is an option of the cache storage backend;"
+                    f" storage {place.storage!r} ({cls.__name__}) takes none"
+                )
+    return cls
+
+
+def open_storage(uid: str, place: Place | None = None) -> BaseTriggerStorage:
+    """A storage for ``uid`` built from the registry, refusing an invalid uid,
+    an unknown backend or cache alias, or cache options for another backend."""
     try:
         validate_uid(uid)
     except InvalidSessionUid as exc:
         raise BadInput(str(exc)) from None
-    return CacheStorageBackend(uid, cache=cache_alias(cache), layout=layout)
+    place = place or Place()
+    cls = storage_class(place)
+    if issubclass(cls, CacheStorageBackend):
+        kwargs = {"cache": cache_alias(place.cache), "layout": place.layout}
+        return storage_backends.get(place.storage, uid, **kwargs)
+    return storage_backends.get(place.storage, uid)
 
 
-def open_session(
-    uid: str, cache: str | None = None, layout: str | None = None
-) -> CacheStorageBackend:
+def open_session(uid: str, place: Place | None = None) -> BaseTriggerStorage:
     """The storage of an existing session: one with tasks or instances."""
-    storage = open_storage(uid, cache, layout)
+    storage = open_storage(uid, place)
     if not storage.tasks and not len(storage.instances):
-        raise BadInput(f"no session {uid!r} in cache {cache_alias(cache)!r}")
+        raise BadInput(f"no session {uid!r} in {' '.join(location(storage, quote=True))}")
     return storage
 
 
-def find_instance(storage: CacheStorageBackend, name: str) -> TaskInstance:
+def location(storage: BaseTriggerStorage, quote: bool = False) -> tuple[str, str]:
+    """Where the session is, for the operator: ``("cache", alias)`` for the
+    cache backend, else ``("storage", registry key)``; quoted with ``quote``."""
+    if isinstance(storage, CacheStorageBackend) and storage.cache_alias is not None:
+        kind, name = "cache", storage.cache_alias
+    else:
+        kind, name = "storage", storage_key(storage)
+    return kind, repr(name) if quote else name
+
+
+def storage_key(storage: BaseTriggerStorage) -> str:
+    """The registry key of the storage's backend (its class name if it has none)."""
+    return storage_backends.key_of(type(storage)) or type(storage).__name__
+
+
+def lifetime(storage: BaseTriggerStorage) -> Any:
+    """Seconds the session lives after a save (None: it never expires), as
+    the backend's public ``lifetime`` says; LIFETIME_UNKNOWN if it has none."""
+    return getattr(storage, "lifetime", LIFETIME_UNKNOWN)
+
+
+def can_delete(storage: BaseTriggerStorage) -> bool:
+    """Whether the backend implements :meth:`~BaseTriggerStorage.delete` (the
+    base class's only says it does not)."""
+    return type(storage).delete is not BaseTriggerStorage.delete
+
+
+def cannot_delete(storage: BaseTriggerStorage) -> BadInput:
+    """The refusal of a deletion the backend cannot do."""
+    return BadInput(
+        f"storage {storage_key(storage)!r} cannot delete a session:"
+        f" {type(storage).__name__} does not implement delete()"
+    )
+
+
+def find_instance(storage: BaseTriggerStorage, name: str) -> TaskInstance:
     """The named instance of the session, or BadInput naming the ones there are."""
     try:
         return storage[name]

@@ -1,9 +1,12 @@
 """``delete``: an operator removing a whole session, so that its uid starts over.
 
 The command says what it would remove and does nothing without ``--yes``;
-with it, :meth:`~triggers.storages.cache.CacheStorageBackend.delete` removes
-every key of the session under its lock. A session that cannot be read
-(damaged) is deleted all the same: that is how an operator clears it.
+with it, the storage's public ``delete()`` removes the session (on the
+cache backend, :meth:`~triggers.storages.cache.CacheStorageBackend.delete`
+removes every key of the session under its lock). A session that cannot be
+read (damaged) is deleted all the same: that is how an operator clears it.
+A backend that does not implement ``delete()`` is refused (bad input) before
+anything is done, ``--yes`` or not.
 """
 
 from __future__ import annotations
@@ -11,7 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import StorageCorrupted
-from .common import BadInput, Writer, open_storage, write_json
+from .common import (
+    BadInput,
+    Place,
+    Writer,
+    can_delete,
+    cannot_delete,
+    location,
+    open_storage,
+    storage_key,
+    write_json,
+)
 
 __all__ = ["delete"]
 
@@ -30,18 +43,23 @@ def _contents(storage: Any) -> tuple[dict[str, Any], str]:
 
 
 def delete(
-    uid: str, out: Writer, cache: str | None = None, yes: bool = False, as_json: bool = False
+    uid: str, out: Writer, place: Place | None = None, yes: bool = False, as_json: bool = False
 ) -> None:
     """Delete session ``uid`` (only with ``yes``; otherwise say what would go)."""
-    storage = open_storage(uid, cache)
-    where = f"session {uid!r} in cache {storage.cache_alias!r}"
+    storage = open_storage(uid, place)
+    kind, name = location(storage)
+    where = f"session {uid!r} in {kind} {name!r}"
     facts, words = _contents(storage)
     if not facts:
         raise BadInput(f"no {where}: nothing to delete")
+    if not can_delete(storage):
+        raise cannot_delete(storage)
     if not yes:
         raise BadInput(f"this deletes {where} ({words}) for good; give --yes to do it")
     storage.delete()
     if as_json:
-        write_json(out, {"uid": uid, "cache": storage.cache_alias, "deleted": True, **facts})
+        cache = name if kind == "cache" else None
+        done = {"uid": uid, "storage": storage_key(storage), "cache": cache, "deleted": True}
+        write_json(out, {**done, **facts})
         return
     out.write(f"deleted {where} ({words})\n")

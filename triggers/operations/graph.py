@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidTaskConfig
-from ..storages.cache import CacheStorageBackend
+from ..storages.base import BaseTriggerStorage
 from ..types import TaskConfig, TaskInstance
 from .common import BadInput, instance_order, parse_json
 from .terminal import printable
@@ -64,7 +64,7 @@ def configs_from_file(path: str) -> list[TaskConfig]:
 LEGEND = "status (failed if an instance is, else the latest)"
 
 
-def task_statuses(storage: CacheStorageBackend) -> dict[str, str]:
+def task_statuses(storage: BaseTriggerStorage) -> dict[str, str]:
     """Each task's name and its status: failed if one of its instances is,
     else its latest instance's (or "no instance")."""
     statuses = {}

@@ -9,9 +9,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ..storages.cache import CacheStorageBackend
+from ..storages.base import BaseTriggerStorage
 from ..types import TaskConfig, TaskInstance
-from .common import Writer, instance_order, iso, plain, shorten, timestamp, write_json
+from .common import (
+    LIFETIME_UNKNOWN,
+    Writer,
+    instance_order,
+    iso,
+    lifetime,
+    location,
+    plain,
+    shorten,
+    storage_key,
+    timestamp,
+    write_json,
+)
 from .terminal import json_line, printable, printable_data
 
 __all__ = ["error_line", "render_table", "session_report", "show", "sorted_instances"]
@@ -20,7 +32,7 @@ __all__ = ["error_line", "render_table", "session_report", "show", "sorted_insta
 WIDTH = 100
 
 
-def sorted_instances(storage: CacheStorageBackend) -> list[TaskInstance]:
+def sorted_instances(storage: BaseTriggerStorage) -> list[TaskInstance]:
     """Every instance, oldest first (then by task and number)."""
     instances = list(storage.iter_instances())
 
@@ -70,18 +82,22 @@ def _task_row(config: TaskConfig) -> dict[str, Any]:
     }
 
 
-def session_report(storage: CacheStorageBackend) -> dict[str, Any]:
+def session_report(storage: BaseTriggerStorage) -> dict[str, Any]:
     """The session as plain data: instances, tasks and the latest kwargs of each trigger."""
+    kind, where = location(storage)
     report = {
         "uid": storage.uid,
-        "cache": storage.cache_alias,
+        "storage": storage_key(storage),
+        "cache": where if kind == "cache" else None,
         "instances": [_instance_row(i) for i in sorted_instances(storage)],
         "tasks": [_task_row(storage.tasks[name]) for name in sorted(storage.tasks)],
         "latestKwargs": plain(storage.latest_kwargs),
     }
     # Seconds the session lives after its last save (None: it never expires),
-    # known once the session is read.
-    report["lifetime"] = storage.lifetime
+    # known once the session is read; left out for a backend that does not say.
+    seconds = lifetime(storage)
+    if seconds is not LIFETIME_UNKNOWN:
+        report["lifetime"] = seconds
     return report
 
 
@@ -113,10 +129,15 @@ def _when(text: str | None) -> str:
 
 
 def _headline(report: dict[str, Any]) -> str:
-    lifetime = report["lifetime"]
-    lives = "never expires" if lifetime is None else f"lives {duration(lifetime)} after a save"
+    if "lifetime" not in report:
+        lives = "lifetime unknown"
+    elif report["lifetime"] is None:
+        lives = "never expires"
+    else:
+        lives = f"lives {duration(report['lifetime'])} after a save"
+    where = f"cache {report['cache']}" if report["cache"] is not None else f"storage {report['storage']}"
     return (
-        f"session {report['uid']} (cache {report['cache']}):"
+        f"session {report['uid']} ({where}):"
         f" {len(report['tasks'])} tasks, {len(report['instances'])} instances; {lives}\n\n"
     )
 
@@ -174,7 +195,7 @@ def _latest_kwargs(latest: dict[str, Any], out: Writer) -> None:
         out.write(shorten(f"  {names[name]:<{width}}  {json_line(latest[name])}", WIDTH) + "\n")
 
 
-def show(storage: CacheStorageBackend, out: Writer, as_json: bool = False) -> None:
+def show(storage: BaseTriggerStorage, out: Writer, as_json: bool = False) -> None:
     """Print the session, as tables or as JSON; stored text never reaches the
     terminal with a control character in it (see :mod:`.terminal`)."""
     report = session_report(storage)

@@ -1,4 +1,4 @@
-"""``dump UID`` and ``load FILE``: a session as a JSON document, and back into a cache.
+"""``dump UID`` and ``load FILE``: a session as a JSON document, and back into a storage.
 
 The document holds the session's task configurations, instances and
 metadata in the forms :meth:`~triggers.storages.base.BaseTriggerStorage.debug_repr`
@@ -8,10 +8,13 @@ session gives the same document, but for its uid.
 
 Loading checks the whole document before it writes anything, and writes
 under the session's lock through the storage's public API
-(``update_configuration``, then the instances and metadata). A session
-replaced (``--replace``) is deleted first (``storage.delete()``, which
-takes a damaged session too), so no process that remembers the old session
-can commit over the new one: its witness is gone.
+(``update_configuration``, then the instances and metadata, then
+``save``), so it works on any storage backend. A session replaced
+(``--replace``) is deleted first (``storage.delete()``, which on the cache
+backend takes a damaged session too), so no process that remembers the
+old session can commit over the new one: its witness is gone. A backend
+that does not implement ``delete()`` cannot replace a session: that is
+refused, and nothing is written.
 """
 
 from __future__ import annotations
@@ -22,11 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidSessionUid, InvalidTaskConfig
-from ..storages.base import validate_uid
-from ..storages.cache import CacheStorageBackend
+from ..storages.base import BaseTriggerStorage, validate_uid
 from ..types import TaskConfig, TaskInstance
 from .codec import UnencodableValue, decode, encode
-from .common import BadInput, OperatorError, Writer, instance_order, open_storage
+from .common import (
+    BadInput,
+    OperatorError,
+    Place,
+    Writer,
+    can_delete,
+    cannot_delete,
+    instance_order,
+    location,
+    open_storage,
+)
 
 __all__ = ["DUMP_FORMAT", "DUMP_VERSION", "dump", "dump_document", "load", "read_document"]
 
@@ -34,7 +46,7 @@ DUMP_FORMAT = "triggers-session"
 DUMP_VERSION = 1
 
 
-def dump_document(storage: CacheStorageBackend) -> dict[str, Any]:
+def dump_document(storage: BaseTriggerStorage) -> dict[str, Any]:
     """The session as a JSON-ready document."""
     state = storage.debug_repr()
     try:
@@ -44,7 +56,7 @@ def dump_document(storage: CacheStorageBackend) -> dict[str, Any]:
     return {"format": DUMP_FORMAT, "version": DUMP_VERSION, "uid": storage.uid, **encoded}
 
 
-def dump(storage: CacheStorageBackend, out: Writer, output: str | None = None) -> None:
+def dump(storage: BaseTriggerStorage, out: Writer, output: str | None = None) -> None:
     text = json.dumps(
         dump_document(storage), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
     )
@@ -118,12 +130,12 @@ def _session_parts(
     return tasks, instances, metas
 
 
-def _has_state(storage: CacheStorageBackend) -> bool:
+def _has_state(storage: BaseTriggerStorage) -> bool:
     return bool(storage.tasks or len(storage.instances) or any(storage.metadata.values()))
 
 
 def _write_new(
-    storage: CacheStorageBackend,
+    storage: BaseTriggerStorage,
     tasks: dict[str, Any],
     instances: dict[str, Any],
     metas: dict[str, Any],
@@ -148,15 +160,26 @@ def _write_new(
     storage.save()
 
 
+def _delete_to_replace(storage: BaseTriggerStorage) -> bool:
+    """Delete the session ``load --replace`` replaces; whether there was one.
+
+    Refused (nothing written) when there is one and the backend cannot delete.
+    """
+    if can_delete(storage):
+        return storage.delete()
+    if _has_state(storage):
+        raise cannot_delete(storage)
+    return False
+
+
 def load(
     document: dict[str, Any],
     out: Writer,
-    cache: str | None = None,
-    layout: str | None = None,
+    place: Place | None = None,
     uid: str | None = None,
     replace: bool = False,
-) -> CacheStorageBackend:
-    """Write a dumped session into the cache, under ``uid`` or the one it was dumped from."""
+) -> BaseTriggerStorage:
+    """Write a dumped session into the storage, under ``uid`` or the one it was dumped from."""
     uid = uid if uid is not None else document.get("uid")
     try:
         validate_uid(uid)
@@ -164,15 +187,16 @@ def load(
         raise BadInput(str(exc)) from None
     assert isinstance(uid, str)
     tasks, instances, metas = _session_parts(document)
-    storage = open_storage(uid, cache, layout)
+    storage = open_storage(uid, place)
+    kind, where = location(storage)
     # Deleted first, readable or not (damaged), under its own lock: on
     # Memcached a save is fenced by the head it found, so the new session
     # is written under a lock taken after the old head is gone.
-    replaced = storage.delete() if replace else False
+    replaced = _delete_to_replace(storage) if replace else False
     with storage.acquire_lock():
         if _has_state(storage):
             raise BadInput(
-                f"session {uid!r} already exists in cache {storage.cache_alias!r};"
+                f"session {uid!r} already exists in {kind} {where!r};"
                 " give --replace to overwrite it, or --uid to load it under another uid"
                 if not replace
                 else f"session {uid!r} was written again while it was being replaced;"
@@ -181,7 +205,7 @@ def load(
         _write_new(storage, tasks, instances, metas)
     what = "replaced" if replaced else "loaded"
     out.write(
-        f"{what} session {uid} in cache {storage.cache_alias}:"
+        f"{what} session {uid} in {kind} {where}:"
         f" {len(tasks)} tasks, {len(instances)} instances\n"
     )
     return storage

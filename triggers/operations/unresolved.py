@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from ..storages.cache import CacheStorageBackend
+from ..storages.base import BaseTriggerStorage
 from ..types import TaskInstance
-from .common import Writer, iso, plain, shorten, timestamp, write_json
+from .common import Writer, iso, location, plain, shorten, storage_key, timestamp, write_json
 from .show import WIDTH, error_line, sorted_instances
 from .terminal import printable_data
 
@@ -50,7 +50,7 @@ def _age(since: datetime, now: datetime) -> float:
 
 
 def attention_report(
-    storage: CacheStorageBackend, older_than: float, now: datetime | None = None
+    storage: BaseTriggerStorage, older_than: float, now: datetime | None = None
 ) -> dict[str, Any]:
     """What needs attention in the session, as plain data."""
     now = now or datetime.now(timezone.utc)
@@ -76,9 +76,11 @@ def attention_report(
         if error_type or instance.status == TaskInstance.STATUS_FAILED:
             entry["error"] = {"type": plain(error_type), "message": error_line(instance)}
         found.append(entry)
+    kind, where = location(storage)
     return {
         "uid": storage.uid,
-        "cache": storage.cache_alias,
+        "storage": storage_key(storage),
+        "cache": where if kind == "cache" else None,
         "olderThan": older_than,
         "checkedAt": now.isoformat(),
         "instances": found,
@@ -111,7 +113,7 @@ def _why(entry: dict[str, Any]) -> str:
 
 
 def unresolved(
-    storage: CacheStorageBackend, out: Writer, older_than: float, as_json: bool = False
+    storage: BaseTriggerStorage, out: Writer, older_than: float, as_json: bool = False
 ) -> None:
     """Print what needs attention; stored names and error messages are printed
     with their control characters escaped (see :mod:`.terminal`)."""
