@@ -22,7 +22,8 @@ class KitBase:
     #: processes, and distinct triggers each fires, in the cross-process check
     kit_processes: ClassVar[int] = 4
     kit_fires_per_process: ClassVar[int] = 5
-    #: seconds to wait for those processes before failing (never asserted as a timing)
+    #: seconds to wait for those processes (or a thread) before failing; a limit
+    #: against hanging, never asserted as a timing
     kit_process_timeout: ClassVar[float] = 120.0
 
     def make_storage(self, uid: str) -> BaseTriggerStorage:

@@ -8,7 +8,14 @@ import unittest
 from ..errors import LockAcquisitionFailed
 from ..storages.base import BaseTriggerStorage
 from .base import KitBase
-from .support import Session, check, check_equal, check_raises, sample_configuration
+from .support import (
+    Session,
+    check,
+    check_equal,
+    check_raises,
+    sample_configuration,
+    sample_instances,
+)
 
 __all__ = ["LifecycleChecks"]
 
@@ -58,7 +65,8 @@ class LifecycleChecks(KitBase):
             with storage.acquire_lock(ttl=60):
                 thread = threading.Thread(target=try_lock)
                 thread.start()
-                thread.join()
+                thread.join(self.kit_process_timeout)
+            check(not thread.is_alive(), "acquire_lock(block=False) did not return in another thread")
             check_equal(len(outcome), 1, "attempts made by the other thread")
             check(isinstance(outcome[0], LockAcquisitionFailed),
                   f"acquire_lock(block=False) while another holds the lock gave {outcome[0]!r},"
@@ -79,7 +87,7 @@ class LifecycleChecks(KitBase):
             check_equal(len(list(reader)), 0, "the instances first read")
             session.populate()
             reader.invalidate_cache()
-            check_equal(len(list(reader)), 11, "the instances read after invalidate_cache()")
+            check_equal(len(list(reader)), len(sample_instances()), "the instances read after invalidate_cache()")
             check_equal(reader.debug_repr(), session.open().debug_repr(), "the session read again")
 
     def test_debug_repr_is_a_copy(self) -> None:
@@ -99,9 +107,10 @@ class LifecycleChecks(KitBase):
         with self.kit_session() as session:
             session.populate()
             storage = session.open()
-            check_equal(len(list(storage)), 11, "the instances read")
+            check_equal(len(list(storage)), len(sample_instances()), "the instances read")
             storage.close()
-            check_equal(len(list(session.open())), 11, "the instances read by a new object after close()")
+            check_equal(len(list(session.open())), len(sample_instances()),
+                        "the instances read by a new object after close()")
 
     def _delete_or_skip(self, storage: BaseTriggerStorage) -> bool:
         try:
