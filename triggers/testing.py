@@ -15,6 +15,9 @@ Its assertions wait for the task threads, then read the session afresh,
 so they never see a stale copy. The task classes below are small,
 predictable tasks to wire into a test's configuration by their names
 (``"triggers.testing.PassThruTask"`` and so on).
+
+:class:`StorageBackendTests` is the conformance kit for storage backends
+(see :mod:`triggers.testing_backends`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .importlib import DottedPathError, InvalidDottedPath, dl
 from .patcher import AttrPatcher, BasePatcher
 from .runners import ThreadingTaskRunner, task_runners
 from .task import TaskContext, TriggerTask, UnknownTaskError, register_task, registered_tasks
+from .testing_backends import StorageBackendTests
 from .types import TaskInstance
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ __all__ = [
     "PassThruTask",
     "SelfRetryingTask",
     "SelfSkippingTask",
+    "StorageBackendTests",
     "TriggerManagerTestCaseMixin",
     "name_matches_classpath",
 ]
