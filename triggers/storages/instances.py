@@ -43,7 +43,8 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
             self.add(instance)
 
     # -- index
-    def _task_of(self, name: object) -> str | None:
+    def task_of(self, name: object) -> str | None:
+        """The task the index says instance ``name`` belongs to (None: not in the index)."""
         if not isinstance(name, str):
             return None
         task = self._task_of_irregular.get(name)
@@ -107,7 +108,7 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         try:
             return self._loaded[name]
         except KeyError:
-            if self._task_of(name) is None:
+            if self.task_of(name) is None:
                 raise
         self._ensure([name])
         return self._loaded[name]
@@ -121,7 +122,7 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         raise TypeError("task instances cannot be removed from a session")
 
     def __contains__(self, name: object) -> bool:
-        return self._task_of(name) is not None
+        return self.task_of(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         for task in self.tasks():
@@ -146,7 +147,7 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         """Install ``instance``, replacing one of the same name."""
         task = instance.config.name
         name = instance.name
-        known = self._task_of(name)
+        known = self.task_of(name)
         if known is None:
             if name == instance_name(task, self._counts.get(task, 0)):
                 self._counts[task] = self._counts.get(task, 0) + 1

@@ -27,24 +27,51 @@ from ...locking.failures import reaching
 from ...locking.versions import generation_of, is_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
-from . import commit
+from .commit import UnlockedCommits, forget
 from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT
+from .layouts import Layout, Layouts
+from .read_state import Known
 from .single import SingleLayout
 from .split import SplitLayout
-from .state import CacheSessionState
 from .tables import StoredConfigs, first_configurations, task_tables
 
 __all__ = ["CacheStorageBackend"]
 
-_SPLIT = SplitLayout()
-_SINGLE = SingleLayout()
 
-
-class CacheStorageBackend(CacheSessionState):
+class CacheStorageBackend(UnlockedCommits, SplitLayout, SingleLayout):
     """Keeps session state in a Django cache (an alias or a cache object)."""
 
     name = "cache"
     triggers__registry_key = "cache"
+
+    def __init__(
+        self,
+        uid: str,
+        cache: CacheLike | None = None,
+        timeout: Any = DEFAULT_TIMEOUT,
+        layout: str | None = None,
+    ) -> None:
+        super().__init__(uid, cache, timeout, layout)
+        self._layouts = Layouts(
+            split=Layout(
+                name=LAYOUT_SPLIT,
+                install=self._split_install,
+                writes=self._split_writes,
+                schedulable_instances=self._split_schedulable,
+                tasks_using_trigger=self._split_tasks_using_trigger,
+                whole_value=False,
+            ),
+            single=Layout(
+                name=LAYOUT_SINGLE,
+                install=self._single_install,
+                writes=self._single_writes,
+                schedulable_instances=self._single_schedulable,
+                tasks_using_trigger=None,
+                whole_value=True,
+            ),
+        )
+        #: the layout this object writes, chosen once
+        self._writer = self._layouts.named(self.layout)
 
     # ------------------------------------------------------------- locking
     def get_lock_backend(self) -> CacheLike:
@@ -53,7 +80,7 @@ class CacheStorageBackend(CacheSessionState):
     def _session_lock_driver(self) -> LockDriver | None:
         # The single layout is for rolling upgrades: on Redis, exclude 2.x
         # writers too, by taking the lock they take as well.
-        if self.layout == LAYOUT_SINGLE and isinstance(self._lock_driver(), RedisLockDriver):
+        if self._writer.whole_value and isinstance(self._lock_driver(), RedisLockDriver):
             return legacy_driver(self.cache).named(self.get_lock_name())
         return None
 
@@ -65,10 +92,10 @@ class CacheStorageBackend(CacheSessionState):
 
     def _on_lock_acquired(self, prefetched: dict[str, Any]) -> None:
         super()._on_lock_acquired(prefetched)
-        self._prefetched = prefetched
+        self._read.prefetched = prefetched
 
     def _on_lock_released(self) -> None:
-        self._prefetched = None
+        self._read.prefetched = None
 
     def _take_writes(self) -> Writes:
         writes = self._pop_pending()
@@ -80,13 +107,13 @@ class CacheStorageBackend(CacheSessionState):
         driver = self._lock_driver()
         if (
             self.has_lock
-            or self.layout != LAYOUT_SPLIT
+            or self._writer.whole_value
             or driver is None
             or not driver.can_commit_if_unchanged
         ):
             yield self.acquire_lock()
             return
-        yield from commit.attempts(self)
+        yield from self._unlocked_attempts()
 
     def invalidate_cache(self) -> None:
         pending = self._pop_pending()
@@ -126,15 +153,16 @@ class CacheStorageBackend(CacheSessionState):
                 legacy.drop_signal(self._lock_key())
         identity = self._session_identity()
         if identity is not None:
-            commit.forget(identity)
-        self._known = {}
+            forget(identity)
+        self._known = Known()
         return bool(stored)
 
     def _part_keys(self) -> list[str]:
         """The keys of the loaded session besides its head and witness."""
-        if self._stored != LAYOUT_SPLIT:
+        head = self._read.head
+        if head is None:
             return []
-        versions = {*self._table_versions, self._head["tasks_version"]} if self._head else set()
+        versions = {*self._read.table_versions, head["tasks_version"]}
         return [
             *(self.keys.record(name) for name in self.instances),
             *(self.keys.tasks(version) for version in sorted(versions)),
@@ -153,8 +181,8 @@ class CacheStorageBackend(CacheSessionState):
 
     # ------------------------------------------------------------- loading
     def _read_head(self) -> tuple[Any, Any]:
-        values = self._prefetched
-        self._prefetched = None
+        values = self._read.prefetched
+        self._read.prefetched = None
         if values is None:
             values = self._read_many([self.keys.head, self.keys.witness])
             self._known = None
@@ -169,25 +197,24 @@ class CacheStorageBackend(CacheSessionState):
                 f"{self.keys.witness!r} is damaged: it holds {type(witness).__name__}"
                 f" {witness!r:.40}, not a generation",
             )
-        self._witness_read = generation_of(witness)
+        generation = self._read.witness_generation = generation_of(witness)
         if head is None:
             if witness is not None:
                 raise SessionIncomplete(self.uid, [self.keys.head])
-            self._stored = None
             self._install(self._load_default_configuration() or {}, {}, {})
-            self._changed_tasks = set(self._configs or ())
+            self._read.changed_tasks = set(self._configs or ())
             return
         if not isinstance(head, dict):
             raise StorageCorrupted(
                 self.uid, f"{self.keys.head!r} holds a {type(head).__name__}, not a session"
             )
         if head.get("format") in HEAD_FORMATS:
-            _SPLIT.install(self, head)
+            self._layouts.split.install(head)
         elif {"tasks", "instances", "metas"} <= head.keys():
-            if self._witness_read % 2 == 1:
+            if generation % 2 == 1:
                 # Saved split (odd witness), now a single value: not by this package.
-                raise SessionOverwritten(self.uid, self.keys.head, self._witness_read)
-            _SINGLE.install(self, head)
+                raise SessionOverwritten(self.uid, self.keys.head, generation)
+            self._layouts.single.install(head)
         else:
             raise StorageCorrupted(
                 self.uid,
@@ -205,32 +232,32 @@ class CacheStorageBackend(CacheSessionState):
 
     def _stored_nothing(self) -> bool:
         self._load()
-        return self._stored is None
+        return self._read.layout is None
 
     # ------------------------------------------------------------- queries
     def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
-        if self._stored == LAYOUT_SINGLE:
-            return _SINGLE.schedulable_instances(self, task_name)
-        if self._stored != LAYOUT_SPLIT:
+        layout = self._read.layout
+        if layout is None:
             return super()._schedulable_instances_of_task(task_name)
-        return _SPLIT.schedulable_instances(self, task_name)
+        return layout.schedulable_instances(task_name)
 
     def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
         self._load()
-        if self._head is None:
+        layout = self._read.layout
+        if layout is None or layout.tasks_using_trigger is None:
             return super()._tasks_using_trigger(trigger_name)
-        return _SPLIT.tasks_using_trigger(self, trigger_name)
+        return layout.tasks_using_trigger(trigger_name)
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
-        self._changed_tasks.update(configs)
-        self._first_table = None
+        self._read.changed_tasks.update(configs)
+        self._read.first_table = None
 
     def update_configuration(self, config_dict: Mapping[str, Any]) -> None:
         first = (
-            self.layout == LAYOUT_SPLIT
+            not self._writer.whole_value
             and type(config_dict) is dict
             and not self.tasks
-            and self._stored is None
+            and self._read.layout is None
             and not self.instances
         )
         if not first:
@@ -243,14 +270,14 @@ class CacheStorageBackend(CacheSessionState):
             self._configs = StoredConfigs(  # type: ignore[assignment]
                 table["tasks"], self._build_config, task_tables.configs(version)
             )
-            self._changed_tasks = set(table["tasks"])
-            self._first_table = known
+            self._read.changed_tasks = set(table["tasks"])
+            self._read.first_table = known
             return
         super().update_configuration(config_dict)
         version, table = self._new_task_table()
         first_configurations.put(config_dict, version, table)
-        self._first_table = (version, table)
+        self._read.first_table = (version, table)
 
     # ------------------------------------------------------------- saving
     def _save(self) -> None:
-        self._pending = (_SINGLE if self.layout == LAYOUT_SINGLE else _SPLIT).writes(self)
+        self._read.pending = self._writer.writes()

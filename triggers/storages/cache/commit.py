@@ -34,10 +34,11 @@ from ...locking.writes import (
     Outcome,
     Writes,
 )
-from .committed import HEAD_DIGEST, committed_heads, generation, pickled_records
+from .committed import committed_heads, generation, pickled_records
+from .read_state import Known
 from .state import CacheSessionState
 
-__all__ = ["Encoded", "UnlockedTry", "attempts", "forget"]
+__all__ = ["Encoded", "UnlockedCommits", "UnlockedTry", "forget"]
 
 #: tries without the lock before an operation takes it: the first on what
 #: the storage knows, each next one on what the failed commit brought back
@@ -53,18 +54,17 @@ class Encoded(bytes):
 class UnlockedTry:
     """One run of a block without the lock, committed only if nothing changed.
 
-    It is the block's write guard: its release is the conditional commit.
-    ``outcome`` says how it ended: an :class:`Outcome` (``known`` then holds
-    the session's current values when CHANGED), or None when the block raised.
+    It is the block's write guard: its release is the conditional commit,
+    which the storage makes (:meth:`UnlockedCommits.commit_try`). ``outcome``
+    says how it ended: an :class:`Outcome` (``known`` then holds the
+    session's current state when CHANGED), or None when the block raised.
     """
 
     held = True
     ttl: float | None = None
     writes_land_together = True
 
-    def __init__(
-        self, storage: CacheSessionState, known: dict[str, Any], identity: Hashable | None
-    ) -> None:
+    def __init__(self, storage: UnlockedCommits, known: Known, identity: Hashable | None) -> None:
         self.storage = storage
         self.key = storage.keys.lock
         self.known = known
@@ -77,96 +77,166 @@ class UnlockedTry:
 
     def release(self, writes: Writes = NO_WRITES) -> bool:
         """Commit ``writes`` if no lock is held and the session is as this try found it."""
-        storage = self.storage
-        keys = storage.keys
-        if not writes:
-            self.outcome = Outcome.COMMITTED  # nothing to write
-            return True
-        guard = CommitGuard(
-            lock_key=self.key,
-            version_key=keys.witness,
-            state_key=keys.head,
-            expected=self.known.get(keys.witness),
-            state_digest=self.known.get(HEAD_DIGEST),
-        )
-        driver = storage._lock_driver()
-        assert driver is not None
-        with reaching(driver, f"committing session {storage.uid!r}", writing=True):
-            result: CommitResult = driver.commit_if_unchanged(guard, writes)
-        self.outcome = result.outcome
-        if result.outcome is Outcome.COMMITTED:
-            committed = storage._saved_witness
-            head = result.values[keys.head]
-            storage._known = {
-                keys.witness: committed,
-                keys.head: Encoded(head),
-                HEAD_DIGEST: hashlib.sha1(head).hexdigest(),
-            }
-            if self.identity is not None:
-                records = storage._saved_records
-                if records is None:  # not saved by the split layout: pickle them here
-                    loaded = storage.instances.loaded
-                    records = pickled_records({n: i.serialize() for n, i in loaded.items()})
-                committed_heads.put(
-                    self.identity,
-                    storage._known,
-                    witness=committed,
-                    started_from=self.known.get(keys.witness),
-                    records=records,
-                )
-        else:
-            storage._known = None
-            if result.outcome is Outcome.CHANGED and self.identity is not None:
-                # What this process remembers of that state is stale: the
-                # session was changed, deleted or rolled back since.
-                committed_heads.forget(self.identity, guard.expected)
-            # Decoded here, with the checks a read makes: a damaged value is named.
-            self.known = _decoded(storage, result.values)
-            head = result.values.get(keys.head)
-            if head is not None:
-                self.known[HEAD_DIGEST] = hashlib.sha1(head).hexdigest()
-        return result.outcome is Outcome.COMMITTED
+        return self.storage.commit_try(self, writes)
 
-    def __enter__(self) -> CacheSessionState:
-        storage = self.storage
-        keys = storage.keys
-        if self.identity is not None:
-            committed_heads.turn(self.identity).acquire()
-            # Another thread may have committed while this one waited its turn.
-            self.known = _newer(self.known, committed_heads.get(self.identity), keys.witness) or {}
-        mutex = storage._object_mutex()
-        mutex.acquire()
-        try:
-            storage._mark_held(self)
-            known = self.known
-            storage._start_over(_decoded(storage, known))
-        except BaseException:
-            storage._mark_held(None)
-            mutex.release()
-            self._end_turn()
-            raise
-        return storage
-
-    def _end_turn(self) -> None:
-        if self.identity is not None:
-            committed_heads.turn(self.identity).release()
+    def __enter__(self) -> UnlockedCommits:
+        self.storage.enter_try(self)
+        return self.storage
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        storage = self.storage
+        return self.storage.exit_try(self, exc)
+
+
+class UnlockedCommits(CacheSessionState):
+    """The storage's side of unlocked tries (mixed into the storage class).
+
+    ``enter_try``, ``exit_try`` and ``commit_try`` are the protocol an
+    :class:`UnlockedTry` runs its block by; they are not for applications.
+    """
+
+    def _unlocked_attempts(self) -> Iterator[Any]:
+        """Tries at an operation: unlocked ones where possible, then one under the lock."""
+        keys = self.keys
+        identity = self._session_identity()
+        shared = None if identity is None else committed_heads.get(identity)
+        known = _newer(self._known, shared, keys.witness)
+        if known is None:
+            known = self._read_now()
+        for _ in range(UNLOCKED_TRIES):
+            values = known.values
+            if values.get(keys.head) is not None and values.get(keys.witness) is None:
+                break  # stored without a witness (by 2.x, or the single layout)
+            attempt = UnlockedTry(self, known, identity)
+            yield attempt
+            if attempt.outcome is Outcome.COMMITTED:
+                return
+            if attempt.outcome is Outcome.CHANGED:
+                known = attempt.known
+            elif attempt.outcome is Outcome.LOCKED:
+                # Someone holds the lock briefly: let them finish, then read again.
+                time.sleep(LOCKED_PAUSE * random.uniform(0.5, 1.0))
+                known = self._read_now()
+            elif not known:
+                # The block raised on a session assumed new: read what is stored.
+                known = self._read_now()
+            else:
+                break  # the block raised on stored state: only the lock gives a definite answer
+        yield self.acquire_lock()
+
+    def _read_now(self) -> Known:
+        return Known(self._read_many([self.keys.head, self.keys.witness]))
+
+    def enter_try(self, attempt: UnlockedTry) -> None:
+        """Start ``attempt``'s block: this object's threads take turns, and it
+        starts from the newest state this process knows."""
+        identity = attempt.identity
+        if identity is not None:
+            committed_heads.turn(identity).acquire()
+            # Another thread may have committed while this one waited its turn.
+            shared = committed_heads.get(identity)
+            attempt.known = _newer(attempt.known, shared, self.keys.witness) or Known()
+        mutex = self._object_mutex()
+        mutex.acquire()
         try:
-            storage._mark_held(None)
-            storage._prefetched = None
-            writes = storage._pop_pending()
+            self._mark_held(attempt)
+            self._start_over(self._decoded(attempt.known))
+        except BaseException:
+            self._mark_held(None)
+            mutex.release()
+            _end_turn(identity)
+            raise
+
+    def exit_try(self, attempt: UnlockedTry, exc: BaseException | None) -> bool:
+        """End ``attempt``'s block: commit what it saved; True to swallow ``exc``
+        (the block then runs again, under the lock)."""
+        try:
+            self._mark_held(None)
+            self._read.prefetched = None
+            writes = self._pop_pending()
             if exc is not None:
-                storage.invalidate_cache()
+                self.invalidate_cache()
                 # The block ran on state that may be stale: run it again under the lock.
                 return isinstance(exc, Exception)
-            if not self.release(writes) or not writes:
-                storage.invalidate_cache()
+            if not attempt.release(writes) or not writes:
+                self.invalidate_cache()
             return False
         finally:
-            storage._object_mutex().release()
-            self._end_turn()
+            self._object_mutex().release()
+            _end_turn(attempt.identity)
+
+    def commit_try(self, attempt: UnlockedTry, writes: Writes) -> bool:
+        """Commit ``writes`` if no lock is held and the session is as ``attempt`` found it."""
+        keys = self.keys
+        if not writes:
+            attempt.outcome = Outcome.COMMITTED  # nothing to write
+            return True
+        guard = CommitGuard(
+            lock_key=attempt.key,
+            version_key=keys.witness,
+            state_key=keys.head,
+            expected=attempt.known.values.get(keys.witness),
+            state_digest=attempt.known.head_digest,
+        )
+        driver = self._lock_driver()
+        assert driver is not None
+        with reaching(driver, f"committing session {self.uid!r}", writing=True):
+            result: CommitResult = driver.commit_if_unchanged(guard, writes)
+        attempt.outcome = result.outcome
+        if result.outcome is Outcome.COMMITTED:
+            self._committed(attempt, result.values[keys.head])
+            return True
+        self._known = None
+        if result.outcome is Outcome.CHANGED and attempt.identity is not None:
+            # What this process remembers of that state is stale: the
+            # session was changed, deleted or rolled back since.
+            committed_heads.forget(attempt.identity, guard.expected)
+        # Decoded here, with the checks a read makes: a damaged value is named.
+        head = result.values.get(keys.head)
+        digest = None if head is None else hashlib.sha1(head).hexdigest()
+        attempt.known = Known(self._decoded(Known(result.values)).values, head_digest=digest)
+        return False
+
+    def _committed(self, attempt: UnlockedTry, head: bytes) -> None:
+        """Remember the state ``attempt`` committed, here and for this process."""
+        keys, read = self.keys, self._read
+        records = read.saved_records
+        if records is None:  # not saved by the split layout: pickle them here
+            loaded = self.instances.loaded
+            records = pickled_records({n: i.serialize() for n, i in loaded.items()})
+        self._known = Known(
+            {keys.witness: read.saved_witness, keys.head: Encoded(head)},
+            records,
+            hashlib.sha1(head).hexdigest(),
+        )
+        if attempt.identity is not None:
+            committed_heads.put(
+                attempt.identity,
+                self._known,
+                witness=read.saved_witness,
+                started_from=attempt.known.values.get(keys.witness),
+            )
+
+    def _decoded(self, known: Known) -> Known:
+        """``known`` with its values as stored decoded; StorageCorrupted naming
+        a key whose value does not decode."""
+        values = known.values
+        encoded = [key for key, value in values.items() if isinstance(value, (bytes, bytearray))]
+        if not encoded:
+            return known
+        driver = self._lock_driver()
+        assert driver is not None
+        decoded = dict(values)
+        for key in encoded:
+            try:
+                decoded[key] = driver.decode(values[key])
+            except DECODE_ERRORS as exc:
+                raise self._damaged([key], exc) from exc
+        return Known(decoded, known.records, known.head_digest)
+
+
+def _end_turn(identity: Hashable | None) -> None:
+    if identity is not None:
+        committed_heads.turn(identity).release()
 
 
 def forget(identity: Hashable) -> None:
@@ -174,26 +244,7 @@ def forget(identity: Hashable) -> None:
     committed_heads.forget(identity)
 
 
-def _decoded(storage: CacheSessionState, known: dict[str, Any]) -> dict[str, Any]:
-    """``known`` with its values as stored decoded; StorageCorrupted naming a
-    key whose value does not decode."""
-    encoded = [key for key, value in known.items() if isinstance(value, (bytes, bytearray))]
-    if not encoded:
-        return known
-    driver = storage._lock_driver()
-    assert driver is not None
-    decoded = dict(known)
-    for key in encoded:
-        try:
-            decoded[key] = driver.decode(known[key])
-        except DECODE_ERRORS as exc:
-            raise storage._damaged([key], exc) from exc
-    return decoded
-
-
-def _newer(
-    known: dict[str, Any] | None, shared: dict[str, Any] | None, witness_key: str
-) -> dict[str, Any] | None:
+def _newer(known: Known | None, shared: Known | None, witness_key: str) -> Known | None:
     """What a try starts from: ``shared`` (what this process last committed)
     where it is newer than ``known``, or ``known`` is nothing or assumed empty."""
     if shared is not None and (
@@ -201,33 +252,3 @@ def _newer(
     ):
         return shared
     return known
-
-
-def attempts(storage: CacheSessionState) -> Iterator[Any]:
-    """Tries at an operation: unlocked ones where possible, then one under the lock."""
-    keys = storage.keys
-    identity = storage._session_identity()
-    shared = None if identity is None else committed_heads.get(identity)
-    known = _newer(storage._known, shared, keys.witness)
-    if known is None:
-        known = storage._read_many([keys.head, keys.witness])
-    for _ in range(UNLOCKED_TRIES):
-        head = known.get(keys.head)
-        if head is not None and known.get(keys.witness) is None:
-            break  # stored without a witness (by 2.x, or the single layout)
-        attempt = UnlockedTry(storage, known, identity)
-        yield attempt
-        if attempt.outcome is Outcome.COMMITTED:
-            return
-        if attempt.outcome is Outcome.CHANGED:
-            known = attempt.known
-        elif attempt.outcome is Outcome.LOCKED:
-            # Someone holds the lock briefly: let them finish, then read again.
-            time.sleep(LOCKED_PAUSE * random.uniform(0.5, 1.0))
-            known = storage._read_many([keys.head, keys.witness])
-        elif not known:
-            # The block raised on a session assumed new: read what is stored.
-            known = storage._read_many([keys.head, keys.witness])
-        else:
-            break  # the block raised on stored state: only the lock gives a definite answer
-    yield storage.acquire_lock()

@@ -17,37 +17,32 @@ import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...locking.versions import generation_of
+from .read_state import Known
 
-__all__ = ["HEAD_DIGEST", "RECORDS", "CommittedHeads", "committed_heads", "generation"]
+__all__ = ["CommittedHeads", "committed_heads", "generation"]
 
 #: how many stripes the per-session turn-taking of a process's threads uses
 TURN_STRIPES = 64
 #: the most records kept per session, and the most sessions kept
 RECORDS_PER_SESSION = 64
 SESSIONS = 2048
-#: where, in the values a try starts from, the records known with them travel
-RECORDS = "\0records"
-#: where, in the same, the SHA-1 of the head as stored travels (when known):
-#: a commit then also checks that the head is still those bytes
-HEAD_DIGEST = "\0head-sha1"
 
 
-def generation(known: dict[str, Any] | None, witness_key: str) -> int:
+def generation(known: Known | None, witness_key: str) -> int:
     """The witness generation of a starting point (0: none)."""
-    return generation_of((known or {}).get(witness_key))
+    return generation_of(known.values.get(witness_key) if known is not None else None)
 
 
 @dataclass
 class _Entry:
-    known: dict[str, Any]
+    #: the head and witness, the records known with them, the head's digest
+    known: Known
     #: the witness of the state ``known`` describes
     witness: int
-    #: pickled instance records, each as stored in that state
-    records: dict[str, bytes] = field(default_factory=dict)
 
 
 class CommittedHeads:
@@ -62,38 +57,41 @@ class CommittedHeads:
         self._lock = threading.Lock()
         self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
 
-    def get(self, identity: Hashable) -> dict[str, Any] | None:
-        """The head and witness last committed (records under :data:`RECORDS`), or None."""
+    def get(self, identity: Hashable) -> Known | None:
+        """The state last committed (head, witness, records, the head's digest), or None."""
         with self._lock:
             entry = self._entries.get(identity)
             if entry is None:
                 return None
             self._entries.move_to_end(identity)
             # Shared, not copied: an entry's records are replaced, never changed.
-            return {**entry.known, RECORDS: entry.records}
+            known = entry.known
+            return Known(dict(known.values), known.records, known.head_digest)
 
     def put(
         self,
         identity: Hashable,
-        known: dict[str, Any],
+        known: Known,
         witness: int,
         started_from: Any,
-        records: dict[str, bytes],
     ) -> None:
         """Remember a commit that wrote ``witness`` over the state whose witness was ``started_from``.
 
-        ``records`` hold what the commit wrote or had read; records kept from
+        ``known.records`` hold what the commit wrote or had read; records kept from
         before stay only if the commit followed the very state they were
         kept with (the same witness, token included: a state with the same
         generation may be another one).
         """
         with self._lock:
             entry = self._entries.get(identity)
-            kept = entry.records if entry is not None and entry.witness == started_from else {}
-            merged = {**kept, **records}
+            same = entry is not None and entry.witness == started_from
+            kept = entry.known.records if entry is not None and same else {}
+            merged = {**kept, **known.records}
             while len(merged) > RECORDS_PER_SESSION:
                 del merged[next(iter(merged))]
-            self._entries[identity] = _Entry(dict(known), witness, merged)
+            self._entries[identity] = _Entry(
+                Known(dict(known.values), merged, known.head_digest), witness
+            )
             self._entries.move_to_end(identity)
             while len(self._entries) > SESSIONS:
                 self._entries.popitem(last=False)

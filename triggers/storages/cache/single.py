@@ -4,7 +4,8 @@ Kept for rolling upgrades, when 2.x processes still read the session: every
 save rewrites every instance. Both layouts read sessions stored in this
 form; a split save converts them.
 
-Instances are built from the value only when used: a fire looks at the raw
+The methods here are mixed into the storage class. Instances are built
+from the value only when used: a fire looks at the raw
 status of each record to find the waiting ones, and a save writes the
 records it did not touch back as they were read, so a fire costs one
 unpickling and one pickling of the value, and Python work only for the
@@ -13,7 +14,6 @@ instances it touches.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from ...errors import StorageCorrupted
@@ -21,44 +21,40 @@ from ...locking.versions import new_version
 from ...locking.writes import Writes
 from ...types import TaskInstance
 from ..instances import TaskInstanceCollection, instance_name
-from .formats import LAYOUT_SINGLE
 from .state import CacheSessionState
 
 __all__ = ["SingleLayout"]
 
 
-class SingleLayout:
-    """Reads and writes sessions in the single layout (stateless: the state is the storage's)."""
+class SingleLayout(CacheSessionState):
+    """Reading and writing sessions in the single layout (mixed into the storage)."""
 
-    name = LAYOUT_SINGLE
-
-    def install(self, storage: CacheSessionState, head: dict[str, Any]) -> None:
+    def _single_install(self, head: dict[str, Any]) -> None:
         """Install a session stored whole (``tasks``, ``instances``, ``metas``)."""
         records = head["instances"]
         if not isinstance(records, dict):
-            raise StorageCorrupted(storage.uid, "task configs and instances must be dicts")
-        storage._install(head["tasks"], {}, head["metas"])
-        storage._stored = LAYOUT_SINGLE
-        storage._changed_tasks = set(storage._configs or ())
+            raise StorageCorrupted(self.uid, "task configs and instances must be dicts")
+        self._install(head["tasks"], {}, head["metas"])
+        read = self._read
+        read.layout = self._layouts.single
+        read.changed_tasks = set(self._configs or ())
         for name, record in records.items():
-            storage._check_record(name, record)  # read whole, or refused whole
-        storage._single_records = records
+            self._check_record(name, record)  # read whole, or refused whole
+        read.single_records = records
         counts, irregular = _index(records)
-        storage._instances = TaskInstanceCollection(
-            counts=counts, irregular=irregular, fetch=functools.partial(self.fetch, storage)
+        self._instances = TaskInstanceCollection(
+            counts=counts, irregular=irregular, fetch=self._single_fetch
         )
 
-    def fetch(self, storage: CacheSessionState, names: list[str]) -> dict[str, TaskInstance]:
+    def _single_fetch(self, names: list[str]) -> dict[str, TaskInstance]:
         """Instances built from the records of the value read."""
-        records = storage._single_records
-        return {name: storage._build_instance(name, records[name]) for name in names}
+        records = self._read.single_records
+        return {name: self._build_instance(name, records[name]) for name in names}
 
-    def schedulable_instances(
-        self, storage: CacheSessionState, task_name: str
-    ) -> list[TaskInstance]:
+    def _single_schedulable(self, task_name: str) -> list[TaskInstance]:
         """The task's unstarted instances, found by the raw status of each record."""
-        instances = storage.instances
-        records = storage._single_records
+        instances = self.instances
+        records = self._read.single_records
         loaded = instances.loaded
         waiting = []
         for name in instances.names_of_task(task_name):
@@ -67,27 +63,28 @@ class SingleLayout:
                 waiting.append(name)
         return [i for i in (instances[name] for name in waiting) if i.can_schedule]
 
-    def value(self, storage: CacheSessionState) -> dict[str, Any]:
+    def _single_value(self) -> dict[str, Any]:
         """The session as one plain value: what was loaded, serialized; the rest as read.
 
         Pickled once, by the cache client, as 2.x did; a value that cannot
         be is reported by the write (UnserializableValue) with nothing written.
         """
-        instances = storage.instances
-        if storage._stored != LAYOUT_SINGLE:
+        instances = self.instances
+        read = self._read
+        if read.layout is None or not read.layout.whole_value:
             instances.load_all()  # read in another form: every record is built
         loaded = instances.loaded
-        records = storage._single_records
+        records = read.single_records
         return {
-            "tasks": storage._serialize(storage.tasks),
+            "tasks": self._serialize(self.tasks),
             "instances": {
                 name: loaded[name].serialize() if name in loaded else records[name]
                 for name in instances
             },
-            "metas": storage.metadata,
+            "metas": self.metadata,
         }
 
-    def writes(self, storage: CacheSessionState) -> Writes:
+    def _single_writes(self) -> Writes:
         """The writes of a save: the value and the witness (an even generation).
 
         The value is exactly what 2.x stores, so it carries no lifetime: a
@@ -99,12 +96,13 @@ class SingleLayout:
         as a split session a 2.x process wrote over; otherwise the value goes
         first (a value without a witness reads fine, as 2.x's does).
         """
-        version = storage._saved_witness = new_version(storage._next_generation(split=False))
-        head, witness = storage.keys.head, storage.keys.witness
-        value = self.value(storage)
-        lifetime = storage._lifetime
+        read = self._read
+        version = read.saved_witness = new_version(self._next_generation(split=False))
+        head, witness = self.keys.head, self.keys.witness
+        value = self._single_value()
+        lifetime = self._lifetime
         keys = {"commit_key": head, "witness_key": witness}
-        if storage._witness_read % 2 == 1:
+        if read.witness_generation % 2 == 1:
             return Writes(({witness: version}, {head: value}), lifetime, **keys)
         return Writes(({head: value, witness: version},), lifetime, **keys)
 

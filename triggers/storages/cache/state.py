@@ -24,21 +24,22 @@ from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.writes import NO_WRITES, Writes
 from ..base import BaseTriggerStorage
 from ..validation import check_cache, check_layout, check_timeout
-from .committed import RECORDS
 from .formats import LAYOUTS
 from .keys import KEY_PREFIX, SessionKeys
+from .layouts import Layouts
+from .read_state import LIFETIME_UNKNOWN, Known, ReadState
 from .tables import make_task_table
 
 __all__ = ["LIFETIME_UNKNOWN", "CacheSessionState"]
-
-#: what a session stored without a lifetime (by 2.x, or before lifetimes were stored) has
-LIFETIME_UNKNOWN: Any = object()
 
 
 class CacheSessionState(BaseTriggerStorage):
     """One session's place in a cache, and what was read of it."""
 
     KEY_PREFIX = KEY_PREFIX
+
+    #: every layout, bound to this object (set by the storage class, which has them all)
+    _layouts: Layouts
 
     def __init__(
         self,
@@ -61,38 +62,11 @@ class CacheSessionState(BaseTriggerStorage):
         layout = get_setting("TRIGGERS_CACHE_LAYOUT") if layout is None else layout
         self.layout = check_layout(layout, LAYOUTS)
         self._driver: LockDriver | None = None
-        #: the head and witness the next unlocked try starts from: {} for a
-        #: new session (all an object that has read nothing can assume),
-        #: None when unknown
-        self._known: dict[str, Any] | None = {}
-        self._reset()
-
-    def _reset(self) -> None:
-        self._stored: str | None = None  # None (nothing stored), "single" or "split"
-        self._head: dict[str, Any] | None = None
-        self._open: dict[str, set[str]] = {}
-        self._stored_open: dict[str, list[str]] = {}
-        self._witness_read = 0  # the generation of the witness as loaded (0: none)
-        self._snapshots: dict[str, bytes] = {}
-        self._changed_tasks: set[str] = set()
-        #: the version and table of this session's first configuration, when known
-        self._first_table: tuple[str, dict[str, Any]] | None = None
-        self._prefetched: dict[str, Any] | None = None
-        self._table: dict[str, Any] = {"tasks": {}, "triggers": {}}
-        #: the version of every task table the session has written
-        self._table_versions: list[str] = []
-        #: what the last save recorded, to be written by the guard it ran under
-        self._pending: Writes | None = None
-        #: pickled records known to be as stored in the state this try starts from
-        self._known_records: dict[str, bytes] = {}
-        #: every loaded record as the last save pickled it (what a commit of it holds)
-        self._saved_records: dict[str, bytes] | None = None
-        #: the witness the last save wrote (its generation and token)
-        self._saved_witness = 0
-        #: the records of a session read in the single layout, as read
-        self._single_records: dict[str, Any] = {}
-        #: the lifetime stored with the session read (LIFETIME_UNKNOWN: none)
-        self._stored_lifetime: Any = LIFETIME_UNKNOWN
+        #: where the next unlocked try starts: nothing stored yet (all an
+        #: object that has read nothing can assume), or None when unknown
+        self._known: Known | None = Known()
+        #: what the last read found, and what saves since made of it
+        self._read = ReadState()
 
     # ------------------------------------------------------------- keys
     @functools.cached_property
@@ -160,9 +134,13 @@ class CacheSessionState(BaseTriggerStorage):
         return self._lock_driver() or write_driver(self.cache)
 
     # ------------------------------------------------------------- shared by the parts
+    def _reset(self) -> None:
+        """Forget what was read (the next read starts afresh)."""
+        self._read = ReadState()
+
     def _pop_pending(self) -> Writes:
         """What the last save recorded (forgotten here)."""
-        pending, self._pending = self._pending, None
+        pending, self._read.pending = self._read.pending, None
         return NO_WRITES if pending is None else pending
 
     @functools.cached_property
@@ -182,16 +160,15 @@ class CacheSessionState(BaseTriggerStorage):
                 return None
         return self._driver
 
-    def _start_over(self, known: dict[str, Any]) -> None:
+    def _start_over(self, known: Known) -> None:
         """Forget everything loaded; the next read starts from ``known`` (head, witness)."""
         self._configs = self._instances = self._metas = None
-        self._reset()
-        self._prefetched = known
-        self._known_records = known.get(RECORDS) or {}
+        self._read = ReadState(prefetched=known.values, known_records=known.records)
 
     def _new_task_table(self) -> tuple[str, dict[str, Any]]:
         """The task table with this save's configuration changes, and its version."""
-        return make_task_table(self._table["tasks"], self.tasks, self._changed_tasks)
+        read = self._read
+        return make_task_table(read.table["tasks"], self.tasks, read.changed_tasks)
 
     def _writes_land_together(self) -> bool:
         """Whether this save's writes will land at once (the witness may then
@@ -208,7 +185,8 @@ class CacheSessionState(BaseTriggerStorage):
         single value found beside an odd witness was written over a split
         session by someone else (a Triggers 2.x process).
         """
-        last: int = max(self._witness_read, (self._head or {}).get("generation", 0))
+        read = self._read
+        last: int = max(read.witness_generation, (read.head or {}).get("generation", 0))
         following = last + 1
         return following if (following % 2 == 1) == split else following + 1
 
@@ -221,7 +199,7 @@ class CacheSessionState(BaseTriggerStorage):
         """
         seconds = self.timeout
         if seconds is DEFAULT_TIMEOUT:
-            seconds = self._stored_lifetime
+            seconds = self._read.stored_lifetime
         if seconds is LIFETIME_UNKNOWN:
             seconds = session_timeout_setting()
         if seconds is DEFAULT_TIMEOUT:
@@ -237,7 +215,9 @@ class CacheSessionState(BaseTriggerStorage):
     def _lifetime_changed(self) -> bool:
         """Whether this save stores another lifetime than the session had
         (every key is then rewritten, to expire with the head)."""
-        return self._stored == "split" and self._stored_lifetime != self._lifetime
+        read = self._read
+        split = read.layout is not None and not read.layout.whole_value
+        return split and read.stored_lifetime != self._lifetime
 
     def _note_stored_lifetime(self, value: dict[str, Any]) -> None:
         """Remember the lifetime a loaded head or value carries, if valid."""
@@ -245,4 +225,4 @@ class CacheSessionState(BaseTriggerStorage):
         if lifetime is None or (
             type(lifetime) in (int, float) and lifetime > 0 and lifetime != float("inf")
         ):
-            self._stored_lifetime = lifetime
+            self._read.stored_lifetime = lifetime
