@@ -12,7 +12,7 @@ from ...operations import cli
 class Command(BaseCommand):
     help = (
         "Look at and mend trigger sessions: show, unresolved, replay, skip, fire, graph,"
-        " dump, load. " + cli.EXIT_CODES + "."
+        " dump, load, delete. " + cli.EXIT_CODES + "."
     )
     # A warning of the system checks would add lines to every command's output.
     requires_system_checks: list[str] = []
