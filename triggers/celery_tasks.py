@@ -26,6 +26,7 @@ from .conf import get_setting
 from .errors import TriggersError
 from .execution import run_task
 from .importlib import dl
+from .process_state import register_state
 
 __all__ = [
     "CELERY_ROUTING_OPTIONS",
@@ -62,8 +63,14 @@ CELERY_TASK_OPTIONS = (
 CELERY_ROUTING_OPTIONS = ("queue", "routing_key", "exchange", "priority")
 
 _lock = threading.RLock()
-#: apps whose workers register the tasks when they start
-_hooked: weakref.WeakSet[Any] = weakref.WeakSet()
+#: apps whose workers register the tasks when they start (``clear()``: none
+#: are, until autodiscover_celery_tasks() is called again; the receivers stay
+#: connected and do nothing for an app not here)
+_hooked: weakref.WeakSet[Any] = register_state(
+    "celery hooked apps",
+    weakref.WeakSet(),
+    about="the Celery apps whose workers register every task when they start",
+)
 
 
 class CeleryUnavailable(TriggersError, ImportError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -21,6 +22,10 @@ DEFAULTS: dict[str, Any] = {
     # setting is absent, default_runner_choice() decides: this value, or
     # "celery" for a process that has a Celery app.
     "TRIGGERS_DEFAULT_RUNNER": FALLBACK_RUNNER,
+    # Runner keys served by another runner: {"celery": "threading"} runs the
+    # tasks whose runner is "celery" on the "threading" runner (the test mixin
+    # sets it while each test runs). One step: an alias's target is not looked up again.
+    "TRIGGERS_RUNNER_ALIASES": {},
     # Cache alias CacheStorageBackend uses when none is given.
     "TRIGGERS_CACHE_ALIAS": "default",
     # "split" (one key per instance, flat fire cost) or "single" (the 2.x value).
@@ -100,6 +105,23 @@ def get_setting(name: str) -> Any:
     if name in FROM_ENVIRONMENT and name in os.environ:
         return os.environ[name]
     return DEFAULTS[name]
+
+
+def runner_alias(key: str) -> str:
+    """The key of the runner that serves ``key`` (``TRIGGERS_RUNNER_ALIASES``; itself if none)."""
+    if not settings.configured:
+        return key
+    aliases = get_setting("TRIGGERS_RUNNER_ALIASES")
+    if not aliases:
+        return key
+    if not isinstance(aliases, Mapping) or not all(
+        isinstance(name, str) and isinstance(target, str) for name, target in aliases.items()
+    ):
+        raise ImproperlyConfigured(
+            f"TRIGGERS_RUNNER_ALIASES must be a dict of runner key to runner key, not {aliases!r}"
+        )
+    target: str = aliases.get(key, key)
+    return target
 
 
 def session_timeout_setting() -> Any:

@@ -26,11 +26,21 @@ from typing import Any
 from django.core.cache import BaseCache
 
 from .cache_internals import forget_memcached_client
+from .process_state import register_state
 
 __all__ = ["in_child_after_fork", "watch_forks"]
 
 #: Memcached cache objects whose client a forked child must not reuse
-_memcached: weakref.WeakSet[BaseCache] = weakref.WeakSet()
+#: (``clear()``: forget them; Django's own caches are found anyway)
+_memcached: weakref.WeakSet[BaseCache] = register_state(
+    "fork-watched caches",
+    weakref.WeakSet(),
+    settings=("CACHES",),
+    about="the Memcached cache objects a forked child drops the client of",
+)
+# Not reset, on purpose: the connections below must outlive the process,
+# and a hook registered with os.register_at_fork cannot be taken back (it
+# only drops clients, so running it in a child is always safe).
 #: database connections a child took over from its parent, kept so that they
 #: are never finalised (and never close anything) in the child
 _orphans: list[Any] = []

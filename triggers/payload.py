@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .process_state import register_state
 from .registry import storage_backends, trigger_managers
 
 if TYPE_CHECKING:
@@ -50,8 +51,12 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-#: unregistered manager classes already warned about
-_warned: set[type] = set()
+#: unregistered manager classes already warned about (``clear()``: warn again)
+_warned: set[type] = register_state(
+    "warned manager classes",
+    set(),
+    about="the unregistered manager classes already warned about",
+)
 _warned_lock = threading.Lock()
 
 

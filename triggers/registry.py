@@ -3,8 +3,8 @@
 A registry loads its group lazily, on first use, so that a plugin module may
 import any part of this package at its top without an import cycle. The
 package's three registries live here, in a module that imports nothing else
-of the package but its errors: the manager, the runners and the task code
-find each other through them at run time, never by importing each other.
+of the package but its errors and settings: the manager, the runners and the
+task code find each other through them at run time, never by importing each other.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
+from .conf import runner_alias
 from .errors import TriggersError
 
 T = TypeVar("T")
@@ -189,6 +190,15 @@ class EntryPointRegistry(Generic[T]):
             return self._classes
 
 
+class RunnerRegistry(EntryPointRegistry[T]):
+    """The task runners' registry: a key that ``TRIGGERS_RUNNER_ALIASES`` maps
+    to another gets the class registered under that other key."""
+
+    def get_class(self, key: str) -> type[T]:
+        """The class of the runner that serves ``key`` (UnknownRegistryKey if none does)."""
+        return self._load_key(runner_alias(key))
+
+
 def brand(cls: type, key: str) -> None:
     """Mark ``cls`` with the key it is registered under."""
     setattr(cls, BRAND_ATTRIBUTE, key)
@@ -209,4 +219,4 @@ storage_backends: EntryPointRegistry[Any] = EntryPointRegistry("triggers.storage
 #: trigger managers, group ``triggers.managers``
 trigger_managers: EntryPointRegistry[Any] = EntryPointRegistry("triggers.managers")
 #: task runners, group ``triggers.runners``
-task_runners: EntryPointRegistry[Any] = EntryPointRegistry("triggers.runners")
+task_runners: EntryPointRegistry[Any] = RunnerRegistry("triggers.runners")

@@ -18,11 +18,13 @@ from typing import Any, ClassVar, NoReturn, overload
 
 from .context import TaskContext, TaskLogger
 from .errors import TriggersError
+from .process_state import register_state
 from .types import TaskInstance
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
     "FunctionTask",
+    "TaskFallbacks",
     "MaxRetriesExceeded",
     "Retry",
     "StatusChange",
@@ -33,6 +35,7 @@ __all__ = [
     "register_task",
     "registered_tasks",
     "task",
+    "task_fallbacks",
 ]
 
 try:
@@ -50,8 +53,14 @@ PUBLIC_MODULE = "triggers.task"
 registered_tasks: dict[str, type[TriggerTask]] = {}
 _registry_lock = threading.Lock()
 _discovery_lock = threading.Lock()
-#: ``<app>.tasks`` modules already imported, or known not to exist.
-_discovered: set[str] = set()
+#: ``<app>.tasks`` modules already imported, or known not to exist
+#: (``clear()``: all are tried again on the next miss).
+_discovered: set[str] = register_state(
+    "discovered tasks modules",
+    set(),
+    settings=("INSTALLED_APPS",),
+    about="the <app>.tasks modules already imported (or found missing)",
+)
 
 #: What ``TriggerTask.max_retries`` is unless a task says otherwise (Celery's default).
 DEFAULT_MAX_RETRIES = 3
@@ -291,6 +300,62 @@ def _make_function_task(
     return func
 
 
+class TaskFallbacks:
+    """Resolvers :func:`get_task` asks for a name no registered task has.
+
+    There are none unless a test helper adds one:
+    :class:`triggers.testing.TriggerManagerTestCaseMixin` adds one while
+    each test runs (it resolves the dotted path of a ``TriggerTask``
+    subclass). A resolver takes the name and returns a ``TriggerTask``
+    subclass or None; the one added last is asked first. Tests only: stored
+    configuration names what ``get_task`` looks up.
+    """
+
+    def __init__(self) -> None:
+        self._resolvers: list[Callable[[str], type[TriggerTask] | None]] = []
+        self._lock = threading.Lock()
+
+    def add(self, resolver: Callable[[str], type[TriggerTask] | None]) -> None:
+        with self._lock:
+            self._resolvers.append(resolver)
+
+    def remove(self, resolver: Callable[[str], type[TriggerTask] | None]) -> None:
+        """Take ``resolver`` out (its last addition; nothing if it is not there)."""
+        with self._lock:
+            for index in range(len(self._resolvers) - 1, -1, -1):
+                if self._resolvers[index] is resolver:
+                    del self._resolvers[index]
+                    return
+
+    def reset(self) -> None:
+        """Take every resolver out: only registered tasks resolve."""
+        with self._lock:
+            self._resolvers.clear()
+
+    def resolve(self, name: str) -> type[TriggerTask] | None:
+        """What the resolvers make of ``name``, the last added first; None if none does."""
+        with self._lock:
+            resolvers = list(reversed(self._resolvers))
+        for resolver in resolvers:
+            found = resolver(name)
+            if found is not None:
+                if not (isinstance(found, type) and issubclass(found, TriggerTask)):
+                    raise TypeError(
+                        f"task fallback {resolver!r} resolved {name!r} to {found!r},"
+                        " which is not a TriggerTask subclass"
+                    )
+                return found
+        return None
+
+
+#: the fallbacks of :func:`get_task` (none outside tests)
+task_fallbacks = register_state(
+    "task fallbacks",
+    TaskFallbacks(),
+    about="the resolvers get_task asks for unregistered names (tests only)",
+)
+
+
 def autodiscover_tasks() -> None:
     """Import ``<app>.tasks`` of every installed Django app that has one.
 
@@ -317,14 +382,17 @@ def get_task(name: str) -> type[TriggerTask]:
     """The task registered under ``name``; UnknownTaskError if there is none.
 
     On a miss, the ``tasks`` modules of the installed apps are imported and
-    the name is looked up again. The name itself is never imported: stored
-    configuration cannot choose what code is loaded.
+    the name is looked up again, then :data:`task_fallbacks` are asked (a
+    test helper's; there are none otherwise). The name itself is never
+    imported: stored configuration cannot choose what code is loaded.
     """
     found = registered_tasks.get(name)
     if found is None:
         # Not under _registry_lock: the modules imported register tasks.
         autodiscover_tasks()
         found = registered_tasks.get(name)
+    if found is None:
+        found = task_fallbacks.resolve(name)
     if found is None:
         raise UnknownTaskError(name, sorted(registered_tasks))
     return found

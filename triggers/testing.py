@@ -5,11 +5,14 @@ class whose ``setUp`` sets ``self.manager``. While each test runs:
 
 - tasks run on the threading runner: it is the default runner, and the
   runner keys in ``threaded_runners`` (``celery`` by default: a test has no
-  broker) are served by it too;
+  broker) are served by it too (the settings ``TRIGGERS_DEFAULT_RUNNER``
+  and ``TRIGGERS_RUNNER_ALIASES``, overridden for the test);
 - a task configuration's ``run`` may name a :class:`~triggers.task.TriggerTask`
   subclass by its dotted path (``"app.tests.tasks.MyTask"``) even if that
-  class is registered under no name. This is for tests only: outside them,
-  ``run`` is looked up among registered tasks and nothing is imported.
+  class is registered under no name (a resolver added to
+  :data:`triggers.task_classes.task_fallbacks` for the test). This is for
+  tests only: outside them, ``run`` is looked up among registered tasks and
+  nothing is imported.
 
 Its assertions wait for the task threads, then read the session afresh,
 so they never see a stale copy. The task classes below are small,
@@ -28,11 +31,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from django.test.utils import override_settings
 
-from . import task_classes as task_module
+from .conf import get_setting
 from .importlib import DottedPathError, InvalidDottedPath, dl
-from .patcher import AttrPatcher, BasePatcher
-from .runners import ThreadingTaskRunner, task_runners
-from .task import TaskContext, TriggerTask, UnknownTaskError, register_task, registered_tasks
+from .patcher import BasePatcher
+from .runners import ThreadingTaskRunner
+from .task import TaskContext, TriggerTask, register_task, registered_tasks
+from .task_classes import task_fallbacks
 from .testing_backends import StorageBackendTests
 from .types import TaskInstance
 
@@ -118,26 +122,21 @@ class SelfRetryingTask(TriggerTask):
 # --------------------------------------------------------------------------- resolution
 
 
-def _resolve_by_path(
-    get_task: Callable[[str], type[TriggerTask]],
-) -> Callable[[str], type[TriggerTask]]:
-    """``get_task`` that also imports a dotted path naming a TriggerTask subclass."""
+def _resolve_by_path(name: str) -> type[TriggerTask] | None:
+    """The task a dotted path names, imported (None if it names no TriggerTask subclass).
 
-    def get_task_or_import(name: str) -> type[TriggerTask]:
-        try:
-            return get_task(name)
-        except UnknownTaskError as unknown:
-            try:
-                found = dl(name)
-            except (DottedPathError, InvalidDottedPath):
-                raise unknown from None
-            if name in registered_tasks:  # importing the module registered it
-                return get_task(name)
-            if isinstance(found, type) and issubclass(found, TriggerTask):
-                return found
-            raise unknown from None
-
-    return get_task_or_import
+    The mixin's fallback of :func:`triggers.task.get_task` while a test runs.
+    """
+    try:
+        found = dl(name)
+    except (DottedPathError, InvalidDottedPath):
+        return None
+    registered = registered_tasks.get(name)
+    if registered is not None:  # importing the module registered it
+        return registered
+    if isinstance(found, type) and issubclass(found, TriggerTask):
+        return found
+    return None
 
 
 # --------------------------------------------------------------------------- the mixin
@@ -169,16 +168,17 @@ class TriggerManagerTestCaseMixin(_MixinBase):
                 patcher.stop()
 
     def _trigger_patchers(self) -> list[BasePatcher]:
+        """What holds while a test runs: two settings and a task fallback."""
+        threaded = ThreadingTaskRunner.name
         replaced = self.threaded_runners
-        get_class = task_runners.get_class
-
-        def get_runner_class(key: str) -> Any:
-            return get_class(ThreadingTaskRunner.name if key in replaced else key)
-
+        aliases = {
+            key: threaded if target in replaced else target
+            for key, target in (get_setting("TRIGGERS_RUNNER_ALIASES") or {}).items()
+        }
+        aliases.update(dict.fromkeys(replaced, threaded))
         return [
-            _SettingsPatcher(TRIGGERS_DEFAULT_RUNNER=ThreadingTaskRunner.name),
-            AttrPatcher(task_runners, get_class=get_runner_class),
-            AttrPatcher(task_module, get_task=_resolve_by_path(task_module.get_task)),
+            _SettingsPatcher(TRIGGERS_DEFAULT_RUNNER=threaded, TRIGGERS_RUNNER_ALIASES=aliases),
+            _TaskFallbackPatcher(_resolve_by_path),
         ]
 
     def _wait_for_tasks(self) -> None:
@@ -311,6 +311,20 @@ def _class_paths(cls: type) -> set[str]:
             found.add(path)
             pending.extend(current.__subclasses__())
     return found
+
+
+class _TaskFallbackPatcher(BasePatcher):
+    """A resolver in :data:`triggers.task_classes.task_fallbacks`, as a patcher."""
+
+    def __init__(self, resolver: Callable[[str], type[TriggerTask] | None]) -> None:
+        super().__init__()
+        self._resolver = resolver
+
+    def _apply(self) -> None:
+        task_fallbacks.add(self._resolver)
+
+    def _restore(self) -> None:
+        task_fallbacks.remove(self._resolver)
 
 
 class _SettingsPatcher(BasePatcher):

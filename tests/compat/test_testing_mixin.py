@@ -39,7 +39,8 @@ class Nested(TriggerManagerTestCaseMixin, unittest.TestCase):
 
     def test_records_the_patches(self) -> None:
         SEEN["default_runner"] = settings.TRIGGERS_DEFAULT_RUNNER
-        SEEN["get_task"] = triggers.task_classes.get_task
+        SEEN["runner_aliases"] = settings.TRIGGERS_RUNNER_ALIASES
+        SEEN["by_path"] = triggers.task.get_task(f"{path_tasks.__name__}.Unregistered")
         SEEN["runner_class"] = task_runners.get_class("celery")
 
     def test_finished_but_failed(self) -> None:
@@ -99,14 +100,27 @@ class MixinTestCase(unittest.TestCase):
             result = run_case(Nested("test_records_the_patches"))
             self.assertTrue(result.wasSuccessful(), result.errors + result.failures)
             self.assertEqual(SEEN["default_runner"], "threading")
-            self.assertIsNot(SEEN["get_task"], original_get_task)
+            self.assertEqual(SEEN["runner_aliases"], {"celery": "threading"})
+            self.assertIs(SEEN["by_path"], path_tasks.Unregistered)
             self.assertIs(SEEN["runner_class"], ThreadingTaskRunner)
             # All undone.
             self.assertEqual(settings.TRIGGERS_DEFAULT_RUNNER, "sync")
+        # Through settings and a documented hook: nothing of the package is patched.
         self.assertIs(triggers.task_classes.get_task, original_get_task)
         self.assertNotIn("get_class", vars(task_runners))
+        self.assertFalse(hasattr(settings, "TRIGGERS_RUNNER_ALIASES"))
+        self.assertIsNone(triggers.task_classes.task_fallbacks.resolve("tests.compat.path_tasks.Unregistered"))
+        self.assertIsNot(task_runners.get_class("celery"), ThreadingTaskRunner)
         with self.assertRaises(triggers.task.UnknownTaskError):
             triggers.task.get_task(f"{path_tasks.__name__}.Unregistered")
+
+    def test_runner_aliases_of_the_settings_are_kept_and_follow_the_threaded_runners(self) -> None:
+        with override_settings(TRIGGERS_RUNNER_ALIASES={"fast": "celery", "slow": "sync"}):
+            result = run_case(Nested("test_records_the_patches"))
+            self.assertTrue(result.wasSuccessful(), result.errors + result.failures)
+        self.assertEqual(
+            SEEN["runner_aliases"], {"fast": "threading", "slow": "sync", "celery": "threading"}
+        )
 
     def test_task_threads_are_waited_for_after_the_test(self) -> None:
         result = run_case(Nested("test_leaves_a_task_running"))

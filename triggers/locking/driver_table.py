@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 
 from ..conf import get_setting
 from ..errors import NotSupported
+from ..process_state import register_state
 from .drivers.add import AddLockDriver
 from .drivers.base import LockDriver, cache_name
 from .drivers.database import DatabaseLockDriver
@@ -64,8 +65,14 @@ _BUILTIN: dict[tuple[str, str], type[LockDriver] | str] = {
 
 _registered: dict[type[BaseCache], type[LockDriver]] = {}
 _table_lock = threading.Lock()
-#: the driver made for each cache object, once
-_drivers: weakref.WeakKeyDictionary[BaseCache, LockDriver] = weakref.WeakKeyDictionary()
+#: the driver made for each cache object, once (``clear()``: each cache gets a
+#: new one on its next lock)
+_drivers: weakref.WeakKeyDictionary[BaseCache, LockDriver] = register_state(
+    "lock drivers",
+    weakref.WeakKeyDictionary(),
+    settings=("CACHES", "TRIGGERS_LOCK_DRIVERS"),
+    about="the lock driver made for each cache object",
+)
 
 
 def _check_driver(driver: object, what: str) -> type[LockDriver]:

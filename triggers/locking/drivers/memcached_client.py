@@ -29,6 +29,7 @@ from django.core.cache import BaseCache
 from ...cache_internals import memcached_servers
 from ...errors import LockBackendError, UnserializableValue, ValueTooLarge
 from ...forking import watch_forks
+from ...process_state import register_state
 from .base import UndecodableValue
 
 try:
@@ -44,8 +45,14 @@ __all__ = ["ENTRY_OVERHEAD", "MemcachedServers", "decoding", "memcached_servers_
 #: header, CAS, flags and line ends), with room to spare
 ENTRY_OVERHEAD = 96
 
-#: each server's item size limit (``stats settings``: ``item_size_max``), by name
-_item_size_max: dict[str, int] = {}
+#: each server's item size limit (``stats settings``: ``item_size_max``), by
+#: name (``clear()``: each server is asked again)
+_item_size_max: dict[str, int] = register_state(
+    "memcached item sizes",
+    {},
+    settings=("CACHES",),
+    about="each Memcached server's item size limit",
+)
 
 #: (the server's client, {key as the server sees it: the cache key})
 Group = tuple[Any, dict[str, str]]

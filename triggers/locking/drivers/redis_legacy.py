@@ -22,6 +22,7 @@ from typing import Any
 
 from django.core.cache import BaseCache
 
+from ...process_state import register_state
 from ..writes import Writes
 from . import redis_scripts as scripts
 from .redis import RedisLockDriver
@@ -94,7 +95,13 @@ class LegacyRedisLockDriver(RedisLockDriver):
         return bool(self._run_script(scripts.WRITE_AND_RELEASE_BOTH, keys, args))
 
 
-_drivers: weakref.WeakKeyDictionary[BaseCache, LegacyRedisLockDriver] = weakref.WeakKeyDictionary()
+#: the 2.x-compatible driver made for each Redis cache object (``clear()``: made again)
+_drivers: weakref.WeakKeyDictionary[BaseCache, LegacyRedisLockDriver] = register_state(
+    "legacy lock drivers",
+    weakref.WeakKeyDictionary(),
+    settings=("CACHES",),
+    about="the single layout's Redis driver made for each cache object",
+)
 
 
 def legacy_driver(cache: BaseCache) -> LegacyRedisLockDriver:

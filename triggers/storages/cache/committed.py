@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...locking.versions import generation_of
+from ...process_state import register_state
 from .read_state import Known
 
 __all__ = ["CommittedHeads", "committed_heads", "generation"]
@@ -97,6 +98,10 @@ class CommittedHeads:
                 self._entries.popitem(last=False)
 
     def clear(self) -> None:
+        """Forget every session: the next try of each starts from a read.
+
+        The turn-taking locks stay (a thread may be holding one).
+        """
         with self._lock:
             self._entries.clear()
 
@@ -119,4 +124,9 @@ def pickled_records(records: dict[str, Any]) -> dict[str, bytes]:
 
 
 #: the committed state of this process
-committed_heads = CommittedHeads()
+committed_heads = register_state(
+    "committed heads",
+    CommittedHeads(),
+    settings=("CACHES", "TRIGGERS_CACHE_LAYOUT", "TRIGGERS_LOCK_DRIVERS"),
+    about="what this process last committed of each session",
+)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from ...errors import UnserializableValue
+from ...process_state import register_state
 from ...types import TaskConfig
 
 __all__ = [
@@ -75,7 +76,12 @@ class TaskTables:
 
 
 #: the task tables of this process
-task_tables = TaskTables()
+task_tables = register_state(
+    "task tables",
+    TaskTables(),
+    settings=("CACHES", "TRIGGERS_CACHE_LAYOUT"),
+    about="the task tables read or written, by version",
+)
 
 
 class FirstConfigurations:
@@ -112,9 +118,19 @@ class FirstConfigurations:
             self._entries.insert(0, (given, version, table))
             del self._entries[self._size :]
 
+    def clear(self) -> None:
+        """Forget every configuration seen (the next one is checked and built again)."""
+        with self._lock:
+            self._entries.clear()
+
 
 #: the first configurations of this process
-first_configurations = FirstConfigurations()
+first_configurations = register_state(
+    "first configurations",
+    FirstConfigurations(),
+    settings=("CACHES", "TRIGGERS_CACHE_LAYOUT"),
+    about="the task tables that configurations given to new sessions produced",
+)
 
 
 class StoredConfigs(MutableMapping[str, TaskConfig]):
