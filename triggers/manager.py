@@ -93,7 +93,7 @@ class TriggerManager:
         """
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
-                new = self.storage._stored_nothing()
+                new = self.storage.stored_nothing()
                 self.storage.update_configuration(config)
                 self.storage.save()
         self._events.send(self, new_session=new)
@@ -108,7 +108,7 @@ class TriggerManager:
         storage = self.storage
         for attempt in self._events.tries(storage.attempts()):
             with attempt:
-                new = storage._stored_nothing()
+                new = storage.stored_nothing()
                 firing = self._fire_here(trigger_name, kwargs, utc_now())
                 storage.save()
         self._events.send(self, new_session=new)

@@ -203,22 +203,24 @@ class CacheStorageBackend(CacheSessionState):
             dict(self.metadata),
         )
 
-    def _stored_nothing(self) -> bool:
+    def stored_nothing(self) -> bool:
         self._load()
         return self._stored is None
 
     # ------------------------------------------------------------- queries
-    def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+    def schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+        # Only the records of the task's open instances are read.
         if self._stored == LAYOUT_SINGLE:
             return _SINGLE.schedulable_instances(self, task_name)
         if self._stored != LAYOUT_SPLIT:
-            return super()._schedulable_instances_of_task(task_name)
+            return super().schedulable_instances_of_task(task_name)
         return _SPLIT.schedulable_instances(self, task_name)
 
-    def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+    def tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+        # From the task table's index of triggers, without building every config.
         self._load()
         if self._head is None:
-            return super()._tasks_using_trigger(trigger_name)
+            return super().tasks_using_trigger(trigger_name)
         return _SPLIT.tasks_using_trigger(self, trigger_name)
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
