@@ -194,7 +194,7 @@ class TriggerManager:
                 )
         storage = self.storage
         if runners and not storage.has_lock:  # inside a caller's lock, its state is its own
-            with storage._object_mutex():  # threads may share this storage object
+            with storage.object_mutex():  # threads may share this storage object
                 storage.invalidate_cache()
 
     @staticmethod

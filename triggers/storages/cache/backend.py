@@ -20,12 +20,13 @@ from typing import Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...errors import SessionIncomplete, SessionOverwritten, StorageCorrupted
-from ...locking import CacheLike, LockDriver
+from ...locking import CacheLike, CacheLock, LockDriver
 from ...locking.drivers.redis import RedisLockDriver
 from ...locking.drivers.redis_legacy import LegacyRedisLockDriver, legacy_driver
 from ...locking.failures import reaching
+from ...locking.lock import Ttl
 from ...locking.versions import generation_of, is_version
-from ...locking.writes import Writes
+from ...locking.writes import LockGuard, Writes
 from ...types import TaskConfig, TaskInstance
 from . import commit
 from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT
@@ -50,9 +51,16 @@ class CacheStorageBackend(CacheSessionState):
     def get_lock_backend(self) -> CacheLike:
         return self.cache
 
+    def get_lock_guard(self, ttl: Ttl) -> LockGuard:
+        # Held under keys.lock (see _lock_key), through the session's driver.
+        if ttl is False:
+            return super().get_lock_guard(ttl)
+        return CacheLock(self._lock_key(), self.cache, ttl, self._session_lock_driver())
+
     def _session_lock_driver(self) -> LockDriver | None:
-        # The single layout is for rolling upgrades: on Redis, exclude 2.x
-        # writers too, by taking the lock they take as well.
+        """The driver to lock with, if not the cache's own. The single layout
+        is for rolling upgrades: on Redis, exclude 2.x writers too, by taking
+        the lock they take as well."""
         if self.layout == LAYOUT_SINGLE and isinstance(self._lock_driver(), RedisLockDriver):
             return legacy_driver(self.cache).named(self.get_lock_name())
         return None

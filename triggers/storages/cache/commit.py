@@ -134,7 +134,7 @@ class UnlockedTry:
             committed_heads.turn(self.identity).acquire()
             # Another thread may have committed while this one waited its turn.
             self.known = _newer(self.known, committed_heads.get(self.identity), keys.witness) or {}
-        mutex = storage._object_mutex()
+        mutex = storage.object_mutex()
         mutex.acquire()
         try:
             storage._mark_held(self)
@@ -165,7 +165,7 @@ class UnlockedTry:
                 storage.invalidate_cache()
             return False
         finally:
-            storage._object_mutex().release()
+            storage.object_mutex().release()
             self._end_turn()
 
 
