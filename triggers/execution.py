@@ -92,7 +92,7 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     name = context.instance_name
     manager = context.manager  # on the one storage object of this run
     try:
-        instance, task_cls = manager._change_instance(name, functools.partial(_begin, context))
+        instance, task_cls = manager.change_instance(name, functools.partial(_begin, context))
     except _NotScheduled as not_scheduled:
         # Delivered twice, or the operator moved it on meanwhile: never run twice.
         logger.warning("not running %s: it is %s, not scheduled", name, not_scheduled.status)
@@ -102,11 +102,10 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         raise task_cls  # recorded on the instance with its commit
 
     task_obj = task_cls(context)
-    task_obj._retries = instance.depth
     context.task = task_obj
 
     try:
-        result = task_obj._run(context)
+        result = task_obj.run_body(instance)
     except Retry as retry:  # before StatusChange: a Retry is one
         _retry(context, task_obj, retry, instance)
         return None
@@ -171,9 +170,9 @@ def _begin(
         task_cls = task_classes.get_task(task_name)
     except Exception as exc:
         metadata = _exception_metadata(exc, context, task_name, "resolve")
-        manager._set_status(instance, TaskInstance.STATUS_FAILED, metadata)
+        manager.set_status(instance, TaskInstance.STATUS_FAILED, metadata)
         return instance, exc
-    manager._set_status(
+    manager.set_status(
         instance,
         TaskInstance.STATUS_RUNNING,
         {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs},
@@ -202,7 +201,7 @@ def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: 
 def _runner_delays_by_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
     """Whether the replay's runner holds it back by its cooldown itself (a broker's countdown)."""
     try:
-        runner = context.manager._runner_for(instance)
+        runner = context.manager.runner_for(instance)
     except Exception:  # no runner: the replay fails at dispatch, with the error recorded
         return False
     return bool(getattr(runner, "delays_by_cooldown", False))

@@ -33,9 +33,9 @@ def apply_trigger(
     latest = storage.latest_kwargs
     instances = storage.instances
     ready: list[TaskInstance] = []
-    for config in storage._tasks_using_trigger(trigger_name):
+    for config in storage.tasks_using_trigger(trigger_name):
         if instances.count_of_task(config.name):
-            candidates = storage._schedulable_instances_of_task(config.name)
+            candidates = storage.schedulable_instances_of_task(config.name)
             taken = False
             for instance in candidates:
                 if instance.apply_trigger(trigger_name, trigger_kwargs):

@@ -93,7 +93,7 @@ class TriggerManager:
         """
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
-                new = self.storage._stored_nothing()
+                new = self.storage.stored_nothing()
                 self.storage.update_configuration(config)
                 self.storage.save()
         self._events.send(self, new_session=new)
@@ -108,7 +108,7 @@ class TriggerManager:
         storage = self.storage
         for attempt in self._events.tries(storage.attempts()):
             with attempt:
-                new = storage._stored_nothing()
+                new = storage.stored_nothing()
                 firing = self._fire_here(trigger_name, kwargs, utc_now())
                 storage.save()
         self._events.send(self, new_session=new)
@@ -141,10 +141,13 @@ class TriggerManager:
         self, trigger_name: str, trigger_kwargs: dict[str, Any], now: datetime
     ) -> list[TaskInstance]:
         """Offer a firing to every task that listens to it; the instances it readied."""
-        return apply_trigger(self.storage, trigger_name, trigger_kwargs, now, self._set_status)
+        return apply_trigger(self.storage, trigger_name, trigger_kwargs, now, self.set_status)
 
     # ------------------------------------------------------------ dispatch
-    def _runner_for(self, instance: TaskInstance, default: str | None = None) -> TaskRunner:
+    def runner_for(self, instance: TaskInstance, default: str | None = None) -> TaskRunner:
+        """The runner that runs ``instance``: its task's ``using``, else ``default``,
+        else the manager's default (one object per key, kept by this manager).
+        Raises what the ``task_runners`` registry raises for an unknown key."""
         key = instance.config.using or default or self.default_task_runner_name
         runner = self._runners.get(key)
         if runner is None:
@@ -162,14 +165,14 @@ class TriggerManager:
             if default is None and not instance.config.using:
                 default = self.default_task_runner_name
             try:
-                runner = self._runner_for(instance, default)
+                runner = self.runner_for(instance, default)
             except Exception as exc:
                 failures[instance.name] = exc
-                self._set_status(
+                self.set_status(
                     instance, TaskInstance.STATUS_FAILED, self._failure_metadata(exc, "runner"), now
                 )
                 continue
-            self._set_status(instance, TaskInstance.STATUS_SCHEDULED, now=now)
+            self.set_status(instance, TaskInstance.STATUS_SCHEDULED, now=now)
             runners.append((runner, instance))
         return runners, failures
 
@@ -194,7 +197,7 @@ class TriggerManager:
                 )
         storage = self.storage
         if runners and not storage.has_lock:  # inside a caller's lock, its state is its own
-            with storage._object_mutex():  # threads may share this storage object
+            with storage.object_mutex():  # threads may share this storage object
                 storage.invalidate_cache()
 
     @staticmethod
@@ -207,13 +210,18 @@ class TriggerManager:
         }
 
     # ------------------------------------------------------------ instances
-    def _set_status(
+    def set_status(
         self,
         instance: TaskInstance,
         status: str,
         metadata: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> None:
+        """Inside one of this manager's commits (``change_instance``'s change):
+        set a loaded instance's status, merge ``metadata`` and stamp the times
+        (``now``, default the current time), and note the change for the
+        signals sent once the commit lands. It saves nothing and checks
+        nothing: ``update_instance_status`` is the operation for callers."""
         instance.change_status(status, metadata, now)
         self._events.record(instance, status)
 
@@ -242,7 +250,7 @@ class TriggerManager:
             with attempt:
                 instance = self.storage.get_instance(name)
                 now = utc_now()
-                self._set_status(instance, status, metadata, now)
+                self.set_status(instance, status, metadata, now)
                 if cascade:
                     firing = self._fire_here(instance.config.name, dict(kwargs), now)
                 self.storage.save()
@@ -251,13 +259,15 @@ class TriggerManager:
             self._after_fire(firing)
         return instance
 
-    def _change_instance(
+    def change_instance(
         self, instance_or_name: TaskInstance | str, change: Callable[[TaskInstance], T]
     ) -> T:
-        """Apply ``change`` to the stored instance and save, in one commit.
+        """Apply ``change`` to the stored instance and save, in one commit;
+        returns what ``change`` returned.
 
         ``change`` may run more than once (on fresher state each time) and
-        must only change the instance; what it raises propagates, nothing saved.
+        must only change the instance (with ``set_status`` for its status);
+        what it raises propagates, nothing saved.
         """
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
@@ -278,7 +288,7 @@ class TriggerManager:
             instance.merge_metadata(checked)
             return instance
 
-        return self._change_instance(name, merge)
+        return self.change_instance(name, merge)
 
     @renamed_keywords(task_instance="instance_or_name")
     def mark_instance_logs_resolved(self, instance_or_name: TaskInstance | str) -> TaskInstance:
@@ -313,7 +323,7 @@ class TriggerManager:
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self._failed_instance(name, "replayed")
-                self._set_status(instance, TaskInstance.STATUS_REPLAYED)
+                self.set_status(instance, TaskInstance.STATUS_REPLAYED)
                 clone = self.storage.clone_instance(instance)
                 clone.metadata[TaskInstance.META_TIMESTAMPS] = {
                     TaskInstance.TIMESTAMP_CREATED: utc_now()
@@ -347,7 +357,7 @@ class TriggerManager:
             with attempt:
                 instance = self._failed_instance(name, "skipped")
                 now = utc_now()
-                self._set_status(
+                self.set_status(
                     instance,
                     TaskInstance.STATUS_SKIPPED,
                     {"cascade": cascade, "result": dict(result or {})},

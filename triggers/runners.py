@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
@@ -50,6 +50,7 @@ __all__ = [
     "CeleryUnavailable",
     "EagerModeRefused",
     "SynchronousTaskRunner",
+    "TaskThreads",
     "ThreadingTaskRunner",
     "autodiscover_celery_tasks",
     "merge_kwargs",
@@ -87,6 +88,48 @@ class SynchronousTaskRunner(BaseTaskRunner):
             logger.error("task instance %s failed", task_instance.name, exc_info=True)
 
 
+class TaskThreads:
+    """The task threads of this process, which every ThreadingTaskRunner shares
+    (so ``join_all()`` sees them all), and which thread is one of them."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every thread. In a forked child, the parent's threads do not
+        exist, and the lock may have been held by one of them at the fork."""
+        self.lock = threading.Lock()
+        self.threads: set[threading.Thread] = set()
+        self.local = threading.local()
+
+    def add(self, thread: threading.Thread) -> None:
+        with self.lock:
+            self.threads.add(thread)
+
+    def discard(self, thread: threading.Thread) -> None:
+        with self.lock:
+            self.threads.discard(thread)
+
+    def running(self) -> list[threading.Thread]:
+        """Tracked threads that have not finished, by name."""
+        with self.lock:
+            return sorted(self.threads, key=lambda t: t.name)
+
+    def mark_current(self) -> None:
+        """Mark the calling thread as a task thread."""
+        self.local.is_task_thread = True
+
+    def is_current(self) -> bool:
+        """Whether the calling thread was marked as a task thread."""
+        return bool(getattr(self.local, "is_task_thread", False))
+
+
+#: the process's task threads
+task_threads = TaskThreads()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=task_threads.reset)
+
+
 class ThreadingTaskRunner(BaseTaskRunner):
     """Runs each task in a new thread of the current process.
 
@@ -99,11 +142,6 @@ class ThreadingTaskRunner(BaseTaskRunner):
     name = "threading"
     triggers__registry_key = "threading"
 
-    # Shared by every instance (and subclass): join_all() must see them all.
-    _threads: ClassVar[set[threading.Thread]] = set()
-    _threads_lock: ClassVar[threading.Lock] = threading.Lock()
-    _local: ClassVar[threading.local] = threading.local()
-
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         payload = self._prepare_task_kwargs(manager, task_instance)
         thread = threading.Thread(
@@ -111,21 +149,17 @@ class ThreadingTaskRunner(BaseTaskRunner):
             args=(payload,),
             name=f"triggers:{manager.storage.uid}:{task_instance.name}",
         )
-        cls = ThreadingTaskRunner
         # Tracked before it starts, so a join_all() running now cannot miss it.
-        with cls._threads_lock:
-            cls._threads.add(thread)
+        task_threads.add(thread)
         try:
             thread.start()
         except BaseException:
-            with cls._threads_lock:
-                cls._threads.discard(thread)
+            task_threads.discard(thread)
             raise
 
     @staticmethod
     def _run_in_thread(payload: dict[str, Any]) -> None:
-        cls = ThreadingTaskRunner
-        cls._local.is_task_thread = True
+        task_threads.mark_current()
         try:
             run_task(payload)
         except Exception:
@@ -136,19 +170,17 @@ class ThreadingTaskRunner(BaseTaskRunner):
                 connections.close_all()
             finally:
                 # Any cascade this task started was tracked before this point.
-                with cls._threads_lock:
-                    cls._threads.discard(threading.current_thread())
+                task_threads.discard(threading.current_thread())
 
     @classmethod
     def is_task_thread(cls) -> bool:
         """Whether the calling thread is one this runner started."""
-        return bool(getattr(ThreadingTaskRunner._local, "is_task_thread", False))
+        return task_threads.is_current()
 
     @classmethod
     def running_threads(cls) -> list[threading.Thread]:
         """Task threads started and not finished yet."""
-        with ThreadingTaskRunner._threads_lock:
-            return sorted(ThreadingTaskRunner._threads, key=lambda t: t.name)
+        return task_threads.running()
 
     @classmethod
     def join_all(cls, timeout: float | None = None) -> None:
@@ -180,15 +212,3 @@ class ThreadingTaskRunner(BaseTaskRunner):
                 if deadline is not None and time.monotonic() >= deadline and thread.is_alive():
                     alive = ", ".join(t.name for t in cls.running_threads())
                     raise TimeoutError(f"task threads still running after {timeout}s: {alive}")
-
-    @staticmethod
-    def _after_fork_in_child() -> None:
-        # The parent's threads do not exist in a forked child, and the lock
-        # may have been held by one of them at the moment of the fork.
-        ThreadingTaskRunner._threads_lock = threading.Lock()
-        ThreadingTaskRunner._threads = set()
-        ThreadingTaskRunner._local = threading.local()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=ThreadingTaskRunner._after_fork_in_child)

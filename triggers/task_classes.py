@@ -198,6 +198,13 @@ class TriggerTask:
     def logger(self) -> TaskLogger:
         return self.context.logger
 
+    def run_body(self, instance: TaskInstance) -> Mapping[str, Any] | None:
+        """Run the body, ``_run(context)``, for ``instance`` as it was when
+        its run began (its depth is how many times it was retried): what
+        :func:`triggers.execution.run_task` calls. Not to be overridden."""
+        self._retries = instance.depth
+        return self._run(self.context)
+
     def _run(self, context: TaskContext) -> Mapping[str, Any] | None:
         raise NotImplementedError(f"{type(self).__qualname__} must implement _run(context)")
 

@@ -82,7 +82,7 @@ class TaskConfig:
         if type(definition) is dict:
             config = cls._from_plain(name, definition, copy_params=False)
             if config is not None:
-                return config._checked_names()
+                return _checked_names(config)
         try:
             fields = dict(definition)
         except Exception as exc:  # a mapping whose items cannot be read
@@ -96,17 +96,7 @@ class TaskConfig:
             if required not in fields:
                 raise InvalidTaskConfig(name, f"missing {required!r}")
         fields.pop("name", None)
-        return cls(name=name, **fields)._checked_names()
-
-    def _checked_names(self) -> TaskConfig:
-        """This config, if every name in it is valid Unicode (else InvalidTaskConfig)."""
-        for field, value in (("run", self.run), ("using", self.using), ("andEvery", self.and_every)):
-            if value is not None and not is_name(value):
-                raise InvalidTaskConfig(self.name, f"{field!r} is not valid Unicode: {safe_repr(value)}")
-        for trigger in (*self.after, *self.unless):
-            if not is_name(trigger):
-                raise InvalidTaskConfig(self.name, f"trigger {safe_repr(trigger)} is not valid Unicode")
-        return self
+        return _checked_names(cls(name=name, **fields))
 
     _SERIALIZED_KEYS = frozenset({"after", "andEvery", "run", "unless", "using", "withParams"})
 
@@ -204,6 +194,17 @@ class TaskConfig:
 
     def __repr__(self) -> str:
         return f"TaskConfig({self.name!r}, after={self.after_sorted!r}, run={self.run!r})"
+
+
+def _checked_names(config: TaskConfig) -> TaskConfig:
+    """``config``, if every name in it is valid Unicode (else InvalidTaskConfig)."""
+    for field, value in (("run", config.run), ("using", config.using), ("andEvery", config.and_every)):
+        if value is not None and not is_name(value):
+            raise InvalidTaskConfig(config.name, f"{field!r} is not valid Unicode: {safe_repr(value)}")
+    for trigger in (*config.after, *config.unless):
+        if not is_name(trigger):
+            raise InvalidTaskConfig(config.name, f"trigger {safe_repr(trigger)} is not valid Unicode")
+    return config
 
 
 class TaskInstance:

@@ -8,10 +8,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import LockAcquisitionFailed
-from .drivers.base import LockDriver
 from .failures import DECODE_ERRORS
 from .lock import Block, CacheLike, CacheLock, NoLock, Ttl, check_block
-from .writes import NO_WRITES, WriteGuard, Writes
+from .writes import NO_WRITES, LockGuard, WriteGuard, Writes
 
 __all__ = ["Lockable"]
 
@@ -20,14 +19,36 @@ class Lockable:
     """Gives an object a re-entrant, per-thread lock named after it.
 
     Subclasses say which key (``get_lock_name``) and which cache
-    (``get_lock_backend``) hold it, and may react to taking and dropping it.
+    (``get_lock_backend``) hold it; one that locks some other way says so
+    with ``get_lock_guard``, the only hook that needs. The private hooks
+    below (``_lock_read_keys``, ``_on_lock_acquired``, ...) are optional
+    refinements an object makes on itself.
     """
 
     def get_lock_name(self) -> str:
         raise NotImplementedError
 
     def get_lock_backend(self) -> CacheLike:
+        """The cache the default guard locks in (an alias or a cache object)."""
         return "default"
+
+    def get_lock_guard(self, ttl: Ttl) -> LockGuard:
+        """A new guard for one acquisition of this object's lock, not taken yet.
+
+        ``acquire_lock()`` calls it once per outermost acquisition (never on
+        re-entry), then takes, holds and releases what it returns (see
+        :class:`~triggers.locking.writes.LockGuard`). ``ttl`` is
+        ``acquire_lock()``'s: True (the backend's default lifetime), None (no
+        expiry), seconds, or False: take no lock, but still write what the
+        block saves. The default locks in ``get_lock_backend()`` under
+        ``_lock_key()`` (``get_lock_name()``): a
+        :class:`~triggers.locking.CacheLock`, or a
+        :class:`~triggers.locking.NoLock` for ``ttl=False``. Override it to
+        lock elsewhere: a database backend can lock its own rows.
+        """
+        if ttl is False:
+            return NoLock(self._lock_key(), self.get_lock_backend())
+        return CacheLock(self._lock_key(), self.get_lock_backend(), ttl)
 
     def _lock_key(self) -> str:
         """The key the lock is held in (``get_lock_name()`` unless a subclass keeps it elsewhere)."""
@@ -39,9 +60,13 @@ class Lockable:
             local = self.__dict__.setdefault("_triggers_lock_local", threading.local())
         return local
 
-    def _object_mutex(self) -> threading.RLock:
+    def object_mutex(self) -> threading.RLock:
         """Serializes, within a process, the threads that share this object:
-        they share its loaded state, which one thread's work replaces."""
+        they share its loaded state, which one thread's work replaces.
+
+        ``acquire_lock()`` and every try of ``attempts()`` hold it; hold it
+        to change what the object has loaded outside them (to drop it, say).
+        """
         mutex: threading.RLock | None = self.__dict__.get("_triggers_object_mutex")
         if mutex is None:
             mutex = self.__dict__.setdefault("_triggers_object_mutex", threading.RLock())
@@ -61,10 +86,6 @@ class Lockable:
     def _guard(self) -> WriteGuard | None:
         """What this thread works on this object under (a lock, or a try), if anything."""
         return getattr(self._lock_local(), "guard", None)
-
-    def _session_lock_driver(self) -> LockDriver | None:
-        """The driver to lock with, if not the cache's own (see the single layout)."""
-        return None
 
     def _lock_read_keys(self) -> Sequence[str]:
         """Keys worth reading in the same round trip that takes the lock."""
@@ -97,20 +118,14 @@ class Lockable:
                 local.depth -= 1
             return
         check_block(block)
-        mutex = self._object_mutex()
+        mutex = self.object_mutex()
         if not (mutex.acquire() if block is True else mutex.acquire(timeout=float(block))):
             # Another thread of this process works on this very object.
             raise LockAcquisitionFailed(
                 self._lock_key(), None if block is False else float(block)
             )
         try:
-            lock: CacheLock | NoLock
-            if ttl is False:
-                lock = NoLock(self._lock_key(), self.get_lock_backend())
-            else:
-                lock = CacheLock(
-                    self._lock_key(), self.get_lock_backend(), ttl, self._session_lock_driver()
-                )
+            lock = self.get_lock_guard(ttl)
             read = list(self._lock_read_keys())
             try:
                 prefetched = lock.acquire(block, read=read)

@@ -13,7 +13,7 @@ that hands back a :class:`CommitResult`. Every guard offers the
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ __all__ = [
     "AttemptAbandoned",
     "CommitGuard",
     "CommitResult",
+    "LockGuard",
     "Outcome",
     "WriteGuard",
     "Writes",
@@ -124,3 +125,23 @@ class WriteGuard(Protocol):
 
     def release(self, writes: Writes = NO_WRITES) -> bool:
         """Make ``writes`` and end the guard; False if there was nothing to let go of."""
+
+
+class LockGuard(WriteGuard, Protocol):
+    """What :meth:`Lockable.get_lock_guard` returns: one acquisition of an
+    object's lock, not taken yet.
+
+    :class:`~triggers.locking.CacheLock` and :class:`~triggers.locking.NoLock`
+    are the cache's; a backend that locks elsewhere (its own database rows,
+    say) brings its own. ``acquire()`` takes it and returns the values of the
+    ``read`` keys that are present (keys the object names with
+    ``_lock_read_keys()``: none but the cache backend's, so any other guard
+    returns ``{}``). ``release()`` is given what the block saved and did not
+    write yet: ``NO_WRITES`` unless the storage defers its writes (a backend
+    whose ``_save`` writes at once). ``write()`` is called only by storages
+    that defer their writes, to write them before a re-read.
+    """
+
+    def acquire(self, block: bool | float = True, read: Sequence[str] = ()) -> dict[str, Any]:
+        """Take the lock, waiting as ``block`` says (``LockAcquisitionFailed`` if it cannot)."""
+        ...

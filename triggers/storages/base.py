@@ -2,11 +2,13 @@
 
 A backend only says how to load and save (``_load_from_backend``, ``_save``);
 this class holds the configuration, the instances and the metadata, loads
-them lazily, caches them per object and answers every query.
+them lazily, caches them per object and answers every query. What the
+manager asks of a storage is public here; see :class:`BaseTriggerStorage`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
@@ -28,7 +30,9 @@ from .validation import (
     check_instance_name,
     check_picklable,
     check_storable,
+    check_stored_metadata,
     check_task_name,
+    stored_record_config,
     validate_uid,
 )
 
@@ -47,8 +51,12 @@ storage_backends: EntryPointRegistry[BaseTriggerStorage] = _storage_backends
 class BaseTriggerStorage(Lockable):
     """Holds one session's task configs, instances and metadata.
 
-    Subclasses define ``name``, ``_load_from_backend`` and ``_save``; all
-    else, locking included, works from those three.
+    A backend must define ``name``, ``_load_from_backend`` and ``_save``; all
+    else, locking included, works from those three. What the manager asks
+    of a storage is public, and a backend may override it: ``attempts()``
+    (how an operation commits), the queries of a firing (``stored_nothing``,
+    ``tasks_using_trigger``, ``schedulable_instances_of_task``), for speed,
+    and ``get_lock_guard()`` (from Lockable), to lock its own way.
     """
 
     #: unique identifier of the backend, usually its entry point name
@@ -109,14 +117,7 @@ class BaseTriggerStorage(Lockable):
         )
 
     def _build_metas(self, metas: Any) -> dict[str, Any]:
-        if not isinstance(metas, (dict, Mapping)):
-            raise StorageCorrupted(self.uid, f"metadata must be a dict, not {metas!r}")
-        built: dict[str, Any] = dict(metas)
-        if not isinstance(built.setdefault("latest_kwargs", {}), dict):
-            raise StorageCorrupted(
-                self.uid, f"latest_kwargs must be a dict, not {built['latest_kwargs']!r}"
-            )
-        return built
+        return check_stored_metadata(self.uid, metas)
 
     def _build_configs(self, configs: Mapping[str, Any]) -> dict[str, TaskConfig]:
         return {name: self._build_config(name, data) for name, data in configs.items()}
@@ -147,34 +148,8 @@ class BaseTriggerStorage(Lockable):
 
     def _check_record(self, name: str, data: Any) -> TaskConfig:
         """The config of a stored instance record, if the record is one (else StorageCorrupted)."""
-        if not isinstance(data, (dict, Mapping)) or "task" not in data:
-            raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
         assert self._configs is not None
-        try:
-            config = self._configs[data["task"]]
-        except (KeyError, TypeError):
-            raise StorageCorrupted(
-                self.uid,
-                f"instance {name!r} belongs to task {data['task']!r}, which is not configured",
-            ) from None
-        status = data.get("status")
-        metadata = data.get("metadata")
-        kwargs = data.get("kwargs")
-        abandon_state = data.get("abandonState")
-        if not (
-            (status is None or status in TaskInstance.ALL_STATUSES)
-            and (metadata is None or isinstance(metadata, dict))
-            and (kwargs is None or isinstance(kwargs, dict))
-            and (
-                abandon_state is None
-                or (
-                    isinstance(abandon_state, (list, tuple, set, frozenset))
-                    and all(isinstance(trigger, str) for trigger in abandon_state)
-                )
-            )
-        ):
-            raise StorageCorrupted(self.uid, f"instance {name!r} is stored as {data!r}")
-        return config
+        return stored_record_config(self.uid, self._configs, name, data)
 
     def _load_default_configuration(self) -> Mapping[str, Any] | None:
         """Task definitions for a session the backend knows nothing of."""
@@ -283,13 +258,54 @@ class BaseTriggerStorage(Lockable):
             raise UnknownTask(task_config_or_name, self.uid)
         return self.instances.of_task(name)
 
-    def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+    # ------------------------------------------------- what a firing asks
+    # Each works on any backend, from the loaded state; a backend may
+    # override it for speed (the cache backend reads only what it needs).
+    def tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
         """Tasks whose ``after`` or ``unless`` names the trigger."""
         return [config for config in self.tasks.values() if config.uses_trigger(trigger_name)]
 
-    def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
-        """Instances of the task still unstarted (the only ones a trigger can change)."""
+    def schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+        """The task's instances still unstarted (the only ones a trigger can
+        change), as live objects: the caller changes them, then saves."""
         return [i for i in self.instances.of_task(task_name).values() if i.can_schedule]
+
+    def stored_nothing(self) -> bool:
+        """Whether the backend held nothing of this session when it was read
+        (the manager then reports a new session)."""
+        return not self.tasks and not len(self.instances) and not self.latest_kwargs
+
+    # Their names before they were public. A subclass that overrides an old
+    # name (and not the new one) has its override called under both names.
+    _tasks_using_trigger = tasks_using_trigger
+    _schedulable_instances_of_task = schedulable_instances_of_task
+    _stored_nothing = stored_nothing
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for new in ("tasks_using_trigger", "schedulable_instances_of_task", "stored_nothing"):
+            old = "_" + new
+            if old in cls.__dict__ and new not in cls.__dict__:
+                setattr(cls, new, cls.__dict__[old])  # a backend written before the rename
+            elif new in cls.__dict__ and old not in cls.__dict__:
+                setattr(cls, old, cls.__dict__[new])  # for callers of the old name
+
+    def attempts(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        """Tries at one operation, each committed whole or not at all::
+
+            for attempt in storage.attempts():
+                with attempt:
+                    ...  # read, change, save() once
+
+        Inside a try ``has_lock`` is true and reads start from the state the
+        try commits against; leaving it commits what was saved. A try that
+        cannot commit (the session changed) is followed by another, so the
+        block must only read and change this storage. By default the one try
+        is ``acquire_lock()``. A backend may override this to try cheaper ways
+        first (the cache backend on Redis commits without the lock), the last
+        try being the lock.
+        """
+        yield from super().attempts()
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         unresolved = []
@@ -318,10 +334,6 @@ class BaseTriggerStorage(Lockable):
             if config is not None:
                 instance.config = config
         self._configuration_changed(built)
-
-    def _stored_nothing(self) -> bool:
-        """Whether the backend held nothing of this session when it was read."""
-        return not self.tasks and not len(self.instances) and not self.latest_kwargs
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
         """Hook for backends that index configurations."""

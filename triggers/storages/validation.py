@@ -21,6 +21,7 @@ from ..errors import (
     InvalidArgument,
     InvalidSessionUid,
     InvalidTaskConfig,
+    StorageCorrupted,
     UnknownCache,
     UnknownInstance,
     UnknownStatus,
@@ -44,10 +45,12 @@ __all__ = [
     "check_metadata",
     "check_status",
     "check_storable",
+    "check_stored_metadata",
     "check_task_name",
     "check_timeout",
     "check_trigger_name",
     "check_trigger_names",
+    "stored_record_config",
     "validate_uid",
 ]
 
@@ -310,3 +313,53 @@ def check_cache(value: object) -> None:
         raise InvalidArgument("cache", value, "must be a cache alias or a Django cache object")
     if str.__str__(value) not in settings.CACHES:
         raise UnknownCache("cache", value, f"is not an alias in CACHES ({sorted(settings.CACHES)})")
+
+
+# --------------------------------------------------------------- read back
+
+
+def check_stored_metadata(uid: str, metas: Any) -> dict[str, Any]:
+    """A session's stored metadata as a new dict holding ``latest_kwargs`` (StorageCorrupted)."""
+    if not isinstance(metas, (dict, Mapping)):
+        raise StorageCorrupted(uid, f"metadata must be a dict, not {metas!r}")
+    built: dict[str, Any] = dict(metas)
+    if not isinstance(built.setdefault("latest_kwargs", {}), dict):
+        raise StorageCorrupted(uid, f"latest_kwargs must be a dict, not {built['latest_kwargs']!r}")
+    return built
+
+
+def stored_record_config(
+    uid: str, configs: Mapping[str, TaskConfig], name: str, data: Any
+) -> TaskConfig:
+    """The config of a stored instance record, if the record is one (else StorageCorrupted)."""
+    if not isinstance(data, (dict, Mapping)) or "task" not in data:
+        raise StorageCorrupted(uid, f"instance {name!r} is stored as {data!r}")
+    try:
+        config = configs[data["task"]]
+    except (KeyError, TypeError):
+        raise StorageCorrupted(
+            uid, f"instance {name!r} belongs to task {data['task']!r}, which is not configured"
+        ) from None
+    if not _stored_fields_are_valid(data):
+        raise StorageCorrupted(uid, f"instance {name!r} is stored as {data!r}")
+    return config
+
+
+def _stored_fields_are_valid(data: Mapping[str, Any]) -> bool:
+    """Whether a stored instance record's fields have the types a TaskInstance takes."""
+    status = data.get("status")
+    metadata = data.get("metadata")
+    kwargs = data.get("kwargs")
+    abandon_state = data.get("abandonState")
+    return (
+        (status is None or status in TaskInstance.ALL_STATUSES)
+        and (metadata is None or isinstance(metadata, dict))
+        and (kwargs is None or isinstance(kwargs, dict))
+        and (
+            abandon_state is None
+            or (
+                isinstance(abandon_state, (list, tuple, set, frozenset))
+                and all(isinstance(trigger, str) for trigger in abandon_state)
+            )
+        )
+    )

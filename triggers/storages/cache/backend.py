@@ -20,12 +20,13 @@ from typing import Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...errors import SessionIncomplete, SessionOverwritten, StorageCorrupted
-from ...locking import CacheLike, LockDriver
+from ...locking import CacheLike, CacheLock, LockDriver
 from ...locking.drivers.redis import RedisLockDriver
 from ...locking.drivers.redis_legacy import LegacyRedisLockDriver, legacy_driver
 from ...locking.failures import reaching
+from ...locking.lock import Ttl
 from ...locking.versions import generation_of, is_version
-from ...locking.writes import Writes
+from ...locking.writes import LockGuard, Writes
 from ...types import TaskConfig, TaskInstance
 from .commit import UnlockedCommits, forget
 from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT
@@ -77,9 +78,16 @@ class CacheStorageBackend(UnlockedCommits, SplitLayout, SingleLayout):
     def get_lock_backend(self) -> CacheLike:
         return self.cache
 
+    def get_lock_guard(self, ttl: Ttl) -> LockGuard:
+        # Held under keys.lock (see _lock_key), through the session's driver.
+        if ttl is False:
+            return super().get_lock_guard(ttl)
+        return CacheLock(self._lock_key(), self.cache, ttl, self._session_lock_driver())
+
     def _session_lock_driver(self) -> LockDriver | None:
-        # The single layout is for rolling upgrades: on Redis, exclude 2.x
-        # writers too, by taking the lock they take as well.
+        """The driver to lock with, if not the cache's own. The single layout
+        is for rolling upgrades: on Redis, exclude 2.x writers too, by taking
+        the lock they take as well."""
         if self._writer.whole_value and isinstance(self._lock_driver(), RedisLockDriver):
             return legacy_driver(self.cache).named(self.get_lock_name())
         return None
@@ -230,22 +238,24 @@ class CacheStorageBackend(UnlockedCommits, SplitLayout, SingleLayout):
             dict(self.metadata),
         )
 
-    def _stored_nothing(self) -> bool:
+    def stored_nothing(self) -> bool:
         self._load()
         return self._read.layout is None
 
     # ------------------------------------------------------------- queries
-    def _schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+    def schedulable_instances_of_task(self, task_name: str) -> list[TaskInstance]:
+        # Only the records of the task's open instances are read.
         layout = self._read.layout
         if layout is None:
-            return super()._schedulable_instances_of_task(task_name)
+            return super().schedulable_instances_of_task(task_name)
         return layout.schedulable_instances(task_name)
 
-    def _tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+    def tasks_using_trigger(self, trigger_name: str) -> list[TaskConfig]:
+        # From the task table's index of triggers, without building every config.
         self._load()
         layout = self._read.layout
         if layout is None or layout.tasks_using_trigger is None:
-            return super()._tasks_using_trigger(trigger_name)
+            return super().tasks_using_trigger(trigger_name)
         return layout.tasks_using_trigger(trigger_name)
 
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:

@@ -135,7 +135,7 @@ class UnlockedCommits(CacheSessionState):
             # Another thread may have committed while this one waited its turn.
             shared = committed_heads.get(identity)
             attempt.known = _newer(attempt.known, shared, self.keys.witness) or Known()
-        mutex = self._object_mutex()
+        mutex = self.object_mutex()
         mutex.acquire()
         try:
             self._mark_held(attempt)
@@ -161,7 +161,7 @@ class UnlockedCommits(CacheSessionState):
                 self.invalidate_cache()
             return False
         finally:
-            self._object_mutex().release()
+            self.object_mutex().release()
             _end_turn(attempt.identity)
 
     def commit_try(self, attempt: UnlockedTry, writes: Writes) -> bool:
