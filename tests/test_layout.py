@@ -87,3 +87,47 @@ def test_no_module_over_the_size_limit():
     }
     over = {name: size for name, size in sizes.items() if size > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"
+
+
+def _table_order():
+    """The modules in the order the table of ``docs/layout.rst`` lists them."""
+    page = PACKAGE.parent / "docs" / "layout.rst"
+    order = []
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("``triggers"):
+            order.append(line.split("``")[1])
+    return order
+
+
+def _order_breaches():
+    """Every import of a module below the importer in the table (or not in it)."""
+    modules = _modules()
+    order = _table_order()
+    rank = {name: index for index, name in enumerate(order)}
+    breaches = []
+    for name, path in sorted(modules.items()):
+        if name not in rank:
+            continue
+        for target in sorted(_imports(name, path, modules)):
+            if name.startswith(target + "."):
+                continue  # a submodule's own package
+            if target.startswith(name + "."):
+                continue  # a package re-exporting its modules
+            if rank.get(target, len(order)) > rank[name]:
+                breaches.append(f"{name} imports {target}")
+    return breaches
+
+
+def test_the_layout_page_lists_every_module_once():
+    order = _table_order()
+    assert len(order) == len(set(order)), sorted({n for n in order if order.count(n) > 1})
+    listed = set(order)
+    missing = sorted(set(_modules()) - listed - {"triggers"})
+    assert not missing, f"modules the layout page does not list: {missing}"
+
+
+def test_imports_go_up_the_layout_page():
+    breaches = _order_breaches()
+    assert not breaches, "imports of modules below the importer in docs/layout.rst: " + "; ".join(
+        breaches
+    )
