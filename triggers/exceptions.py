@@ -4,6 +4,8 @@
 whoever records the failure: the failure metadata of a task instance keeps
 it as ``exceptionContext``. Keep the values plain data (strings, numbers,
 lists, dicts), since the metadata is stored in the session's cache.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ name a class. Triggers itself never calls it with stored data: a task
 configuration's ``run`` is looked up among registered tasks only (see
 :func:`triggers.task.get_task`), so whatever a cache holds cannot choose
 which code is imported.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
 """
 
 from __future__ import annotations

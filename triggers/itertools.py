@@ -4,6 +4,8 @@ The recursive merge is the one the runners apply to a task's ``withParams``
 and its instance's kwargs (:func:`triggers.payload.merge_kwargs`), so an
 application that merges kwargs ahead of a fire gets the same result the task
 will see.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
 """
 
 from __future__ import annotations

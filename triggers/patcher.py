@@ -6,6 +6,8 @@ and :meth:`BasePatcher.stop` (from ``setUp`` and ``addCleanup``, say).
 was there: the previous value where the object had one of its own, nothing
 where it had none (the attribute is deleted, so an inherited value shows
 again instead of being frozen as a copy).
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
 """
 
 from __future__ import annotations

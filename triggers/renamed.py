@@ -5,6 +5,8 @@
 names those parameters by what they accept (``instance_or_name``). The
 decorator here lets a function take the 2.x name as well, so keyword
 callers of either version work.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@
 
 This package is named like the standard library's, and every module in it
 imports the standard library's with an absolute ``import logging``.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
 """
 
 from __future__ import annotations

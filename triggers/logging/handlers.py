@@ -1,4 +1,7 @@
-"""Handlers that keep what they were given, for tasks and the tests of tasks."""
+"""Handlers that keep what they were given, for tasks and the tests of tasks.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Loggers for one task run: a logger of its own, and an adapter that adds the run's context."""
+"""Loggers for one task run: a logger of its own, and an adapter that adds the run's context.
+
+2.x shim: kept so that code written for Triggers 2.x keeps working.
+"""
 
 from __future__ import annotations
 
