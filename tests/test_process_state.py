@@ -56,7 +56,7 @@ def redis_session(uid: str) -> tuple[CacheStorageBackend, dict]:
     manager.update_configuration(dict(CONFIG))
     storage = fresh(manager)
     storage.tasks  # noqa: B018  (reads the head and the table)
-    return storage, storage._table
+    return storage, storage._read.table
 
 
 def remembered(storage: CacheStorageBackend) -> bool:
@@ -64,7 +64,7 @@ def remembered(storage: CacheStorageBackend) -> bool:
 
 
 def cached_table(storage: CacheStorageBackend) -> bool:
-    return task_tables.get(storage._head["tasks_version"]) is not None
+    return task_tables.get(storage._read.head["tasks_version"]) is not None
 
 
 # --------------------------------------------------------------------------- the owners
