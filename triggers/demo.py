@@ -281,20 +281,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         fire("pageReceived", {**page, "userAgent": USER_AGENT})
     fire("questionnaireComplete", {"pages": len(PAGES)})
 
-    # What an operator does with failed instances: replay them.
-    for _round in range(0 if args.no_replay else 3):
-        failed = [
-            i
-            for i in CacheStorageBackend(uid).iter_instances()
-            if i.status == TaskInstance.STATUS_FAILED
-        ]
-        if not failed:
-            break
-        for instance in sorted(failed, key=_order):
-            emit(f"> replay {instance.name}")
-            manager.replay_failed_instance(instance.name)
-            ThreadingTaskRunner.join_all()
-
+    if not args.no_replay:
+        _replay_failed(manager, uid, emit)
     storage = CacheStorageBackend(uid)
     instances = sorted(storage.iter_instances(), key=_order)
     print_table(instances, out)
@@ -309,6 +297,22 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         out.write(fit(f"unresolved: {', '.join(unresolved)}") + "\n")
         return 1
     return 0
+
+
+def _replay_failed(manager: DemoManager, uid: str, emit: EventPrinter) -> None:
+    """What an operator does with failed instances: replay them (three rounds at most)."""
+    for _round in range(3):
+        failed = [
+            i
+            for i in CacheStorageBackend(uid).iter_instances()
+            if i.status == TaskInstance.STATUS_FAILED
+        ]
+        if not failed:
+            return
+        for instance in sorted(failed, key=_order):
+            emit(f"> replay {instance.name}")
+            manager.replay_failed_instance(instance.name)
+            ThreadingTaskRunner.join_all()
 
 
 def _order(instance: TaskInstance) -> tuple[int, int, str]:

@@ -118,6 +118,12 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         _mark_failed(context, exc, task_name, "run")
         raise
 
+    return _finish(context, task_name, result)
+
+
+def _finish(context: TaskContext, task_name: str, result: Any) -> dict[str, Any]:
+    """Record a run that returned ``result``: finished, and its result fired."""
+    name = context.instance_name
     if result is None:
         result = {}
     if not isinstance(result, Mapping):
@@ -127,15 +133,15 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         )
         _mark_failed(context, error, task_name, "result")
         raise error
-    result = dict(result)
+    finished: dict[str, Any] = dict(result)
     try:
         # Finished and its result fired, in one commit.
-        manager.update_instance_status(
+        context.manager.update_instance_status(
             name,
             TaskInstance.STATUS_FINISHED,
-            {TaskInstance.META_RESULT: result, TaskInstance.META_LOG_LEVEL: context.log_level},
+            {TaskInstance.META_RESULT: finished, TaskInstance.META_LOG_LEVEL: context.log_level},
             cascade=True,
-            cascade_kwargs=result,
+            cascade_kwargs=finished,
         )
     except DispatchFailed:
         # The instances that could not start were marked failed; this one did finish.
@@ -143,7 +149,7 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     except Exception as exc:  # an unstorable result, most likely
         _mark_failed(context, exc, task_name, "result")
         raise
-    return result
+    return finished
 
 
 class _NotScheduled(Exception):
