@@ -172,7 +172,7 @@ def _begin(
     manager = context.manager
     task_name = instance.config.run
     try:
-        # Looked up on its module at call time, so test helpers can widen it.
+        # Registered tasks only; test helpers widen it through task_fallbacks.
         task_cls = task_classes.get_task(task_name)
     except Exception as exc:
         metadata = _exception_metadata(exc, context, task_name, "resolve")
