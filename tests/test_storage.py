@@ -12,7 +12,7 @@ from triggers.errors import UnknownInstance
 from triggers.locking import LockAcquisitionFailed
 from triggers.types import TaskConfig, TaskInstance
 
-from .conftest import cache_independent
+from .conftest import cache_independent, locmem_in_each_layout
 from .storage_support import (
     CONFIG,
     assert_plain,
@@ -60,6 +60,8 @@ def test_a_session_written_after_construction_is_seen(make):
     assert reader["t_import#0"].kwargs == {"start": {"subject": 7}}
 
 
+# The kit checks a new session's tasks, instances, metadata and latest_kwargs on every cache; the collection's length here.
+@cache_independent
 def test_a_new_session_is_empty(make):
     store = make()
     assert store.tasks == {}
@@ -101,6 +103,8 @@ def test_getitem(stored_session):
     assert instance.kwargs == {"t_import": {}, "pageSaved": {"page": 2}}
 
 
+# Decided from the loaded name index; the kit checks UnknownInstance (a KeyError) for unknown names on every cache.
+@locmem_in_each_layout
 @pytest.mark.parametrize("name", ["nope#0", "t_score#2", "t_score#01", "t_score", "t_import", "", "#0"])
 def test_getitem_unknown_name(stored_session, name, uid):
     with pytest.raises(KeyError) as info:
@@ -221,11 +225,6 @@ def test_clone_instance(make, stored_session):
     assert stored.kwargs == {"t_import": {}, "pageSaved": {"page": 2}}
 
 
-def test_clone_unknown_instance(stored_session):
-    with pytest.raises(UnknownInstance):
-        stored_session.clone_instance("t_score#9")
-
-
 def test_update_configuration_merges_and_is_saved_only_by_save(make, stored_session):
     with stored_session.acquire_lock():
         stored_session.update_configuration(
@@ -259,10 +258,6 @@ def test_update_configuration_without_save_is_lost(make, stored_session):
 
 
 # --------------------------------------------------------------------------- locking
-
-
-def test_lock_name(stored_session, uid):
-    assert stored_session.get_lock_name() == f"triggers:{uid}:lock"
 
 
 def test_acquire_lock_is_reentrant_and_yields_the_storage(make):
@@ -412,6 +407,8 @@ def test_debug_repr_is_plain_data(stored_session):
     assert data["metas"]["note"] == "second save"
 
 
+# A copy of what was loaded; the kit changes a copy and checks the storage on every cache.
+@locmem_in_each_layout
 def test_debug_repr_is_a_copy(stored_session):
     data = stored_session.debug_repr()
     snapshot = copy.deepcopy(data)
@@ -424,6 +421,8 @@ def test_debug_repr_is_a_copy(stored_session):
     assert stored_session.tasks["t_score"].with_params == {"weight": 2}
 
 
+# The class, not the cache: once.
+@cache_independent
 def test_storage_is_a_base_trigger_storage(stored_session):
     assert isinstance(stored_session, BaseTriggerStorage)
     assert CacheStorageBackend.name == "cache"
@@ -474,6 +473,8 @@ def test_default_cache_is_the_default_alias(uid):
     assert set(CacheStorageBackend(uid, cache=caches["default"]).tasks) == set(CONFIG)
 
 
+# The prefix and the uid, whatever the cache: once.
+@cache_independent
 def test_cache_keys(stored_session, uid):
     assert stored_session.cache_key == "triggers.storages.cache:" + uid
 
