@@ -92,6 +92,18 @@ def cache_independent(test):
     return pytest.mark.parametrize("layout", ["split"], indirect=True)(test)
 
 
+def locmem_in_each_layout(test):
+    """Run ``test`` on LocMem only, in both layouts, not in each cache.
+
+    For a test of ``stored_session`` whose outcome is decided from what was
+    loaded (the name index, the task table, an instance's status), past
+    the reads: each layout loads its own way, but no cache can change the
+    outcome once loaded. Reading and writing each cache is the conformance
+    kit's (tests/test_storage_conformance.py) and the storage tests'.
+    """
+    return pytest.mark.parametrize("any_cache", ["locmem"], indirect=True)(test)
+
+
 @pytest.fixture
 def stored_session(any_cache, uid, layout):
     """A new storage object on a populated session (storage_support.populate), in each cache and layout.

@@ -22,7 +22,7 @@ from triggers.errors import (
     safe_repr,
 )
 
-from .conftest import cache_independent
+from .conftest import cache_independent, locmem_in_each_layout
 from .storage_support import CONFIG, fresh, keys_of, populate, sealed_head, stored_head
 
 EXTRA_NAMES = ("nope#0", "t_report#0", "t_import#1", "t_score#2")
@@ -43,6 +43,8 @@ class Unchanged:
 # --------------------------------------------------------------------------- unknown names
 
 
+# Decided from the loaded name index; the kit refuses an unknown instance to update_instance_status on every cache.
+@locmem_in_each_layout
 @pytest.mark.parametrize("name", ["nope#0", "t_score#7", "t_score"])
 def test_unknown_instance_in_update_instance_status(stored_session, name, uid):
     unchanged = Unchanged(stored_session)
@@ -63,6 +65,8 @@ def test_unknown_instance_in_update_instance_status(stored_session, name, uid):
     unchanged.check()
 
 
+# Decided from the loaded task table and name index; the kit refuses both unknown names on every cache.
+@locmem_in_each_layout
 def test_unknown_task_in_create_instance(stored_session, uid):
     unchanged = Unchanged(stored_session)
     with pytest.raises(UnknownTask) as info:
@@ -91,6 +95,8 @@ def test_status_that_does_not_exist(stored_session, uid):
     unchanged.check()
 
 
+# Decided from the loaded instance's status; the kit refuses skip/replay of an unstarted one on every cache.
+@locmem_in_each_layout
 def test_skip_or_replay_of_an_instance_that_did_not_fail(stored_session):
     unchanged = Unchanged(stored_session)
     manager = TriggerManager(stored_session)
@@ -589,6 +595,8 @@ def test_unhashable_or_non_str_status(stored_session, status):
     unchanged.check()
 
 
+# Refused by check_configuration before any read or write; pickling a save on every cache is tested below.
+@cache_independent
 @pytest.mark.parametrize("key", ["description", "withParams"])
 def test_unpicklable_value_in_a_definition(stored_session, uid, key):
     """Under a key the package does not know (kept as it is) or in withParams; on a stored session and a new one."""

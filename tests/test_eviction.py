@@ -134,45 +134,68 @@ def test_several_records_gone_are_all_named(any_cache, uid):
 LIFETIME = 4  # seconds; the session must outlive its first records by far
 
 
-def _keep_busy(alias, uid):
-    """Save a session every second for longer than its timeout.
+def _keep_busy(aliases, uid):
+    """Save a session in each of ``aliases`` every second for longer than its timeout.
 
-    Returns what a fresh reader found, what it should have found, and the
-    longest wait between the start of one save and the next read. The
-    promise under test holds while that wait stays within half the timeout.
+    The sessions are kept busy together, so that the caches wait out the
+    timeout once between them. Returns, for each alias, what a fresh reader
+    found, what it should have found, and the longest wait between the start
+    of one save and the next read. The promise under test holds while that
+    wait stays within half the timeout.
     """
-    store = populate(CacheStorageBackend(uid, cache=alias, timeout=LIFETIME))
-    saved = time.time()
-    expected = fresh(store).debug_repr()
-    longest = 0.0
+    stores, saved, expected, longest = {}, {}, {}, {}
+    for alias in aliases:
+        stores[alias] = populate(CacheStorageBackend(f"{uid}-{alias}", cache=alias, timeout=LIFETIME))
+        saved[alias] = time.time()
+        expected[alias] = fresh(stores[alias]).debug_repr()
+        longest[alias] = 0.0
     for beat in range(LIFETIME + 2):
         time.sleep(1)
-        with store.acquire_lock():
-            longest = max(longest, time.time() - saved)
-            store.metadata["beat"] = beat
-            saved = time.time()
-            store.save()
-        expected["metas"]["beat"] = beat
-    found = fresh(store).debug_repr()
-    return found, expected, max(longest, time.time() - saved)
+        for alias, store in stores.items():
+            with store.acquire_lock():
+                longest[alias] = max(longest[alias], time.time() - saved[alias])
+                store.metadata["beat"] = beat
+                saved[alias] = time.time()
+                store.save()
+            expected[alias]["metas"]["beat"] = beat
+    return {
+        alias: (fresh(store).debug_repr(), expected[alias], max(longest[alias], time.time() - saved[alias]))
+        for alias, store in stores.items()
+    }
 
 
-@pytest.mark.parametrize("alias", ["locmem", "redis", "memcached", "db_sqlite"])
-def test_untouched_records_outlive_a_busy_head(request, alias, uid):
+@pytest.mark.db_cache
+def test_untouched_records_outlive_a_busy_head(request, uid):
     """A session saved at least once per half timeout never expires, although
-    its first records were written once, longer than the timeout ago."""
+    its first records were written once, longer than the timeout ago.
+
+    On locmem, redis, memcached and db_sqlite, kept busy together: one wait
+    for all caches instead of one per cache (a cache whose service is absent
+    is left out, and the test then reports it as skipped).
+    """
     from .conftest import prepare_cache
 
-    prepare_cache(request, alias)
-    waits = []
+    aliases, absent = [], []
+    for alias in ["locmem", "redis", "memcached", "db_sqlite"]:
+        try:
+            aliases.append(prepare_cache(request, alias))
+        except pytest.skip.Exception as skipped:
+            absent.append(str(skipped))
+    waits = {alias: [] for alias in aliases}
     for attempt in range(3):
-        found, expected, longest = _keep_busy(alias, f"{uid}-{attempt}")
-        if longest <= LIFETIME / 2:
-            assert found == expected
-            return
-        # The machine stalled past the promise: expiry was allowed. Again.
-        waits.append(round(longest, 2))
-    pytest.fail(f"no run kept every save within {LIFETIME / 2} s of the last: {waits}")
+        if not aliases:
+            break
+        outcomes = _keep_busy(aliases, f"{uid}-{attempt}")
+        for alias, (found, expected, longest) in outcomes.items():
+            if longest <= LIFETIME / 2:
+                assert found == expected, alias
+                aliases.remove(alias)
+            else:
+                # The machine stalled past the promise: expiry was allowed. Again.
+                waits[alias].append(round(longest, 2))
+    assert not aliases, f"no run kept every save within {LIFETIME / 2} s of the last: {waits}"
+    if absent:
+        pytest.skip("; ".join(absent))
 
 
 def test_task_table_gone(any_cache, uid):
