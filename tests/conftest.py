@@ -75,6 +75,19 @@ def shared_cache(request):
     return prepare_cache(request, request.param)
 
 
+@pytest.fixture(scope="module")
+def plugin():
+    """The test plugin's module (its entry points must be installed)."""
+    try:
+        import triggers_test_plugin
+    except ImportError:
+        message = "the test plugin is not installed: pip install ./tests/plugin_pkg"
+        if os.environ.get("TRIGGERS_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return triggers_test_plugin
+
+
 @pytest.fixture(params=["split", "single"])
 def layout(request):
     """Each layout a cache session can be written in."""

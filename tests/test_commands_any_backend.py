@@ -13,7 +13,6 @@ registry there, and the refusals).
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -28,19 +27,6 @@ from tests.ops_support import (
 from triggers import TriggerManager, demo, storage_backends
 
 DICT = ("--storage", "dict")
-
-
-@pytest.fixture(scope="module")
-def plugin():
-    """The test plugin's module (its entry points must be installed)."""
-    try:
-        import triggers_test_plugin
-    except ImportError:
-        message = "the test plugin is not installed: pip install ./tests/plugin_pkg"
-        if os.environ.get("TRIGGERS_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return triggers_test_plugin
 
 
 @pytest.fixture

@@ -18,19 +18,6 @@ from triggers.runners import BaseTaskRunner, ThreadingTaskRunner, task_runners
 from triggers.storages.base import BaseTriggerStorage
 
 
-@pytest.fixture(scope="module")
-def plugin():
-    """The test plugin's module (its entry points must be installed)."""
-    try:
-        import triggers_test_plugin
-    except ImportError:
-        message = "the test plugin is not installed: pip install ./tests/plugin_pkg"
-        if os.environ.get("TRIGGERS_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return triggers_test_plugin
-
-
 def expected(plugin):
     """(registry, entry point group, key -> class it must give) for each registry."""
     return [

@@ -45,15 +45,8 @@ class CacheStorageBackend(UnlockedCommits, SplitLayout, SingleLayout):
     name = "cache"
     triggers__registry_key = "cache"
 
-    def __init__(
-        self,
-        uid: str,
-        cache: CacheLike | None = None,
-        timeout: Any = DEFAULT_TIMEOUT,
-        layout: str | None = None,
-    ) -> None:
-        super().__init__(uid, cache, timeout, layout)
-        self._layouts = Layouts(
+    def _make_layouts(self) -> Layouts:
+        return Layouts(
             split=Layout(
                 name=LAYOUT_SPLIT,
                 install=self._split_install,
@@ -71,8 +64,6 @@ class CacheStorageBackend(UnlockedCommits, SplitLayout, SingleLayout):
                 whole_value=True,
             ),
         )
-        #: the layout this object writes, chosen once
-        self._writer = self._layouts.named(self.layout)
 
     # ------------------------------------------------------------- locking
     def get_lock_backend(self) -> CacheLike:

@@ -38,8 +38,6 @@ class CacheSessionState(BaseTriggerStorage):
 
     KEY_PREFIX = KEY_PREFIX
 
-    #: every layout, bound to this object (set by the storage class, which has them all)
-    _layouts: Layouts
 
     def __init__(
         self,
@@ -67,6 +65,9 @@ class CacheSessionState(BaseTriggerStorage):
         self._known: Known | None = Known()
         #: what the last read found, and what saves since made of it
         self._read = ReadState()
+        #: every layout, bound to this object; the one it writes, chosen once
+        self._layouts = self._make_layouts()
+        self._writer = self._layouts.named(self.layout)
 
     # ------------------------------------------------------------- keys
     @functools.cached_property
@@ -134,6 +135,10 @@ class CacheSessionState(BaseTriggerStorage):
         return self._lock_driver() or write_driver(self.cache)
 
     # ------------------------------------------------------------- shared by the parts
+    def _make_layouts(self) -> Layouts:
+        """Every layout, bound to this object (the storage class has them all)."""
+        raise NotImplementedError
+
     def _reset(self) -> None:
         """Forget what was read (the next read starts afresh)."""
         self._read = ReadState()
