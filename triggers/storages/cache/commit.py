@@ -38,17 +38,13 @@ from .committed import committed_heads, generation, pickled_records
 from .read_state import Known
 from .state import CacheSessionState
 
-__all__ = ["Encoded", "UnlockedCommits", "UnlockedTry", "forget"]
+__all__ = ["UnlockedCommits", "UnlockedTry", "forget"]
 
 #: tries without the lock before an operation takes it: the first on what
 #: the storage knows, each next one on what the failed commit brought back
 UNLOCKED_TRIES = 6
 #: how long a try that found the lock held waits before reading again (s)
 LOCKED_PAUSE = 0.0003
-
-
-class Encoded(bytes):
-    """A value as the cache client encoded it (decoded afresh for each use)."""
 
 
 class UnlockedTry:
@@ -204,7 +200,8 @@ class UnlockedCommits(CacheSessionState):
             loaded = self.instances.loaded
             records = pickled_records({n: i.serialize() for n, i in loaded.items()})
         self._known = Known(
-            {keys.witness: read.saved_witness, keys.head: Encoded(head)},
+            # The head as encoded: bytes are decoded afresh by each try that starts here.
+            {keys.witness: read.saved_witness, keys.head: head},
             records,
             hashlib.sha1(head).hexdigest(),
         )
