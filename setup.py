@@ -65,6 +65,7 @@ setup(
     entry_points={
         "triggers.storages": [
             "cache = triggers.storages.cache:CacheStorageBackend",
+            "database = triggers.storages.database:DatabaseStorageBackend",
         ],
         "triggers.managers": [
             "default = triggers.manager:TriggerManager",

@@ -32,6 +32,8 @@ def _address(service):
     if service == "memcached":
         host, _, port = settings.MEMCACHED.partition(":")
         return host, int(port or 11211)
+    if service == "mariadb":
+        return settings.MARIADB_HOST, settings.MARIADB_PORT
     return settings.PG_HOST, settings.PG_PORT
 
 

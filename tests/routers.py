@@ -1,4 +1,5 @@
-"""Puts the PostgreSQL cache table in the "pg" database, the SQLite one in "default"."""
+"""Puts the PostgreSQL cache table in the "pg" database, the SQLite one in "default";
+the database storage backend's tables go in both."""
 
 PG_TABLE = "triggers_cache_pg"
 SQLITE_TABLE = "triggers_cache_sqlite"
@@ -29,6 +30,6 @@ class CacheTableRouter:
             return db == "pg"
         if table == SQLITE_TABLE:
             return db == "default"
-        if db == "pg":
-            return False
+        if db != "default":
+            return app_label == "triggers"  # the database storage backend's tables
         return None

@@ -5,6 +5,7 @@ Services: Redis on 127.0.0.1:6379, Memcached on 127.0.0.1:11211, PostgreSQL on
 TRIGGERS_TEST_REDIS_URL, TRIGGERS_TEST_MEMCACHED and TRIGGERS_TEST_PG_HOST/PORT.
 """
 
+import importlib.util
 import os
 import socket
 import tempfile
@@ -47,6 +48,24 @@ if HAS_PG:
         "HOST": PG_HOST,
         "PORT": PG_PORT,
         "TEST": {"NAME": f"test_triggers_{os.getpid()}"},
+    }
+
+# MariaDB, for the database storage backend's suite (tests/database), where
+# its driver (mysqlclient) is installed.
+MARIADB_HOST = os.environ.get("TRIGGERS_TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = int(os.environ.get("TRIGGERS_TEST_MARIADB_PORT", "3306"))
+HAS_MARIADB = importlib.util.find_spec("MySQLdb") is not None and (
+    REQUIRE_SERVICES or reachable(MARIADB_HOST, MARIADB_PORT)
+)
+if HAS_MARIADB:
+    DATABASES["maria"] = {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "test",
+        "USER": "root",
+        "HOST": MARIADB_HOST,
+        "PORT": MARIADB_PORT,
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"NAME": f"test_triggers_{os.getpid()}", "CHARSET": "utf8mb4"},
     }
 
 # Django culls LocMem and database caches past MAX_ENTRIES (300 by default),
