@@ -33,10 +33,10 @@ from .rows import check_task_row_name, instance_row, loads, stored_record
 from .tries import TransactionTry, transaction_tries
 from .writing import SessionWrite
 
-__all__ = ["DatabaseStorageBackend"]
+__all__ = ["DatabaseStorageBackend", "database_alias"]
 
 
-def _database_alias(using: object) -> str:
+def database_alias(using: object) -> str:
     """The alias sessions are read from and written to (InvalidArgument for an unknown one)."""
     if using is None:
         alias: str = router.db_for_write(Session)
@@ -58,7 +58,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
 
     def __init__(self, uid: str, using: str | None = None) -> None:
         super().__init__(uid)
-        self.using = _database_alias(using)
+        self.using = database_alias(using)
         watch_forks()  # a forked worker opens a connection of its own
         self._using_given = using
         self._row: SessionRow | None = None

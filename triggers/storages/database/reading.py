@@ -26,6 +26,7 @@ _SESSION_FIELDS = (
     "expires",
     "lock_token",
     "lock_expires",
+    "modified",
 )
 
 
@@ -41,6 +42,7 @@ class SessionRow:
     expires: dt.datetime | None = None
     lock_token: str = ""
     lock_expires: dt.datetime | None = None
+    modified: dt.datetime | None = None
     #: the row had expired when it was read: the session starts over
     stale: bool = False
 
@@ -81,11 +83,19 @@ def read_session(using: str, uid: str, for_update: bool = False) -> SessionRow:
     found = list(rows.values_list(*_SESSION_FIELDS))
     if not found:
         return SessionRow()
-    pk, digest, metadata, index, lifetime, expires, token, lock_expires = found[0]
+    pk, digest, metadata, index, lifetime, expires, token, lock_expires, modified = found[0]
     if not isinstance(index, dict):
         raise StorageCorrupted(uid, f"its instance index is {index!r}")
     return SessionRow(
-        pk, digest, bytes(metadata or b""), index, lifetime, expires, token or "", lock_expires
+        pk,
+        digest,
+        bytes(metadata or b""),
+        index,
+        lifetime,
+        expires,
+        token or "",
+        lock_expires,
+        modified,
     )
 
 

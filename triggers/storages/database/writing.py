@@ -31,6 +31,9 @@ __all__ = ["SessionWrite", "session_lifetime"]
 #: a save refreshes the session's expiry once it has aged by this share of
 #: its lifetime (so a session lives at least 99% of it after its last save)
 EXPIRY_SLACK = 0.01
+#: a save that changes only instances leaves the session's last-modified time
+#: alone while it is younger than this (seconds): it is exact to a minute
+MODIFIED_SLACK = 60.0
 _UPDATED_INSTANCE_FIELDS = [f for f in INSTANCE_FIELDS if f != "name"]
 
 
@@ -110,6 +113,7 @@ class SessionWrite:
             self.row = SessionRow(pk=row.pk, lock_token=row.lock_token, lock_expires=row.lock_expires)
         fields = self._session_fields(now)
         row = self.row
+        updated = True
         if not row.exists:
             created = Session.objects.using(self.using).create(
                 uid=self.uid, created=now, modified=now, **fields
@@ -118,12 +122,18 @@ class SessionWrite:
         else:
             assert row.pk is not None
             pk = row.pk
-            if fields or changed or self.fence is not None:
+            updated = bool(fields or self.fence is not None or changed and self._modified_is_old(now))
+            if updated:
                 self._update_session(pk, fields, now)
         self._upsert(pk, changed)
         for name, instance_row_ in changed:
             self.prints[name] = instance_row_.fingerprint
-        return self._after(row, pk, fields)
+        return self._after(row, pk, fields, now, updated)
+
+    def _modified_is_old(self, now: dt.datetime) -> bool:
+        """Whether the session's last-modified time is worth a write of its own."""
+        modified = self.row.modified
+        return modified is None or (now - modified).total_seconds() > MODIFIED_SLACK
 
     def _update_session(self, pk: int, fields: dict[str, Any], now: dt.datetime) -> None:
         rows = Session.objects.using(self.using).filter(pk=pk)
@@ -147,7 +157,9 @@ class SessionWrite:
         )
 
     @staticmethod
-    def _after(row: SessionRow, pk: int, fields: dict[str, Any]) -> SessionRow:
+    def _after(
+        row: SessionRow, pk: int, fields: dict[str, Any], now: dt.datetime, updated: bool
+    ) -> SessionRow:
         return replace(
             row,
             pk=pk,
@@ -158,4 +170,5 @@ class SessionWrite:
             expires=fields.get("expires", row.expires),
             lock_token=fields.get("lock_token", row.lock_token),
             lock_expires=fields.get("lock_expires", row.lock_expires),
+            modified=now if updated else row.modified,
         )
