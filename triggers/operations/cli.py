@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from django.core.management.base import CommandError, CommandParser
 
-from . import actions, delete, dumpcheck, graph, show, transfer, unresolved
+from . import actions, cli_sessions, delete, dumpcheck, graph, show, transfer, unresolved
 from .common import (
     DEFAULT_STORAGE,
     EXIT_BAD_INPUT,
@@ -157,6 +157,12 @@ def _cache(parser: argparse.ArgumentParser) -> None:
         help="the cache alias holding sessions (default: TRIGGERS_CACHE_ALIAS, else 'default');"
         " cache storage backend only",
     )
+    parser.add_argument(
+        "--using",
+        metavar="ALIAS",
+        help="the database alias holding sessions (default: as the database routers say);"
+        " database storage backend only",
+    )
 
 
 def _layout(parser: argparse.ArgumentParser) -> None:
@@ -249,9 +255,22 @@ def _define_all(commands: Any) -> None:
     _cache(p)
     _as_json(p, "print what was deleted as JSON")
 
+    cli_sessions.define(commands, _define)
+
 
 #: the operator commands, in the order their help lists them
-COMMANDS = ("show", "unresolved", "replay", "skip", "fire", "graph", "dump", "load", "delete")
+COMMANDS = (
+    "show",
+    "unresolved",
+    "replay",
+    "skip",
+    "fire",
+    "graph",
+    "dump",
+    "load",
+    "delete",
+    *cli_sessions.COMMANDS,
+)
 
 
 def settings_options(parser: argparse.ArgumentParser, django_admin: bool = False) -> None:

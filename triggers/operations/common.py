@@ -104,6 +104,8 @@ class Place:
     storage: str = DEFAULT_STORAGE
     cache: str | None = None
     layout: str | None = None
+    #: the database alias, for the database storage backend
+    using: str | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], layout: bool = False) -> Place:
@@ -112,6 +114,7 @@ class Place:
             options.get("storage") or DEFAULT_STORAGE,
             options.get("cache"),
             options.get("layout") if layout else None,
+            options.get("using"),
         )
 
 
@@ -140,7 +143,19 @@ def storage_class(place: Place) -> type[BaseTriggerStorage]:
                     f"{option} is an option of the cache storage backend;"
                     f" storage {place.storage!r} ({cls.__name__}) takes none"
                 )
+    if place.using is not None and not takes_database(cls):
+        raise BadInput(
+            f"--using is an option of the database storage backend;"
+            f" storage {place.storage!r} ({cls.__name__}) takes none"
+        )
     return cls
+
+
+def takes_database(cls: type[BaseTriggerStorage]) -> bool:
+    """Whether ``cls`` is the database storage backend (or built on it)."""
+    from ..storages.database import DatabaseStorageBackend  # needs the app registry
+
+    return issubclass(cls, DatabaseStorageBackend)
 
 
 def open_storage(uid: str, place: Place | None = None) -> BaseTriggerStorage:
@@ -155,7 +170,19 @@ def open_storage(uid: str, place: Place | None = None) -> BaseTriggerStorage:
     if issubclass(cls, CacheStorageBackend):
         kwargs = {"cache": cache_alias(place.cache), "layout": place.layout}
         return storage_backends.get(place.storage, uid, **kwargs)
+    if place.using is not None:
+        return storage_backends.get(place.storage, uid, using=database_alias(place.using))
     return storage_backends.get(place.storage, uid)
+
+
+def database_alias(alias: str) -> str:
+    """``alias`` if DATABASES names it, else BadInput naming the ones it does."""
+    from django.conf import settings
+
+    if alias not in settings.DATABASES:
+        known = ", ".join(sorted(settings.DATABASES))
+        raise BadInput(f"no database {alias!r} in DATABASES (databases: {known})")
+    return alias
 
 
 def open_session(uid: str, place: Place | None = None) -> BaseTriggerStorage:
@@ -219,6 +246,22 @@ def instance_order(name: str) -> tuple[str, int, str]:
     if task and number.isdigit():
         return task, int(number), name
     return name, -1, name
+
+
+def read_lines(path: str, option: str) -> list[str]:
+    """The non-blank lines of ``path`` (``-``: standard input), stripped; BadInput
+    naming ``option`` when the file cannot be read as text."""
+    import sys
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{option} {path}: {exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def parse_json(text: str, what: str) -> Any:

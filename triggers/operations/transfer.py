@@ -40,7 +40,17 @@ from .common import (
     open_storage,
 )
 
-__all__ = ["DUMP_FORMAT", "DUMP_VERSION", "dump", "dump_document", "load", "read_document"]
+__all__ = [
+    "DUMP_FORMAT",
+    "DUMP_VERSION",
+    "delete_to_replace",
+    "dump",
+    "dump_document",
+    "has_state",
+    "load",
+    "read_document",
+    "write_new",
+]
 
 DUMP_FORMAT = "triggers-session"
 DUMP_VERSION = 1
@@ -130,11 +140,11 @@ def _session_parts(
     return tasks, instances, metas
 
 
-def _has_state(storage: BaseTriggerStorage) -> bool:
+def has_state(storage: BaseTriggerStorage) -> bool:
     return bool(storage.tasks or len(storage.instances) or any(storage.metadata.values()))
 
 
-def _write_new(
+def write_new(
     storage: BaseTriggerStorage,
     tasks: dict[str, Any],
     instances: dict[str, Any],
@@ -160,14 +170,14 @@ def _write_new(
     storage.save()
 
 
-def _delete_to_replace(storage: BaseTriggerStorage) -> bool:
+def delete_to_replace(storage: BaseTriggerStorage) -> bool:
     """Delete the session ``load --replace`` replaces; whether there was one.
 
     Refused (nothing written) when there is one and the backend cannot delete.
     """
     if can_delete(storage):
         return storage.delete()
-    if _has_state(storage):
+    if has_state(storage):
         raise cannot_delete(storage)
     return False
 
@@ -192,9 +202,9 @@ def load(
     # Deleted first, readable or not (damaged), under its own lock: on
     # Memcached a save is fenced by the head it found, so the new session
     # is written under a lock taken after the old head is gone.
-    replaced = _delete_to_replace(storage) if replace else False
+    replaced = delete_to_replace(storage) if replace else False
     with storage.acquire_lock():
-        if _has_state(storage):
+        if has_state(storage):
             raise BadInput(
                 f"session {uid!r} already exists in {kind} {where!r};"
                 " give --replace to overwrite it, or --uid to load it under another uid"
@@ -202,7 +212,7 @@ def load(
                 else f"session {uid!r} was written again while it was being replaced;"
                 " nothing was loaded: run the command again"
             )
-        _write_new(storage, tasks, instances, metas)
+        write_new(storage, tasks, instances, metas)
     what = "replaced" if replaced else "loaded"
     out.write(
         f"{what} session {uid} in {kind} {where}:"

@@ -31,7 +31,7 @@ from .locks import NoRowLock, RowLock, reaching
 from .reading import SessionRow, instance_rows, read_session
 from .rows import check_task_row_name, instance_row, loads, stored_record
 from .tries import TransactionTry, transaction_tries
-from .writing import SessionWrite
+from .writing import SessionWrite, session_lifetime
 
 __all__ = ["DatabaseStorageBackend", "database_alias"]
 
@@ -65,6 +65,11 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         self._prints: dict[str, tuple[Any, ...]] = {}
         self._lazy = False
         self._fetched_tasks: set[str] = set()
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds a session lives after a save (TRIGGERS_SESSION_TIMEOUT; None: for ever)."""
+        return session_lifetime()
 
     def rebuild_kwargs(self) -> dict[str, Any]:
         return {} if self._using_given is None else {"using": self._using_given}
