@@ -35,3 +35,11 @@ def pytest_collection_modifyitems(items):
     databases = [alias for alias in DATABASE_ALIASES if alias in settings.DATABASES]
     for item in items:
         item.add_marker(pytest.mark.django_db(transaction=True, databases=databases))
+
+
+@pytest.fixture
+def uid():
+    """A session uid no other test uses."""
+    import uuid
+
+    return "db-" + uuid.uuid4().hex

@@ -29,7 +29,7 @@ from ..instances import TaskInstanceCollection
 from .configurations import configuration_sets
 from .locks import NoRowLock, RowLock, reaching
 from .reading import SessionRow, instance_rows, read_session
-from .rows import check_task_row_name, instance_row, loads, stored_record
+from .rows import check_task_row_name, dumps, instance_row, loads, stored_record
 from .tries import TransactionTry, transaction_tries
 from .writing import SessionWrite, session_lifetime
 
@@ -146,7 +146,11 @@ class DatabaseStorageBackend(BaseTriggerStorage):
             return
         definitions = configuration_sets.load(self.uid, self.using, row.digest) if row.digest else {}
         self._configs = self._build_configs(definitions)
-        self._metas = self._build_metas(loads(self.uid, row.metadata, "its metadata"))
+        metas = loads(self.uid, row.metadata, "its metadata")
+        # Pickled again as a save pickles it (the bytes can differ, by the pickle's
+        # memo, for equal values), so that a save tells a change by its bytes.
+        self._row = replace(row, metadata=dumps(metas))
+        self._metas = self._build_metas(metas)
         counts, irregular = row.counts(self.uid)
         self._lazy = lazy
         self._instances = TaskInstanceCollection(
@@ -157,12 +161,32 @@ class DatabaseStorageBackend(BaseTriggerStorage):
             self._add_rows(instance_rows(self.using, row.pk))
 
     def _fetch_instances(self, names: list[str]) -> dict[str, TaskInstance]:
+        """The named instances; with them, in the same query, the unstarted
+        instances of the tasks their completion would fire (a cascade's next read)."""
         row = self._row
         if row is None or row.pk is None:
             return {}
+        listeners = self._listeners_of(names)
         with reaching(self.using, f"reading session {self.uid!r}"):
-            rows = instance_rows(self.using, row.pk, names=names)
-        return {instance.name: instance for instance in self._built(rows)}
+            rows = instance_rows(self.using, row.pk, names=names, unstarted_of=listeners)
+        self._fetched_tasks.update(listeners)
+        loaded = self.instances.loaded
+        fresh = [r for r in rows if r["name"] not in loaded]
+        return {instance.name: instance for instance in self._built(fresh)}
+
+    def _listeners_of(self, names: list[str]) -> list[str]:
+        """Tasks with instances, not read yet, that listen to the tasks of ``names``."""
+        if not self._lazy or len(names) > 1:
+            return []
+        instances = self.instances
+        fired = {instances.task_of(name) for name in names} - {None}
+        return [
+            config.name
+            for config in self.tasks.values()
+            if config.name not in self._fetched_tasks
+            and any(config.uses_trigger(task) for task in fired if task)
+            and instances.count_of_task(config.name)
+        ]
 
     def _built(self, rows: list[dict[str, Any]]) -> list[TaskInstance]:
         """Live instances from rows, each remembered as read (to tell what a save changes)."""

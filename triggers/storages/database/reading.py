@@ -7,6 +7,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connections
+from django.db.models import Q
+
 from ...errors import StorageCorrupted
 from ...models import Instance, Session
 from .rows import INSTANCE_FIELDS
@@ -75,12 +78,31 @@ class SessionRow:
         return counts, irregular
 
 
+def _claimed_on_sqlite(using: str, uid: str) -> list[tuple[Any, ...]]:
+    """On SQLite, the row read by the write that takes the database's write lock
+    (a transaction that read first and wrote later could meet another writer)."""
+    meta = Session._meta
+    columns = [meta.get_field("id" if f == "pk" else f).column for f in _SESSION_FIELDS]
+    table = connections[using].ops.quote_name(meta.db_table)
+    token = connections[using].ops.quote_name(meta.get_field("lock_token").column)
+    uid_column = connections[using].ops.quote_name(meta.get_field("uid").column)
+    returning = ", ".join(connections[using].ops.quote_name(c) for c in columns)
+    sql = f"UPDATE {table} SET {token} = {token} WHERE {uid_column} = %s RETURNING {returning}"
+    return [
+        tuple(getattr(row, "pk" if f == "pk" else f) for f in _SESSION_FIELDS)
+        for row in Session.objects.using(using).raw(sql, [uid])
+    ]
+
+
 def read_session(using: str, uid: str, for_update: bool = False) -> SessionRow:
     """The session's row (locked for the caller's transaction with ``for_update``)."""
-    rows = Session.objects.using(using).filter(uid=uid)
-    if for_update:
-        rows = rows.select_for_update()
-    found = list(rows.values_list(*_SESSION_FIELDS))
+    if for_update and connections[using].vendor == "sqlite":
+        found = _claimed_on_sqlite(using, uid)
+    else:
+        rows = Session.objects.using(using).filter(uid=uid)
+        if for_update:
+            rows = rows.select_for_update()
+        found = list(rows.values_list(*_SESSION_FIELDS))
     if not found:
         return SessionRow()
     pk, digest, metadata, index, lifetime, expires, token, lock_expires, modified = found[0]
@@ -111,14 +133,21 @@ def instance_rows(
     names: Iterable[str] | None = None,
     unstarted_of: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Instance rows of a session: every one, those ``names``, or the
-    unstarted ones of the tasks ``unstarted_of``."""
+    """Instance rows of a session: every one (neither argument), or those
+    ``names`` and the unstarted ones of the tasks ``unstarted_of``, in one query
+    where they fit."""
     rows = Instance.objects.using(using).filter(session_id=session_pk)
-    if unstarted_of is not None:
-        rows = rows.filter(task__in=list(unstarted_of), status="unstarted")
-    if names is None:
+    if names is None and unstarted_of is None:
         return list(rows.values(*INSTANCE_FIELDS))
+    unstarted = Q()
+    tasks = list(unstarted_of or ())
+    if tasks:
+        unstarted = Q(task__in=tasks, status="unstarted")
+    chunks = list(_chunks(list(names or ()))) or [[]]
     found: list[dict[str, Any]] = []
-    for chunk in _chunks(list(names)):
-        found.extend(rows.filter(name__in=chunk).values(*INSTANCE_FIELDS))
+    for n, chunk in enumerate(chunks):
+        wanted = Q(name__in=chunk) if chunk else Q(pk__in=[])
+        if n == 0 and tasks:
+            wanted |= unstarted
+        found.extend(rows.filter(wanted).values(*INSTANCE_FIELDS))
     return found

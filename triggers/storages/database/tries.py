@@ -19,12 +19,10 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from django.db import DatabaseError, connections, transaction
-from django.db.models import F
+from django.db import DatabaseError, transaction
 
 from ...errors import LockBackendError
 from ...locking.writes import NO_WRITES, AttemptAbandoned, Writes
-from ...models import Session
 
 __all__ = ["TransactionTry", "TriesHost", "transaction_tries"]
 
@@ -62,13 +60,6 @@ class TriesHost(Protocol):
         let go of the object's mutex."""
 
 
-def claim_sqlite_writer(using: str, uid: str) -> None:
-    """On SQLite, take the database's write lock at once (a transaction that
-    read first and wrote later could find another writer in its way)."""
-    if connections[using].vendor == "sqlite":
-        Session.objects.using(using).filter(uid=uid).update(lock_token=F("lock_token"))
-
-
 class TransactionTry:
     """One run of an operation's block as one transaction (see the module's docstring)."""
 
@@ -96,7 +87,6 @@ class TransactionTry:
             self.storage.object_mutex().release()
             raise
         try:
-            claim_sqlite_writer(self.storage.using, self.storage.uid)
             free = self.storage.start_try(self)
         except BaseException as exc:
             self._end(exc)
