@@ -1,6 +1,8 @@
 """Tasks run on the database backend (workers rebuild the storage from the payload),
 and what a fire or a task run costs in SQL statements, whatever the session's size."""
 
+import functools
+
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
@@ -70,8 +72,8 @@ def test_a_fire_costs_the_same_whatever_the_sessions_size(database, uid):
     for size in (2, 200):
         manager = grown(database, f"{uid}-{size}", size)
         manager.storage.invalidate_cache()
-        nobody = statements(database, lambda: manager.fire("nobody_listens", {}))
-        absorbed = statements(database, lambda: manager.fire("go", {"again": 1}))
+        nobody = statements(database, functools.partial(manager.fire, "nobody_listens", {}))
+        absorbed = statements(database, functools.partial(manager.fire, "go", {"again": 1}))
         counts[size] = (len(nobody), len(absorbed))
     assert counts[2] == counts[200], counts
     nobody, absorbed = counts[2]
@@ -94,7 +96,7 @@ def test_a_task_run_costs_the_same_whatever_the_sessions_size(database, uid, set
         )
         manager.fire("step", {})  # "next#0" exists, and waits for "never"
         manager.storage.invalidate_cache()
-        counts[size] = len(statements(database, lambda: manager.fire("start", {"n": 1})))
+        counts[size] = len(statements(database, functools.partial(manager.fire, "start", {"n": 1})))
     assert counts[2] == counts[200], counts
     # The fire that readies "step#0": the session row, its metadata, the new
     # instance (3). The run: marked running (the session row, the instance,
