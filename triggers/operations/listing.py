@@ -59,7 +59,7 @@ def _when(text: str | None, option: str) -> dt.datetime | None:
 
 
 def _page_numbers(options: Mapping[str, Any]) -> tuple[int, int]:
-    page, per_page = options.get("page") or 1, options.get("per_page") or DEFAULT_PER_PAGE
+    page, per_page = options.get("page", 1), options.get("per_page", DEFAULT_PER_PAGE)
     if page < 1:
         raise BadInput(f"--page must be 1 or more, not {page}")
     if not 1 <= per_page <= LONGEST_PAGE:
@@ -131,7 +131,7 @@ def clear_sessions(options: Mapping[str, Any], place: Place, out: Writer) -> Non
     from ..storages.database.expiry import clear_expired_sessions  # needs the app registry
 
     using = _database(place)
-    batch = options.get("batch_size") or 500
+    batch = options.get("batch_size", 500)
     if batch < 1:
         raise BadInput(f"--batch-size must be 1 or more, not {batch}")
     deleted = clear_expired_sessions(using, batch)
