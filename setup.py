@@ -23,6 +23,9 @@ def read_version() -> str:
 REDIS = ["django-redis>=5.4", "redis>=4.5"]
 MEMCACHED = ["pymemcache>=4.0"]
 POSTGRES = ["psycopg[binary]>=3.1"]
+# The database storage backend on MySQL or MariaDB (Django's mysqlclient driver,
+# which builds against the client library: Debian's libmariadb-dev and pkg-config).
+MYSQL = ["mysqlclient>=2.2"]
 # The ``celery`` runner; Celery's Redis transport also needs ``redis`` (the redis extra).
 CELERY = ["celery>=5.3"]
 
@@ -44,6 +47,7 @@ setup(
         "redis": REDIS,
         "memcached": MEMCACHED,
         "postgres": POSTGRES,
+        "mysql": MYSQL,
         "celery": CELERY,
         "test": [
             "pytest>=8",
