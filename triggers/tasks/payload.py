@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .process_state import register_state
-from .registry import storage_backends, trigger_managers
+from ..process_state import register_state
+from ..registry import storage_backends, trigger_managers
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .types import TaskInstance
+    from ..manager import TriggerManager
+    from ..types import TaskInstance
 
 __all__ = ["TaskPayload", "merge_kwargs"]
 

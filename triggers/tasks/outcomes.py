@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import TriggersError
-from .types import TaskInstance
+from ..errors import TriggersError
+from ..types import TaskInstance
 
 __all__ = ["PUBLIC_MODULE", "MaxRetriesExceeded", "Retry", "StatusChange", "UnknownTaskError"]
 

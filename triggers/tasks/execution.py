@@ -17,12 +17,12 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from . import task_classes
+from ..errors import DispatchFailed, safe_repr
+from ..types import TaskInstance
+from . import classes as task_classes
+from .classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
 from .context import TaskContext
-from .errors import DispatchFailed, safe_repr
 from .payload import TaskPayload
-from .task_classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
-from .types import TaskInstance
 
 __all__ = ["run_task"]
 

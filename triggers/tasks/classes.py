@@ -16,15 +16,15 @@ from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar, NoReturn, overload
 
+from ..process_state import register_state
+from ..types import TaskInstance
 from .context import TaskContext, TaskLogger
-from .process_state import register_state
-from .task_outcomes import (
+from .outcomes import (
     MaxRetriesExceeded,
     Retry,
     StatusChange,
     UnknownTaskError,
 )
-from .types import TaskInstance
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
@@ -105,7 +105,7 @@ class TriggerTask:
     def run_body(self, instance: TaskInstance) -> Mapping[str, Any] | None:
         """Run the body, ``_run(context)``, for ``instance`` as it was when
         its run began (its depth is how many times it was retried): what
-        :func:`triggers.execution.run_task` calls. Not to be overridden."""
+        :func:`triggers.tasks.execution.run_task` calls. Not to be overridden."""
         self._retries = instance.depth
         return self._run(self.context)
 

@@ -1,7 +1,7 @@
 """The ``celery`` runner: each ready instance sent to the application's Celery workers.
 
 As in Triggers 2.x, the runner sends the instance's Celery task (see
-:mod:`triggers.celery_tasks`) with ``apply_async(kwargs=<payload>,
+:mod:`triggers.tasks.celery_tasks`) with ``apply_async(kwargs=<payload>,
 countdown=<instance cooldown>, retries=<instance depth>)``, and refuses to
 send while Celery is eager: the task would then run inline, in the thread
 that fires. This module does not import Celery; it reaches Celery only
@@ -12,21 +12,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..conf import get_setting
+from ..errors import TriggersError
 from .celery_state import describe_app
 from .celery_tasks import get_celery_app, resolve_celery_task, routing_options
-from .conf import get_setting
-from .errors import TriggersError
 from .runner_base import BaseTaskRunner
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .types import TaskInstance
+    from ..manager import TriggerManager
+    from ..types import TaskInstance
 
 __all__ = ["CeleryTaskRunner", "EagerModeRefused"]
 
 
 class EagerModeRefused(TriggersError, RuntimeError):
     """The Celery app runs tasks eagerly (``task_always_eager``) and that was not allowed."""
+
+    # The name failure metadata records (``exceptionType``), as before the module moved.
+    __module__ = "triggers.celery_runner"
 
     def __init__(self, app: Any) -> None:
         super().__init__(

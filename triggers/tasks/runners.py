@@ -2,9 +2,9 @@
 
 A runner receives ``run(manager, task_instance)`` from the manager once the
 instance is saved as ``scheduled`` and the session lock is released. It turns
-the instance into a payload of plain data (:class:`triggers.payload.TaskPayload`,
+the instance into a payload of plain data (:class:`triggers.tasks.payload.TaskPayload`,
 as a dict from :meth:`BaseTaskRunner._prepare_task_kwargs`) and hands that to
-:func:`triggers.execution.run_task` somewhere: in a new thread
+:func:`triggers.tasks.execution.run_task` somewhere: in a new thread
 (:class:`ThreadingTaskRunner`), in the calling thread
 (:class:`SynchronousTaskRunner`), or, for a distributed runner, in another
 process. The payload names the manager and storage classes by their
@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
+from ..conf import FALLBACK_RUNNER
+from ..registry import EntryPointRegistry
+from ..registry import task_runners as _task_runners
 from .celery_runner import CeleryTaskRunner, EagerModeRefused
 from .celery_tasks import (
     CeleryAppNotFound,
@@ -31,16 +34,13 @@ from .celery_tasks import (
     autodiscover_celery_tasks,
     resolve_celery_task,
 )
-from .conf import FALLBACK_RUNNER
 from .execution import run_task
 from .payload import TaskPayload, merge_kwargs  # noqa: F401 (TaskPayload: importable here, as before)
-from .registry import EntryPointRegistry
-from .registry import task_runners as _task_runners
 from .runner_base import BaseTaskRunner
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .types import TaskInstance
+    from ..manager import TriggerManager
+    from ..types import TaskInstance
 
 __all__ = [
     "DEFAULT_TASK_RUNNER",
@@ -58,7 +58,8 @@ __all__ = [
     "task_runners",
 ]
 
-logger = logging.getLogger(__name__)
+# Named as before the move (and not "triggers.tasks...", where task bodies log).
+logger = logging.getLogger("triggers.runners")
 
 #: Key of the runner used when neither the task's ``using`` nor the
 #: ``TRIGGERS_DEFAULT_RUNNER`` setting says otherwise and Celery is not in

@@ -11,15 +11,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from .errors import safe_repr
-from .exceptions import InvalidTriggerKwargs
+from ..errors import safe_repr
+from ..exceptions import InvalidTriggerKwargs
+from ..registry import storage_backends, trigger_managers
 from .payload import TaskPayload
-from .registry import storage_backends, trigger_managers
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .storages.base import BaseTriggerStorage
-    from .types import TaskInstance
+    from ..manager import TriggerManager
+    from ..storages.base import BaseTriggerStorage
+    from ..types import TaskInstance
 
 __all__ = ["RunningTask", "TaskContext", "TaskLogger"]
 

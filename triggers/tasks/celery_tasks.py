@@ -2,11 +2,11 @@
 
 In Triggers 2.x every task was a Celery task. Here a task is registered by
 name (a :class:`~triggers.task.TriggerTask` subclass or an ``@task``
-function, see :mod:`triggers.task_classes`), and the application's Celery
+function, see :mod:`triggers.tasks.classes`), and the application's Celery
 app gets a Celery task of the same name for each: what the ``celery``
 runner sends, and what the app's workers run. Each runs :func:`task_body`,
 which hands the payload it receives as keyword arguments to
-:func:`triggers.execution.run_task`.
+:func:`triggers.tasks.execution.run_task`.
 
 Celery is imported inside the functions that need it only, so that this
 module (and :mod:`triggers.task`, which re-exports :func:`task_body`)
@@ -20,13 +20,13 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from . import task_classes
+from ..conf import get_setting
+from ..errors import TriggersError
+from ..importlib import dl
+from ..process_state import register_state
+from . import classes as task_classes
 from .celery_state import celery_apps, celery_installed, current_celery_app, describe_app
-from .conf import get_setting
-from .errors import TriggersError
 from .execution import run_task
-from .importlib import dl
-from .process_state import register_state
 
 __all__ = [
     "CELERY_ROUTING_OPTIONS",
@@ -76,6 +76,9 @@ _hooked: weakref.WeakSet[Any] = register_state(
 class CeleryUnavailable(TriggersError, ImportError):
     """The ``celery`` runner was asked for where Celery is not installed."""
 
+    # The name failure metadata records (``exceptionType``), as before the module moved.
+    __module__ = "triggers.celery_tasks"
+
     def __init__(self) -> None:
         super().__init__(
             "the 'celery' task runner needs Celery, which is not installed here:"
@@ -86,6 +89,9 @@ class CeleryUnavailable(TriggersError, ImportError):
 
 class CeleryAppNotFound(TriggersError, LookupError):
     """No Celery app to send tasks through could be told."""
+
+    # The name failure metadata records (``exceptionType``), as before the module moved.
+    __module__ = "triggers.celery_tasks"
 
     def __init__(self, apps: list[Any]) -> None:
         self.apps = apps
@@ -103,7 +109,7 @@ class CeleryAppNotFound(TriggersError, LookupError):
 
 def task_body(**payload: Any) -> dict[str, Any] | None:
     """What every Celery task of a registered task runs: the payload, as keyword arguments,
-    given to :func:`triggers.execution.run_task` (which records every outcome).
+    given to :func:`triggers.tasks.execution.run_task` (which records every outcome).
 
     Returns the run's result (None unless it finished); raises what the run raised, after
     it was recorded, so that Celery reports the task as failed too.

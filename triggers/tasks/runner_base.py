@@ -1,8 +1,8 @@
 """What a task runner is: :class:`BaseTaskRunner`, shared by every runner module.
 
-It lives apart from :mod:`triggers.runners` so that a runner defined in
-another module of the package (the Celery runner, :mod:`triggers.celery_runner`)
-and :mod:`triggers.runners`, which re-exports every runner, need not import
+It lives apart from :mod:`triggers.tasks.runners` so that a runner defined in
+another module of the package (the Celery runner, :mod:`triggers.tasks.celery_runner`)
+and :mod:`triggers.tasks.runners`, which re-exports every runner, need not import
 each other.
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .payload import TaskPayload
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .types import TaskInstance
+    from ..manager import TriggerManager
+    from ..types import TaskInstance
 
 __all__ = ["BaseTaskRunner"]
 
@@ -47,7 +47,7 @@ class BaseTaskRunner(ABC):
     def _prepare_task_kwargs(
         self, manager: TriggerManager, task_instance: TaskInstance
     ) -> dict[str, Any]:
-        """The payload :func:`triggers.execution.run_task` receives, as plain data."""
+        """The payload :func:`triggers.tasks.execution.run_task` receives, as plain data."""
         return TaskPayload.for_instance(manager, task_instance).to_dict()
 
     def __repr__(self) -> str:
