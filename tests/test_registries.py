@@ -14,8 +14,8 @@ import pytest
 
 from tests.test_locking import is_held
 from triggers import CacheStorageBackend, TriggerManager, storage_backends, trigger_managers
-from triggers.runners import BaseTaskRunner, ThreadingTaskRunner, task_runners
 from triggers.storages.base import BaseTriggerStorage
+from triggers.tasks.runners import BaseTaskRunner, ThreadingTaskRunner, task_runners
 
 
 def expected(plugin):
@@ -198,6 +198,7 @@ def test_the_plugin_is_found_through_its_entry_points(plugin):
     [
         "import triggers_test_plugin",
         "from triggers.storages import storage_backends; storage_backends.get_class('dict')",
+        "from triggers.tasks.runners import task_runners; task_runners.get_class('recording')",
         "from triggers.runners import task_runners; task_runners.get_class('recording')",
         "from triggers.storages.base import storage_backends; storage_backends.items()",
         "import triggers.runners, triggers_test_plugin; from triggers import storage_backends; storage_backends.items()",
