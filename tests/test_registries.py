@@ -198,7 +198,6 @@ def test_the_plugin_is_found_through_its_entry_points(plugin):
     [
         "import triggers_test_plugin",
         "from triggers.storages import storage_backends; storage_backends.get_class('dict')",
-        "from triggers.tasks.runners import task_runners; task_runners.get_class('recording')",
         "from triggers.runners import task_runners; task_runners.get_class('recording')",
         "from triggers.storages.base import storage_backends; storage_backends.items()",
         "import triggers.runners, triggers_test_plugin; from triggers import storage_backends; storage_backends.items()",
