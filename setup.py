@@ -75,9 +75,9 @@ setup(
             "default = triggers.manager:TriggerManager",
         ],
         "triggers.runners": [
-            "threading = triggers.runners:ThreadingTaskRunner",
-            "sync = triggers.runners:SynchronousTaskRunner",
-            "celery = triggers.runners:CeleryTaskRunner",
+            "threading = triggers.tasks.runners:ThreadingTaskRunner",
+            "sync = triggers.tasks.runners:SynchronousTaskRunner",
+            "celery = triggers.tasks.runners:CeleryTaskRunner",
         ],
     },
     classifiers=[

@@ -83,7 +83,7 @@ def configure(cache: str) -> None:
 
 
 def install_noop_runner() -> None:
-    from triggers.runners import BaseTaskRunner, task_runners
+    from triggers.tasks.runners import BaseTaskRunner, task_runners
 
     class IdleRunner(BaseTaskRunner):
         """Takes a ready instance and does nothing with it."""
@@ -236,8 +236,8 @@ def scale(small: int = 40, large: int = 10_000, samples: int = 200) -> dict:
 
 def _workflow(runner: str, sessions: int = 20, chain: int = 5, fan: int = 5) -> dict:
     """Real task runs: a chain of ``chain`` tasks and ``fan`` more after the first."""
-    from triggers.runners import ThreadingTaskRunner
     from triggers.task import registered_tasks, task
+    from triggers.tasks.runners import ThreadingTaskRunner
 
     if "bench.step" not in registered_tasks:
         task("bench.step")(lambda context: {})

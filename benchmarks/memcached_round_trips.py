@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--location", default="127.0.0.1:11211")
     args = parser.parse_args()
     configure(args.location)
-    from triggers.runners import BaseTaskRunner, task_runners
+    from triggers.tasks.runners import BaseTaskRunner, task_runners
 
     class Nothing(BaseTaskRunner):
         name = "bench-nothing"

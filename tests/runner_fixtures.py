@@ -10,7 +10,7 @@ import pytest
 
 from tests.runner_support import EVENTS, FailingRunner, RecordingRunner
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.runners import ThreadingTaskRunner, task_runners
+from triggers.tasks.runners import ThreadingTaskRunner, task_runners
 
 
 @pytest.fixture

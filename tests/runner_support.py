@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from tests.storage_support import fresh
 from triggers import TriggerManager
-from triggers.runners import BaseTaskRunner, ThreadingTaskRunner
 from triggers.task import StatusChange, TriggerTask, task
+from triggers.tasks.runners import BaseTaskRunner, ThreadingTaskRunner
 
 #: Events a ``tests.behave`` task can wait for, by name.
 EVENTS: dict[str, threading.Event] = {}

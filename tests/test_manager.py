@@ -24,7 +24,7 @@ from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager, trigger_managers
 from triggers.errors import UnknownInstance
 from triggers.manager import DispatchFailed
-from triggers.runners import ThreadingTaskRunner
+from triggers.tasks.runners import ThreadingTaskRunner
 from triggers.types import TaskInstance
 
 # The fixtures manager_session, test_runners and no_stray_threads.

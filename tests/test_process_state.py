@@ -11,9 +11,9 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-import triggers.celery_tasks as celery_tasks
 import triggers.forking as forking
-import triggers.task_classes as task_classes
+import triggers.tasks.celery_tasks as celery_tasks
+import triggers.tasks.classes as task_classes
 from tests.conftest import require_service
 from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
@@ -22,13 +22,13 @@ from triggers.locking.drivers.add import AddLockDriver
 from triggers.locking.drivers.locmem import LocMemLockDriver
 from triggers.locking.drivers.memcached_client import MemcachedServers, _item_size_max
 from triggers.locking.drivers.redis_legacy import legacy_driver
-from triggers.payload import _warned
 from triggers.process_state import owners, register_state, reset_for_setting, reset_process_state
 from triggers.registry import task_runners
-from triggers.runners import SynchronousTaskRunner
 from triggers.storages.cache.committed import committed_heads
 from triggers.storages.cache.tables import first_configurations, task_tables
 from triggers.task import TriggerTask, UnknownTaskError, get_task
+from triggers.tasks.payload import _warned
+from triggers.tasks.runners import SynchronousTaskRunner
 from triggers.types import TaskInstance
 
 OWNERS = {

@@ -14,8 +14,8 @@ import pytest
 
 from tests.test_locking import is_held
 from triggers import CacheStorageBackend, TriggerManager, storage_backends, trigger_managers
-from triggers.runners import BaseTaskRunner, ThreadingTaskRunner, task_runners
 from triggers.storages.base import BaseTriggerStorage
+from triggers.tasks.runners import BaseTaskRunner, ThreadingTaskRunner, task_runners
 
 
 def expected(plugin):

@@ -21,7 +21,8 @@ from tests.runner_support import (
 from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.registry import registry_key
-from triggers.runners import (
+from triggers.task import task
+from triggers.tasks.runners import (
     DEFAULT_TASK_RUNNER,
     BaseTaskRunner,
     SynchronousTaskRunner,
@@ -29,7 +30,6 @@ from triggers.runners import (
     merge_kwargs,
     task_runners,
 )
-from triggers.task import task
 from triggers.types import TaskInstance
 
 # The fixtures manager_session, test_runners and no_stray_threads.
@@ -59,12 +59,14 @@ def test_a_runner_must_implement_run():
         Incomplete()
 
 
-@pytest.mark.parametrize("first", ["triggers.runners", "triggers.task", "triggers.demo"])
+@pytest.mark.parametrize(
+    "first", ["triggers.tasks.runners", "triggers.runners", "triggers.task", "triggers.demo"]
+)
 def test_runner_and_task_modules_import_first_without_a_cycle(first):
-    """A plugin imports triggers.runners at its top; that must work on its own."""
+    """A plugin imports the runners at its top; that must work on its own."""
     code = (
         f"import {first}\n"
-        "from triggers.runners import task_runners\n"
+        "from triggers.tasks.runners import task_runners\n"
         "print(sorted(task_runners.keys()))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

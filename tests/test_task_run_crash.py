@@ -22,7 +22,7 @@ from django.db import connections, router
 
 from tests.runner_support import RecordingRunner, behave
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.execution import run_task
+from triggers.tasks.execution import run_task
 
 from .test_crash_consistency import KILL, _before_write, outcome_of_child
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.runner_support import RecordingRunner, behave
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.execution import run_task
-from triggers.runners import ThreadingTaskRunner
 from triggers.storages.cache.committed import committed_heads
+from triggers.tasks.execution import run_task
+from triggers.tasks.runners import ThreadingTaskRunner
 
 
 @contextlib.contextmanager

@@ -12,8 +12,8 @@ class TriggersConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
         from .manager import trigger_managers
-        from .runners import task_runners
         from .storages.base import storage_backends
+        from .tasks.runners import task_runners
 
         # Load registered classes now, at start-up, rather than on a first
         # fire. A plugin that fails to import is left for its first use,

@@ -88,7 +88,7 @@ def culling_warning(alias: str, max_entries: int, layout: str) -> checks.Warning
 @checks.register("triggers")
 def check_default_runner(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """TRIGGERS_DEFAULT_RUNNER names a registered task runner."""
-    from .runners import task_runners
+    from .tasks.runners import task_runners
 
     name = get_setting("TRIGGERS_DEFAULT_RUNNER")
     if name not in task_runners:

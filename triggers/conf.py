@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
 
-from .celery_state import celery_apps, celery_installed, describe_app
+from .tasks.celery_state import celery_apps, celery_installed, describe_app
 
 #: The runner of tasks without ``using`` when no setting names one and the
 #: process has no Celery app.

@@ -23,7 +23,6 @@ import zlib
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .context import TaskContext
 from .demo_report import (
     MANAGER_KEY,
     DemoManager,
@@ -35,9 +34,10 @@ from .demo_report import (
     print_table,
 )
 from .manager import trigger_managers
-from .runners import ThreadingTaskRunner, task_runners
 from .storages.cache import CacheStorageBackend
-from .task_classes import task
+from .tasks.classes import task
+from .tasks.context import TaskContext
+from .tasks.runners import ThreadingTaskRunner, task_runners
 from .types import TaskInstance
 
 __all__ = [

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from .manager import TriggerManager
-from .runners import SynchronousTaskRunner, ThreadingTaskRunner
 from .signals import instance_status_changed
+from .tasks.runners import SynchronousTaskRunner, ThreadingTaskRunner
 from .types import TaskInstance
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Merging mappings, as 2.x applications imported it from ``triggers.itertools``.
 
 The recursive merge is the one the runners apply to a task's ``withParams``
-and its instance's kwargs (:func:`triggers.payload.merge_kwargs`), so an
+and its instance's kwargs (:func:`triggers.tasks.payload.merge_kwargs`), so an
 application that merges kwargs ahead of a fire gets the same result the task
 will see.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .payload import merge_kwargs
+from .tasks.payload import merge_kwargs
 
 __all__ = ["merge_dict", "merge_dict_recursive"]
 

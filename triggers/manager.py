@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 
 class TaskRunner(Protocol):
-    """What the manager needs of a runner (:class:`triggers.runners.BaseTaskRunner` is one)."""
+    """What the manager needs of a runner (:class:`triggers.tasks.runners.BaseTaskRunner` is one)."""
 
     name: str
 

@@ -1,54 +1,18 @@
-"""What a task runner is: :class:`BaseTaskRunner`, shared by every runner module.
+"""The earlier path of :mod:`triggers.tasks.runner_base`: ``BaseTaskRunner``.
 
-It lives apart from :mod:`triggers.runners` so that a runner defined in
-another module of the package (the Celery runner, :mod:`triggers.celery_runner`)
-and :mod:`triggers.runners`, which re-exports every runner, need not import
-each other.
+This path is that module itself (``sys.modules`` maps it there), so its
+objects are the same, and what is patched here is patched there.
+
+Kept for code written against the development versions of 3.0, which
+had the module at this path (it is not a 2.x path).
 """
 
-from __future__ import annotations
+import sys
+from typing import TYPE_CHECKING
 
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from .payload import TaskPayload
+from .tasks import runner_base as _module
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .types import TaskInstance
+    from .tasks.runner_base import *  # noqa: F403 (the names type checkers see here)
 
-__all__ = ["BaseTaskRunner"]
-
-
-class BaseTaskRunner(ABC):
-    """Sends ready task instances to be run.
-
-    Subclasses define ``name`` and :meth:`run`, and are registered under the
-    ``triggers.runners`` entry point group; a task configuration selects one
-    with ``using``.
-    """
-
-    #: the key the runner is registered under
-    name: ClassVar[str]
-
-    #: Whether the runner itself delays a run by its instance's ``cooldown``
-    #: (a broker's countdown), so that the run which asked for a retry need
-    #: not wait before replaying.
-    delays_by_cooldown: ClassVar[bool] = False
-
-    @abstractmethod
-    def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
-        """Start running ``task_instance`` (already saved as ``scheduled``).
-
-        An exception raised here means the task could not be started: the
-        manager marks the instance ``failed`` with the error recorded.
-        """
-
-    def _prepare_task_kwargs(
-        self, manager: TriggerManager, task_instance: TaskInstance
-    ) -> dict[str, Any]:
-        """The payload :func:`triggers.execution.run_task` receives, as plain data."""
-        return TaskPayload.for_instance(manager, task_instance).to_dict()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
+sys.modules[__name__] = _module

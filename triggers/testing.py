@@ -10,7 +10,7 @@ class whose ``setUp`` sets ``self.manager``. While each test runs:
 - a task configuration's ``run`` may name a :class:`~triggers.task.TriggerTask`
   subclass by its dotted path (``"app.tests.tasks.MyTask"``) even if that
   class is registered under no name (a resolver added to
-  :data:`triggers.task_classes.task_fallbacks` for the test). This is for
+  :data:`triggers.tasks.classes.task_fallbacks` for the test). This is for
   tests only: outside them, ``run`` is looked up among registered tasks and
   nothing is imported.
 
@@ -34,9 +34,9 @@ from django.test.utils import override_settings
 from .conf import get_setting
 from .importlib import DottedPathError, InvalidDottedPath, dl
 from .patcher import BasePatcher
-from .runners import ThreadingTaskRunner
 from .task import TaskContext, TriggerTask, register_task, registered_tasks
-from .task_classes import task_fallbacks
+from .tasks.classes import task_fallbacks
+from .tasks.runners import ThreadingTaskRunner
 from .testing_backends import StorageBackendTests
 from .types import TaskInstance
 
@@ -314,7 +314,7 @@ def _class_paths(cls: type) -> set[str]:
 
 
 class _TaskFallbackPatcher(BasePatcher):
-    """A resolver in :data:`triggers.task_classes.task_fallbacks`, as a patcher."""
+    """A resolver in :data:`triggers.tasks.classes.task_fallbacks`, as a patcher."""
 
     def __init__(self, resolver: Callable[[str], type[TriggerTask] | None]) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 import logging
 
-from triggers.runners import BaseTaskRunner
+from triggers.tasks.runners import BaseTaskRunner
 from triggers.task import run_task
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """A script (or a management command) that fires, then waits for every task to finish."""
 
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.runners import ThreadingTaskRunner
+from triggers.tasks.runners import ThreadingTaskRunner
 
 #: t_importSubject runs in the thread that fires; the others in threads of their own.
 CONFIGURATION = {

@@ -63,7 +63,7 @@ def test_the_app_is_found_from_any_thread():
         + """
 import threading
 from celery import Celery
-from triggers.celery_tasks import get_celery_app
+from triggers.tasks.celery_tasks import get_celery_app
 
 app = Celery("proj")
 seen = {}
@@ -83,7 +83,7 @@ def test_among_several_apps_none_current_the_app_must_be_named():
         + """
 from celery import Celery
 from django.conf import settings
-from triggers.celery_tasks import CeleryAppNotFound, get_celery_app
+from triggers.tasks.celery_tasks import CeleryAppNotFound, get_celery_app
 
 # Outside Celery's Django setup, apps made this way are neither current nor default.
 only = Celery("only", set_as_current=False, fixups=[])

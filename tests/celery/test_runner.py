@@ -75,8 +75,8 @@ def test_eager_mode_runs_inline_when_allowed(settings):
 
 
 def test_every_registered_task_gets_a_celery_task_running_task_body():
-    from triggers.runners import autodiscover_celery_tasks
     from triggers.task import registered_tasks
+    from triggers.tasks.runners import autodiscover_celery_tasks
 
     app = make_app("memory://", main="discovery")
     made = autodiscover_celery_tasks(app)
@@ -93,7 +93,7 @@ def test_every_registered_task_gets_a_celery_task_running_task_body():
 
 
 def test_routing_options_of_a_task_class_go_with_each_send():
-    from triggers.celery_tasks import routing_options
+    from triggers.tasks.celery_tasks import routing_options
 
     assert routing_options("celery_tests.import_subject") == {"queue": QUEUE_IMPORTS}
     assert routing_options("celery_tests.time_bound") == {"priority": 7}
@@ -102,7 +102,7 @@ def test_routing_options_of_a_task_class_go_with_each_send():
 
 
 def test_the_apps_own_celery_task_is_the_one_sent():
-    from triggers.runners import autodiscover_celery_tasks, resolve_celery_task
+    from triggers.tasks.runners import autodiscover_celery_tasks, resolve_celery_task
 
     app = make_app("memory://", main="own-task")
     # Declared by the application, with an option of its own (the decorator is lazy).
@@ -113,7 +113,7 @@ def test_the_apps_own_celery_task_is_the_one_sent():
 
 
 def test_a_registered_task_gets_its_celery_task_on_demand():
-    from triggers.runners import resolve_celery_task
+    from triggers.tasks.runners import resolve_celery_task
 
     app = make_app("memory://", main="on-demand")
     assert "celery_tests.skip_self" not in app.tasks
@@ -123,7 +123,7 @@ def test_a_registered_task_gets_its_celery_task_on_demand():
 
 
 def test_only_registered_tasks_are_resolved():
-    from triggers.runners import resolve_celery_task
+    from triggers.tasks.runners import resolve_celery_task
 
     app = make_app("memory://", main="unknown")
     with pytest.raises(UnknownTaskError):
@@ -141,7 +141,7 @@ def test_only_registered_tasks_are_resolved():
 
 
 def test_the_app_can_be_named_by_its_dotted_path(settings, monkeypatch):
-    from triggers.celery_tasks import get_celery_app
+    from triggers.tasks.celery_tasks import get_celery_app
 
     named = make_app("memory://", main="named")
     monkeypatch.setattr(tasks, "NAMED_APP", named, raising=False)
@@ -152,10 +152,10 @@ def test_the_app_can_be_named_by_its_dotted_path(settings, monkeypatch):
 
 
 def test_the_runner_is_registered_and_exported():
-    import triggers.runners
+    import triggers.tasks.runners as runners
     from triggers.registry import task_runners
 
-    assert task_runners.get_class("celery") is triggers.runners.CeleryTaskRunner
-    assert triggers.runners.CeleryTaskRunner.delays_by_cooldown is True
+    assert task_runners.get_class("celery") is runners.CeleryTaskRunner
+    assert runners.CeleryTaskRunner.delays_by_cooldown is True
     for name in ("CeleryTaskRunner", "autodiscover_celery_tasks", "resolve_celery_task"):
-        assert name in triggers.runners.__all__
+        assert name in runners.__all__

@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.celery_app.settings")
 
-from triggers.runners import autodiscover_celery_tasks  # noqa: E402
+from triggers.tasks.runners import autodiscover_celery_tasks  # noqa: E402
 
 from .config import BROKER_ENV, REDIS_BROKER, make_app  # noqa: E402
 

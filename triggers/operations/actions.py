@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..manager import TriggerManager
-from ..runners import ThreadingTaskRunner
 from ..storages.base import BaseTriggerStorage
+from ..tasks.runners import ThreadingTaskRunner
 from ..types import TaskInstance
 from .common import BadInput, Writer, find_instance, instance_order, write_json
 from .show import error_line

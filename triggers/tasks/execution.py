@@ -1,0 +1,213 @@
+"""Running one task instance: what every runner finally calls.
+
+:func:`run_task` takes the payload a runner prepared, rebuilds the manager
+in whatever thread or process it runs in, resolves the task by name among
+registered tasks, runs the body and records every outcome on the instance:
+``running`` first, then ``finished`` (and the cascade of its result),
+another status, a retry, or a failure with the error recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import pickle
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import DispatchFailed, safe_repr
+from ..types import TaskInstance
+from . import classes as task_classes
+from .classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
+from .context import TaskContext
+from .payload import TaskPayload
+
+__all__ = ["run_task"]
+
+logger = logging.getLogger("triggers.task")
+
+
+def _exception_metadata(
+    exc: BaseException, context: TaskContext, task_name: str, phase: str
+) -> dict[str, Any]:
+    return {
+        TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
+        TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
+        TaskInstance.META_EXCEPTION_CONTEXT: {
+            "task": task_name,
+            "instance": context.instance_name,
+            "phase": phase,
+            "kwargs": safe_repr(context.trigger_kwargs),
+            **_attached_context(exc),
+        },
+        TaskInstance.META_LOG_LEVEL: max(context.log_level, logging.ERROR),
+    }
+
+
+def _attached_context(exc: BaseException) -> dict[str, Any]:
+    """What ``triggers.exceptions.with_context`` attached to ``exc`` (as ``exc.context``),
+    each value kept if it can be stored, else as its short repr."""
+    attached = getattr(exc, "context", None)
+    if not isinstance(attached, Mapping):
+        return {}
+    kept: dict[str, Any] = {}
+    for key, value in attached.items():
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            value = safe_repr(value)
+        kept[str(key)] = value
+    return kept
+
+
+def _mark_failed(
+    context: TaskContext,
+    exc: BaseException,
+    task_name: str,
+    phase: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    metadata = _exception_metadata(exc, context, task_name, phase)
+    if extra:
+        metadata.update(extra)
+    try:
+        context.manager.update_instance_status(
+            context.instance_name, TaskInstance.STATUS_FAILED, metadata
+        )
+    except Exception:
+        logger.exception("could not mark %s failed after %r", context.instance_name, exc)
+
+
+def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
+    """Run the instance a runner's payload names, recording every outcome on it.
+
+    Returns the result of a finished run, else None. Re-raises what the task
+    body raised (after recording it), and raises UnknownTaskError for a
+    ``run`` that names no registered task and MaxRetriesExceeded for a retry
+    too many; a runner logs those.
+    """
+    context = TaskContext.from_payload(payload)
+    name = context.instance_name
+    manager = context.manager  # on the one storage object of this run
+    try:
+        instance, task_cls = manager.change_instance(name, functools.partial(_begin, context))
+    except _NotScheduled as not_scheduled:
+        # Delivered twice, or the operator moved it on meanwhile: never run twice.
+        logger.warning("not running %s: it is %s, not scheduled", name, not_scheduled.status)
+        return None
+    task_name = instance.config.run
+    if isinstance(task_cls, BaseException):
+        raise task_cls  # recorded on the instance with its commit
+
+    task_obj = task_cls(context)
+    context.task = task_obj
+
+    try:
+        result = task_obj.run_body(instance)
+    except Retry as retry:  # before StatusChange: a Retry is one
+        _retry(context, task_obj, retry, instance)
+        return None
+    except StatusChange as change:
+        metadata = dict(change.metadata)
+        metadata.setdefault(TaskInstance.META_LOG_LEVEL, context.log_level)
+        manager.update_instance_status(name, change.status, metadata)
+        return None
+    except BaseException as exc:
+        _mark_failed(context, exc, task_name, "run")
+        raise
+
+    return _finish(context, task_name, result)
+
+
+def _finish(context: TaskContext, task_name: str, result: Any) -> dict[str, Any]:
+    """Record a run that returned ``result``: finished, and its result fired."""
+    name = context.instance_name
+    if result is None:
+        result = {}
+    if not isinstance(result, Mapping):
+        error = TypeError(
+            f"task {task_name!r} returned {safe_repr(result)} ({type(result).__name__})"
+            " instead of a dict"
+        )
+        _mark_failed(context, error, task_name, "result")
+        raise error
+    finished: dict[str, Any] = dict(result)
+    try:
+        # Finished and its result fired, in one commit.
+        context.manager.update_instance_status(
+            name,
+            TaskInstance.STATUS_FINISHED,
+            {TaskInstance.META_RESULT: finished, TaskInstance.META_LOG_LEVEL: context.log_level},
+            cascade=True,
+            cascade_kwargs=finished,
+        )
+    except DispatchFailed:
+        # The instances that could not start were marked failed; this one did finish.
+        logger.exception("cascade of %s could not start every task", name)
+    except Exception as exc:  # an unstorable result, most likely
+        _mark_failed(context, exc, task_name, "result")
+        raise
+    return finished
+
+
+class _NotScheduled(Exception):
+    """The instance to run is not scheduled (any more): the run does not start."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _begin(
+    context: TaskContext, instance: TaskInstance
+) -> tuple[TaskInstance, type[TriggerTask] | BaseException]:
+    """Mark a scheduled instance running, or failed when its task cannot be resolved.
+
+    Runs inside the commit of the run's first step, so it changes only the instance.
+    """
+    if instance.status != TaskInstance.STATUS_SCHEDULED:
+        raise _NotScheduled(instance.status)
+    manager = context.manager
+    task_name = instance.config.run
+    try:
+        # Registered tasks only; test helpers widen it through task_fallbacks.
+        task_cls = task_classes.get_task(task_name)
+    except Exception as exc:
+        metadata = _exception_metadata(exc, context, task_name, "resolve")
+        manager.set_status(instance, TaskInstance.STATUS_FAILED, metadata)
+        return instance, exc
+    manager.set_status(
+        instance,
+        TaskInstance.STATUS_RUNNING,
+        {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs},
+    )
+    return instance, task_cls
+
+
+def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: TaskInstance) -> None:
+    name = context.instance_name
+    task_name = task_obj.name
+    retries = task_obj.request.retries
+    if retries >= task_obj.max_retries:
+        # Raised directly rather than through TriggerTask.retry(): same rule.
+        exceeded = MaxRetriesExceeded(task_name, name, retries, task_obj.max_retries)
+        exceeded.__cause__ = retry.exc or retry
+        _mark_failed(context, exceeded, task_name, "retry", retry.metadata)
+        raise exceeded
+    error = retry.exc if retry.exc is not None else retry
+    _mark_failed(context, error, task_name, "retry", retry.metadata)
+    if retry.cooldown and not _runner_delays_by_cooldown(context, instance):
+        time.sleep(retry.cooldown)
+    cooldown = {TaskInstance.META_COOLDOWN: retry.cooldown} if retry.cooldown else None
+    context.manager.replay_failed_instance(name, retry.replacement_kwargs, metadata=cooldown)
+
+
+def _runner_delays_by_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
+    """Whether the replay's runner holds it back by its cooldown itself (a broker's countdown)."""
+    try:
+        runner = context.manager.runner_for(instance)
+    except Exception:  # no runner: the replay fails at dispatch, with the error recorded
+        return False
+    return bool(getattr(runner, "delays_by_cooldown", False))
