@@ -43,7 +43,8 @@ DATABASES = {
 if HAS_PG:
     DATABASES["pg"] = {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": "test",
+        # A worker the tests start is given the test database's name here.
+        "NAME": os.environ.get("TRIGGERS_TEST_PG_NAME", "test"),
         "USER": "postgres",
         "HOST": PG_HOST,
         "PORT": PG_PORT,

@@ -254,7 +254,7 @@ def test_an_unknown_storage_is_refused_naming_the_known_ones(plugin, session):
     for arguments in (["show", session], ["replay", session, "t_importResponses#0"], ["delete", session, "--yes"]):
         message = refused(*arguments, "--storage", "nowhere")
         assert "no storage backend 'nowhere'" in message
-        assert "registered: cache, dict" in message
+        assert "registered: cache, database, dict" in message
 
 
 def test_the_default_is_still_the_cache_backend(uid):
@@ -281,7 +281,7 @@ def test_python_m_reaches_the_plugin_backend(plugin, uid):
 def test_python_m_refuses_bad_storage_options(plugin, uid):
     # before any settings are read: none are given
     done = python_m("show", uid, "--storage", "nowhere")
-    assert_one_line_refusal(done, "no storage backend 'nowhere'", "registered: cache, dict")
+    assert_one_line_refusal(done, "no storage backend 'nowhere'", "registered: cache, database, dict")
     for option in (["--cache", "locmem"], ["--layout", "single"]):
         command_line = ["replay", uid, "t#0", *DICT, *option, "--settings", "tests.settings"]
         done = python_m(*command_line)

@@ -59,6 +59,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _test_database_name(alias: str) -> str:
+    """The name of database ``alias`` as this process uses it (the test database, once made)."""
+    from django.conf import settings
+    from django.db import connections
+
+    if alias not in settings.DATABASES:
+        return "test"
+    return str(connections[alias].settings_dict["NAME"])
+
+
 class Worker:
     """One ``celery worker`` subprocess (solo pool) on the test project's app."""
 
@@ -79,6 +89,8 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "tests.celery_app.settings",
             "TRIGGERS_TEST_CELERY_BROKER": self.broker,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            # Sessions of the database backend: the test database, if one was made.
+            "TRIGGERS_TEST_PG_NAME": _test_database_name("pg"),
         }
         command = [
             sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",

@@ -184,3 +184,51 @@ def test_a_cascade_runs_on_a_worker_of_rabbitmq(celery_session, tmp_path):
     assert result(manager, "t_importSubject#0")["queue"] == QUEUE_IMPORTS
     score = result(manager, "t_scorePage#0")
     assert (score["score"], score["queue"], score["hostname"]) == (30, QUEUE_SCORES, hostname)
+
+
+# --------------------------------------------------------------------------- the database backend
+
+
+@pytest.fixture
+def database_workers(redis_app: Any, tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any) -> Any:
+    """One worker for every queue, started once the test databases exist (it is told their name)."""
+    with running_workers(
+        redis_app,
+        REDIS_BROKER,
+        tmp_path_factory.mktemp("database-workers"),
+        everything=QUEUES,
+    ) as workers:
+        yield workers
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "pg"])
+def test_a_questionnaire_on_the_database_backend(database_workers, redis_app, settings):
+    """The workers rebuild the database backend from each payload (its alias included)."""
+    require_service("postgresql")
+    from triggers.storages.database import DatabaseStorageBackend
+
+    del settings.TRIGGERS_DEFAULT_RUNNER
+    settings.TRIGGERS_CELERY_APP = redis_app
+    uid = f"celery-db-{uuid.uuid4().hex}"
+    manager = TriggerManager(DatabaseStorageBackend(uid, using="pg"))
+    manager.update_configuration(WORKFLOW)
+    manager.fire("sessionStarted", {"subject_id": 7})
+    manager.fire("pageSaved", {"page": 1})
+
+    def read() -> dict[str, str]:
+        return {i.name: i.status for i in DatabaseStorageBackend(uid, using="pg")}
+
+    wait_until(
+        read,
+        {
+            "t_importSubject#0": FINISHED,
+            "t_scorePage#0": FINISHED,
+            "t_report#0": FINISHED,
+            "t_retrying#2": FINISHED,
+            "t_skipped#0": TaskInstance.STATUS_SKIPPED,
+        },
+        database_workers,
+    )
+    stored = DatabaseStorageBackend(uid, using="pg")
+    assert stored["t_importSubject#0"].metadata[TaskInstance.META_RESULT]["subject_id"] == 7
+    assert stored.latest_kwargs["t_scorePage"]["page"] == 1

@@ -31,15 +31,17 @@ LONGEST_PAGE = 1000
 _COLUMNS = ("uid", "instances", "failed", "unresolved", "waiting", "last modified", "expires")
 
 
-def _database(place: Place) -> str | None:
+def _database(place: Place) -> str:
     """The database alias to look in; BadInput for a backend that cannot look across sessions."""
+    from ..storages.database.backend import database_alias as routed  # needs the app registry
+
     cls = storage_class(place)
     if not takes_database(cls):
         raise BadInput(
             f"storage {place.storage!r} ({cls.__name__}) cannot look across sessions;"
             " only the database storage backend can (--storage database)"
         )
-    return None if place.using is None else database_alias(place.using)
+    return routed(None) if place.using is None else database_alias(place.using)
 
 
 def _seconds(value: float | None, option: str) -> float | None:
@@ -81,10 +83,19 @@ def _row(session: Any) -> dict[str, Any]:
 
 def list_sessions(options: Mapping[str, Any], place: Place, out: Writer) -> None:
     """Print one page of the sessions the options ask for."""
-    from ..storages.database.queries import find_sessions, with_counts  # needs the app registry
+    from ..storages.database.locks import reaching  # needs the app registry
 
     using = _database(place)
     page, per_page = _page_numbers(options)
+    with reaching(using, "listing sessions"):
+        _list_page(options, using, page, per_page, out)
+
+
+def _list_page(
+    options: Mapping[str, Any], using: str, page: int, per_page: int, out: Writer
+) -> None:
+    from ..storages.database.queries import find_sessions, with_counts  # needs the app registry
+
     rows = find_sessions(
         using,
         failed=options.get("failed", False),
@@ -134,7 +145,10 @@ def clear_sessions(options: Mapping[str, Any], place: Place, out: Writer) -> Non
     batch = options.get("batch_size", 500)
     if batch < 1:
         raise BadInput(f"--batch-size must be 1 or more, not {batch}")
-    deleted = clear_expired_sessions(using, batch)
+    from ..storages.database.locks import reaching
+
+    with reaching(using, "deleting expired sessions"):
+        deleted = clear_expired_sessions(using, batch)
     if options.get("json"):
         write_json(out, {"deleted": deleted})
         return

@@ -90,7 +90,8 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         """Begin a try's block (its transaction is open, the object's mutex
         held): read the row, locked for the transaction."""
         self.invalidate_cache()
-        row = read_session(self.using, self.uid, for_update=True)
+        with reaching(self.using, f"reading session {self.uid!r}"):
+            row = read_session(self.using, self.uid, for_update=True)
         self._row = row
         self._mark_held(attempt)
         return not row.locked(timezone.now())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -34,6 +35,8 @@ __all__ = ["DEFAULT_LOCK_TTL", "NoRowLock", "RowLock", "free_lock", "lock_ttl", 
 
 #: seconds a lock taken with ``ttl=True`` lives (Django's default cache timeout)
 DEFAULT_LOCK_TTL = 300.0
+#: how SQLite, PostgreSQL and MySQL say a table is missing
+_MISSING_TABLE = re.compile(r"no such table|relation .* does not exist|Table .* doesn't exist")
 #: first and longest pause of a waiter (seconds)
 BACKOFF_START = 0.001
 BACKOFF_CAP = 0.05
@@ -63,7 +66,10 @@ def reaching(using: str, doing: str) -> Iterator[None]:
     except IntegrityError:
         raise
     except DatabaseError as exc:
-        raise LockBackendError(f"database {using!r} failed while {doing}: {exc}") from exc
+        hint = ""
+        if _MISSING_TABLE.search(str(exc)):
+            hint = " (are the tables there? run: manage.py migrate triggers)"
+        raise LockBackendError(f"database {using!r} failed while {doing}: {exc}{hint}") from exc
 
 
 class RowLock:
