@@ -43,6 +43,7 @@ OWNERS = {
     "discovered tasks modules",
     "task fallbacks",
     "celery hooked apps",
+    "database configuration sets",
 }
 LOCMEM_CLASS = "django.core.cache.backends.locmem.LocMemCache"
 ADD_DRIVER = "triggers.locking.drivers.add.AddLockDriver"

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from .storages.database.limits import DIGEST_LENGTH, NAME_LENGTH, UID_LENGTH
+
 __all__ = ["Configuration", "Instance", "Session", "TaskDefinition"]
 
-#: longest uid (in characters; the storage layer refuses uids over 150 bytes)
-UID_LENGTH = 150
-#: longest task or instance name the database backend stores
-NAME_LENGTH = 255
-#: digest of a configuration set (SHA-256, hex)
-DIGEST_LENGTH = 64
 
 
 class Configuration(models.Model):

@@ -98,3 +98,25 @@ def test_clearsessions_deletes_expired_sessions_in_batches(database, settings):
 def test_clearsessions_refuses_a_bad_batch_size(database, bad):
     with pytest.raises(InvalidArgument, match="batch_size"):
         clear_expired_sessions(database, batch_size=bad)
+
+
+def test_a_change_of_databases_forgets_the_configuration_sets(database, uid, settings):
+    from django.db import connections
+    from django.test.signals import setting_changed
+    from django.test.utils import CaptureQueriesContext
+
+    from triggers.storages.database.configurations import configuration_sets
+
+    make_session(database, uid)
+    digest = Session.objects.using(database).get(uid=uid).configuration_id
+
+    def queries_to_load():
+        with CaptureQueriesContext(connections[database]) as captured:
+            assert configuration_sets.load(uid, database, digest)
+        return len(captured.captured_queries)
+
+    queries_to_load()
+    assert queries_to_load() == 0  # kept by this process
+    # What override_settings sends when DATABASES changes: what was read may be elsewhere now.
+    setting_changed.send(sender=None, setting="DATABASES", value=settings.DATABASES, enter=True)
+    assert queries_to_load() == 1

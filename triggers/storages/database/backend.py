@@ -22,10 +22,10 @@ from ...errors import InvalidArgument
 from ...forking import watch_forks
 from ...locking.lock import Ttl
 from ...locking.writes import LockGuard
-from ...models import Session
 from ...types import TaskConfig, TaskInstance
 from ..base import BaseTriggerStorage
 from ..instances import TaskInstanceCollection
+from . import tables
 from .configurations import configuration_sets
 from .locks import NoRowLock, RowLock, reaching
 from .reading import SessionRow, instance_rows, read_session
@@ -39,7 +39,7 @@ __all__ = ["DatabaseStorageBackend", "database_alias"]
 def database_alias(using: object) -> str:
     """The alias sessions are read from and written to (InvalidArgument for an unknown one)."""
     if using is None:
-        alias: str = router.db_for_write(Session)
+        alias: str = router.db_for_write(tables.Session)
         return alias
     if not isinstance(using, str) or using not in settings.DATABASES:
         known = ", ".join(sorted(settings.DATABASES))
@@ -279,7 +279,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         with self.acquire_lock():
             had = not self.stored_nothing()
             guard = self._guard()
-            rows = Session.objects.using(self.using).filter(uid=self.uid)
+            rows = tables.Session.objects.using(self.using).filter(uid=self.uid)
             if isinstance(guard, RowLock):
                 rows = rows.filter(guard.fence(timezone.now()))
             with reaching(self.using, f"deleting session {self.uid!r}"), transaction.atomic(

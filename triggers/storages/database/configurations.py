@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ...errors import StorageCorrupted
-from ...models import Configuration, TaskDefinition
 from ...process_state import register_state
+from . import tables
 from .rows import column_text, dumps, loads
 
 __all__ = ["configuration_sets", "digest_of"]
@@ -50,7 +50,7 @@ class ConfigurationSets:
             known = self._sets.get((using, digest))
         if known is not None:
             return known
-        rows = TaskDefinition.objects.using(using).filter(configuration__digest=digest)
+        rows = tables.TaskDefinition.objects.using(using).filter(configuration__digest=digest)
         definitions = {
             name: loads(uid, data, f"the definition of task {name!r}")
             for name, data in rows.values_list("name", "definition")
@@ -67,7 +67,7 @@ class ConfigurationSets:
     def store(self, using: str, digest: str, serialized: Mapping[str, dict[str, Any]]) -> None:
         """Make sure set ``digest`` is stored, inside the caller's transaction
         (checked each time: a set no session uses any more may be deleted)."""
-        if not Configuration.objects.using(using).filter(digest=digest).exists():
+        if not tables.Configuration.objects.using(using).filter(digest=digest).exists():
             try:
                 with transaction.atomic(using=using):
                     self._insert(using, digest, serialized)
@@ -78,11 +78,11 @@ class ConfigurationSets:
 
     @staticmethod
     def _insert(using: str, digest: str, serialized: Mapping[str, dict[str, Any]]) -> None:
-        configuration = Configuration.objects.using(using).create(
+        configuration = tables.Configuration.objects.using(using).create(
             digest=digest, created=timezone.now()
         )
-        TaskDefinition.objects.using(using).bulk_create(
-            TaskDefinition(
+        tables.TaskDefinition.objects.using(using).bulk_create(
+            tables.TaskDefinition(
                 configuration=configuration,
                 name=name,
                 runner=column_text(definition.get("using")),

@@ -28,7 +28,7 @@ from django.utils import timezone
 from ...errors import LockAcquisitionFailed, LockBackendError, LockLost
 from ...locking.lock import Block, Ttl
 from ...locking.writes import NO_WRITES, Writes
-from ...models import Session
+from . import tables
 from .rows import dumps
 
 __all__ = ["DEFAULT_LOCK_TTL", "NoRowLock", "RowLock", "free_lock", "lock_ttl", "reaching"]
@@ -90,12 +90,12 @@ class RowLock:
 
     def _try_take(self) -> bool:
         now = timezone.now()
-        rows = Session.objects.using(self.using).filter(uid=self.uid)
+        rows = tables.Session.objects.using(self.using).filter(uid=self.uid)
         if rows.filter(free_lock(now)).update(lock_token=self.token, lock_expires=self._lapse(now)):
             return True
         try:
             with transaction.atomic(using=self.using):
-                Session.objects.using(self.using).create(
+                tables.Session.objects.using(self.using).create(
                     uid=self.uid,
                     metadata=dumps({}),
                     created=now,
@@ -141,7 +141,7 @@ class RowLock:
             return False
         self.held = False
         with reaching(self.using, f"releasing lock {self.key!r}"):
-            mine = Session.objects.using(self.using).filter(uid=self.uid, lock_token=self.token)
+            mine = tables.Session.objects.using(self.using).filter(uid=self.uid, lock_token=self.token)
             return bool(mine.update(lock_token="", lock_expires=None))
 
 

@@ -11,7 +11,7 @@ from django.db import connections
 from django.db.models import Q
 
 from ...errors import StorageCorrupted
-from ...models import Instance, Session
+from . import tables
 from .rows import INSTANCE_FIELDS
 
 __all__ = ["SessionRow", "instance_rows", "read_session"]
@@ -81,7 +81,7 @@ class SessionRow:
 def _claimed_on_sqlite(using: str, uid: str) -> list[tuple[Any, ...]]:
     """On SQLite, the row read by the write that takes the database's write lock
     (a transaction that read first and wrote later could meet another writer)."""
-    meta = Session._meta
+    meta = tables.Session._meta
     columns = [meta.get_field("id" if f == "pk" else f).column for f in _SESSION_FIELDS]
     table = connections[using].ops.quote_name(meta.db_table)
     token = connections[using].ops.quote_name(meta.get_field("lock_token").column)
@@ -90,7 +90,7 @@ def _claimed_on_sqlite(using: str, uid: str) -> list[tuple[Any, ...]]:
     sql = f"UPDATE {table} SET {token} = {token} WHERE {uid_column} = %s RETURNING {returning}"
     return [
         tuple(getattr(row, "pk" if f == "pk" else f) for f in _SESSION_FIELDS)
-        for row in Session.objects.using(using).raw(sql, [uid])
+        for row in tables.Session.objects.using(using).raw(sql, [uid])
     ]
 
 
@@ -99,7 +99,7 @@ def read_session(using: str, uid: str, for_update: bool = False) -> SessionRow:
     if for_update and connections[using].vendor == "sqlite":
         found = _claimed_on_sqlite(using, uid)
     else:
-        rows = Session.objects.using(using).filter(uid=uid)
+        rows = tables.Session.objects.using(using).filter(uid=uid)
         if for_update:
             rows = rows.select_for_update()
         found = list(rows.values_list(*_SESSION_FIELDS))
@@ -136,7 +136,7 @@ def instance_rows(
     """Instance rows of a session: every one (neither argument), or those
     ``names`` and the unstarted ones of the tasks ``unstarted_of``, in one query
     where they fit."""
-    rows = Instance.objects.using(using).filter(session_id=session_pk)
+    rows = tables.Instance.objects.using(using).filter(session_id=session_pk)
     if names is None and unstarted_of is None:
         return list(rows.values(*INSTANCE_FIELDS))
     unstarted = Q()

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from ...errors import InvalidArgument, InvalidTaskConfig, StorageCorrupted
-from ...models import NAME_LENGTH
 from ...types import TaskInstance
+from .limits import LONGEST_TASK_NAME, NAME_LENGTH
 
 __all__ = [
     "INSTANCE_FIELDS",
@@ -33,8 +33,6 @@ __all__ = [
     "loads",
 ]
 
-#: a task name leaves room for ``#<number>`` in its instances' names
-LONGEST_TASK_NAME = NAME_LENGTH - 20
 #: the columns of an instance row the backend writes (besides ``session``)
 INSTANCE_FIELDS = (
     "name",

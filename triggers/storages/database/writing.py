@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from ...conf import session_timeout_setting
 from ...errors import LockLost, StorageCorrupted
-from ...models import Instance, Session
 from ...types import TaskConfig
 from ..instances import TaskInstanceCollection
+from . import tables
 from .configurations import configuration_sets, digest_of
 from .reading import SessionRow
 from .rows import INSTANCE_FIELDS, check_instance_row_name, dumps, instance_row
@@ -109,13 +109,13 @@ class SessionWrite:
         changed = self._changed_instances()
         row = self.row
         if row.stale:  # expired: what it held goes, its row is written afresh
-            Instance.objects.using(self.using).filter(session_id=row.pk).delete()
+            tables.Instance.objects.using(self.using).filter(session_id=row.pk).delete()
             self.row = SessionRow(pk=row.pk, lock_token=row.lock_token, lock_expires=row.lock_expires)
         fields = self._session_fields(now)
         row = self.row
         updated = True
         if not row.exists:
-            created = Session.objects.using(self.using).create(
+            created = tables.Session.objects.using(self.using).create(
                 uid=self.uid, created=now, modified=now, **fields
             )
             pk = created.pk
@@ -136,7 +136,7 @@ class SessionWrite:
         return modified is None or (now - modified).total_seconds() > MODIFIED_SLACK
 
     def _update_session(self, pk: int, fields: dict[str, Any], now: dt.datetime) -> None:
-        rows = Session.objects.using(self.using).filter(pk=pk)
+        rows = tables.Session.objects.using(self.using).filter(pk=pk)
         if self.fence is not None:
             rows = rows.filter(self.fence)
         if not rows.update(modified=now, revision=F("revision") + 1, **fields):
@@ -149,8 +149,8 @@ class SessionWrite:
             return
         # MySQL and MariaDB upsert on any unique key, and take no target.
         targeted = connections[self.using].features.supports_update_conflicts_with_target
-        Instance.objects.using(self.using).bulk_create(
-            [Instance(session_id=pk, **r.columns) for _, r in changed],
+        tables.Instance.objects.using(self.using).bulk_create(
+            [tables.Instance(session_id=pk, **r.columns) for _, r in changed],
             update_conflicts=True,
             unique_fields=["session", "name"] if targeted else None,
             update_fields=_UPDATED_INSTANCE_FIELDS,
