@@ -71,19 +71,35 @@ def database_settings(kind: str, name: str, host: str) -> dict[str, Any]:
             "OPTIONS": {"timeout": 30},
         }
     if kind == "postgresql":
-        return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "USER": "postgres",
-                "HOST": host, "PORT": 5432}
-    return {"ENGINE": "django.db.backends.mysql", "NAME": name, "USER": "root", "HOST": host,
-            "PORT": 3306, "OPTIONS": {"charset": "utf8mb4"}}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": "postgres",
+            "HOST": host,
+            "PORT": 5432,
+        }
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": name,
+        "USER": "root",
+        "HOST": host,
+        "PORT": 3306,
+        "OPTIONS": {"charset": "utf8mb4"},
+    }
 
 
 def configure(kind: str, name: str, host: str) -> None:
     settings.configure(
         DATABASES={"default": database_settings(kind, name, host)},
         # no culling: the larger scenarios store more than MAX_ENTRIES' default
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
-                            "LOCATION": CACHE_TABLE, "TIMEOUT": 3600,
-                            "OPTIONS": {"MAX_ENTRIES": 10**7}}},
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                "LOCATION": CACHE_TABLE,
+                "TIMEOUT": 3600,
+                "OPTIONS": {"MAX_ENTRIES": 10**7},
+            }
+        },
         INSTALLED_APPS=["triggers"],
         USE_TZ=True,
     )
@@ -149,11 +165,12 @@ def shorten(sql: str) -> str:
         head, sep, rest = sql.partition(marker)
         if sep:
             sql = f"{head}{sep}<{rest.count(',') + 1} columns>" + (
-                " RETURNING" + rest.rpartition(" RETURNING")[2] if " RETURNING" in rest else "")
+                " RETURNING" + rest.rpartition(" RETURNING")[2] if " RETURNING" in rest else ""
+            )
     head, sep, rest = sql.partition(") VALUES (")
     if sep and sql.startswith("INSERT"):
         rows = rest.count("), (") + 1
-        tail = rest[rest.find(")", rest.rfind("%s")) + 1:]
+        tail = rest[rest.find(")", rest.rfind("%s")) + 1 :]
         sql = f"{head}) VALUES <{rows} row{'s' if rows > 1 else ''}>{tail}"
     return sql
 
@@ -199,9 +216,11 @@ def spread(samples: list[float], prefix: str) -> dict[str, float]:
     """Median and the 10th and 90th percentiles of ``samples`` (seconds), in ms."""
     ordered = sorted(samples)
     at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {f"ms_{prefix}": round(statistics.median(ordered) * 1000, 3),
-            f"ms_{prefix}_p10": round(at(0.1) * 1000, 3),
-            f"ms_{prefix}_p90": round(at(0.9) * 1000, 3)}
+    return {
+        f"ms_{prefix}": round(statistics.median(ordered) * 1000, 3),
+        f"ms_{prefix}_p10": round(at(0.1) * 1000, 3),
+        f"ms_{prefix}_p90": round(at(0.9) * 1000, 3),
+    }
 
 
 # ------------------------------------------------------------------ storages
@@ -233,9 +252,15 @@ def timed(manager, trigger: str, kwargs: dict | None = None) -> tuple[float, tup
 # ----------------------------------------------------------------- scenarios
 def fanout(sessions: int = 100, ready: int = 10, waiting: int = 10) -> dict:
     """New session: configure 20 tasks, fire one trigger that readies 10 of them."""
-    config = {f"t_ready{i}": {"after": ["start"], "run": "x", "using": "noop"} for i in range(ready)}
-    config.update({f"t_wait{i}": {"after": ["start", "never"], "run": "x", "using": "noop"}
-                   for i in range(waiting)})
+    config = {
+        f"t_ready{i}": {"after": ["start"], "run": "x", "using": "noop"} for i in range(ready)
+    }
+    config.update(
+        {
+            f"t_wait{i}": {"after": ["start", "never"], "run": "x", "using": "noop"}
+            for i in range(waiting)
+        }
+    )
     per_session, per_fire = [], []
     before = Counts.snapshot()
     fire_counts = [0, 0, 0, 0]
@@ -250,12 +275,18 @@ def fanout(sessions: int = 100, ready: int = 10, waiting: int = 10) -> dict:
         per_fire.append(ended - configured)
         fire_counts = [c + b - a for c, a, b in zip(fire_counts, mid, after)]
     totals = Counts.snapshot()
-    scheduled = sum(1 for i in fresh_storage(manager.storage.uid).iter_instances()
-                    if i.status == "scheduled")
+    scheduled = sum(
+        1 for i in fresh_storage(manager.storage.uid).iter_instances() if i.status == "scheduled"
+    )
     assert scheduled == ready, scheduled
-    return {"scenario": "fanout", "sessions": sessions, **spread(per_session, "per_session"),
-            **per(before, totals, sessions, "per_session"), **spread(per_fire, "per_fire"),
-            **per((0, 0, 0, 0), fire_counts, sessions, "per_fire")}
+    return {
+        "scenario": "fanout",
+        "sessions": sessions,
+        **spread(per_session, "per_session"),
+        **per(before, totals, sessions, "per_session"),
+        **spread(per_fire, "per_fire"),
+        **per((0, 0, 0, 0), fire_counts, sessions, "per_fire"),
+    }
 
 
 def _window(manager, trigger: str, kwargs_of) -> dict:  # noqa: ANN001
@@ -274,10 +305,12 @@ def growth(sizes: tuple[int, ...] = SIZES) -> dict:
     listens to) and ``absorbed`` (a trigger a waiting instance takes without
     becoming ready)."""
     manager = new_manager(uuid.uuid4().hex)
-    manager.update_configuration({
-        "t_page": {"after": ["page"], "andEvery": "page", "run": "x", "using": "noop"},
-        "t_wait": {"after": ["start", "never"], "run": "x", "using": "noop"},
-    })
+    manager.update_configuration(
+        {
+            "t_page": {"after": ["page"], "andEvery": "page", "run": "x", "using": "noop"},
+            "t_wait": {"after": ["start", "never"], "run": "x", "using": "noop"},
+        }
+    )
     manager.fire("start", {"k": -1})
     fired = 0
     result: dict[str, Any] = {"scenario": "growth"}
@@ -327,14 +360,19 @@ def contention(workers: int = 4, fires: int = 50) -> dict:
     from django.db import connections
 
     uid = uuid.uuid4().hex
-    new_manager(uid).update_configuration({
-        f"t_w{w}_{k}": {"after": [f"w{w}_{k}"], "run": "x", "using": "noop"}
-        for w in range(workers) for k in range(fires)
-    })
+    new_manager(uid).update_configuration(
+        {
+            f"t_w{w}_{k}": {"after": [f"w{w}_{k}"], "run": "x", "using": "noop"}
+            for w in range(workers)
+            for k in range(fires)
+        }
+    )
     connections.close_all()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    racers = [context.Process(target=_fire_many, args=(uid, w, fires, queue)) for w in range(workers)]
+    racers = [
+        context.Process(target=_fire_many, args=(uid, w, fires, queue)) for w in range(workers)
+    ]
     started = time.perf_counter()
     for racer in racers:
         racer.start()
@@ -346,10 +384,16 @@ def contention(workers: int = 4, fires: int = 50) -> dict:
     lat = [x for report in reports for x in report[0]]
     counts = [sum(report[1][i] for report in reports) for i in range(4)]
     scheduled = sum(1 for i in fresh_storage(uid).iter_instances() if i.status == "scheduled")
-    return {"scenario": "contention", "procs": workers, "fires": total,
-            "fires_per_s": round(total / elapsed, 1), "ms_wall_per_fire": round(elapsed * 1000 / total, 3),
-            **spread(lat, "per_fire"), **per((0, 0, 0, 0), counts, total, "per_fire"),
-            "lost": total - scheduled}
+    return {
+        "scenario": "contention",
+        "procs": workers,
+        "fires": total,
+        "fires_per_s": round(total / elapsed, 1),
+        "ms_wall_per_fire": round(elapsed * 1000 / total, 3),
+        **spread(lat, "per_fire"),
+        **per((0, 0, 0, 0), counts, total, "per_fire"),
+        "lost": total - scheduled,
+    }
 
 
 def _bench_task() -> str:
@@ -385,9 +429,17 @@ def _workflow(runner: str, sessions: int = 20, chain: int = 5, fan: int = 5) -> 
     runs = sessions * (chain + fan)
     lost = 0
     for uid in uids:
-        lost += chain + fan - sum(1 for i in fresh_storage(uid).iter_instances() if i.status == "finished")
-    return {"task_runs": runs, **spread(per_run, "per_task_run"),
-            **per(before, after, runs, "per_task_run"), "lost": lost}
+        lost += (
+            chain
+            + fan
+            - sum(1 for i in fresh_storage(uid).iter_instances() if i.status == "finished")
+        )
+    return {
+        "task_runs": runs,
+        **spread(per_run, "per_task_run"),
+        **per(before, after, runs, "per_task_run"),
+        "lost": lost,
+    }
 
 
 def workflow() -> dict:
@@ -440,8 +492,12 @@ def trace() -> dict:
     runners.run_task = marked
     try:
         run = new_manager(uuid.uuid4().hex)
-        run.update_configuration({"t_one": {"after": ["start"], "run": name, "using": "sync"},
-                                  "t_two": {"after": ["t_one"], "run": name, "using": "sync"}})
+        run.update_configuration(
+            {
+                "t_one": {"after": ["start"], "run": name, "using": "sync"},
+                "t_two": {"after": ["t_one"], "run": name, "using": "sync"},
+            }
+        )
         out["fire_then_two_task_runs_sync"] = _traced(lambda: run.fire("start", {"n": 1}))
     finally:
         runners.run_task = original
@@ -464,13 +520,19 @@ def main(argv: list[str] | None = None) -> None:
     global STORAGE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)}")
-    parser.add_argument("--storage", default=os.environ.get("BENCH_STORAGE", "database"),
-                        choices=STORAGES)
-    parser.add_argument("--db", default=os.environ.get("BENCH_DB", "sqlite"), choices=DATABASE_KINDS)
-    parser.add_argument("--name", default="triggers_bench", help="database name (SQLite: file stem)")
+    parser.add_argument(
+        "--storage", default=os.environ.get("BENCH_STORAGE", "database"), choices=STORAGES
+    )
+    parser.add_argument(
+        "--db", default=os.environ.get("BENCH_DB", "sqlite"), choices=DATABASE_KINDS
+    )
+    parser.add_argument(
+        "--name", default="triggers_bench", help="database name (SQLite: file stem)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
-                        help="growth: session sizes, comma separated")
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="growth: session sizes, comma separated"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
@@ -486,8 +548,18 @@ def main(argv: list[str] | None = None) -> None:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         select_ms = (time.perf_counter() - started) * 1000 / 200
-    print(json.dumps({"scenario": "calibrate", "storage": STORAGE, "db": args.db,
-                      "vendor": connection.vendor, "ms_select_1": round(select_ms, 4)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "scenario": "calibrate",
+                "storage": STORAGE,
+                "db": args.db,
+                "vendor": connection.vendor,
+                "ms_select_1": round(select_ms, 4),
+            }
+        ),
+        flush=True,
+    )
     sizes = tuple(int(s) for s in args.sizes.split(","))
     for name in args.scenarios or DEFAULT:
         result = growth(sizes) if name == "growth" else SCENARIOS[name]()
