@@ -407,7 +407,7 @@ def _bench_task() -> str:
 def _workflow(runner: str, sessions: int = 20, chain: int = 5, fan: int = 5) -> dict:
     """Per session a chain of ``chain`` tasks and ``fan`` more after the first,
     all from one fire of ``start``; waits for every thread."""
-    from triggers.runners import ThreadingTaskRunner
+    from triggers.tasks.runners import ThreadingTaskRunner
 
     name = _bench_task()
     config = {"t_c0": {"after": ["start"], "run": name, "using": runner}}
@@ -464,7 +464,7 @@ def _traced(action) -> list[str]:  # noqa: ANN001
 def trace() -> dict:
     """The statements of one operation of each kind, in order (commits and
     rollbacks as ``-- COMMIT``/``-- ROLLBACK``; ``-- run_task`` where a task run starts)."""
-    from triggers import execution, runners
+    from triggers.tasks import execution, runners
 
     name = _bench_task()
     manager = new_manager(uuid.uuid4().hex)
