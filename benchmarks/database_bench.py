@@ -23,9 +23,9 @@ without readying it.
 
 SQL statements are counted with ``execute_wrapper`` on every connection of
 every thread (and in each process of ``contention``). Django sends BEGIN and
-COMMIT through the driver, not as statements, so they are not among them:
-``tx_*`` counts the transactions (commits and rollbacks of ``atomic``
-blocks); ``sp_*`` counts the SAVEPOINT, RELEASE and ROLLBACK TO statements,
+COMMIT through the driver (on SQLite, BEGIN as a statement, left out too),
+so they are not among them: ``tx_*`` counts the transactions (commits and
+rollbacks of ``atomic`` blocks); ``sp_*`` counts the SAVEPOINT, RELEASE and ROLLBACK TO statements,
 which are not in ``sql_*`` either; ``conn_*`` the connections opened. A
 statement run outside ``atomic`` is a transaction of its own (autocommit)
 and not in ``tx_*``. Times are medians with the 10th and 90th percentiles.
