@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the admin's styles, served by the live server
     "triggers",
 ]
 # The admin (triggers.admin), for its tests (tests/database/test_admin.py, tests/browser).

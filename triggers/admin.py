@@ -133,7 +133,8 @@ class SessionAdmin(_ReadOnlyAdmin):
     @admin.display(description="instances", ordering="instance_count")
     def instances(self, session: Session) -> SafeString:
         count = session.instance_count
-        return self.link("instance", f"{count} instances", session__id__exact=session.pk)
+        text = f"{count} instance" if count == 1 else f"{count} instances"
+        return self.link("instance", text, session__id__exact=session.pk)
 
     @admin.display(description="failed", ordering="failed_count")
     def failed(self, session: Session) -> Any:
