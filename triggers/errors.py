@@ -267,6 +267,18 @@ class InstanceNotFailed(TriggersError, ValueError):
         )
 
 
+class InstanceNotStuck(TriggersError, ValueError):
+    """Only an instance waiting in ``scheduled`` or ``running`` can be re-dispatched."""
+
+    def __init__(self, name: str, status: str) -> None:
+        self.name = name
+        self.status = status
+        super().__init__(
+            f"instance {safe_repr(name)} is {safe_repr(status)};"
+            " only scheduled or running instances can be re-dispatched"
+        )
+
+
 class UnknownStatus(InvalidArgument):
     """A status that is none of ``TaskInstance.ALL_STATUSES``."""
 
