@@ -106,6 +106,7 @@ class TriggerManager:
         trigger_name = check_trigger_name(trigger_name)
         kwargs = self._trigger_kwargs(trigger_name, trigger_kwargs)
         storage = self.storage
+        storage.expect(triggers=[trigger_name])
         for attempt in self._events.tries(storage.attempts()):
             with attempt:
                 new = storage.stored_nothing()
@@ -246,6 +247,7 @@ class TriggerManager:
         cascade = check_flag("cascade", cascade)
         kwargs = self._trigger_kwargs("cascade", cascade_kwargs) if cascade else {}
         firing = None
+        self.storage.expect(instances=[name])
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self.storage.get_instance(name)
@@ -269,6 +271,9 @@ class TriggerManager:
         must only change the instance (with ``set_status`` for its status);
         what it raises propagates, nothing saved.
         """
+        name = instance_or_name.name if isinstance(instance_or_name, TaskInstance) else instance_or_name
+        if isinstance(name, str):
+            self.storage.expect(instances=[name])
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 outcome = change(self.storage.get_instance(instance_or_name))
@@ -320,6 +325,7 @@ class TriggerManager:
             replacement_kwargs = check_mapping("replacement kwargs", replacement_kwargs)
         if metadata is not None:
             metadata = check_metadata("metadata", metadata)
+        self.storage.expect(instances=[name])
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self._failed_instance(name, "replayed")
@@ -353,6 +359,7 @@ class TriggerManager:
         if result is not None:
             result = check_mapping("skip result", result)
         firing = None
+        self.storage.expect(instances=[name])
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self._failed_instance(name, "skipped")

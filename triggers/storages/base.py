@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..errors import (
@@ -306,6 +306,11 @@ class BaseTriggerStorage(Lockable):
         try being the lock.
         """
         yield from super().attempts()
+
+    def expect(self, *, instances: Iterable[str] = (), triggers: Iterable[str] = ()) -> None:
+        """A hint, for speed: this thread's next ``attempts()`` reads these instances,
+        or fires these triggers. A backend may read what they need with the
+        session; the default ignores it."""
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         unresolved = []

@@ -10,7 +10,8 @@ holds the lock kept in the session's row (:mod:`.locks`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -28,9 +29,9 @@ from ..instances import TaskInstanceCollection
 from . import tables
 from .configurations import configuration_sets
 from .locks import NoRowLock, RowLock, reaching
-from .reading import SessionRow, instance_rows, read_session
+from .reading import SessionRow, instance_rows, read_session, read_session_with
 from .rows import check_task_row_name, dumps, instance_row, loads, stored_record
-from .tries import TransactionTry, transaction_tries
+from .tries import Expected, TransactionTry, transaction_tries
 from .writing import SessionWrite, session_lifetime
 
 __all__ = ["DatabaseStorageBackend", "database_alias"]
@@ -65,6 +66,11 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         self._prints: dict[str, tuple[Any, ...]] = {}
         self._lazy = False
         self._fetched_tasks: set[str] = set()
+        #: rows a try read with the session, and the tasks whose unstarted rows they hold
+        self._prefetched: tuple[list[dict[str, Any]], list[str]] = ([], [])
+        self._expected = threading.local()
+        #: the configuration set this object last read (kept across reads: a guess for the next)
+        self._last_digest: str | None = None
 
     @property
     def lifetime(self) -> float | None:
@@ -80,21 +86,56 @@ class DatabaseStorageBackend(BaseTriggerStorage):
             return NoRowLock(self.get_lock_name())
         return RowLock(self.get_lock_name(), self.uid, self.using, ttl)
 
+    def expect(self, *, instances: Iterable[str] = (), triggers: Iterable[str] = ()) -> None:
+        """Read what these need with the session row, in the next operation of this thread."""
+        self._expected.value = Expected(
+            tuple(n for n in instances if isinstance(n, str)),
+            tuple(t for t in triggers if isinstance(t, str)),
+        )
+
     def attempts(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        expected: Expected | None = getattr(self._expected, "value", None)
+        self._expected.value = None
         if self.has_lock:  # inside the caller's lock: its state is ours
             yield self.acquire_lock()
             return
-        yield from transaction_tries(self, self.acquire_lock)
+        yield from transaction_tries(self, self.acquire_lock, expected)
 
     def start_try(self, attempt: TransactionTry) -> bool:
         """Begin a try's block (its transaction is open, the object's mutex
-        held): read the row, locked for the transaction."""
+        held): read the row, locked for the transaction, and with it what the
+        operation expects to read (see :meth:`expect`)."""
+        known = self._last_digest or configuration_sets.digest_of_session(self.using, self.uid)
+        expected = attempt.expected
+        listeners = self._listeners_in(known, expected)
         self.invalidate_cache()
         with reaching(self.using, f"reading session {self.uid!r}"):
-            row = read_session(self.using, self.uid, for_update=True)
+            row, rows = read_session_with(
+                self.using, self.uid, list(expected.instances), listeners
+            )
         self._row = row
+        self._remember_digest(row.digest)
+        self._prefetched = (rows, listeners if row.digest == known else [])
         self._mark_held(attempt)
         return not row.locked(timezone.now())
+
+    def _remember_digest(self, digest: str | None) -> None:
+        self._last_digest = digest
+        if digest is not None:
+            configuration_sets.session_digest(self.using, self.uid, digest)
+
+    def _listeners_in(self, digest: str | None, expected: Expected) -> list[str]:
+        """Tasks of configuration set ``digest`` (as far as this process knows
+        it) that listen to the triggers ``expected`` fires, or to the tasks of
+        its instances (what their cascade fires)."""
+        fired = set(expected.triggers) | {n.rpartition("#")[0] for n in expected.instances}
+        if digest is None or not fired:
+            return []
+        return [
+            task
+            for task, definition in configuration_sets.known(self.using, digest).items()
+            if fired & {*(definition.get("after") or ()), *(definition.get("unless") or ())}
+        ]
 
     def end_try(self, attempt: TransactionTry, committed: bool) -> None:
         """End a try's block (its transaction has ended): let go of the mutex."""
@@ -112,6 +153,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         self._prints = {}
         self._lazy = False
         self._fetched_tasks = set()
+        self._prefetched = ([], [])
 
     def _load_state(self) -> None:
         if self._guard() is None:
@@ -122,6 +164,12 @@ class DatabaseStorageBackend(BaseTriggerStorage):
             with reaching(self.using, f"reading session {self.uid!r}"):
                 row = self._row = read_session(self.using, self.uid)
         self._install_row(row, lazy=True)
+        rows, complete = self._prefetched
+        self._prefetched = ([], [])
+        if self._lazy and rows:
+            self._add_rows(rows)
+        if self._lazy:
+            self._fetched_tasks.update(complete)
 
     def _load_whole(self) -> None:
         """Read every row of the session at once, as one consistent state."""
@@ -133,6 +181,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             row = read_session(self.using, self.uid)
             self._row = row
+            self._remember_digest(row.digest)
             self._install_row(row, lazy=False)
 
     def _install_row(self, row: SessionRow, lazy: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,10 +24,22 @@ from .rows import column_text, dumps, loads
 
 __all__ = ["configuration_sets", "digest_of"]
 
+#: sessions whose configuration set a process remembers (a guess that saves a read)
+SESSIONS_REMEMBERED = 4096
+
 
 def digest_of(serialized: Mapping[str, Mapping[str, Any]]) -> str:
-    """The digest naming a set of serialized task definitions."""
-    return hashlib.sha256(dumps(sorted(serialized.items()))).hexdigest()
+    """The digest naming a set of serialized task definitions.
+
+    Each definition is pickled on its own, as its row stores it: a set read
+    back (its definitions share no object) has the digest it was stored under.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(serialized):
+        encoded = name.encode("utf-8", "surrogatepass")
+        definition = dumps(serialized[name])
+        digest.update(b"%d:%s%d:%s" % (len(encoded), encoded, len(definition), definition))
+    return digest.hexdigest()
 
 
 class ConfigurationSets:
@@ -34,15 +47,36 @@ class ConfigurationSets:
 
     def __init__(self) -> None:
         self._sets: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        #: the set each session last read here used, newest last (a guess, bounded)
+        self._of_session: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._lock = threading.Lock()
 
     def reset(self) -> None:
         with self._lock:
             self._sets.clear()
+            self._of_session.clear()
+
+    def session_digest(self, using: str, uid: str, digest: str) -> None:
+        """Remember that session ``uid`` used set ``digest`` when it was last read here."""
+        with self._lock:
+            self._of_session[(using, uid)] = digest
+            self._of_session.move_to_end((using, uid))
+            while len(self._of_session) > SESSIONS_REMEMBERED:
+                self._of_session.popitem(last=False)
+
+    def digest_of_session(self, using: str, uid: str) -> str | None:
+        """The set session ``uid`` used when it was last read here, if remembered."""
+        with self._lock:
+            return self._of_session.get((using, uid))
 
     def forget(self, using: str, digest: str) -> None:
         with self._lock:
             self._sets.pop((using, digest), None)
+
+    def known(self, using: str, digest: str) -> dict[str, dict[str, Any]]:
+        """The definitions of set ``digest`` if this process has them (else empty)."""
+        with self._lock:
+            return self._sets.get((using, digest)) or {}
 
     def load(self, uid: str, using: str, digest: str) -> dict[str, dict[str, Any]]:
         """The definitions of set ``digest`` (one query the first time)."""

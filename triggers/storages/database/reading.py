@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections
-from django.db.models import Q
+from django.db.models import FilteredRelation, Q
 
 from ...errors import StorageCorrupted
 from . import tables
 from .rows import INSTANCE_FIELDS
 
-__all__ = ["SessionRow", "instance_rows", "read_session"]
+__all__ = ["SessionRow", "instance_rows", "read_session", "read_session_with"]
 
 #: instance names asked for in one query (SQLite takes at most 999 parameters
 #: in old builds)
@@ -103,9 +103,13 @@ def read_session(using: str, uid: str, for_update: bool = False) -> SessionRow:
         if for_update:
             rows = rows.select_for_update()
         found = list(rows.values_list(*_SESSION_FIELDS))
-    if not found:
+    return _session_row(uid, found[0] if found else None)
+
+
+def _session_row(uid: str, values: tuple[Any, ...] | None) -> SessionRow:
+    if values is None:
         return SessionRow()
-    pk, digest, metadata, index, lifetime, expires, token, lock_expires, modified = found[0]
+    pk, digest, metadata, index, lifetime, expires, token, lock_expires, modified = values
     if not isinstance(index, dict):
         raise StorageCorrupted(uid, f"its instance index is {index!r}")
     return SessionRow(
@@ -119,6 +123,50 @@ def read_session(using: str, uid: str, for_update: bool = False) -> SessionRow:
         lock_expires,
         modified,
     )
+
+
+def read_session_with(
+    using: str, uid: str, names: list[str], unstarted_of: list[str]
+) -> tuple[SessionRow, list[dict[str, Any]]]:
+    """The session's row, locked for the caller's transaction, and in the same
+    statement the instance rows ``names`` and the unstarted ones of the tasks
+    ``unstarted_of`` (on SQLite, whose lock is taken by a write, in two)."""
+    if not names and not unstarted_of:
+        return read_session(using, uid, for_update=True), []
+    connection = connections[using]
+    if connection.vendor == "sqlite" or len(names) > NAMES_PER_QUERY:
+        row = read_session(using, uid, for_update=True)
+        if row.pk is None:
+            return row, []
+        counts, irregular = row.counts(uid)
+        unstarted_of = [t for t in unstarted_of if counts.get(t) or irregular.get(t)]
+        if not names and not unstarted_of:
+            return row, []
+        return row, instance_rows(using, row.pk, names=names, unstarted_of=unstarted_of)
+    wanted = Q(instances__name__in=names) if names else Q(pk__in=[])
+    if unstarted_of:
+        wanted |= Q(instances__task__in=unstarted_of, instances__status="unstarted")
+    rows = (
+        tables.Session.objects.using(using)
+        .filter(uid=uid)
+        .annotate(wanted=FilteredRelation("instances", condition=wanted))
+    )
+    # PostgreSQL locks only the session's row (FOR UPDATE OF); MySQL locks the
+    # instance rows read with it too, which only the session's lock holder writes.
+    of = ("self",) if connection.features.has_select_for_update_of else ()
+    rows = rows.select_for_update(of=of)
+    joined = [f"wanted__{f}" for f in INSTANCE_FIELDS]
+    found = list(rows.values_list(*_SESSION_FIELDS, *joined))
+    if not found:
+        return SessionRow(), []
+    width = len(_SESSION_FIELDS)
+    row = _session_row(uid, found[0][:width])
+    instances = [
+        dict(zip(INSTANCE_FIELDS, values[width:], strict=True))
+        for values in found
+        if values[width] is not None
+    ]
+    return row, instances
 
 
 def _chunks(names: list[str]) -> Iterator[list[str]]:

@@ -17,6 +17,7 @@ import enum
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import DatabaseError, transaction
@@ -24,12 +25,20 @@ from django.db import DatabaseError, transaction
 from ...errors import LockBackendError
 from ...locking.writes import NO_WRITES, AttemptAbandoned, Writes
 
-__all__ = ["TransactionTry", "TriesHost", "transaction_tries"]
+__all__ = ["Expected", "TransactionTry", "TriesHost", "transaction_tries"]
 
 #: transactions an operation tries before it takes the lock
 TRANSACTION_TRIES = 5
 #: the longest pause between two of them (seconds)
 RETRY_PAUSE = 0.002
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What an operation said it reads: instances by name, and the triggers it fires."""
+
+    instances: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
 
 
 class Ending(enum.Enum):
@@ -67,8 +76,10 @@ class TransactionTry:
     ttl: float | None = None
     writes_land_together = True
 
-    def __init__(self, storage: TriesHost) -> None:
+    def __init__(self, storage: TriesHost, expected: Expected | None = None) -> None:
         self.storage = storage
+        #: what the operation said it reads (the storage reads it with the session)
+        self.expected = expected or Expected()
         self.key = storage.get_lock_name()
         self.ending: Ending | None = None
         self._atomic = transaction.atomic(using=storage.using)
@@ -120,10 +131,10 @@ class TransactionTry:
             self.storage.end_try(self, committed)
 
 
-def transaction_tries(storage: TriesHost, lock: Any) -> Iterator[Any]:
+def transaction_tries(storage: TriesHost, lock: Any, expected: Expected | None = None) -> Iterator[Any]:
     """Tries at an operation: transactions, then ``lock()`` (the lock's try)."""
     for _ in range(TRANSACTION_TRIES):
-        attempt = TransactionTry(storage)
+        attempt = TransactionTry(storage, expected)
         yield attempt
         if attempt.ending is Ending.COMMITTED:
             return
