@@ -4,6 +4,7 @@ Every test runs against real caches (see conftest.py). Holders in other
 processes are real forked processes; nothing here asserts on durations.
 """
 
+import contextlib
 import multiprocessing
 import os
 import sqlite3
@@ -36,6 +37,11 @@ FORK = multiprocessing.get_context("fork")
 #: caches whose writes under a lock are made only while the lock is still the writer's
 FENCED_CACHES = {"redis", "dredis", "memcached", "db_sqlite", "db_pg"}
 DB_CACHES = {"db_sqlite", "db_pg"}
+
+#: the short ttl of every lock that is to expire, and the wait for them
+EXPIRY_TTL = 1
+#: how long a successor may wait for an expired lock to go
+EXPIRY_BLOCK = 5
 
 
 # --------------------------------------------------------------------------- helpers
@@ -109,8 +115,8 @@ def run_threads(count, target, *args):
 
 
 def _take_and_crash(alias, key):
-    """Take the lock with a 1 s ttl, then die without releasing it."""
-    CacheLock(key, alias, ttl=1).acquire(block=False)
+    """Take the lock with the short ttl, then die without releasing it."""
+    CacheLock(key, alias, ttl=EXPIRY_TTL).acquire(block=False)
     os._exit(0)
 
 
@@ -182,60 +188,6 @@ def test_only_the_holder_can_release(any_cache, key):
     assert not is_held(key, any_cache)
 
 
-def test_a_holder_whose_lock_expired_cannot_release_its_successors(any_cache, key):
-    old = CacheLock(key, any_cache, ttl=1)
-    old.acquire(block=False)
-    with acquire_lock(key, cache=any_cache, block=5):  # succeeds once the old lock expired
-        assert old.release() is False
-        assert is_held(key, any_cache)
-    assert not is_held(key, any_cache)
-
-
-def test_writes_of_a_holder_whose_lock_expired_raise_lock_lost(any_cache, key, uid):
-    cache = caches[any_cache]
-    old = CacheLock(key, any_cache, ttl=1)
-    old.acquire(block=False)
-    with acquire_lock(key, cache=any_cache, block=5):
-        with pytest.raises(LockLost) as info:
-            old.release(Writes(({f"value:{uid}": "stale"},)))
-        assert info.value.key == key
-        assert key in str(info.value)
-        assert is_held(key, any_cache)
-    if any_cache in FENCED_CACHES:
-        assert cache.get(f"value:{uid}") is None  # the write was refused
-    cache.delete(f"value:{uid}")
-
-
-def test_a_storage_whose_lock_expired_cannot_save_over_its_successor(any_cache, uid):
-    config = {"t_old": {"after": ["go"], "run": "noop"}}
-    late = CacheStorageBackend(uid, cache=any_cache)
-    with pytest.raises(LockLost):
-        with late.acquire_lock(ttl=1):
-            late.update_configuration(config)
-            late.save()
-            successor = CacheStorageBackend(uid, cache=any_cache)
-            with successor.acquire_lock(block=5):  # once the first lock expired
-                successor.update_configuration({"t_new": {"after": ["go"], "run": "noop"}})
-                successor.save()
-    assert not is_held(late.keys.lock, any_cache)
-    if any_cache in FENCED_CACHES:
-        assert list(CacheStorageBackend(uid, cache=any_cache).tasks) == ["t_new"]
-
-
-def test_a_crashed_holders_lock_expires_with_its_ttl(any_cache, key):
-    if any_cache == "locmem":
-        # One process: the crashed holder is a thread that never releases.
-        holder = threading.Thread(target=lambda: CacheLock(key, any_cache, ttl=1).acquire(block=False))
-        holder.start()
-        holder.join()
-    else:
-        [exitcode] = join_all([start_process(_take_and_crash, any_cache, key)])
-        assert exitcode == 0, "the child could not take the lock"
-    with acquire_lock(key, cache=any_cache, block=5):
-        assert is_held(key, any_cache)
-    assert not is_held(key, any_cache)
-
-
 def test_ttl_false_takes_no_lock(any_cache, key):
     with acquire_lock(key, ttl=False, cache=any_cache) as lock:
         assert lock is None
@@ -244,24 +196,6 @@ def test_ttl_false_takes_no_lock(any_cache, key):
         # no lock taken, so a held one does not stand in the way
         with acquire_lock(key, ttl=False, cache=any_cache, block=False) as lock:
             assert lock is None
-
-
-def test_ttl_none_never_expires_and_ttl_true_is_the_caches_default_timeout(any_cache, uid):
-    cache = sibling_cache(any_cache, TIMEOUT=1)
-    forever = CacheLock(f"forever:{uid}", cache, ttl=None)
-    default = CacheLock(f"default:{uid}", cache, ttl=True)
-    try:
-        forever.acquire(block=False)
-        default.acquire(block=False)
-        # The default timeout (1 s) lets the second one go...
-        with acquire_lock(f"default:{uid}", cache=cache, block=5):
-            pass
-        # ...by which time the first one, with no expiry, is held all the same.
-        assert is_held(f"forever:{uid}", cache)
-        assert forever.release() is True
-        assert not is_held(f"forever:{uid}", cache)
-    finally:
-        cache.close()
 
 
 @pytest.mark.parametrize("ttl", [0, -1, "10", 1j])
@@ -277,6 +211,140 @@ def test_bad_block(key, block):
         with acquire_lock(key, cache="locmem", block=block):
             pass
     assert not is_held(key, "locmem")
+
+
+# --------------------------------------------------------------------------- expiry
+#
+# Every scenario that needs a lock to expire is set up at once, its locks
+# taken together with the same short ttl, so that each cache waits for
+# expiry once rather than once per scenario. Each scenario is a pair of
+# helpers: one sets it up before the wait, the other checks it after.
+# Memcached and the database caches count expiry in whole seconds, so a
+# lock may outlive the wait by up to a second: the first check after the
+# wait takes its lock with a blocking acquisition, which waits for that.
+
+
+def _crashed_holder_before(cache, key):
+    """A holder takes ``key`` with the short ttl, then dies without releasing it."""
+    if cache == "locmem":
+        # One process: the crashed holder is a thread that never releases.
+        lock = CacheLock(key, cache, ttl=EXPIRY_TTL)
+        holder = threading.Thread(target=lock.acquire, kwargs={"block": False})
+        holder.start()
+        holder.join()
+    else:
+        [exitcode] = join_all([start_process(_take_and_crash, cache, key)])
+        assert exitcode == 0, "the child could not take the lock"
+
+
+def _crashed_holder_after(cache, key):
+    """The crashed holder's lock expired with its ttl: another takes it."""
+    with acquire_lock(key, cache=cache, block=EXPIRY_BLOCK):
+        assert is_held(key, cache), "crashed holder: its successor's lock is not held"
+    assert not is_held(key, cache), "crashed holder: its successor's lock outlived its release"
+
+
+def _hold_past_the_ttl(cache, key):
+    """A holder takes ``key`` with the short ttl, and keeps it past that."""
+    old = CacheLock(key, cache, ttl=EXPIRY_TTL)
+    old.acquire(block=False)
+    return old
+
+
+def _stale_release_after(cache, key, old):
+    """A holder whose lock expired cannot release its successor's."""
+    with acquire_lock(key, cache=cache, block=EXPIRY_BLOCK):  # the old lock expired
+        assert old.release() is False, "stale release: an expired holder claims to have released"
+        assert is_held(key, cache), "stale release: an expired holder released its successor's lock"
+    assert not is_held(key, cache), "stale release: the successor's lock outlived its release"
+
+
+def _stale_writes_after(cache, key, old, value_key):
+    """The writes of a holder whose lock expired raise LockLost (and are refused
+    where writes are fenced)."""
+    with acquire_lock(key, cache=cache, block=EXPIRY_BLOCK):
+        with pytest.raises(LockLost) as info:
+            old.release(Writes(({value_key: "stale"},)))
+        assert info.value.key == key, "stale writes: LockLost names another key"
+        assert key in str(info.value), "stale writes: LockLost's message does not name the key"
+        assert is_held(key, cache), "stale writes: an expired holder released its successor's lock"
+    if cache in FENCED_CACHES:
+        assert caches[cache].get(value_key) is None, "stale writes: the expired write was made"
+    caches[cache].delete(value_key)
+
+
+def _stale_storage_before(cache, uid):
+    """A storage saves under its lock, taken with the short ttl, and keeps the
+    lock past that: the save is written when the block ends, closing ``stack``."""
+    late = CacheStorageBackend(uid, cache=cache)
+    stack = contextlib.ExitStack()
+    stack.enter_context(late.acquire_lock(ttl=EXPIRY_TTL))
+    late.update_configuration({"t_old": {"after": ["go"], "run": "noop"}})
+    late.save()
+    return late, stack
+
+
+def _stale_storage_after(cache, uid, late, stack):
+    """A storage whose lock expired cannot save over its successor's save."""
+    successor = CacheStorageBackend(uid, cache=cache)
+    with successor.acquire_lock(block=EXPIRY_BLOCK):  # the first lock expired
+        successor.update_configuration({"t_new": {"after": ["go"], "run": "noop"}})
+        successor.save()
+    with pytest.raises(LockLost):
+        stack.close()  # the late storage's block ends, its save with it
+    assert not is_held(late.keys.lock, cache), "stale storage: its lock outlived the block"
+    if cache in FENCED_CACHES:
+        tasks = list(CacheStorageBackend(uid, cache=cache).tasks)
+        assert tasks == ["t_new"], f"stale storage: saved over its successor: {tasks}"
+
+
+def _ttl_none_and_true_before(short_default_cache, uid):
+    """``ttl=None`` and ``ttl=True`` locks, in a cache whose default timeout is the short ttl."""
+    forever = CacheLock(f"forever:{uid}", short_default_cache, ttl=None)
+    default = CacheLock(f"default:{uid}", short_default_cache, ttl=True)
+    forever.acquire(block=False)
+    default.acquire(block=False)
+    return forever
+
+
+def _ttl_none_and_true_after(short_default_cache, uid, forever):
+    """ttl=True lasts the cache's default timeout; ttl=None never expires."""
+    # The default timeout lets the ttl=True lock go...
+    with acquire_lock(f"default:{uid}", cache=short_default_cache, block=EXPIRY_BLOCK):
+        pass
+    # ...by which time the one with no expiry is held all the same.
+    assert is_held(f"forever:{uid}", short_default_cache), "ttl=None: the lock expired"
+    assert forever.release() is True, "ttl=None: its holder could not release it"
+    assert not is_held(f"forever:{uid}", short_default_cache), "ttl=None: held after its release"
+
+
+def test_locks_expire_with_their_ttl(any_cache, uid):
+    """Each scenario whose lock expires, on one wait: a crashed holder's lock
+    goes; a holder whose lock expired can neither release its successor's
+    lock, nor write (LockLost), nor, as a storage, save over its successor;
+    ttl=True is the cache's default timeout and ttl=None never expires."""
+    short_default_cache = sibling_cache(any_cache, TIMEOUT=EXPIRY_TTL)
+    forever = None
+    try:
+        # First, as it forks: the others' connections are not closed under them.
+        _crashed_holder_before(any_cache, f"crashed:{uid}")
+        stale_release = _hold_past_the_ttl(any_cache, f"release:{uid}")
+        stale_writes = _hold_past_the_ttl(any_cache, f"writes:{uid}")
+        late, late_block = _stale_storage_before(any_cache, uid)
+        forever = _ttl_none_and_true_before(short_default_cache, uid)
+
+        time.sleep(EXPIRY_TTL)  # the one wait for every lock above to expire
+
+        _crashed_holder_after(any_cache, f"crashed:{uid}")
+        _stale_release_after(any_cache, f"release:{uid}", stale_release)
+        _stale_writes_after(any_cache, f"writes:{uid}", stale_writes, f"value:{uid}")
+        _stale_storage_after(any_cache, uid, late, late_block)
+        _ttl_none_and_true_after(short_default_cache, uid, forever)
+    finally:
+        if forever is not None and forever.held:  # a failed check leaves no lock held for ever
+            with contextlib.suppress(Exception):
+                forever.release()
+        short_default_cache.close()
 
 
 # --------------------------------------------------------------------------- contention
