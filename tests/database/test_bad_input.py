@@ -132,3 +132,20 @@ def test_hostile_values_round_trip(database, uid):
     store = DatabaseStorageBackend(uid, using=database)
     assert store.latest_kwargs["go"] == hostile
     assert store["t:{x}\x1b#0"].kwargs["go"] == hostile
+
+
+def test_an_instance_row_deleted_by_hand_is_named_not_read_as_a_smaller_session(database, uid):
+    from triggers.errors import StorageCorrupted
+
+    manager = TriggerManager(DatabaseStorageBackend(uid, using=database))
+    manager.update_configuration({"t": {"after": ["never"], "andEvery": "tick", "run": "tests.add"}})
+    for n in range(3):
+        manager.fire("tick", {"n": n})
+    Instance.objects.using(database).filter(session__uid=uid, name="t#1").delete()
+    with pytest.raises(StorageCorrupted, match="t#1"):
+        list(DatabaseStorageBackend(uid, using=database).iter_instances())
+    with pytest.raises(StorageCorrupted, match="t#1"):
+        TriggerManager(DatabaseStorageBackend(uid, using=database)).update_instance_status("t#1", "skipped")
+    # The operator's way out: delete the session; its uid starts over.
+    assert DatabaseStorageBackend(uid, using=database).delete()
+    assert DatabaseStorageBackend(uid, using=database).stored_nothing()

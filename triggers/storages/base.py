@@ -299,12 +299,10 @@ class BaseTriggerStorage(Lockable):
 
         Inside a try ``has_lock`` is true and reads start from the state the
         try commits against; leaving it commits what was saved. A try that
-        cannot commit (the session changed) is followed by another, so the
-        block must only read and change this storage. By default the one try
-        is ``acquire_lock()``. A backend may override this to try cheaper ways
-        first (the cache backend on Redis commits without the lock), the last
-        try being the lock.
-        """
+        cannot commit is followed by another, so the block must only read and
+        change this storage. By default the one try is ``acquire_lock()``; a
+        backend may first try cheaper ways (Redis: no lock; a database: one
+        transaction), the last try being the lock."""
         yield from super().attempts()
 
     def expect(self, *, instances: Iterable[str] = (), triggers: Iterable[str] = ()) -> None:

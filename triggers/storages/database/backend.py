@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from ...errors import InvalidArgument
+from ...errors import InvalidArgument, StorageCorrupted
 from ...forking import watch_forks
 from ...locking.lock import Ttl
 from ...locking.writes import LockGuard
@@ -208,7 +208,9 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         )
         if not lazy:
             assert row.pk is not None
-            self._add_rows(instance_rows(self.using, row.pk))
+            rows = instance_rows(self.using, row.pk)
+            _check_found(self.uid, list(self._instances), {r["name"] for r in rows})
+            self._add_rows(rows)
 
     def _fetch_instances(self, names: list[str]) -> dict[str, TaskInstance]:
         """The named instances; with them, in the same query, the unstarted
@@ -222,6 +224,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         self._fetched_tasks.update(listeners)
         loaded = self.instances.loaded
         fresh = [r for r in rows if r["name"] not in loaded]
+        _check_found(self.uid, names, {r["name"] for r in rows})
         return {instance.name: instance for instance in self._built(fresh)}
 
     def _listeners_of(self, names: list[str]) -> list[str]:
@@ -338,6 +341,16 @@ class DatabaseStorageBackend(BaseTriggerStorage):
                     raise guard.lost()
             self.invalidate_cache()
         return had
+
+
+def _check_found(uid: str, names: list[str], found: set[str]) -> None:
+    """StorageCorrupted naming instances the session's index lists and its rows lack."""
+    missing = [name for name in names if name not in found]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise StorageCorrupted(
+            uid, f"its index lists instances whose rows are missing (deleted by hand?): {shown}"
+        )
 
 
 def _number(instance: TaskInstance) -> tuple[int, str]:
