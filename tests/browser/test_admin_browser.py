@@ -112,8 +112,9 @@ class Page:
 
 
 def test_replay_a_failed_instance_in_the_browser(
-    browser, screenshots, live_server, django_user_model
+    browser, screenshots, live_server, django_user_model, settings
 ):
+    settings.TIME_ZONE = "UTC"  # the pages' times as the stored timestamps read (UTC)
     uid = f"order-{uuid.uuid4().hex[:8]}"
     django_user_model.objects.create_superuser("operator", "op@example.com", "s3cret-pw")
     flaky_session(uid, "default")
