@@ -306,9 +306,8 @@ class BaseTriggerStorage(Lockable):
         yield from super().attempts()
 
     def expect(self, *, instances: Iterable[str] = (), triggers: Iterable[str] = ()) -> None:
-        """A hint, for speed: this thread's next ``attempts()`` reads these instances,
-        or fires these triggers. A backend may read what they need with the
-        session; the default ignores it."""
+        """A hint, for speed: this thread's next ``attempts()`` reads these instances or fires
+        these triggers; a backend may read what they need with the session (default: no)."""
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         unresolved = []
@@ -351,9 +350,8 @@ class BaseTriggerStorage(Lockable):
             )
         if self._configs is None:
             return
-        # Written with the head, which some caches write after other keys:
-        # pickled once first, so that a value pickle refuses is refused before
-        # any write (the manager's entry points checked its own values fully).
+        # Pickled once first, so that a value pickle refuses is refused before any
+        # write (the manager's entry points checked its own values fully).
         check_picklable("the session's metadata", self._metas)
         self._save()
 
