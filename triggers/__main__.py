@@ -90,10 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cli.needs_django(options):
             check_storage_name(options.get("storage"))
         setup_django(options)
-        return cli.run(options, sys.stdout)
+        status = cli.run(options, sys.stdout)
+        sys.stdout.flush()  # here, so that a reader gone away is seen here
+        return status
     except OperatorError as exc:
         sys.stderr.write(f"{PROG} {args.subcommand}: {exc}\n")
         return exc.status
+    except BrokenPipeError:
+        # The reader stopped reading (``show UID | head -1``): what it read is
+        # all it wanted. Nothing more goes to the closed pipe, not even at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from .demo_report import (
     MANAGER_KEY,
@@ -148,6 +149,12 @@ def cache_settings(url: str | None) -> dict[str, Any]:
         return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"--cache takes a redis:// URL, not {url!r}")
+    database = urlsplit(url).path.strip("/") if not url.startswith("unix://") else ""
+    if database and not database.isdigit():
+        raise ValueError(
+            f"--cache: the database of a redis:// URL is a number (redis://HOST:PORT/0),"
+            f" not {database!r}"
+        )
     try:
         import django_redis  # noqa: F401
 

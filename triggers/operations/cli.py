@@ -333,6 +333,8 @@ def run(options: Options, out: Writer) -> int:
     except OperatorError as exc:
         exc.args = (printable(str(exc)),)
         raise
+    except BrokenPipeError:
+        raise  # the reader went away: for the entry point, not a failure of the command
     except Exception as exc:
         raise OperatorError(printable(f"{type(exc).__name__}: {exc}")) from exc
     return EXIT_OK

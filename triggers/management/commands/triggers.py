@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -12,7 +14,9 @@ from ...operations import cli
 class Command(BaseCommand):
     help = (
         "Look at and mend trigger sessions: show, unresolved, replay, skip, fire, graph,"
-        " dump, load, delete. " + cli.EXIT_CODES + "."
+        " dump, load, delete; list, clearsessions and copy across sessions. "
+        + cli.EXIT_CODES
+        + "."
     )
     # A warning of the system checks would add lines to every command's output.
     requires_system_checks: list[str] = []
@@ -30,6 +34,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             cli.run(options, self.stdout)
+            self.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped reading (``show UID | head -1``); nothing more
+            # goes to the closed pipe, not even at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         except cli.OperatorError as exc:
             if options.get("traceback") and exc.__cause__ is not None:
                 raise exc.__cause__ from None
