@@ -78,11 +78,40 @@ class UnknownInstance(TriggersError, KeyError):
         return self._message
 
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt whole where it is unpickled (a Celery result, say), not from args.
+        return (_rebuilt, (type(self), self.__dict__, self.args))
+
+
 class UnknownTask(UnknownInstance):
     """No task with the given name is configured in this session."""
 
     def __init__(self, name: object, uid: str) -> None:
         super().__init__(name, uid, kind="task")
+
+
+class InstanceMissing(UnknownInstance):
+    """A runner was sent an instance its worker's storage does not hold: the
+    session expired or was deleted since, or the worker does not share the
+    storage the instance was fired into (a per-process cache, say)."""
+
+    def __init__(self, name: object, uid: str, storage: str) -> None:
+        super().__init__(name, uid)
+        self.storage = storage
+        self._message = (
+            f"task instance {safe_repr(name)} of session {uid!r} is not in {storage}: the"
+            " session expired or was deleted after the task was sent, or this worker does not"
+            " share the storage the session was fired into (a per-process cache such as"
+            " LocMemCache cannot be shared with worker processes)"
+        )
+
+
+def _rebuilt(cls: type[Exception], state: dict[str, Any], args: tuple[Any, ...]) -> Exception:
+    """An error of ``cls`` with ``state`` and ``args``, made without its ``__init__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class UnserializableValue(TriggersError, TypeError):

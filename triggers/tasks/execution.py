@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import DispatchFailed, safe_repr
+from ..errors import DispatchFailed, InstanceMissing, UnknownInstance, safe_repr
 from ..types import TaskInstance
 from . import classes as task_classes
 from .classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
@@ -93,6 +93,10 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     manager = context.manager  # on the one storage object of this run
     try:
         instance, task_cls = manager.change_instance(name, functools.partial(_begin, context))
+    except UnknownInstance as exc:
+        if isinstance(exc, InstanceMissing) or exc.name != name:
+            raise
+        raise InstanceMissing(name, exc.uid, _storage_words(manager.storage)) from None
     except _NotScheduled as not_scheduled:
         # Delivered twice, or the operator moved it on meanwhile: never run twice.
         logger.warning("not running %s: it is %s, not scheduled", name, not_scheduled.status)
@@ -119,6 +123,16 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         raise
 
     return _finish(context, task_name, result)
+
+
+def _storage_words(storage: Any) -> str:
+    """The storage a worker looked in, for an operator: its backend and where it keeps sessions."""
+    where = ", ".join(f"{key}={value!r}" for key, value in storage.rebuild_kwargs().items())
+    cache = getattr(storage, "cache", None)
+    if cache is not None:
+        alias = getattr(storage, "cache_alias", None)
+        where = f"cache {alias!r} ({type(cache).__name__})" if alias else type(cache).__name__
+    return f"{type(storage).__name__}" + (f" [{where}]" if where else "")
 
 
 def _finish(context: TaskContext, task_name: str, result: Any) -> dict[str, Any]:
