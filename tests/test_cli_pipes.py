@@ -41,3 +41,23 @@ def test_a_redis_url_with_a_database_that_is_no_number_is_refused(url):
     assert done.returncode == 2, done.stderr
     assert "the database of a redis:// URL is a number" in done.stderr
     assert repr(url.rsplit("/", 1)[1]) in done.stderr
+
+
+def test_replay_exits_3_when_the_replay_failed_again(uid, settings):
+    from django.core.management.base import CommandError
+
+    from tests.ops_support import command
+    from triggers import CacheStorageBackend, TriggerManager
+
+    settings.TRIGGERS_CACHE_ALIAS = "locmem"
+    manager = TriggerManager(CacheStorageBackend(uid, cache="locmem"))
+    manager.update_configuration(
+        {"t": {"after": ["go"], "run": "tests.behave", "using": "sync", "withParams": {"behave": {"raise": "boom"}}}}
+    )
+    manager.fire("go", {})
+    with pytest.raises(CommandError) as caught:
+        command("replay", uid, "t#0", "--cache", "locmem")
+    assert caught.value.returncode == 3
+    assert "t#1, the replay of t#0, failed again" in str(caught.value)
+    stored = CacheStorageBackend(uid, cache="locmem")
+    assert (stored["t#0"].status, stored["t#1"].status) == ("replayed", "failed")

@@ -272,11 +272,14 @@ def test_commands_in_a_process_of_their_own(redis_session):
         assert stored(uid, "redis") == before
 
     done = django_admin("replay", uid, "t_importResponses#0", "--cache", "redis")
-    assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"replayed t_importResponses#0 of session {uid} as t_importResponses#1")
     # The task is not registered in that process (django-admin imports no demo): the clone
-    # ran and failed for it, which the command reports.
+    # ran and failed for it, which the command reports, and says with its exit status.
     assert "t_importResponses#1  failed: triggers.task.UnknownTaskError" in done.stdout
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "t_importResponses#1, the replay of t_importResponses#0, failed again"
+    )
 
 
 def test_python_m_runs_the_demo_tasks_against_a_redis_url(tmp_path, uid):

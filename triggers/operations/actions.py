@@ -14,7 +14,7 @@ from ..manager import TriggerManager
 from ..storages.base import BaseTriggerStorage
 from ..tasks.runners import ThreadingTaskRunner
 from ..types import TaskInstance
-from .common import BadInput, Writer, find_instance, instance_order, write_json
+from .common import BadInput, FailedAgain, Writer, find_instance, instance_order, write_json
 from .show import error_line
 
 __all__ = ["fire", "replay", "skip"]
@@ -51,16 +51,17 @@ def _report(
     summary: str,
     names: list[str],
     **facts: Any,
-) -> None:
-    """Print what was done (a summary, then where each instance concerned ended)."""
+) -> dict[str, Any]:
+    """Print what was done (a summary, then where each instance concerned ended); that, as data."""
     done = {**facts, "uid": storage.uid, "summary": summary, "instances": _outcome(storage, names)}
     if as_json:
         write_json(out, done)
-        return
+        return done
     out.write(summary + "\n")
     for name, entry in done["instances"].items():
         error = f": {entry['error']}" if entry.get("error") else ""
         out.write(f"  {name}  {entry['status']}{error}\n")
+    return done
 
 
 def replay(
@@ -81,7 +82,11 @@ def replay(
     if kwargs is not None:
         summary += " with new kwargs"
     names = [name, clone.name]
-    _report(out, as_json, storage, summary, names, action="replay", instance=name, clone=clone.name)
+    done = _report(
+        out, as_json, storage, summary, names, action="replay", instance=name, clone=clone.name
+    )
+    if done["instances"][clone.name]["status"] == TaskInstance.STATUS_FAILED:
+        raise FailedAgain(f"{clone.name}, the replay of {name}, failed again")
 
 
 def skip(

@@ -42,7 +42,10 @@ __all__ = [
     "settings_options",
 ]
 
-EXIT_CODES = "exit status: 0 done, 2 bad input (nothing was changed), 1 any other failure"
+EXIT_CODES = (
+    "exit status: 0 done, 2 bad input (nothing was changed), 3 a replayed instance failed"
+    " again, 1 any other failure"
+)
 
 Options = Mapping[str, Any]
 Handler = Callable[[Options, Writer], None]

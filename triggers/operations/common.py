@@ -29,9 +29,11 @@ from .terminal import Writer, json_text
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
+    "EXIT_FAILED_AGAIN",
     "EXIT_OK",
     "TOO_DEEP",
     "BadInput",
+    "FailedAgain",
     "DEFAULT_STORAGE",
     "LIFETIME_UNKNOWN",
     "OperatorError",
@@ -61,6 +63,8 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: the command ran what it was asked to (a replay), and that failed again
+EXIT_FAILED_AGAIN = 3
 
 #: why JSON that json.loads gives up on (RecursionError) is refused
 TOO_DEEP = "its arrays and objects nest too deeply to be read"
@@ -70,6 +74,12 @@ class OperatorError(Exception):
     """A command could not do its work; the message is the one line shown."""
 
     status = EXIT_FAILED
+
+
+class FailedAgain(OperatorError):
+    """What the command ran (a replayed instance) failed again; it says where it ended."""
+
+    status = EXIT_FAILED_AGAIN
 
 
 class BadInput(OperatorError):
