@@ -8,6 +8,8 @@ from django.apps import AppConfig
 class TriggersConfig(AppConfig):
     name = "triggers"
     verbose_name = "Triggers"
+    # The tables' keys, whatever the project's DEFAULT_AUTO_FIELD (the migrations say so).
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
