@@ -66,6 +66,8 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         self._prints: dict[str, tuple[Any, ...]] = {}
         self._lazy = False
         self._fetched_tasks: set[str] = set()
+        #: whether update_configuration changed the loaded configuration since the last save
+        self._configs_changed = False
         #: rows a try read with the session, and the tasks whose unstarted rows they hold
         self._prefetched: tuple[list[dict[str, Any]], list[str]] = ([], [])
         self._expected = threading.local()
@@ -154,6 +156,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
         self._lazy = False
         self._fetched_tasks = set()
         self._prefetched = ([], [])
+        self._configs_changed = False
 
     def _load_state(self) -> None:
         if self._guard() is None:
@@ -301,6 +304,7 @@ class DatabaseStorageBackend(BaseTriggerStorage):
     def _configuration_changed(self, configs: Mapping[str, TaskConfig]) -> None:
         for name in configs:
             check_task_row_name(name)
+        self._configs_changed = True
 
     def _save(self) -> None:
         guard = self._guard()
@@ -315,16 +319,18 @@ class DatabaseStorageBackend(BaseTriggerStorage):
             self.metadata,
             self.instances,
             self._prints,
+            configs_changed=self._configs_changed,
         )
-        if isinstance(guard, TransactionTry):
-            self._row = write.run()
-            return
         if isinstance(guard, RowLock):
             write.fence, write.lost = guard.fence(timezone.now()), guard.lost()
-        with reaching(self.using, f"writing session {self.uid!r}"), transaction.atomic(
-            using=self.using
-        ):
+        if isinstance(guard, TransactionTry):
             self._row = write.run()
+        else:
+            with reaching(self.using, f"writing session {self.uid!r}"), transaction.atomic(
+                using=self.using
+            ):
+                self._row = write.run()
+        self._configs_changed = False
 
     def delete(self) -> bool:
         """Remove the session's rows, under its lock; True if anything was stored."""

@@ -65,6 +65,8 @@ class SessionWrite:
     metas: Mapping[str, Any]
     instances: TaskInstanceCollection
     prints: dict[str, tuple[Any, ...]]
+    #: whether the configuration was changed since the row was read
+    configs_changed: bool = True
     fence: Q | None = None
     #: raised when the fence does not match
     lost: LockLost | None = None
@@ -82,12 +84,14 @@ class SessionWrite:
         """The session columns that changed since the row was read."""
         row = self.row
         fields: dict[str, Any] = {}
-        serialized = {name: config.serialize() for name, config in self.configs.items()}
-        digest = digest_of(serialized) if serialized else None
-        if digest != row.digest or not row.exists:
-            if digest is not None:
-                configuration_sets.store(self.using, digest, serialized)
-            fields["configuration_id"] = digest
+        if self.configs_changed or not row.exists or (row.digest is None and self.configs):
+            # Serialized and digested only then: a fire leaves the configuration alone.
+            serialized = {name: config.serialize() for name, config in self.configs.items()}
+            digest = digest_of(serialized) if serialized else None
+            if digest != row.digest or not row.exists:
+                if digest is not None:
+                    configuration_sets.store(self.using, digest, serialized)
+                fields["configuration_id"] = digest
         metadata = dumps(dict(self.metas))
         if metadata != row.metadata or not row.exists:
             fields["metadata"] = metadata
