@@ -31,18 +31,24 @@ LONG_AGO = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=3)
 
 
 def questionnaire(uid: str, alias: str, fail: tuple[str, ...] = (), layout: str | None = None) -> str:
-    """The questionnaire run to its end; the first run of each task in ``fail`` fails."""
+    """The questionnaire run to its end in cache ``alias``; the first run of each task in ``fail`` fails."""
+    return questionnaire_in(CacheStorageBackend(uid, cache=alias, layout=layout), fail)
+
+
+def questionnaire_in(storage: Any, fail: tuple[str, ...] = ()) -> str:
+    """The questionnaire run to its end in ``storage`` (any backend); the first run of
+    each task in ``fail`` fails. Returns the session's uid."""
     demo.FAIL_FIRST_RUN.clear()
     demo.FAIL_FIRST_RUN.update(fail)
     try:
-        manager = TriggerManager(CacheStorageBackend(uid, cache=alias, layout=layout))
+        manager = TriggerManager(storage)
         manager.update_configuration(WORKFLOW)
         manager.fire("firstPageReceived", {"respondent": demo.RESPONDENT})
         manager.fire("pageReceived", PAGE)
         manager.fire("questionnaireComplete", {"pages": 1})
     finally:
         demo.FAIL_FIRST_RUN.clear()
-    return uid
+    return str(storage.uid)
 
 
 def add_stuck_instance(uid: str, alias: str, status: str = "scheduled", when: datetime = LONG_AGO) -> str:

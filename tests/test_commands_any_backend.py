@@ -22,9 +22,10 @@ from tests.ops_support import (
     command,
     python_m,
     questionnaire,
+    questionnaire_in,
     refused,
 )
-from triggers import TriggerManager, demo, storage_backends
+from triggers import storage_backends
 
 DICT = ("--storage", "dict")
 
@@ -49,17 +50,7 @@ def deletable(plugin):
 def dict_questionnaire(plugin, uid, fail=("t_importResponses",), backend=None):
     """The demo's questionnaire run to its end in the plugin's backend; the first
     run of each task in ``fail`` fails."""
-    demo.FAIL_FIRST_RUN.clear()
-    demo.FAIL_FIRST_RUN.update(fail)
-    try:
-        manager = TriggerManager((backend or plugin.DictStorageBackend)(uid))
-        manager.update_configuration(WORKFLOW)
-        manager.fire("firstPageReceived", {"respondent": demo.RESPONDENT})
-        manager.fire("pageReceived", {"page": 1, "answers": {"q1": 4}, "userAgent": demo.USER_AGENT})
-        manager.fire("questionnaireComplete", {"pages": 1})
-    finally:
-        demo.FAIL_FIRST_RUN.clear()
-    return uid
+    return questionnaire_in((backend or plugin.DictStorageBackend)(uid), fail)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from tests.conftest import require_service
-from tests.ops_support import WORKFLOW, command, refused
-from triggers import CacheStorageBackend, TriggerManager, demo
+from tests.ops_support import WORKFLOW, command, questionnaire_in, refused
+from triggers import CacheStorageBackend, TriggerManager
 from triggers.models import Instance, Session
 from triggers.storages.database import DatabaseStorageBackend
 
@@ -21,17 +21,7 @@ def db(database):
 
 def questionnaire(storage, fail=("t_importResponses",)):
     """The demo's questionnaire run to its end; the first run of each task in ``fail`` fails."""
-    demo.FAIL_FIRST_RUN.clear()
-    demo.FAIL_FIRST_RUN.update(fail)
-    try:
-        manager = TriggerManager(storage)
-        manager.update_configuration(WORKFLOW)
-        manager.fire("firstPageReceived", {"respondent": demo.RESPONDENT})
-        manager.fire("pageReceived", {"page": 1, "answers": {"q1": 4}, "userAgent": demo.USER_AGENT})
-        manager.fire("questionnaireComplete", {"pages": 1})
-    finally:
-        demo.FAIL_FIRST_RUN.clear()
-    return storage.uid
+    return questionnaire_in(storage, fail)
 
 
 def failed_name(database, uid):
