@@ -172,3 +172,17 @@ def test_a_process_killed_holding_the_lock_leaves_what_it_saved(database, uid):
     assert kwargs["saved"] == {"n": 1} and kwargs["after"] == {"n": 3}
     assert "never_saved" not in kwargs
     assert Session.objects.using(database).get(uid=uid).lock_token == ""
+
+
+def test_a_session_row_deleted_by_hand_under_a_holder_is_not_written_back(database, uid):
+    """An operator deletes the session's row while a holder works: the holder's save is
+    refused (its lock went with the row), and the uid starts over empty."""
+    configured(database, uid)
+    holder = storage(database, uid)
+    with pytest.raises(LockLost):
+        with holder.acquire_lock():
+            holder.latest_kwargs["late"] = {"n": 1}
+            Session.objects.using(database).filter(uid=uid).delete()
+            holder.save()
+    assert not Session.objects.using(database).filter(uid=uid).exists()
+    assert storage(database, uid).stored_nothing()
