@@ -69,10 +69,6 @@ class ConfigurationSets:
         with self._lock:
             return self._of_session.get((using, uid))
 
-    def forget(self, using: str, digest: str) -> None:
-        with self._lock:
-            self._sets.pop((using, digest), None)
-
     def known(self, using: str, digest: str) -> dict[str, dict[str, Any]]:
         """The definitions of set ``digest`` if this process has them (else empty)."""
         with self._lock:
