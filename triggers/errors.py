@@ -314,3 +314,33 @@ class UnknownStatus(InvalidArgument):
     def __init__(self, value: object, known: list[str]) -> None:
         InvalidArgument.__init__(self, "status", value, f"expected one of {known}")
         self.args = (f"unknown status {safe_repr(value)} (expected one of {known})",)
+
+
+class RunSuperseded(TriggersError):
+    """A run's end came after its instance was taken from it (marked failed and
+    replayed, say, while the run was paused): nothing of it was written.
+
+    ``uid`` and ``name`` say which session and instance; ``status`` is what
+    the run would have recorded (``finished``, ``failed``...), ``result`` the
+    result it returned (None for one that did not finish), ``found`` the status
+    the instance has now.
+    """
+
+    def __init__(
+        self,
+        uid: str,
+        name: str,
+        status: str,
+        found: str,
+        result: object = None,
+    ) -> None:
+        self.uid = uid
+        self.name = name
+        self.status = status
+        self.found = found
+        self.result = result
+        super().__init__(
+            f"run of instance {safe_repr(name)} of session {safe_repr(uid)} was superseded:"
+            f" it is {safe_repr(found)} now, no longer this run's; its end ({status},"
+            f" result {safe_repr(result)}) was not recorded and fired nothing"
+        )

@@ -67,6 +67,8 @@ class TriggerManager:
 
     name = "default"
     triggers__registry_key = "default"
+    #: a task run's fence (triggers.tasks.ownership): checked inside each status update
+    run_owner: Callable[[TaskInstance, str], None] | None = None
 
     def __init__(self, storage: BaseTriggerStorage) -> None:
         if not isinstance(storage, BaseTriggerStorage):
@@ -80,8 +82,7 @@ class TriggerManager:
 
     @property
     def default_task_runner_name(self) -> str:
-        name: str = get_setting("TRIGGERS_DEFAULT_RUNNER")
-        return name
+        return str(get_setting("TRIGGERS_DEFAULT_RUNNER"))
 
     # ------------------------------------------------------------ configuration
     @renamed_keywords(configuration="config")
@@ -184,9 +185,8 @@ class TriggerManager:
     ) -> None:
         """Hand each scheduled instance to its runner; one failure stops no other.
 
-        Tasks may have run (the ``sync`` runner) or be running: what this
-        manager's storage loaded is forgotten, so it next shows what they left.
-        """
+        Tasks may have run (the ``sync`` runner) or be running: what this manager's
+        storage loaded is forgotten, so it next shows what they left."""
         for runner, instance in runners:
             try:
                 runner.run(self, instance)
@@ -218,11 +218,9 @@ class TriggerManager:
         metadata: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> None:
-        """Inside one of this manager's commits (``change_instance``'s change):
-        set a loaded instance's status, merge ``metadata`` and stamp the times
-        (``now``, default the current time), and note the change for the
-        signals sent once the commit lands. It saves nothing and checks
-        nothing: ``update_instance_status`` is the operation for callers."""
+        """Inside one of this manager's commits (``change_instance``'s change): set a loaded
+        instance's status, merge ``metadata``, stamp the times (``now``, default now), note the
+        change for the signals. Saves and checks nothing (callers: ``update_instance_status``)."""
         instance.change_status(status, metadata, now)
         self._events.record(instance, status)
 
@@ -251,6 +249,8 @@ class TriggerManager:
         for attempt in self._events.tries(self.storage.attempts()):
             with attempt:
                 instance = self.storage.get_instance(name)
+                if self.run_owner is not None:
+                    self.run_owner(instance, status)
                 now = utc_now()
                 self.set_status(instance, status, metadata, now)
                 if cascade:

@@ -17,11 +17,12 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import DispatchFailed, InstanceMissing, UnknownInstance, safe_repr
+from ..errors import DispatchFailed, InstanceMissing, RunSuperseded, UnknownInstance, safe_repr
 from ..types import TaskInstance
 from . import classes as task_classes
 from .classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
 from .context import TaskContext
+from .ownership import RunFence, log_superseded
 from .payload import TaskPayload
 
 __all__ = ["run_task"]
@@ -76,6 +77,8 @@ def _mark_failed(
         context.manager.update_instance_status(
             context.instance_name, TaskInstance.STATUS_FAILED, metadata
         )
+    except RunSuperseded:
+        raise  # the run's instance was taken from it: nothing of its failure is recorded
     except Exception:
         logger.exception("could not mark %s failed after %r", context.instance_name, exc)
 
@@ -86,13 +89,23 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     Returns the result of a finished run, else None. Re-raises what the task
     body raised (after recording it), and raises UnknownTaskError for a
     ``run`` that names no registered task and MaxRetriesExceeded for a retry
-    too many; a runner logs those.
+    too many; a runner logs those. RunSuperseded (logged here too) when the
+    instance was taken from this run before it ended: nothing of its end is
+    recorded (see :mod:`.ownership`).
     """
-    context = TaskContext.from_payload(payload)
+    try:
+        return _run(TaskContext.from_payload(payload))
+    except RunSuperseded as superseded:
+        log_superseded(superseded)
+        raise
+
+
+def _run(context: TaskContext) -> dict[str, Any] | None:
     name = context.instance_name
     manager = context.manager  # on the one storage object of this run
+    fence = RunFence(context.storage_uid, name)
     try:
-        instance, task_cls = manager.change_instance(name, functools.partial(_begin, context))
+        instance, task_cls = manager.change_instance(name, functools.partial(_begin, context, fence))
     except UnknownInstance as exc:
         if isinstance(exc, InstanceMissing) or exc.name != name:
             raise
@@ -104,6 +117,7 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
     task_name = instance.config.run
     if isinstance(task_cls, BaseException):
         raise task_cls  # recorded on the instance with its commit
+    manager.run_owner = fence  # every status change of the instance from now on is this run's
 
     task_obj = task_cls(context)
     context.task = task_obj
@@ -148,6 +162,9 @@ def _finish(context: TaskContext, task_name: str, result: Any) -> dict[str, Any]
         _mark_failed(context, error, task_name, "result")
         raise error
     finished: dict[str, Any] = dict(result)
+    fence = context.manager.run_owner
+    if isinstance(fence, RunFence):
+        fence.result = finished
     try:
         # Finished and its result fired, in one commit.
         context.manager.update_instance_status(
@@ -160,6 +177,8 @@ def _finish(context: TaskContext, task_name: str, result: Any) -> dict[str, Any]
     except DispatchFailed:
         # The instances that could not start were marked failed; this one did finish.
         logger.exception("cascade of %s could not start every task", name)
+    except RunSuperseded:
+        raise
     except Exception as exc:  # an unstorable result, most likely
         _mark_failed(context, exc, task_name, "result")
         raise
@@ -175,7 +194,7 @@ class _NotScheduled(Exception):
 
 
 def _begin(
-    context: TaskContext, instance: TaskInstance
+    context: TaskContext, fence: RunFence, instance: TaskInstance
 ) -> tuple[TaskInstance, type[TriggerTask] | BaseException]:
     """Mark a scheduled instance running, or failed when its task cannot be resolved.
 
@@ -195,7 +214,7 @@ def _begin(
     manager.set_status(
         instance,
         TaskInstance.STATUS_RUNNING,
-        {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs},
+        {TaskInstance.META_ACTUAL_KWARGS: context.trigger_kwargs, **fence.claim()},
     )
     return instance, task_cls
 
