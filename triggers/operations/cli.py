@@ -14,7 +14,17 @@ from typing import Any, NoReturn
 
 from django.core.management.base import CommandError, CommandParser
 
-from . import actions, cli_sessions, delete, dumpcheck, graph, show, transfer, unresolved
+from . import (
+    actions,
+    cli_redispatch,
+    cli_sessions,
+    delete,
+    dumpcheck,
+    graph,
+    show,
+    transfer,
+    unresolved,
+)
 from .common import (
     DEFAULT_STORAGE,
     EXIT_BAD_INPUT,
@@ -259,6 +269,7 @@ def _define_all(commands: Any) -> None:
     _as_json(p, "print what was deleted as JSON")
 
     cli_sessions.define(commands, _define)
+    cli_redispatch.define(commands, _define)
 
 
 #: the operator commands, in the order their help lists them
@@ -273,6 +284,7 @@ COMMANDS = (
     "load",
     "delete",
     *cli_sessions.COMMANDS,
+    *cli_redispatch.COMMANDS,
 )
 
 
