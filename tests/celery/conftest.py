@@ -70,12 +70,16 @@ def _test_database_name(alias: str) -> str:
 
 
 class Worker:
-    """One ``celery worker`` subprocess (solo pool) on the test project's app."""
+    """One ``celery worker`` subprocess (solo pool, unless told another) on the test project's app."""
 
-    def __init__(self, name: str, broker: str, queues: tuple[str, ...], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, broker: str, queues: tuple[str, ...], log_dir: Path, pool: str = "solo"
+    ) -> None:
         self.name = name
         self.broker = broker
         self.queues = queues
+        #: the pool option: "solo", or "prefork:N" for N child processes
+        self.pool = pool
         self.log_path = log_dir / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -94,7 +98,7 @@ class Worker:
         }
         command = [
             sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-            "--pool=solo", "--loglevel=INFO", "-n", self.hostname, "-Q", ",".join(self.queues),
+            *self._pool_options(), "--loglevel=INFO", "-n", self.hostname, "-Q", ",".join(self.queues),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
         with open(self.log_path, "wb") as log:
@@ -107,6 +111,10 @@ class Worker:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
+
+    def _pool_options(self) -> list[str]:
+        pool, _, children = self.pool.partition(":")
+        return [f"--pool={pool}", *([f"--concurrency={children}"] if children else [])]
 
     def log(self) -> str:
         try:
@@ -151,11 +159,13 @@ def purge(app: Any, queues: tuple[str, ...]) -> None:
 
 @contextlib.contextmanager
 def running_workers(
-    app: Any, broker: str, log_dir: Path, **queues_of: tuple[str, ...]
+    app: Any, broker: str, log_dir: Path, pool: str = "solo", **queues_of: tuple[str, ...]
 ) -> Iterator[dict[str, Worker]]:
     """Start one worker per name (consuming the queues given), and always stop them all."""
     purge(app, QUEUES)
-    workers = {name: Worker(name, broker, queues, log_dir) for name, queues in queues_of.items()}
+    workers = {
+        name: Worker(name, broker, queues, log_dir, pool) for name, queues in queues_of.items()
+    }
     try:
         for worker in workers.values():
             worker.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import tests.run_log_tasks  # noqa: F401  (the tasks that log each execution, for tests/celery/test_run_ownership.py)
 import triggers.testing  # noqa: F401  (registers PassThruTask, which t_report runs)
 from triggers.task import TaskContext, TriggerTask, task
 
