@@ -20,7 +20,7 @@ from tests.storage_support import fresh
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import RunSuperseded
 from triggers.operations.redispatch import redispatch
-from triggers.task import task
+from triggers.task import registered_tasks, task
 from triggers.tasks.execution import run_task
 from triggers.tasks.ownership import META_RUN, RunFence, run_token
 from triggers.tasks.runners import ThreadingTaskRunner
@@ -34,7 +34,6 @@ RESUME: dict[str, threading.Event] = {}
 RAN: list[tuple[str, str]] = []
 
 
-@task("tests.fence_paused")
 def fence_paused(context):
     """Its first run (``#0``) waits for the test's event; every run says it ran."""
     RAN.append((context.instance_name, "body"))
@@ -43,7 +42,6 @@ def fence_paused(context):
     return {"by": context.instance_name}
 
 
-@task("tests.fence_recovers_itself")
 def fence_recovers_itself(context):
     """Its first run is recovered (marked failed and replayed) by an operator while it runs."""
     RAN.append((context.instance_name, "body"))
@@ -59,10 +57,24 @@ def fence_recovers_itself(context):
     return {"by": context.instance_name}
 
 
-@task("tests.fence_count")
 def fence_count(context):
     RAN.append((context.instance_name, "body"))
     return {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fence_tasks():
+    """The tasks of these tests, registered while they run only (other tests list the registered ones)."""
+    bodies = {
+        "tests.fence_paused": fence_paused,
+        "tests.fence_recovers_itself": fence_recovers_itself,
+        "tests.fence_count": fence_count,
+    }
+    for name, body in bodies.items():
+        task(name)(body)
+    yield
+    for name in bodies:
+        registered_tasks.pop(name, None)
 
 
 def _config(run: str, using: str) -> dict:
