@@ -146,3 +146,14 @@ def test_a_session_that_cannot_be_read_is_reported_and_the_others_sent(stuck, al
     assert report["redispatched"] == 1
     assert list(report["errors"]) == ["bad uid with spaces\n"]
     assert statuses(uid, alias)[old] == "finished"
+
+
+@pytest.mark.parametrize("odd", ["ops:{7}:a", "x{y}z\\:"])
+def test_redispatch_in_a_session_whose_uid_has_separators(alias, odd):
+    questionnaire(odd, alias)
+    old = add_stuck_instance(odd, alias)
+    report = json.loads(
+        command("redispatch", odd, "--older-than", "600", "--cache", alias, "--json")
+    )
+    assert report["sessions"] == [{"uid": odd, "redispatched": [old], "errors": {}}]
+    assert statuses(odd, alias)[old] == "finished"

@@ -50,10 +50,19 @@ def fence_recovers_itself(context):
             CacheStorageBackend(context.storage_uid, cache=context.storage.cache_alias)
         )
         redispatch(operator, context.instance_name)
-        if context.trigger_kwargs.get("go", {}).get("update_own"):
+        then = context.trigger_kwargs.get("go", {}).get("then")
+        if then == "update_own":
             context.manager.update_instance_status(
                 context.instance_name, "finished", {"result": {"own": 1}}
             )
+        elif then == "raise":
+            raise ValueError("the body failed after its recovery")
+        elif then == "retry":
+            context.task.retry(exc=RuntimeError("try again"))
+        elif then == "skip":
+            context.task.skip({"why": "skipped after its recovery"})
+        elif then == "bad_result":
+            return "not a dict"
     return {"by": context.instance_name}
 
 
@@ -159,14 +168,14 @@ def test_a_threaded_run_resumed_after_its_recovery_records_nothing(manager_sessi
     assert uid in record.getMessage() and "'by': 't_first#0'" in record.getMessage()
 
 
-@pytest.mark.parametrize("update_own", [False, True])
-def test_a_sync_run_superseded_mid_body_raises_and_fires_nothing(
-    manager_session, update_own, caplog
-):
+@pytest.mark.parametrize("then", [None, "update_own", "raise", "retry", "skip", "bad_result"])
+def test_a_sync_run_superseded_mid_body_raises_and_fires_nothing(manager_session, then, caplog):
+    """However the superseded run ends (a result, its own status update, an error, a retry,
+    a skip, a result that is no dict), nothing of it is recorded."""
     manager = manager_session
     manager.update_configuration(_config("tests.fence_recovers_itself", "sync"))
     with caplog.at_level(logging.WARNING, logger="triggers"):
-        manager.fire("go", {"update_own": update_own})
+        manager.fire("go", {"then": then})
 
     assert statuses(manager) == {
         "t_first#0": "replayed",
