@@ -12,9 +12,11 @@ signals and the runners apply as for any other change):
   metadata) and replayed: a clone of it is scheduled;
 - any other status is refused (:class:`~triggers.errors.InstanceNotStuck`).
 
-Whether an instance is truly stuck (no worker will still pick it up) is for
-the caller to judge, by how long it has waited: a worker that was only slow
-may then run it twice.
+Sending a ``scheduled`` instance again is safe: a second delivery is
+refused at start. Whether a ``running`` instance is truly stuck (its worker
+gone) is for the caller to judge, by how long it has waited: a worker that
+was only slow is superseded (its end is not recorded, see
+:mod:`triggers.tasks.ownership`), but its body will have run twice.
 """
 
 from __future__ import annotations
