@@ -66,6 +66,13 @@ def fence_recovers_itself(context):
     return {"by": context.instance_name}
 
 
+def fence_moves_itself(context):
+    """Sets its own instance's status itself, then returns a result."""
+    RAN.append((context.instance_name, "body"))
+    context.manager.update_instance_status(context.instance_name, "skipped", {"why": "own"})
+    return {"by": context.instance_name}
+
+
 def fence_count(context):
     RAN.append((context.instance_name, "body"))
     return {}
@@ -78,6 +85,7 @@ def _fence_tasks():
         "tests.fence_paused": fence_paused,
         "tests.fence_recovers_itself": fence_recovers_itself,
         "tests.fence_count": fence_count,
+        "tests.fence_moves_itself": fence_moves_itself,
     }
     for name, body in bodies.items():
         task(name)(body)
@@ -256,3 +264,16 @@ def test_the_single_layout_with_a_run_token_reads_in_2x(manager_session, setting
     )
     assert instances["t_first#0"].status == "finished"
     assert isinstance(instances["t_first#0"].metadata[META_RUN], str)
+
+
+def test_a_body_that_moves_its_own_instance_ends_its_run_there(manager_session, caplog):
+    """Its own status update lands (the run owned the instance); the run's end after it does not."""
+    manager = manager_session
+    manager.update_configuration(_config("tests.fence_moves_itself", "sync"))
+    with caplog.at_level(logging.WARNING, logger="triggers"):
+        manager.fire("go")
+    first = fresh(manager)["t_first#0"]
+    assert (first.status, first.metadata["why"]) == ("skipped", "own")
+    assert TaskInstance.META_RESULT not in first.metadata
+    assert statuses(manager) == {"t_first#0": "skipped", "t_every#0": "unstarted"}
+    assert _superseded_records(caplog, "t_first#0")
