@@ -1,6 +1,6 @@
 """docs/settings.rst and docs/checks.rst list everything the code reads and reports:
 every setting of triggers.conf.DEFAULTS has a section, every check id in
-triggers/checks.py has one, and the messages the checks page quotes are the
+triggers/checks/ has one, and the messages the checks page quotes are the
 ones the checks give."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from triggers.conf import DEFAULTS, FROM_ENVIRONMENT
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_PAGE = (ROOT / "docs" / "settings.rst").read_text(encoding="utf-8")
 CHECKS_PAGE = (ROOT / "docs" / "checks.rst").read_text(encoding="utf-8")
-CHECKS_SOURCE = (ROOT / "triggers" / "checks.py").read_text(encoding="utf-8")
+CHECKS_SOURCE = "\n".join(
+    path.read_text(encoding="utf-8") for path in sorted((ROOT / "triggers" / "checks").glob("*.py"))
+)
 
 
 def sections(page: str) -> set[str]:
