@@ -15,6 +15,8 @@ from django.test import override_settings
 
 from tests.celery_probe import probe
 from tests.settings import CACHES
+from triggers import CacheStorageBackend
+from triggers.errors import InvalidArgument
 
 LOCMEM = {
     "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
@@ -240,3 +242,6 @@ def test_a_project_whose_sessions_are_in_the_database_only_gets_no_cache_check(s
     }
     with override_settings(CACHES={"default": {**LOCMEM}, "other": unbounded}):
         assert messages() == []
+    # A cache storage must then be told its cache: the setting names none.
+    with pytest.raises(InvalidArgument, match="None"):
+        CacheStorageBackend("no-cache-alias")
