@@ -9,6 +9,7 @@ import pytest
 from django.core import checks
 
 from tests.celery_app.config import make_app
+from tests.celery_probe import probe
 
 LOCMEM_ALIAS = "locmem"
 
@@ -63,3 +64,24 @@ def test_an_eager_app_allowed_runs_tasks_here_so_a_per_process_cache_passes(
     celery_settings.TRIGGERS_CELERY_ALLOW_EAGER = True
     celery_settings.TRIGGERS_CACHE_ALIAS = LOCMEM_ALIAS
     assert messages() == {}
+
+
+def test_a_project_with_a_celery_app_and_locmem_sessions_fails_its_check() -> None:
+    """A 2.x-style project: no runner set, a Celery app made at start-up (so tasks
+    go to Celery), sessions in LocMem. ``manage.py check`` used to pass it."""
+    reported = probe(
+        """
+        import django
+        django.setup()
+        import tests.celery_app.celery  # the app, as <project>/__init__.py imports it
+        from django.core import checks
+        from django.test import override_settings
+
+        with override_settings(TRIGGERS_SESSION_TIMEOUT=60):
+            found = {m.id: m.msg for m in checks.run_checks(tags=["triggers"])}
+        report(found=found)
+        """
+    )
+    assert reported["name"] == "celery" and not reported["from_setting"]
+    assert "'celery' runner" in reported["found"]["triggers.E005"]
+    assert "LocMemCache" in reported["found"]["triggers.E005"]
