@@ -82,8 +82,8 @@ class CeleryUnavailable(TriggersError, ImportError):
     def __init__(self) -> None:
         super().__init__(
             "the 'celery' task runner needs Celery, which is not installed here:"
-            " pip install 'triggers[celery]' (or choose another runner with 'using' or"
-            " TRIGGERS_DEFAULT_RUNNER)"
+            " install the package's celery extra (pip install '.[celery]' in a checkout of"
+            " triggers-django), or choose another runner with 'using' or TRIGGERS_DEFAULT_RUNNER"
         )
 
 
