@@ -32,17 +32,20 @@ logger = logging.getLogger("triggers.task")
 def _exception_metadata(
     exc: BaseException, context: TaskContext, task_name: str, phase: str
 ) -> dict[str, Any]:
+    """What a failure records: ``exceptionContext`` is exactly what the exception carried
+    (as in 2.x); where it happened is under ``failure``; ``logLevel`` is only what the task
+    logged, so a failure alone does not make the logs unresolved (as in 2.x)."""
     return {
         TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
         TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
-        TaskInstance.META_EXCEPTION_CONTEXT: {
+        TaskInstance.META_EXCEPTION_CONTEXT: _attached_context(exc),
+        TaskInstance.META_FAILURE: {
             "task": task_name,
             "instance": context.instance_name,
             "phase": phase,
             "kwargs": safe_repr(context.trigger_kwargs),
-            **_attached_context(exc),
         },
-        TaskInstance.META_LOG_LEVEL: max(context.log_level, logging.ERROR),
+        TaskInstance.META_LOG_LEVEL: context.log_level,
     }
 
 
