@@ -75,7 +75,7 @@ class TriggerTask:
     #: the name a configuration's ``run`` uses
     name: ClassVar[str]
     #: how many times ``retry()`` may replay one run (the first run excluded)
-    max_retries: ClassVar[int] = DEFAULT_MAX_RETRIES
+    max_retries: int = DEFAULT_MAX_RETRIES
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
