@@ -14,7 +14,7 @@ import logging
 import pickle
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import DispatchFailed, InstanceMissing, UnknownInstance, safe_repr
@@ -83,11 +83,14 @@ def _mark_failed(
         logger.exception("could not mark %s failed after %r", context.instance_name, exc)
 
 
-def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
+def run_task(
+    payload: TaskPayload | Mapping[str, Any], on_retry: Callable[[Retry], object] | None = None
+) -> dict[str, Any] | None:
     """Run the instance a runner's payload names, recording every outcome on it.
 
-    Returns the result of a finished run, else None. Re-raises what the task
-    body raised (after recording it), and raises UnknownTaskError for a
+    Returns the result of a finished run, else None; ``on_retry`` is told of a
+    retry once its replay is scheduled (the Celery task reports it to Celery).
+    Re-raises what the task body raised (after recording it), and raises UnknownTaskError for a
     ``run`` that names no registered task and MaxRetriesExceeded for a retry
     too many; a runner logs those.
     """
@@ -115,6 +118,8 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         result = task_obj.run_body(instance)
     except Retry as retry:  # before StatusChange: a Retry is one
         _retry(context, task_obj, retry, instance)
+        if on_retry is not None:
+            on_retry(retry)
         return None
     except StatusChange as change:
         metadata = dict(change.metadata)
