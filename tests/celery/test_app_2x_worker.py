@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.celery.conftest import DEADLINE, require_broker, require_celery, running_workers, wait_until
+from tests.celery.conftest import (
+    DEADLINE,
+    require_broker,
+    require_celery,
+    running_workers,
+    wait_until,
+)
 from tests.celery_app.config import REDIS_BROKER
 from tests.conftest import require_service
 from triggers import CacheStorageBackend, TriggerManager

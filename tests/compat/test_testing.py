@@ -10,9 +10,9 @@ from typing import Any
 from django.test import SimpleTestCase, override_settings
 
 from tests.compat import path_tasks
+from tests.runner_support import behave
 from tests.settings import REDIS_URL, reachable
 from triggers import CacheStorageBackend, TriggerManager
-from tests.runner_support import behave
 from triggers.task import TriggerTask, UnknownTaskError, get_task
 from triggers.tasks.runners import ThreadingTaskRunner
 from triggers.testing import (
