@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 from ..conf import get_setting
 from ..errors import TriggersError
@@ -116,7 +116,8 @@ def task_body(**payload: Any) -> dict[str, Any] | None:
     Returns the run's result (None unless it finished); raises what the run raised, after
     it was recorded, so that Celery reports the task as failed too. A run that asked to
     retry ends with Celery's own ``Retry``, so Celery records the attempt as RETRY and
-    sends ``task_retry``; the replay itself was already sent, as the session's own.
+    sends ``task_retry``; the replay itself was already sent, as the session's own
+    (in eager mode the attempt ends as a success, as before).
     """
     retries: list[Retry] = []
     result = run_task(payload, on_retry=retries.append)
@@ -125,10 +126,17 @@ def task_body(**payload: Any) -> dict[str, Any] | None:
     return result
 
 
-def _report_retry(retry: Retry) -> NoReturn:
-    """End the Celery task as retried (its replay is on its way, sent by the session)."""
+def _report_retry(retry: Retry) -> None:
+    """End the Celery task as retried (its replay is on its way, sent by the session).
+
+    Not in eager mode: there Celery would raise its ``Retry`` into the code that
+    sent the task (with ``task_eager_propagates``), which is the fire that started it.
+    """
+    from celery import current_task
     from celery.exceptions import Retry as CeleryRetry
 
+    if current_task is None or current_task.request.is_eager:
+        return
     raise CeleryRetry(
         f"replayed by the session{f' in {retry.cooldown}s' if retry.cooldown else ''}",
         exc=retry.exc,
