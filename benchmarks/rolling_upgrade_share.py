@@ -29,7 +29,13 @@ REDIS = os.environ.get("TRIGGERS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
 
 def configure() -> None:
     settings.configure(
-        CACHES={"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS, "TIMEOUT": 3600}},
+        CACHES={
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": REDIS,
+                "TIMEOUT": 3600,
+            }
+        },
         INSTALLED_APPS=["triggers"],
         TRIGGERS_CACHE_LAYOUT="single",
         USE_TZ=False,
@@ -43,7 +49,7 @@ def configure() -> None:
 
         name = "idle"
 
-        def run(self, manager, task_instance):  # noqa: ARG002
+        def run(self, manager, task_instance):
             return None
 
     task_runners.register("idle", IdleRunner)
@@ -74,11 +80,20 @@ def one_run(fires: int) -> dict[str, object]:
     from triggers import CacheStorageBackend, TriggerManager
 
     uid = f"bench-rolling-{uuid.uuid4().hex}"
-    config = {"t_page": {"after": ["page"], "andEvery": "page", "run": "bench.page", "using": "idle"}}
-    TriggerManager(CacheStorageBackend(uid, cache="default", layout="single")).update_configuration(config)
+    config = {
+        "t_page": {"after": ["page"], "andEvery": "page", "run": "bench.page", "using": "idle"}
+    }
+    TriggerManager(CacheStorageBackend(uid, cache="default", layout="single")).update_configuration(
+        config
+    )
     caches["default"].close()
     fork = multiprocessing.get_context("fork")
-    targets = [(fire_as_2x, "2x-a"), (fire_as_2x, "2x-b"), (fire_as_3x, "3x-a"), (fire_as_3x, "3x-b")]
+    targets = [
+        (fire_as_2x, "2x-a"),
+        (fire_as_2x, "2x-b"),
+        (fire_as_3x, "3x-a"),
+        (fire_as_3x, "3x-b"),
+    ]
     children = [fork.Process(target=f, args=(uid, w, fires)) for f, w in targets]
     started = time.perf_counter()
     for child in children:

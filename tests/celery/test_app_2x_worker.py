@@ -33,9 +33,17 @@ QUEUE = "triggers-tests-app-2x"
 PROJECT = ("tests.compat.app_2x", "tests.compat.app_2x.settings")
 WORKFLOW = {
     "t_importSubject": {"after": ["sessionStarted"], "run": "app_2x.import_subject"},
-    "t_scorePage": {"after": ["t_importSubject"], "andEvery": "pageSaved", "run": "app_2x.score_page"},
+    "t_scorePage": {
+        "after": ["t_importSubject"],
+        "andEvery": "pageSaved",
+        "run": "app_2x.score_page",
+    },
     # Sent by this process, so that it knows the first attempt's Celery id; a short cooldown.
-    "t_fetchReport": {"after": ["sessionStarted"], "run": "app_2x.fetch_report", "withParams": {"cooldown": 1}},
+    "t_fetchReport": {
+        "after": ["sessionStarted"],
+        "run": "app_2x.fetch_report",
+        "withParams": {"cooldown": 1},
+    },
 }
 
 

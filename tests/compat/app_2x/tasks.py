@@ -26,7 +26,9 @@ class ScorePage(TriggerTask):
     def _run(self, context):
         page = context.trigger_kwargs["pageSaved"]["page"]
         if page == 13:
-            raise with_context(ValueError("page 13 cannot be scored"), {"page": page, "rule": "no-13"})
+            raise with_context(
+                ValueError("page 13 cannot be scored"), {"page": page, "rule": "no-13"}
+            )
         return {"page": page, "score": 10 * page}
 
 

@@ -19,7 +19,11 @@ from . import tasks
 
 WORKFLOW = {
     "t_importSubject": {"after": ["sessionStarted"], "run": tasks.ImportSubject.name},
-    "t_scorePage": {"after": ["t_importSubject"], "andEvery": "pageSaved", "run": tasks.ScorePage.name},
+    "t_scorePage": {
+        "after": ["t_importSubject"],
+        "andEvery": "pageSaved",
+        "run": tasks.ScorePage.name,
+    },
     "t_fetchReport": {"after": ["t_importSubject"], "run": tasks.FetchReport.name},
     "t_echo": {"after": ["t_fetchReport"], "run": PassThruTask.name},
     "t_skipped": {"after": ["sessionStarted"], "run": SelfSkippingTask.name},
