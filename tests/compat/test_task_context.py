@@ -196,3 +196,9 @@ class GetLoggerContext2xTestCase(unittest.TestCase):
         ctx = context({})
         self.assertEqual(dict(ctx.get_logger_context()), ctx.log_fields())
         self.assertEqual(ctx.get_logger_context(context={"a": 1})["a"], 1)
+
+    def test_a_context_key_a_log_record_holds_is_refused_by_name(self) -> None:
+        ctx = context({})
+        with self.assertRaises(ValueError) as caught:
+            ctx.get_logger_context(context={"msg": "x", "page": 1, "levelno": 3})
+        self.assertIn("['levelno', 'msg']", str(caught.exception))

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ["LoggerContext", "RunningTask", "TaskContext", "TaskLogger"]
 
+#: what a LogRecord holds itself: no extra field may take these names
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.NOTSET, "", 0, "", None, None))
+) | {"message", "asctime"}
+
 
 class RunningTask(Protocol):
     """What a task body reaches as ``context.task``: the running task object."""
@@ -208,8 +213,14 @@ class TaskContext:
         """2.x's ``with context.get_logger_context() as logger:``: a logger (an adapter over
         ``logger``, by default the task's own) whose records carry :meth:`log_fields` and
         ``context``. Read as a dict, it is those fields (see :class:`LoggerContext`)."""
-        fields = {**self.log_fields(), **dict(context or {})}
-        return LoggerContext(fields, self.logger, logger)
+        extra = dict(context or {})
+        taken = sorted(str(key) for key in extra if key in _RECORD_ATTRIBUTES)
+        if taken:
+            raise ValueError(
+                f"get_logger_context(context=...) keys {taken} are LogRecord attributes,"
+                " which a record cannot carry as extra fields: rename them"
+            )
+        return LoggerContext({**self.log_fields(), **extra}, self.logger, logger)
 
     def log_fields(self) -> dict[str, Any]:
         """The fields that tell this run's log records apart (plain data).
