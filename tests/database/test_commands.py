@@ -136,3 +136,32 @@ def test_copy_refuses_what_it_cannot_do(database, uid):
     )
     with pytest.raises(Exception, match="1 of 1 sessions were not copied"):
         command("copy", uid, "--from-cache", "locmem", "--to-using", database)
+
+
+def test_requeue_on_the_database_backend(database, uid):
+    from tests.ops_support import LONG_AGO
+
+    questionnaire(DatabaseStorageBackend(uid, using=database), fail=())
+    storage = DatabaseStorageBackend(uid, using=database)
+    with storage.acquire_lock():
+        stamps = {"created": LONG_AGO, "running": LONG_AGO, "lastModified": LONG_AGO}
+        kwargs = {
+            "t_importSubject": {"subjectId": 1},
+            "pageReceived": {"page": 1, "answers": {"q1": 4}},
+        }
+        stuck = storage.create_instance(
+            "t_importResponses", status="running", kwargs=kwargs, metadata={"timestamps": stamps}
+        ).name
+        storage.save()
+    message = refused("requeue", uid, stuck, "--stuck-for", "86400", *db(database))
+    assert "less than --stuck-for 86400 s" in message
+    done = json.loads(command("requeue", uid, stuck, "--stuck-for", "60", "--json", *db(database)))
+    assert done["instances"] == {
+        stuck: {"status": "replayed"},
+        done["clone"]: {"status": "finished"},
+    }
+    assert (
+        DatabaseStorageBackend(uid, using=database)[stuck]
+        .metadata["exceptionType"]
+        .endswith("Stuck")
+    )

@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 EXIT_CODES = (
-    "exit status: 0 done, 2 bad input (nothing was changed), 3 a replayed instance failed"
-    " again, 1 any other failure"
+    "exit status: 0 done, 2 bad input (nothing was changed), 3 a replayed or requeued"
+    " instance failed again, 1 any other failure"
 )
 
 Options = Mapping[str, Any]
@@ -85,19 +85,27 @@ def _show(options: Options, out: Writer) -> None:
     show.show(_session(options), out, as_json=options["json"])
 
 
-def _unresolved(options: Options, out: Writer) -> None:
-    older_than = options["older_than"]
+def _seconds(value: float, option: str) -> float:
     # float() reads "nan", "inf" and "1e999" too: none is an age to compare with
-    if not (math.isfinite(older_than) and older_than >= 0):
-        raise BadInput(
-            f"--older-than must be a finite number of seconds, 0 or more, not {older_than:g}"
-        )
+    if not (math.isfinite(value) and value >= 0):
+        raise BadInput(f"{option} must be a finite number of seconds, 0 or more, not {value:g}")
+    return value
+
+
+def _unresolved(options: Options, out: Writer) -> None:
+    older_than = _seconds(options["older_than"], "--older-than")
     unresolved.unresolved(_session(options), out, older_than, as_json=options["json"])
 
 
 def _replay(options: Options, out: Writer) -> None:
     kwargs = json_object(options["kwargs"], "--kwargs")
     actions.replay(_session(options, True), options["instance"], out, kwargs, options["json"])
+
+
+def _requeue(options: Options, out: Writer) -> None:
+    stuck_for = _seconds(options["stuck_for"], "--stuck-for")
+    storage = _session(options, True)
+    actions.requeue(storage, options["instance"], out, stuck_for, options["json"])
 
 
 def _skip(options: Options, out: Writer) -> None:
@@ -223,6 +231,21 @@ def _define_all(commands: Any) -> None:
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument("--kwargs", metavar="JSON", help="run the clone with these kwargs instead")
 
+    p = _mender(
+        commands,
+        "requeue",
+        "fail an instance stuck scheduled or running, and replay it (one commit)",
+        _requeue,
+    )
+    p.add_argument("instance", metavar="INSTANCE")
+    p.add_argument(
+        "--stuck-for",
+        type=float,
+        required=True,
+        metavar="SECONDS",
+        help="requeue it only if it has been scheduled or running at least this long",
+    )
+
     p = _mender(commands, "skip", "skip a failed instance", _skip)
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument("--cascade", action="store_true", help="then fire the task's name")
@@ -266,6 +289,7 @@ COMMANDS = (
     "show",
     "unresolved",
     "replay",
+    "requeue",
     "skip",
     "fire",
     "graph",

@@ -36,6 +36,11 @@ class BaseTaskRunner(ABC):
     #: not wait before replaying.
     delays_by_cooldown: ClassVar[bool] = False
 
+    #: Whether the runner runs tasks in the process that hands them over
+    #: (so that process must have them registered); False for one that sends
+    #: them elsewhere (a broker's workers).
+    runs_in_process: ClassVar[bool] = False
+
     @abstractmethod
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         """Start running ``task_instance`` (already saved as ``scheduled``).

@@ -80,6 +80,7 @@ class SynchronousTaskRunner(BaseTaskRunner):
 
     name = "sync"
     triggers__registry_key = "sync"
+    runs_in_process = True
 
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         payload = self._prepare_task_kwargs(manager, task_instance)
@@ -142,6 +143,7 @@ class ThreadingTaskRunner(BaseTaskRunner):
 
     name = "threading"
     triggers__registry_key = "threading"
+    runs_in_process = True
 
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         payload = self._prepare_task_kwargs(manager, task_instance)
