@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=cli.EXIT_CODES,
         called_from_command_line=True,
     )
+    cli.add_verbosity(parser)
     commands = cli.add_commands(parser, from_command_line=True)
     demo_parser = commands.add_parser(
         "demo",

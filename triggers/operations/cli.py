@@ -28,6 +28,7 @@ from .common import (
     open_session,
     storage_class,
 )
+from .quiet import task_tracebacks
 from .terminal import TerminalWriter, printable
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "OperatorError",
     "OperatorParser",
     "add_commands",
+    "add_verbosity",
     "parser_class",
     "needs_django",
     "run",
@@ -312,11 +314,24 @@ def settings_options(parser: argparse.ArgumentParser, django_admin: bool = False
         default=argparse.SUPPRESS,
         help="the Django settings module (default: DJANGO_SETTINGS_MODULE)",
     )
+    add_verbosity(parser, default=argparse.SUPPRESS)
     if django_admin:
         parser.add_argument("--pythonpath", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         parser.add_argument(
             "--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
+
+
+def add_verbosity(parser: argparse.ArgumentParser, default: Any = 1) -> None:
+    """``-v``/``--verbosity``, as Django's commands take it (2 and up: task tracebacks)."""
+    parser.add_argument(
+        "-v",
+        "--verbosity",
+        type=int,
+        choices=[0, 1, 2, 3],
+        default=default,
+        help="2 or more: print the tracebacks of tasks this command runs (default: 1)",
+    )
 
 
 def add_commands(
@@ -356,7 +371,8 @@ def run(options: Options, out: Writer) -> int:
     try:
         if needs_django(options):
             storage_class(Place.from_options(options, layout=True))  # refused before any work
-        handler(options, terminal)
+        with task_tracebacks(options.get("verbosity", 1)):
+            handler(options, terminal)
     except OperatorError as exc:
         exc.args = (printable(str(exc)),)
         raise
