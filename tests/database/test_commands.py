@@ -165,3 +165,19 @@ def test_requeue_on_the_database_backend(database, uid):
         .metadata["exceptionType"]
         .endswith("Stuck")
     )
+
+
+def test_show_prints_when_a_database_session_expires(database, uid, settings):
+    settings.TRIGGERS_SESSION_TIMEOUT = 3600
+    questionnaire(DatabaseStorageBackend(uid, using=database), fail=())
+    report = json.loads(command("show", uid, "--json", *db(database)))
+    assert report["lifetime"] == 3600
+    assert 3500 <= report["expiresIn"] <= 3600
+    row = Session.objects.using(database).get(uid=uid)
+    assert report["expiresAt"] == row.expires.replace(microsecond=0).isoformat()
+    headline = command("show", uid, *db(database)).splitlines()[0]
+    assert "lives at least 1 h after a save; expires " in headline and " UTC (in " in headline
+    settings.TRIGGERS_SESSION_TIMEOUT = None
+    questionnaire(DatabaseStorageBackend(uid + "-forever", using=database), fail=())
+    report = json.loads(command("show", uid + "-forever", "--json", *db(database)))
+    assert (report["lifetime"], report["expiresIn"], report["expiresAt"]) == (None, None, None)
