@@ -152,7 +152,7 @@ def _load(options: Options, out: Writer) -> None:
         raise BadInput(f"{path} is not valid JSON: {TOO_DEEP}") from None
     dumpcheck.check_document(document, path)
     place = Place.from_options(options, layout=True)
-    transfer.load(document, out, place, options["uid"], options["replace"])
+    transfer.load(document, out, place, options["uid"], options["replace"], options["json"])
 
 
 def _cache(parser: argparse.ArgumentParser) -> None:
@@ -276,6 +276,7 @@ def _define_all(commands: Any) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite a session of that uid")
     _cache(p)
     _layout(p)
+    _as_json(p, "print what was loaded as JSON")
 
     p = _define(commands, "delete", "delete a whole session, so that its uid starts over", _delete)
     p.add_argument("uid", metavar="UID")
