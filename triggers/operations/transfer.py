@@ -229,7 +229,15 @@ def load(
     # Deleted first, readable or not (damaged), under its own lock: on
     # Memcached a save is fenced by the head it found, so the new session
     # is written under a lock taken after the old head is gone.
+    # Read first, as every command does: a cache that is down is reported
+    # alike (BackendUnavailable), and a session there is refused at once.
+    if has_state(storage) and not replace:
+        raise BadInput(
+            f"session {uid!r} already exists in {kind} {where!r};"
+            " give --replace to overwrite it, or --uid to load it under another uid"
+        )
     replaced = delete_to_replace(storage) if replace else False
+    storage.invalidate_cache()  # read again under the lock
     with storage.acquire_lock():
         if has_state(storage):
             raise BadInput(
