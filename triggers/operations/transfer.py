@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSessionUid, InvalidTaskConfig
+from ..errors import InvalidSessionUid, InvalidTaskConfig, StorageCorrupted
 from ..storages.base import BaseTriggerStorage, validate_uid
 from ..types import TaskConfig, TaskInstance
 from .codec import UnencodableValue, decode, encode
@@ -195,6 +195,17 @@ def write_new(
     storage.save()
 
 
+def _readable_state(storage: BaseTriggerStorage, replace: bool) -> bool:
+    """Whether the session holds anything; a damaged one that is to be
+    replaced counts as nothing here (``delete()`` takes it all the same)."""
+    try:
+        return has_state(storage)
+    except StorageCorrupted:
+        if not replace:
+            raise
+        return False
+
+
 def delete_to_replace(storage: BaseTriggerStorage) -> bool:
     """Delete the session ``load --replace`` replaces; whether there was one.
 
@@ -231,7 +242,7 @@ def load(
     # is written under a lock taken after the old head is gone.
     # Read first, as every command does: a cache that is down is reported
     # alike (BackendUnavailable), and a session there is refused at once.
-    if has_state(storage) and not replace:
+    if _readable_state(storage, replace) and not replace:
         raise BadInput(
             f"session {uid!r} already exists in {kind} {where!r};"
             " give --replace to overwrite it, or --uid to load it under another uid"
