@@ -68,6 +68,10 @@ _NOT_CARRIED = frozenset(
 )
 
 
+#: connections per loop when the sync pool sets no limit
+DEFAULT_CONNECTIONS = 100
+
+
 def _accepted(cls: type) -> set[str]:
     """The keyword arguments ``cls()`` takes, along its whole MRO."""
     names: set[str] = set()
@@ -115,7 +119,7 @@ class AsyncRedisClients:
 
     def for_client(self, sync_client: Any) -> Any:
         """The running loop's asyncio client reaching what ``sync_client`` reaches."""
-        from redis.asyncio import ConnectionPool, Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
         twin, kwargs, size = connection_settings(sync_client)
         loop = asyncio.get_running_loop()
@@ -124,7 +128,11 @@ class AsyncRedisClients:
             clients = self._clients.setdefault(loop, {})
             client = clients.get(key)
             if client is None:
-                pool = ConnectionPool(connection_class=twin, max_connections=size, **kwargs)
+                # As many connections as the sync pool may open; past that a
+                # coroutine waits for one to come free (the sync pool would raise).
+                pool = BlockingConnectionPool(
+                    connection_class=twin, max_connections=size or DEFAULT_CONNECTIONS, **kwargs
+                )
                 client = clients[key] = Redis(connection_pool=pool)
             return client
 

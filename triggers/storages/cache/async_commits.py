@@ -1,9 +1,9 @@
 """Committing from an event loop, on Redis: the unlocked tries and the lock, awaited.
 
 The same tries as :mod:`.commit` (the same scripts, one request for a fire
-that commits at its first try), sent with ``redis.asyncio``: a try that
-finds the lock held, and a wait for the lock itself, pause with
-``asyncio.sleep``, so the loop runs on meanwhile. The block of a try runs
+that commits at its first try), sent with ``redis.asyncio``. A try that
+finds the lock held goes on to wait for the lock itself, pausing with
+``asyncio.sleep`` between looks, so the loop runs on meanwhile. The block of a try runs
 on the loop (it only changes loaded state; a record the try did not start
 with is read the sync way, one short request).
 
@@ -29,7 +29,7 @@ from ...locking.drivers.redis_legacy import LegacyRedisLockDriver
 from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.lock import BACKOFF_CAP, BACKOFF_START, TRANSIENT_RETRY_SECONDS
 from ...locking.writes import NO_WRITES, Writes
-from .commit import UNLOCKED_TRIES, Step, UnlockedCommits, UnlockedTry, locked_pause
+from .commit import UNLOCKED_TRIES, Step, UnlockedCommits, UnlockedTry
 from .read_state import Known
 
 __all__ = ["AsyncCommits", "acquire_async", "release_async"]
@@ -133,10 +133,10 @@ class AsyncCommits(UnlockedCommits):
             step = self.next_step(attempt, known)
             if step is Step.DONE:
                 return result  # type: ignore[return-value]
-            if step is Step.LOCK:
+            if step is Step.LOCK or step is Step.WAIT:
+                # Held: wait for the lock itself, polling with one cheap
+                # script, rather than run the block again on every look.
                 break
-            if step is Step.WAIT:
-                await asyncio.sleep(locked_pause())
             known = attempt.known if step is Step.RETRY else await self._aread_now(driver)
         start_try()
         return await self._alocked(driver, block)
