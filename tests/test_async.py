@@ -63,6 +63,16 @@ def hold_lock_elsewhere(settings, key: str, seconds: float) -> subprocess.Popen:
     return holder
 
 
+def runqueue_wait() -> float:
+    """Seconds this thread has spent ready to run but waiting for a CPU (0 where
+    the kernel does not say: every gap then counts whole)."""
+    try:
+        with open("/proc/thread-self/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def configure(uid: str, alias: str, count: int) -> None:
     TriggerManager(CacheStorageBackend(uid, cache=alias)).update_configuration(tasks(count))
 
@@ -93,7 +103,9 @@ def test_200_concurrent_fires_into_20_sessions_lose_nothing(redis_cache):
     for uid in uids:
         storage = CacheStorageBackend(uid, cache=redis_cache)
         assert storage.latest_kwargs == {f"go{i}": {"n": i} for i in range(TRIGGERS)}
-        assert {i.name: i.status for i in storage} == {f"t{i}#0": "scheduled" for i in range(TRIGGERS)}
+        assert {i.name: i.status for i in storage} == {
+            f"t{i}#0": "scheduled" for i in range(TRIGGERS)
+        }
 
 
 def test_fires_waiting_on_another_process_lock_leave_the_loop_running(redis_cache, uid, settings):
@@ -101,13 +113,16 @@ def test_fires_waiting_on_another_process_lock_leave_the_loop_running(redis_cach
     key = made_lock_key(CacheStorageBackend(uid, cache=redis_cache))
     gaps = []
 
-    async def probe(stop: asyncio.Event) -> None:
-        last = time.perf_counter()
+    async def probe(stop: asyncio.Event, holder: subprocess.Popen) -> None:
+        """Sleeps 10 ms at a time while the other process holds the lock, noting each overshoot."""
+        last, last_queued = time.perf_counter(), runqueue_wait()
         while not stop.is_set():
             await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last - 0.01)
-            last = now
+            now, queued = time.perf_counter(), runqueue_wait()
+            if holder.poll() is not None:
+                return  # the lock is free: the fires are no longer waiting
+            gaps.append((now - last - 0.01, queued - last_queued))
+            last, last_queued = now, queued
 
     managers = [TriggerManager(CacheStorageBackend(uid, cache=redis_cache)) for _ in range(50)]
 
@@ -117,7 +132,7 @@ def test_fires_waiting_on_another_process_lock_leave_the_loop_running(redis_cach
         # Once every fire made its first tries (their blocks run on the loop,
         # one after another) and waits: the probe measures the wait.
         await asyncio.sleep(0.3)
-        probing = asyncio.create_task(probe(stop))
+        probing = asyncio.create_task(probe(stop, holder))
         try:
             await asyncio.sleep(0.3)
             waiting = not fires.done() and holder.poll() is None
@@ -135,7 +150,14 @@ def test_fires_waiting_on_another_process_lock_leave_the_loop_running(redis_cach
     assert waiting, "the fires did not wait for the other process's lock"
     assert sorted(ready[0].name for ready in results) == sorted(f"t{i}#0" for i in range(50))
     assert len(gaps) > 50
-    assert max(gaps) < 0.05, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
+    # What the loop itself held up: each gap less the time its thread was
+    # ready to run but waited for a CPU (other processes on a busy machine).
+    stalls = [gap - queued for gap, queued in gaps]
+    worst = max(range(len(gaps)), key=stalls.__getitem__)
+    assert stalls[worst] < 0.05, (
+        f"the loop stalled for {stalls[worst] * 1000:.1f} ms"
+        f" (a gap of {gaps[worst][0] * 1000:.1f} ms, {gaps[worst][1] * 1000:.1f} ms of it waiting for a CPU)"
+    )
     assert set(fresh(CacheStorageBackend(uid, cache=redis_cache)).latest_kwargs) == {
         f"go{i}" for i in range(50)
     }
@@ -166,17 +188,20 @@ def test_cancelling_a_waiting_fire_holds_no_lock_and_writes_nothing(redis_cache,
     assert [i.name for i in asyncio.run(manager.afire("go0"))] == ["t0#0"]
 
 
-def test_cancelled_while_the_lock_frees_lets_go_of_it(redis_cache, uid, settings):
-    """Cancelled at any point of its wait, even as the lock comes free, it leaves no lock behind."""
-    configure(uid, redis_cache, 1)
-    storage = CacheStorageBackend(uid, cache=redis_cache)
+def test_cancelled_while_the_lock_frees_lets_go_of_it(redis_cache, settings):
+    """Cancelled at any point of its wait, even as the lock comes free, a fire
+    leaves no lock behind, and its commit landed whole or not at all."""
     cache = caches[redis_cache]
-    for delay in (0.2, 0.25, 0.3, 0.35):
+    for delay in (0.2, 0.25, 0.28, 0.3, 0.32, 0.35):
+        uid = f"async-{uuid.uuid4().hex}"
+        configure(uid, redis_cache, 1)
+        storage = CacheStorageBackend(uid, cache=redis_cache)
         holder = hold_lock_elsewhere(settings, made_lock_key(storage), 0.3)
 
-        async def main():
-            fire = asyncio.create_task(TriggerManager(CacheStorageBackend(uid, cache=redis_cache)).afire("go0"))
-            await asyncio.sleep(delay)  # noqa: B023 - awaited within the iteration
+        async def main(delay=delay, uid=uid):
+            manager = TriggerManager(CacheStorageBackend(uid, cache=redis_cache))
+            fire = asyncio.create_task(manager.afire("go0", {"n": 1}))
+            await asyncio.sleep(delay)
             fire.cancel()
             try:
                 await fire
@@ -187,8 +212,13 @@ def test_cancelled_while_the_lock_frees_lets_go_of_it(redis_cache, uid, settings
         fired = asyncio.run(main())
         holder.wait(timeout=30)
         assert cache.get(storage.keys.lock) is None
-        scheduled = [i for i in fresh(storage) if i.status == "scheduled"]
-        assert len(scheduled) == (1 if fired else 0) + (len(scheduled) - (1 if fired else 0))
+        stored = fresh(storage)
+        statuses = {i.name: i.status for i in stored}
+        if fired:
+            assert statuses == {"t0#0": "scheduled"}
+        else:
+            assert statuses in ({}, {"t0#0": "scheduled"})
+        assert stored.latest_kwargs == ({"go0": {"n": 1}} if statuses else {})
 
 
 def test_async_errors_and_signals_are_the_sync_ones(redis_cache, uid):
@@ -266,7 +296,11 @@ def test_other_caches_fire_and_read_in_a_thread(request, alias, uid, settings, t
     async def main():
         await manager.aupdate_configuration(tasks(2))
         ready = await manager.afire("go0", {"n": 1})
-        return ready, await storage.aget_unresolved_instances(), await storage.aget_unresolved_tasks()
+        return (
+            ready,
+            await storage.aget_unresolved_instances(),
+            await storage.aget_unresolved_tasks(),
+        )
 
     ready, unresolved, unresolved_tasks = asyncio.run(main())
     assert [i.name for i in ready] == ["t0#0"]

@@ -12,10 +12,12 @@ of them), one per event loop and per set of settings, kept for the process
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from ...errors import NotSupported
@@ -23,7 +25,14 @@ from ...process_state import register_state
 from ..writes import CommitGuard, CommitResult, Writes
 from . import redis_scripts as scripts
 
-__all__ = ["AsyncRedisClients", "AsyncRedisDriver", "ScriptCall", "async_clients"]
+__all__ = [
+    "AsyncRedisClients",
+    "AsyncRedisDriver",
+    "ConnectionSettings",
+    "ScriptCall",
+    "async_clients",
+    "connection_settings",
+]
 
 #: one script call: its source, its keys (made) and its arguments (encoded)
 ScriptCall: TypeAlias = "tuple[str, list[Any], list[Any]]"
@@ -72,17 +81,29 @@ _NOT_CARRIED = frozenset(
 DEFAULT_CONNECTIONS = 100
 
 
-def _accepted(cls: type) -> set[str]:
+@functools.cache
+def _accepted(cls: type) -> frozenset[str]:
     """The keyword arguments ``cls()`` takes, along its whole MRO."""
     names: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is not None:
             names.update(inspect.signature(init).parameters)
-    return names - {"self", "args", "kwargs"}
+    return frozenset(names - {"self", "args", "kwargs"})
 
 
-def connection_settings(sync_client: Any) -> tuple[type, dict[str, Any], int | None]:
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How an asyncio client reaches the server a sync client reaches."""
+
+    connection_class: type
+    kwargs: dict[str, Any]
+    max_connections: int | None
+    #: what tells these settings apart from others (the kwargs as text)
+    key: Hashable
+
+
+def connection_settings(sync_client: Any) -> ConnectionSettings:
     """The asyncio connection class, its arguments and the pool size that
     reach the server ``sync_client`` reaches, as it reaches it.
 
@@ -106,7 +127,9 @@ def connection_settings(sync_client: Any) -> tuple[type, dict[str, Any], int | N
         for name, value in pool.connection_kwargs.items()
         if name in accepted and name not in _NOT_CARRIED
     }
-    return twin, kwargs, getattr(pool, "max_connections", None)
+    size = getattr(pool, "max_connections", None)
+    key = (twin, repr(sorted(kwargs.items(), key=lambda item: item[0])), size)
+    return ConnectionSettings(twin, kwargs, size, key)
 
 
 class AsyncRedisClients:
@@ -117,23 +140,23 @@ class AsyncRedisClients:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Any]]
         self._clients = weakref.WeakKeyDictionary()
 
-    def for_client(self, sync_client: Any) -> Any:
-        """The running loop's asyncio client reaching what ``sync_client`` reaches."""
+    def for_settings(self, settings: ConnectionSettings) -> Any:
+        """The running loop's asyncio client for ``settings``."""
         from redis.asyncio import BlockingConnectionPool, Redis
 
-        twin, kwargs, size = connection_settings(sync_client)
         loop = asyncio.get_running_loop()
-        key = (twin, repr(sorted(kwargs.items(), key=lambda item: item[0])), size)
         with self._lock:
             clients = self._clients.setdefault(loop, {})
-            client = clients.get(key)
+            client = clients.get(settings.key)
             if client is None:
                 # As many connections as the sync pool may open; past that a
                 # coroutine waits for one to come free (the sync pool would raise).
                 pool = BlockingConnectionPool(
-                    connection_class=twin, max_connections=size or DEFAULT_CONNECTIONS, **kwargs
+                    connection_class=settings.connection_class,
+                    max_connections=settings.max_connections or DEFAULT_CONNECTIONS,
+                    **settings.kwargs,
                 )
-                client = clients[key] = Redis(connection_pool=pool)
+                client = clients[settings.key] = Redis(connection_pool=pool)
             return client
 
     def clear(self) -> None:
@@ -155,12 +178,12 @@ class AsyncRedisDriver:
 
     def __init__(self, driver: ScriptDriver, sync_client: Callable[[], Any]) -> None:
         self.driver = driver
-        self._sync_client = sync_client
-        connection_settings(sync_client())  # NotSupported now rather than on first use
+        #: NotSupported now rather than on first use
+        self.settings = connection_settings(sync_client())
 
     def client(self) -> Any:
         """The running loop's client."""
-        return async_clients.for_client(self._sync_client())
+        return async_clients.for_settings(self.settings)
 
     async def run(self, call: ScriptCall) -> Any:
         """Run a script by its digest, loading it first where the server lacks it."""
