@@ -129,9 +129,7 @@ def test_a_questionnaire_runs_on_celery_workers(redis_workers, redis_app, celery
     imported = result(manager, "t_importSubject#0")
     assert imported["subject_id"] == 42
     assert (imported["queue"], imported["hostname"]) == (QUEUE_IMPORTS, importer.hostname)
-    scores = sorted(
-        (result(manager, f"t_scorePage#{n}") for n in (0, 1)), key=lambda r: r["page"]
-    )
+    scores = sorted((result(manager, f"t_scorePage#{n}") for n in (0, 1)), key=lambda r: r["page"])
     assert [(r["page"], r["score"]) for r in scores] == [(1, 10), (2, 20)]
     assert {(r["queue"], r["hostname"]) for r in scores} == {(QUEUE_SCORES, scorer.hostname)}
     # The cascade of a score, sent by the worker, reached the report on the default queue.
@@ -190,7 +188,9 @@ def test_a_cascade_runs_on_a_worker_of_rabbitmq(celery_session, tmp_path):
 
 
 @pytest.fixture
-def database_workers(redis_app: Any, tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any) -> Any:
+def database_workers(
+    redis_app: Any, tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any
+) -> Any:
     """One worker for every queue, started once the test databases exist (it is told their name)."""
     with running_workers(
         redis_app,
@@ -232,3 +232,16 @@ def test_a_questionnaire_on_the_database_backend(database_workers, redis_app, se
     stored = DatabaseStorageBackend(uid, using="pg")
     assert stored["t_importSubject#0"].metadata[TaskInstance.META_RESULT]["subject_id"] == 7
     assert stored.latest_kwargs["t_scorePage"]["page"] == 1
+
+
+def test_an_async_task_body_runs_on_a_celery_worker(redis_workers, redis_app, celery_session):
+    manager = celery_session(redis_app)
+    manager.update_configuration(
+        {"t_asyncScore": {"after": ["pageSaved"], "run": "celery_tests.async_score"}}
+    )
+    manager.fire("pageSaved", {"page": 3})
+    wait_until(statuses(manager), {"t_asyncScore#0": FINISHED}, redis_workers)
+    found = result(manager, "t_asyncScore#0")
+    assert (found["page"], found["noted"], found["instance"]) == (3, 3, "t_asyncScore#0")
+    assert found["hostname"] in {worker.hostname for worker in redis_workers.values()}
+    assert instance(manager, "t_asyncScore#0").metadata["noted"] == 3
