@@ -129,7 +129,9 @@ def test_a_questionnaire_runs_on_celery_workers(redis_workers, redis_app, celery
     imported = result(manager, "t_importSubject#0")
     assert imported["subject_id"] == 42
     assert (imported["queue"], imported["hostname"]) == (QUEUE_IMPORTS, importer.hostname)
-    scores = sorted((result(manager, f"t_scorePage#{n}") for n in (0, 1)), key=lambda r: r["page"])
+    scores = sorted(
+        (result(manager, f"t_scorePage#{n}") for n in (0, 1)), key=lambda r: r["page"]
+    )
     assert [(r["page"], r["score"]) for r in scores] == [(1, 10), (2, 20)]
     assert {(r["queue"], r["hostname"]) for r in scores} == {(QUEUE_SCORES, scorer.hostname)}
     # The cascade of a score, sent by the worker, reached the report on the default queue.
@@ -188,9 +190,7 @@ def test_a_cascade_runs_on_a_worker_of_rabbitmq(celery_session, tmp_path):
 
 
 @pytest.fixture
-def database_workers(
-    redis_app: Any, tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any
-) -> Any:
+def database_workers(redis_app: Any, tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any) -> Any:
     """One worker for every queue, started once the test databases exist (it is told their name)."""
     with running_workers(
         redis_app,
