@@ -322,3 +322,12 @@ def test_database_backend_fires_and_reads_in_a_thread(uid, settings, test_runner
     ready, instance = asyncio.run(main())
     assert [i.name for i in ready] == ["t1#0"] and instance.status == "scheduled"
     assert DatabaseStorageBackend(uid).latest_kwargs == {"go1": {"n": 2}}
+
+
+def test_a_storage_that_does_not_commit_on_the_loop_says_so(uid):
+    storage = CacheStorageBackend(uid, cache="locmem")
+    assert not storage.commits_on_loop()
+    with pytest.raises(
+        NotImplementedError, match="CacheStorageBackend does not commit on the event loop"
+    ):
+        asyncio.run(storage.acommit(lambda: None, lambda: None))

@@ -1,10 +1,11 @@
 """The async side of every storage: awaitable reads, and how an operation commits from a loop.
 
-By default each runs the sync path in a worker thread
-(``sync_to_async(thread_sensitive=False)``), so any backend has the async
-API and the loop never waits on it; a backend that can talk to its store
-from the loop says so with :meth:`AsyncStorage.commits_on_loop` and
-overrides :meth:`AsyncStorage.acommit` (the cache backend on Redis does).
+By default reads run the sync path in a worker thread
+(``sync_to_async(thread_sensitive=False)``), and so do the manager's
+async operations, so any backend has the async API and the loop never
+waits on it. A backend that can talk to its store from the loop says so
+with :meth:`AsyncStorage.commits_on_loop` and implements
+:meth:`AsyncStorage.acommit` (the cache backend on Redis does).
 """
 
 from __future__ import annotations
@@ -44,21 +45,11 @@ class AsyncStorage:
         return False
 
     async def acommit(self, block: Callable[[], T], start_try: Callable[[], None]) -> T:
-        """Run ``block`` as one committed operation (``attempts()``'s tries),
-        calling ``start_try`` before each try; what the committed try returned.
-
-        Called with :meth:`async_turn` held. By default the tries run in a worker thread.
-        """
-
-        def run() -> T:
-            storage: Any = self  # the BaseTriggerStorage this is mixed into
-            for attempt in storage.attempts():
-                start_try()
-                with attempt:
-                    result = block()
-            return result
-
-        return await sync_to_async(run, thread_sensitive=False)()
+        """Run ``block`` as one committed operation (as ``attempts()`` does), on
+        the loop, calling ``start_try`` before each try; what the committed try
+        returned. Called with :meth:`async_turn` held, only where
+        :meth:`commits_on_loop` is true (a backend that says so implements it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not commit on the event loop")
 
     async def _aquery(self, query: Callable[[], T]) -> T:
         """``query`` (a sync read of this storage) without blocking the loop."""

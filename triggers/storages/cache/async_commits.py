@@ -32,9 +32,19 @@ from ...locking.writes import NO_WRITES, Writes
 from .commit import UNLOCKED_TRIES, Step, UnlockedCommits, UnlockedTry
 from .read_state import Known
 
-__all__ = ["AsyncCommits", "acquire_async", "release_async"]
+__all__ = ["AsyncCommits", "acquire_async", "check_cancelled", "release_async"]
 
 T = TypeVar("T")
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop and a call below
+    swallowed the request: ``asyncio.wait_for`` (which redis-py sends through)
+    does on Python 3.11 when the call completes as the cancellation comes."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError()
 
 
 async def _let_go(lock: CacheLock, driver: AsyncRedisDriver) -> None:
@@ -57,6 +67,7 @@ async def acquire_async(
     while True:
         try:
             taken, values = await driver.try_acquire_and_read(lock.key, lock.token, lock.ttl, read)
+            check_cancelled()
         except BaseException as exc:
             await asyncio.shield(_let_go(lock, driver))
             if isinstance(exc, DECODE_ERRORS) or not isinstance(exc, Exception):
@@ -127,6 +138,7 @@ class AsyncCommits(UnlockedCommits):
         for _ in range(UNLOCKED_TRIES):
             if not self.may_try(known):
                 break
+            check_cancelled()
             attempt = UnlockedTry(self, known, identity)
             start_try()
             result = await self._atry(driver, attempt, block)
@@ -138,6 +150,7 @@ class AsyncCommits(UnlockedCommits):
                 # script, rather than run the block again on every look.
                 break
             known = attempt.known if step is Step.RETRY else await self._aread_now(driver)
+        check_cancelled()
         start_try()
         return await self._alocked(driver, block)
 
