@@ -130,7 +130,8 @@ class AsyncCommits(UnlockedCommits):
 
     async def acommit(self, block: Callable[[], T], start_try: Callable[[], None]) -> T:
         driver = self.async_driver()
-        assert driver is not None
+        if driver is None:
+            return await super().acommit(block, start_try)  # not on Redis: it says so
         identity = self._session_identity()
         known = self.starting_point(identity)
         if known is None:
