@@ -331,3 +331,12 @@ def test_a_storage_that_does_not_commit_on_the_loop_says_so(uid):
         NotImplementedError, match="CacheStorageBackend does not commit on the event loop"
     ):
         asyncio.run(storage.acommit(lambda: None, lambda: None))
+
+
+def test_the_manager_page_shows_the_view_the_tests_run():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "manager.rst").read_text(
+        encoding="utf-8"
+    )
+    assert ".. literalinclude:: examples/async_view.py" in page

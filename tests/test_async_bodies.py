@@ -17,7 +17,7 @@ from triggers.task import TaskContext, TriggerTask, task
 from triggers.tasks.runners import ThreadingTaskRunner
 
 
-@task("tests.async_total")
+@task("tests_async.total")
 async def async_total(context: TaskContext) -> dict:
     await asyncio.sleep(0)
     noted = await context.manager.aupdate_instance_metadata(context.instance_name, {"noted": True})
@@ -30,23 +30,23 @@ async def async_total(context: TaskContext) -> dict:
 
 
 class AsyncSkips(TriggerTask):
-    name = "tests.async_skips"
+    name = "tests_async.skips"
 
     async def _run(self, context: TaskContext) -> None:
         await asyncio.sleep(0)
         self.skip({"why": "async"})
 
 
-@task("tests.async_fails")
+@task("tests_async.fails")
 async def async_fails(context: TaskContext) -> dict:
     await asyncio.sleep(0)
     raise LookupError(f"nothing for {context.instance_name}")
 
 
 CONFIG = {
-    "t_total": {"after": ["go"], "run": "tests.async_total"},
-    "t_skips": {"after": ["go"], "run": "tests.async_skips"},
-    "t_fails": {"after": ["go"], "run": "tests.async_fails"},
+    "t_total": {"after": ["go"], "run": "tests_async.total"},
+    "t_skips": {"after": ["go"], "run": "tests_async.skips"},
+    "t_fails": {"after": ["go"], "run": "tests_async.fails"},
 }
 
 
