@@ -59,7 +59,9 @@ def hold_lock_elsewhere(settings, key: str, seconds: float) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout.readline().strip() == "held"
+    held = holder.stdout.readline().strip()
+    holder.stdout.close()  # it says nothing more
+    assert held == "held"
     return holder
 
 
