@@ -1,7 +1,8 @@
-"""The async path on Redis (django-redis and Django's RedisCache) with its connections
-dropped through a proxy: a fault raises BackendUnavailable, never hangs the loop
-or reads a smaller session, and every acknowledged ``afire`` is in the session
-once the server is back."""
+"""The async path with its connections dropped through a proxy (on Redis,
+django-redis and Django's RedisCache, from the loop; on Memcached, in a worker
+thread): a fault raises BackendUnavailable, never hangs the loop or reads a
+smaller session, and every acknowledged ``afire`` is in the session once the
+server is back."""
 
 from __future__ import annotations
 
@@ -9,37 +10,18 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from tests.faults.conftest import SERVICE, Proxied, _target, make_cache
-from tests.faults.proxy import FaultProxy
+from tests.faults.conftest import Proxied
 from tests.faults.test_connection_faults import CONFIG, HUNG, recover, store, stored_count
 from triggers import TriggerManager
 from triggers.errors import BackendUnavailable
 
 
-@pytest.fixture(params=["redis", "dredis"])
-def proxied_redis(request: pytest.FixtureRequest) -> Iterator[Proxied]:
-    from tests.conftest import require_service
-
-    kind = request.param
-    require_service(SERVICE[kind])
-    host, port = _target(SERVICE[kind])
-    with FaultProxy((host, port)) as proxy:
-        cache = make_cache(kind, proxy.address)
-        yield Proxied(kind, cache, proxy, make_cache(kind, f"{host}:{port}"))
-        proxy.resume()
-        cache.close()
-
-
-def test_an_afire_during_a_drop_raises_and_the_loop_runs_on(
-    proxied_redis: Proxied, uid: str
-) -> None:
-    manager = TriggerManager(store(proxied_redis, uid))
+def test_an_afire_during_a_drop_raises_and_the_loop_runs_on(proxied: Proxied, uid: str) -> None:
+    manager = TriggerManager(store(proxied, uid))
     manager.update_configuration(CONFIG)
-    assert manager.storage.commits_on_loop()
+    # Memcached: the sync operation, in a worker thread.
+    assert manager.storage.commits_on_loop() is (proxied.kind != "memcached")
 
     async def main() -> tuple[BaseException | None, int]:
         ticks = 0
@@ -53,7 +35,7 @@ def test_an_afire_during_a_drop_raises_and_the_loop_runs_on(
 
         counting = asyncio.create_task(ticker())
         await manager.afire("tick", {"i": 0})
-        proxied_redis.proxy.drop()
+        proxied.proxy.drop()
         try:
             await asyncio.wait_for(manager.afire("tick", {"i": 1}), HUNG)
         except BaseException as exc:  # noqa: BLE001 - checked below
@@ -68,16 +50,16 @@ def test_an_afire_during_a_drop_raises_and_the_loop_runs_on(
     assert isinstance(error, BackendUnavailable), repr(error)
     assert error.__cause__ is not None
     assert ticks > 0  # the loop ran while the fire met the dead connection
-    count, _ = recover(proxied_redis, uid)
+    count, _ = recover(proxied, uid)
     assert count in (1, 2) and (count == 1 or error.outcome_unknown)
-    asyncio.run(TriggerManager(store(proxied_redis, uid)).afire("tick"))
-    assert stored_count(proxied_redis, uid) == count + 1
+    asyncio.run(TriggerManager(store(proxied, uid)).afire("tick"))
+    assert stored_count(proxied, uid) == count + 1
 
 
 def test_afires_through_repeated_drops_lose_nothing_acknowledged(
-    proxied_redis: Proxied, uid: str
+    proxied: Proxied, uid: str
 ) -> None:
-    manager = TriggerManager(store(proxied_redis, uid))
+    manager = TriggerManager(store(proxied, uid))
     manager.update_configuration(CONFIG)
     stop = threading.Event()
 
@@ -85,9 +67,9 @@ def test_afires_through_repeated_drops_lose_nothing_acknowledged(
         rng = random.Random(11)
         while not stop.is_set():
             time.sleep(rng.uniform(0.05, 0.2))
-            proxied_redis.proxy.drop()
+            proxied.proxy.drop()
             time.sleep(rng.uniform(0.02, 0.1))
-            proxied_redis.proxy.resume()
+            proxied.proxy.resume()
 
     async def main() -> tuple[int, int]:
         acknowledged = unknown = 0
@@ -98,9 +80,7 @@ def test_afires_through_repeated_drops_lose_nothing_acknowledged(
                 await asyncio.wait_for(current.afire("tick"), HUNG)
             except BackendUnavailable as error:
                 unknown += error.outcome_unknown
-                current = TriggerManager(
-                    store(proxied_redis, uid)
-                )  # start over from what is stored
+                current = TriggerManager(store(proxied, uid))  # start over from what is stored
             else:
                 acknowledged += 1
         return acknowledged, unknown
@@ -112,6 +92,6 @@ def test_afires_through_repeated_drops_lose_nothing_acknowledged(
     finally:
         stop.set()
         flapper.join(5)
-    count, _ = recover(proxied_redis, uid)
+    count, _ = recover(proxied, uid)
     assert acknowledged > 0
     assert acknowledged <= count <= acknowledged + unknown
