@@ -342,3 +342,19 @@ def test_the_manager_page_shows_the_view_the_tests_run():
         encoding="utf-8"
     )
     assert ".. literalinclude:: examples/async_view.py" in page
+
+
+def test_the_single_layout_fires_and_reads_in_a_thread(redis_cache, uid):
+    storage = CacheStorageBackend(uid, cache=redis_cache, layout="single")
+    manager = TriggerManager(storage)
+
+    async def main():
+        await manager.aupdate_configuration(tasks(2))
+        ready = await manager.afire("go1", {"n": 3})
+        return ready, await storage.aget_unresolved_instances()
+
+    ready, unresolved = asyncio.run(main())
+    assert [i.name for i in ready] == [i.name for i in unresolved] == ["t1#0"]
+    stored = CacheStorageBackend(uid, cache=redis_cache, layout="single")
+    assert stored.latest_kwargs == {"go1": {"n": 3}}
+    assert set(caches[redis_cache].get(stored.keys.head)) >= {"tasks", "instances", "metas"}
