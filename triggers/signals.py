@@ -49,8 +49,12 @@ class CommitEvents:
     def tries(self, attempts: Iterator[Any]) -> Iterator[Any]:
         """``attempts``, forgetting what each try that did not commit recorded."""
         for attempt in attempts:
-            self._local.changes = []
+            self.start_try()
             yield attempt
+
+    def start_try(self) -> None:
+        """A new try begins: forget what an earlier one recorded."""
+        self._local.changes = []
 
     def record(self, instance: TaskInstance, status: str) -> None:
         changes = getattr(self._local, "changes", None)

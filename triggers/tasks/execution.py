@@ -10,6 +10,7 @@ another status, a retry, or a failure with the error recorded.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import pickle
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from ..errors import DispatchFailed, InstanceMissing, UnknownInstance, safe_repr
 from ..types import TaskInstance
 from . import classes as task_classes
+from .awaiting import run_awaitable
 from .classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
 from .context import TaskContext
 from .payload import TaskPayload
@@ -116,6 +118,8 @@ def run_task(
 
     try:
         result = task_obj.run_body(instance)
+        if inspect.isawaitable(result):  # an async body
+            result = run_awaitable(result)
     except Retry as retry:  # before StatusChange: a Retry is one
         _retry(context, task_obj, retry, instance)
         if on_retry is not None:

@@ -81,7 +81,7 @@ class LegacyRedisLockDriver(RedisLockDriver):
         keys = [self._key(key), legacy_lock_key(self._legacy(key)), *(self._key(name) for name in read)]
         args = [self._encode(token), self._ttl_ms(ttl) or 0, token, self._legacy_ex(ttl)]
         result = self._run_script(scripts.ACQUIRE_BOTH_AND_READ, keys, args)
-        return self._taken_and_read(result, read)
+        return self.taken_and_read(result, read)
 
     def release(self, key: str, token: str) -> bool:
         keys = [self._key(key), legacy_lock_key(self._legacy(key)), legacy_signal_key(self._legacy(key))]
