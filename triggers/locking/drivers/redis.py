@@ -19,18 +19,15 @@ from ...cache_internals import redis_codec
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
+from .redis_cluster import CLUSTER_FAILURES, CLUSTER_TRANSIENT, run_script
 
 __all__ = ["RedisLockDriver"]
 
 try:
-    from redis.exceptions import BusyLoadingError, NoScriptError
+    from redis.exceptions import BusyLoadingError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:  # redis-py is not installed: no Redis cache can be in use
-
-    class NoScriptError(Exception):  # type: ignore[no-redef]
-        pass
-
     _CLIENT_ERRORS: tuple[type[BaseException], ...] = ()
 else:
     _CLIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
@@ -51,6 +48,11 @@ else:
     _CLIENT_ERRORS = (*_CLIENT_ERRORS, ConnectionInterrupted)
 
 
+def _committed(result: Any) -> bool:
+    """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
+    return bool(result) and result[0] == 2
+
+
 class RedisLockDriver(LockDriver):
     """SET NX and server-side scripts: every write under the lock is fenced."""
 
@@ -59,8 +61,9 @@ class RedisLockDriver(LockDriver):
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
         *LockDriver.transient_errors,
         *_CLIENT_ERRORS,
+        *CLUSTER_TRANSIENT,
     )
-    failure_errors: ClassVar[tuple[type[BaseException], ...]] = _FAILURES
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = (*_FAILURES, *CLUSTER_FAILURES)
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
@@ -93,15 +96,12 @@ class RedisLockDriver(LockDriver):
     def release(self, key: str, token: str) -> bool:
         return bool(self._run_script(scripts.RELEASE, [self._key(key)], [self._encode(token)]))
 
-    def _run_script(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run a Lua script by its digest, loading it first where the server lacks it."""
-        client = self._raw()
-        digest = scripts.digest(source)
-        try:
-            return client.evalsha(digest, len(keys), *keys, *args)
-        except NoScriptError:
-            client.script_load(source)
-            return client.evalsha(digest, len(keys), *keys, *args)
+    def _run_script(
+        self, source: str, keys: Sequence[Any], args: Sequence[Any], wrote: Any = None
+    ) -> Any:
+        """Run a Lua script by its digest, loading it first where the server lacks it
+        (``wrote``: see :func:`.redis_cluster.run_script`)."""
+        return run_script(self._raw(), source, keys, args, wrote)
 
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
@@ -133,7 +133,7 @@ class RedisLockDriver(LockDriver):
         for name, value in writes.items():
             keys.append(self._key(name))
             args.append(self._encode(value))
-        return bool(self._run_script(scripts.WRITE_AND_RELEASE, keys, args))
+        return bool(self._run_script(scripts.WRITE_AND_RELEASE, keys, args, wrote=bool))
 
     def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
         # One script, atomic on the server: check, then write everything.
@@ -152,7 +152,7 @@ class RedisLockDriver(LockDriver):
             else:
                 keys.append(key(name))
                 args.append(encode(value))
-        result = self._run_script(scripts.COMMIT_IF_UNCHANGED, keys, args)
+        result = self._run_script(scripts.COMMIT_IF_UNCHANGED, keys, args, wrote=_committed)
         outcome = result[0]
         if outcome == 2:
             return CommitResult(Outcome.COMMITTED, {guard.state_key: args[3] or None})
