@@ -71,6 +71,7 @@ class Node:
         self.port = port
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
+        self.arguments: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -86,8 +87,13 @@ class Node:
             retry=Retry(NoBackoff(), 0),
         )
 
+    def restart(self) -> Node:
+        """Start again, as last started (a cluster node rejoins with its config file)."""
+        return self.start(*self.arguments)
+
     def start(self, *arguments: str) -> Node:
         """Start the server and wait for PING."""
+        self.arguments = arguments
         command = [
             _binary("redis-server"),
             *arguments,
@@ -157,15 +163,19 @@ class Cluster:
         self.wait_healthy()
         return self
 
-    def wait_healthy(self, masters: int = 3) -> None:
+    def wait_healthy(self, masters: int = 3, replicas: bool = True) -> None:
         """Wait until every live node says the cluster is ok, with ``masters`` masters
-        each holding a share of the slots, and each master has a live replica linked."""
+        each holding a share of the slots, and (``replicas``) each with a replica
+        online, in sync."""
 
         def healthy() -> bool:
             for node in self.live():
                 if node.info_cluster().get("cluster_state") != "ok":
                     return False
-            return len(self.masters()) == masters
+            found = self.masters()
+            if len(found) != masters:
+                return False
+            return not replicas or all(replica_online(master) for master in found)
 
         wait_until(healthy, f"a healthy cluster of {masters} masters")
 
@@ -217,6 +227,13 @@ class Cluster:
                 node.kill()
 
 
+def replica_online(master: Node) -> bool:
+    """Whether ``master`` has a replica linked and online."""
+    info = master.info("replication")
+    first = info.get("slave0")
+    return isinstance(first, dict) and first.get("state") == "online"
+
+
 class ClusterNode:
     """A live cluster node, with the questions the cluster helpers ask it."""
 
@@ -253,10 +270,7 @@ class SentinelSetup:
     def start(self) -> SentinelSetup:
         self.master.start()
         self.replica.start("--replicaof", "127.0.0.1", str(self.master.port))
-        wait_until(
-            lambda: self.replica.info("replication").get("master_link_status") == "up",
-            "the replica linked to its master",
-        )
+        wait_until(lambda: replica_online(self.master), "the replica linked to its master")
         for sentinel in self.sentinels:
             conf = self.directory / f"sentinel-{sentinel.port}.conf"
             conf.write_text(

@@ -18,7 +18,10 @@ CONFIG = {"t_hit": {"after": ["hit", "never"], "andEvery": "hit", "run": "hit"}}
 @pytest.fixture
 def sc(sentinel, on_caches):
     """The alias of a django-redis Sentinel cache on the module's setup, emptied first."""
-    with sentinel.master.admin() as client:
+    master = next(
+        n for n in (sentinel.master, sentinel.replica) if n.port == sentinel.master_port()
+    )
+    with master.admin() as client:
         client.flushall()
     on_caches(sc=sentinel_cache(sentinel))
     return "sc"

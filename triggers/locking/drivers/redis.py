@@ -19,7 +19,7 @@ from ...cache_internals import redis_codec
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
-from .redis_cluster import CLUSTER_FAILURES, CLUSTER_TRANSIENT, run_script
+from .redis_cluster import CLUSTER_FAILURES, CLUSTER_TRANSIENT, read_from_master, run_script
 
 __all__ = ["RedisLockDriver"]
 
@@ -87,6 +87,17 @@ class RedisLockDriver(LockDriver):
 
     def _ttl_ms(self, ttl: float | None) -> int | None:
         return None if ttl is None else max(1, int(ttl * 1000))
+
+    def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        # From the master, as every script runs there: a client that reads
+        # from replicas (django-redis's SentinelClient, a LOCATION listing
+        # replicas) would otherwise see a session older than its lock does.
+        made = [self._key(name) for name in keys]
+        raw = read_from_master(self._raw(), made)
+        return {name: self._decode(value) for name, value in zip(keys, raw) if value is not None}
+
+    def owns(self, key: str, token: str) -> bool:
+        return self.read_many([key]).get(key) == token
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         return bool(

@@ -22,7 +22,9 @@ client it is given.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +39,7 @@ __all__ = [
     "WAIT_SECONDS",
     "ReplicasBehind",
     "is_cluster",
+    "read_from_master",
     "replicas_to_wait_for",
     "run_script",
 ]
@@ -45,6 +48,18 @@ __all__ = [
 #: retries a failing cache before giving up, so a fire never waits longer
 #: on a replica than it would on the cache itself
 WAIT_SECONDS = 2.0
+
+
+#: how often a waited write on a cluster follows a moved slot before giving up,
+#: and the pause before asking the cluster for its map after a lost connection
+MAP_REFRESHES = 5
+REFRESH_PAUSE = 0.25
+
+
+#: a node's answers saying it ran nothing, the client's map being stale;
+#: and the errors after which a command may or may not have run
+_NOT_RUN = ("MovedError", "ClusterDownError", "TryAgainError")
+_CONNECTION_LOST = ("ConnectionError", "TimeoutError")
 
 
 class ReplicasBehind(Exception):
@@ -107,6 +122,16 @@ def is_cluster(client: Any) -> bool:
     return hasattr(client, "nodes_manager") and hasattr(client, "get_node_from_key")
 
 
+def read_from_master(client: Any, keys: Sequence[Any]) -> list[Any]:
+    """The raw values of ``keys`` (None where missing), read from the master
+    (on a cluster, each key from its slot's master: one MGET per slot)."""
+    if not keys:
+        return []
+    if is_cluster(client):
+        return list(client.mget_nonatomic(list(keys)))
+    return list(client.mget(list(keys)))
+
+
 def _is(exc: BaseException, name: str) -> bool:
     """Whether ``exc`` is of a class called ``name`` (redis-py's or valkey-py's)."""
     return any(cls.__name__ == name for cls in type(exc).__mro__)
@@ -152,17 +177,24 @@ def _waited(
 ) -> tuple[Any, int]:
     if not is_cluster(client):
         return _script_then_wait(client, source, keys, args, replicas)
-    for attempt in range(2):
+    for attempt in range(MAP_REFRESHES + 1):
         node = client.get_node_from_key(keys[0])
         try:
             return _script_then_wait(
                 client.get_redis_connection(node), source, keys, args, replicas
             )
         except Exception as exc:
-            # The map is stale (a failover moved the slot): refresh it, once.
-            if attempt or not (_is(exc, "MovedError") or _is(exc, "ConnectionError")):
+            # The map may be stale (a failover moved the slot): ask for it again.
+            # Only an answer saying the script did not run (MOVED, CLUSTERDOWN)
+            # is tried again; after a lost connection it may have run, so the
+            # error goes on (the next call uses the new map).
+            if not any(_is(exc, name) for name in (*_NOT_RUN, *_CONNECTION_LOST)):
                 raise
-            client.nodes_manager.initialize()
+            with contextlib.suppress(Exception):
+                time.sleep(REFRESH_PAUSE * attempt)
+                client.nodes_manager.initialize()
+            if attempt == MAP_REFRESHES or not any(_is(exc, name) for name in _NOT_RUN):
+                raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
