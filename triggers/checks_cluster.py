@@ -45,7 +45,6 @@ def cluster_class_of(config: dict[str, Any]) -> str | None:
     return None
 
 
-@checks.register("triggers")
 def check_cluster_layout(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The single layout on a cluster cache is an error: its keys cannot share a slot."""
     alias = get_setting("TRIGGERS_CACHE_ALIAS")
@@ -68,7 +67,6 @@ def check_cluster_layout(app_configs: Any = None, **kwargs: Any) -> list[checks.
     ]
 
 
-@checks.register("triggers")
 def check_wait_replicas(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """TRIGGERS_REDIS_WAIT_REPLICAS is a whole number, 0 or more."""
     try:
@@ -76,3 +74,8 @@ def check_wait_replicas(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="triggers.E022")]
     return []
+
+
+# Registered by call, not as decorators: Django's are untyped to mypy.
+checks.register(check_cluster_layout, "triggers")
+checks.register(check_wait_replicas, "triggers")
