@@ -11,7 +11,8 @@ its keys must share that slot (a session's keys do: see
   for that many replicas to hold the write. ``WAIT`` counts the writes of
   the connection it is sent on, so the script and the ``WAIT`` go in one
   pipeline on one connection (on a cluster, to the slot's master itself;
-  a ``MOVED`` answer refreshes the cluster's map and tries once more).
+  a ``MOVED`` answer refreshes the cluster's map and tries again, up to
+  5 times).
   Too few replicas: :class:`ReplicasBehind`, which the driver counts as a
   failure of the cache (``BackendUnavailable`` with ``outcome_unknown``: the
   write is on the master, and may or may not survive it).
