@@ -138,6 +138,13 @@ def _is(exc: BaseException, name: str) -> bool:
     return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
+def _node_client(cluster: Any, key: Any) -> Any:
+    """The plain client of the master owning ``key``'s slot (redis-py or valkey-py)."""
+    node = cluster.get_node_from_key(key)
+    connect = getattr(cluster, "get_redis_connection", None) or cluster.get_valkey_connection
+    return connect(node)
+
+
 def _load_and_run(client: Any, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     digest = scripts.digest(source)
     try:
@@ -147,8 +154,7 @@ def _load_and_run(client: Any, source: str, keys: Sequence[Any], args: Sequence[
             raise
     if is_cluster(client):
         # Loaded on the master of the keys' slot: the one that said NOSCRIPT.
-        node = client.get_node_from_key(keys[0])
-        client.get_redis_connection(node).script_load(source)
+        _node_client(client, keys[0]).script_load(source)
     else:
         client.script_load(source)
     return client.evalsha(digest, len(keys), *keys, *args)
@@ -179,11 +185,8 @@ def _waited(
     if not is_cluster(client):
         return _script_then_wait(client, source, keys, args, replicas)
     for attempt in range(MAP_REFRESHES + 1):
-        node = client.get_node_from_key(keys[0])
         try:
-            return _script_then_wait(
-                client.get_redis_connection(node), source, keys, args, replicas
-            )
+            return _script_then_wait(_node_client(client, keys[0]), source, keys, args, replicas)
         except Exception as exc:
             # The map may be stale (a failover moved the slot): ask for it again.
             # Only an answer saying the script did not run (MOVED, CLUSTERDOWN)
