@@ -1,8 +1,8 @@
 """Failovers while several processes fire into one session.
 
 A Redis Cluster master killed (``kill -9``) or failed over by hand
-(``CLUSTER FAILOVER`` on its replica), and Sentinel's own failover
-(``SENTINEL FAILOVER``), each with ``TRIGGERS_REDIS_WAIT_REPLICAS`` at 0
+(``CLUSTER FAILOVER`` on its replica), Sentinel's own failover
+(``SENTINEL FAILOVER``) and a Sentinel-watched master killed, each with ``TRIGGERS_REDIS_WAIT_REPLICAS`` at 0
 and at 1. Every fire either returns or raises ``BackendUnavailable``; the
 clients go on firing on the new topology without a restart; the session
 reads whole afterwards. With the wait setting no acknowledged fire is
@@ -129,3 +129,24 @@ def test_sentinel_failover(sentinel, on_caches, firing, uid, wait, tmp_path):
         fire.wait_for_more(AFTER, "fires after the failover")
         fire.stop()
         check("Sentinel SENTINEL FAILOVER", fire.outcome(healed), wait, tmp_path)
+
+
+def test_sentinel_master_killed(sentinel, on_caches, firing, uid, wait, tmp_path):
+    on_caches(sc={**sentinel_cache(sentinel), "TIMEOUT": LOCK_TTL})
+    before = sentinel.master_port()
+    old = next(n for n in (sentinel.master, sentinel.replica) if n.port == before)
+    wait_until(lambda: replica_online(old), "the master's replica online")
+    with override_settings(
+        TRIGGERS_REDIS_WAIT_REPLICAS=wait, TRIGGERS_SESSION_TIMEOUT=SESSION_TIMEOUT
+    ):
+        fire = firing("sc", uid, wait)
+        fire.wait_for_more(BEFORE, "fires before the kill")
+        old.kill()
+        wait_until(lambda: sentinel.master_port() != before, "Sentinel naming a new master")
+        old.restart()  # Sentinel makes it a replica of the new master
+        new = next(n for n in (sentinel.master, sentinel.replica) if n is not old)
+        wait_until(lambda: role(old) == "slave" and replica_online(new), "the old master rejoining")
+        healed = fire.acknowledged()
+        fire.wait_for_more(AFTER, "fires after the failover")
+        fire.stop()
+        check("Sentinel master kill -9", fire.outcome(healed), wait, tmp_path)
