@@ -64,17 +64,20 @@ def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup
 
 @pytest.fixture
 def on_caches() -> Iterator[Any]:
-    """Add caches to the settings for one test: ``on_caches(cluster=config, ...)``."""
-    overrides: list[override_settings] = []
+    """Add caches to the settings for one test: ``on_caches(cluster=config, ...)``;
+    their clients are closed at the end."""
+    overrides: list[tuple[override_settings, list[str]]] = []
 
     def add(**configs: dict[str, Any]) -> None:
         override = override_settings(CACHES={**settings.CACHES, **configs})
         override.enable()
-        overrides.append(override)
+        overrides.append((override, list(configs)))
 
     yield add
-    for override in reversed(overrides):
-        for alias in list(settings.CACHES):
-            if alias in caches:  # close clients made on the test's caches
-                caches[alias].close()
+    for override, aliases in reversed(overrides):
+        for alias in aliases:
+            client = getattr(caches[alias], "client", None)
+            disconnect = getattr(client, "disconnect", None)
+            if callable(disconnect):
+                disconnect()
         override.disable()
