@@ -206,7 +206,7 @@ class TriggerManager:
         return {
             TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
             TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
-            TaskInstance.META_EXCEPTION_CONTEXT: {"phase": phase},
+            TaskInstance.META_FAILURE: {"phase": phase},
             TaskInstance.META_LOG_LEVEL: logging.ERROR,
         }
 

@@ -69,15 +69,30 @@ def _test_database_name(alias: str) -> str:
     return str(connections[alias].settings_dict["NAME"])
 
 
-class Worker:
-    """One ``celery worker`` subprocess (solo pool) on the test project's app."""
+#: the test project: its Celery app (``-A``) and its Django settings
+TEST_PROJECT = ("tests.celery_app", "tests.celery_app.settings")
 
-    def __init__(self, name: str, broker: str, queues: tuple[str, ...], log_dir: Path) -> None:
+
+class Worker:
+    """One ``celery worker`` subprocess (solo pool) on a project's app (the test project's
+    unless ``project`` says otherwise), importing the ``include`` modules too."""
+
+    def __init__(
+        self,
+        name: str,
+        broker: str,
+        queues: tuple[str, ...],
+        log_dir: Path,
+        project: tuple[str, str] = TEST_PROJECT,
+        include: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.broker = broker
         self.queues = queues
         self.log_path = log_dir / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.project = project
+        self.include = include
 
     @property
     def hostname(self) -> str:
@@ -86,17 +101,19 @@ class Worker:
     def start(self) -> None:
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.celery_app.settings",
+            "DJANGO_SETTINGS_MODULE": self.project[1],
             "TRIGGERS_TEST_CELERY_BROKER": self.broker,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             # Sessions of the database backend: the test database, if one was made.
             "TRIGGERS_TEST_PG_NAME": _test_database_name("pg"),
         }
         command = [
-            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+            sys.executable, "-m", "celery", "-A", self.project[0], "worker",
             "--pool=solo", "--loglevel=INFO", "-n", self.hostname, "-Q", ",".join(self.queues),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
+        if self.include:
+            command += ["--include", ",".join(self.include)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -151,11 +168,20 @@ def purge(app: Any, queues: tuple[str, ...]) -> None:
 
 @contextlib.contextmanager
 def running_workers(
-    app: Any, broker: str, log_dir: Path, **queues_of: tuple[str, ...]
+    app: Any,
+    broker: str,
+    log_dir: Path,
+    *,
+    project: tuple[str, str] = TEST_PROJECT,
+    include: tuple[str, ...] = (),
+    **queues_of: tuple[str, ...],
 ) -> Iterator[dict[str, Worker]]:
     """Start one worker per name (consuming the queues given), and always stop them all."""
-    purge(app, QUEUES)
-    workers = {name: Worker(name, broker, queues, log_dir) for name, queues in queues_of.items()}
+    purge(app, tuple(sorted({*QUEUES, *(q for queues in queues_of.values() for q in queues)})))
+    workers = {
+        name: Worker(name, broker, queues, log_dir, project, include)
+        for name, queues in queues_of.items()
+    }
     try:
         for worker in workers.values():
             worker.start()

@@ -183,9 +183,11 @@ class CacheLock:
                 raise LockAcquisitionFailed(self.key, waited=float(block))
             pause = min(BACKOFF_CAP, BACKOFF_START * 2 ** min(attempt, 16))
             pause *= random.uniform(0.5, 1.0)
+            # A driver woken by releases waits at most what is left, or the lock's ttl.
+            longest = self.ttl if block is True else max(0.0, block - waited)
             if block is not True:
                 pause = min(pause, max(0.0, block - waited))
-            time.sleep(pause)
+            self.driver.wait_for_release(self.key, pause, longest)
             attempt += 1
 
     def _let_go(self) -> None:

@@ -14,7 +14,7 @@ import logging
 import pickle
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import DispatchFailed, InstanceMissing, UnknownInstance, safe_repr
@@ -32,17 +32,20 @@ logger = logging.getLogger("triggers.task")
 def _exception_metadata(
     exc: BaseException, context: TaskContext, task_name: str, phase: str
 ) -> dict[str, Any]:
+    """What a failure records: ``exceptionContext`` is exactly what the exception carried
+    (as in 2.x); where it happened is under ``failure``; ``logLevel`` is only what the task
+    logged, so a failure alone does not make the logs unresolved (as in 2.x)."""
     return {
         TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
         TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
-        TaskInstance.META_EXCEPTION_CONTEXT: {
+        TaskInstance.META_EXCEPTION_CONTEXT: _attached_context(exc),
+        TaskInstance.META_FAILURE: {
             "task": task_name,
             "instance": context.instance_name,
             "phase": phase,
             "kwargs": safe_repr(context.trigger_kwargs),
-            **_attached_context(exc),
         },
-        TaskInstance.META_LOG_LEVEL: max(context.log_level, logging.ERROR),
+        TaskInstance.META_LOG_LEVEL: context.log_level,
     }
 
 
@@ -80,11 +83,14 @@ def _mark_failed(
         logger.exception("could not mark %s failed after %r", context.instance_name, exc)
 
 
-def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
+def run_task(
+    payload: TaskPayload | Mapping[str, Any], on_retry: Callable[[Retry], object] | None = None
+) -> dict[str, Any] | None:
     """Run the instance a runner's payload names, recording every outcome on it.
 
-    Returns the result of a finished run, else None. Re-raises what the task
-    body raised (after recording it), and raises UnknownTaskError for a
+    Returns the result of a finished run, else None; ``on_retry`` is told of a
+    retry once its replay is scheduled (the Celery task reports it to Celery).
+    Re-raises what the task body raised (after recording it), and raises UnknownTaskError for a
     ``run`` that names no registered task and MaxRetriesExceeded for a retry
     too many; a runner logs those.
     """
@@ -112,6 +118,8 @@ def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
         result = task_obj.run_body(instance)
     except Retry as retry:  # before StatusChange: a Retry is one
         _retry(context, task_obj, retry, instance)
+        if on_retry is not None:
+            on_retry(retry)
         return None
     except StatusChange as change:
         metadata = dict(change.metadata)
@@ -212,16 +220,20 @@ def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: 
         raise exceeded
     error = retry.exc if retry.exc is not None else retry
     _mark_failed(context, error, task_name, "retry", retry.metadata)
-    if retry.cooldown and not _runner_delays_by_cooldown(context, instance):
+    if retry.cooldown and _waits_out_cooldown(context, instance):
         time.sleep(retry.cooldown)
     cooldown = {TaskInstance.META_COOLDOWN: retry.cooldown} if retry.cooldown else None
     context.manager.replay_failed_instance(name, retry.replacement_kwargs, metadata=cooldown)
 
 
-def _runner_delays_by_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
-    """Whether the replay's runner holds it back by its cooldown itself (a broker's countdown)."""
+def _waits_out_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
+    """Whether this run waits out the replay's cooldown before scheduling it: not when the
+    replay's runner holds it back itself (a broker's countdown), nor when the runner does
+    not honour cooldowns (the threading runner under the 2.x test mixin)."""
     try:
         runner = context.manager.runner_for(instance)
     except Exception:  # no runner: the replay fails at dispatch, with the error recorded
+        return True
+    if getattr(runner, "delays_by_cooldown", False):
         return False
-    return bool(getattr(runner, "delays_by_cooldown", False))
+    return bool(getattr(runner, "honours_cooldown", True))

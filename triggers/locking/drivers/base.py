@@ -5,6 +5,7 @@ around a lock. Each kind of cache has a module of its own beside this one;
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, TypeGuard
 
@@ -131,6 +132,12 @@ class LockDriver:
     def owns(self, key: str, token: str) -> bool:
         """Whether ``token`` holds ``key`` now (after an attempt whose outcome is unknown)."""
         return bool(self.cache.get(key) == token)
+
+    def wait_for_release(self, key: str, pause: float, longest: float | None) -> None:
+        """Wait before the next attempt at ``key``: ``pause`` seconds here. A driver that
+        a release can wake may wait for that instead, at most ``longest`` seconds (what
+        the waiter has left, or the lock's ttl; None: the lock never expires)."""
+        time.sleep(pause)
 
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
