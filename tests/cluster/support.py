@@ -8,6 +8,12 @@ from collections.abc import Iterable
 
 from tests.cluster.servers import Node
 
+#: what servers send each other (Sentinel's checks, replicas' acknowledgements)
+#: and connection handshakes: never a request of a fire
+SERVERS_TALK = frozenset(
+    {"PING", "INFO", "PUBLISH", "SUBSCRIBE", "REPLCONF", "ROLE", "CLIENT", "HELLO"}
+)
+
 
 class Requests:
     """The requests clients send to ``nodes`` while the ``with`` block runs, by
@@ -37,7 +43,8 @@ class Requests:
             for command in monitor.listen():
                 if self.MARK in command["command"]:
                     return
-                if command.get("client_type") == "lua" or command["command"].startswith("HELLO"):
+                name = command["command"].split(" ", 1)[0].upper()
+                if command.get("client_type") == "lua" or name in SERVERS_TALK:
                     continue
                 with self.lock:
                     self.seen[command["command"].split()[0].lower()] += 1
