@@ -24,6 +24,7 @@ from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
 from .drivers.base import LockDriver, cache_name, is_cache
 from .failures import DECODE_ERRORS, reaching
+from .naming import cache_words
 from .writes import NO_WRITES, Writes
 
 __all__ = [
@@ -128,7 +129,7 @@ class CacheLock:
                         deadline = min(deadline, until)
                 if not self.driver.is_transient(exc) or now >= deadline:
                     raise LockBackendError(
-                        f"cache {cache_name(self.cache)} failed while handling lock"
+                        f"cache {cache_words(self.cache)} failed while handling lock"
                         f" {self.key!r}: {exc}"
                     ) from exc
                 time.sleep(min(pause * random.uniform(0.5, 1.0), deadline - now))

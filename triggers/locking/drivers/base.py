@@ -114,6 +114,11 @@ class LockDriver:
         (server and full key), where the driver can tell; None otherwise."""
         return None
 
+    def expires_in(self, key: str) -> float | None:
+        """Seconds ``key`` has left to live (``math.inf``: no expiry), as the
+        server counts them; None when this driver cannot ask, or no such key."""
+        return None
+
     def decode(self, raw: Any) -> Any:
         """A value as :meth:`commit_if_unchanged` handed it back encoded."""
         raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")

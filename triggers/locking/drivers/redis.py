@@ -9,6 +9,7 @@ with the release, only while the lock is still the holder's.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
@@ -79,6 +80,12 @@ class RedisLockDriver(LockDriver):
         options = getattr(pool, "connection_kwargs", None) or {}
         server = tuple(options.get(name) for name in ("host", "port", "db", "path"))
         return (server, self._key(key))
+
+    def expires_in(self, key: str) -> float | None:
+        left = int(self._raw().pttl(self._key(key)))
+        if left == -2:  # no such key
+            return None
+        return math.inf if left == -1 else left / 1000
 
     def _px(self, timeout: Any) -> int:
         """A cache timeout in milliseconds for SET PX; 0 for no expiry."""
