@@ -22,7 +22,7 @@ from django.core.cache import BaseCache, caches
 from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
 from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
-from .drivers.base import LockDriver, cache_name
+from .drivers.base import LockDriver, cache_name, is_cache
 from .failures import DECODE_ERRORS, reaching
 from .naming import cache_words
 from .writes import NO_WRITES, Writes
@@ -58,8 +58,8 @@ def resolve_cache(cache: CacheLike) -> BaseCache:
     """The cache object for an alias, or ``cache`` itself if it is one."""
     if isinstance(cache, str):
         return caches[cache]
-    if isinstance(cache, BaseCache):
-        return cache
+    if is_cache(cache):
+        return cache  # a BaseCache, or one that behaves as one
     raise TypeError(f"expected a cache alias or a Django cache object, not {cache!r}")
 
 

@@ -7,14 +7,18 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from django.core.cache import BaseCache
 
 from ...errors import LockBackendError, NotSupported, UnserializableValue
 from ..writes import CommitGuard, CommitResult, Writes
 
-__all__ = ["LockDriver", "cache_name", "storable"]
+__all__ = ["LockDriver", "cache_name", "is_cache", "storable"]
+
+#: what a cache object that is no BaseCache must offer to be taken for one
+#: (django-valkey's caches, for one, do not subclass Django's BaseCache)
+CACHE_METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "make_key")
 
 #: what pickling raises for a value it cannot pickle (a lambda, a lock, a
 #: structure nested too deep)
@@ -35,6 +39,17 @@ def storable(encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
             raise UnserializableValue("a value to write to the cache", value, exc) from exc
 
     return encode_storable
+
+
+def is_cache(value: object) -> TypeGuard[BaseCache]:
+    """Whether ``value`` is a Django cache object, or behaves as one."""
+    if isinstance(value, BaseCache):
+        return True
+    if isinstance(value, type):
+        return False
+    return all(callable(getattr(value, name, None)) for name in CACHE_METHODS) and hasattr(
+        value, "default_timeout"
+    )
 
 
 def cache_name(cache: BaseCache) -> str:

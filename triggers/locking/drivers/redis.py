@@ -17,23 +17,27 @@ from django.core.cache import BaseCache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...cache_internals import redis_codec
+from ...errors import NotSupported
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
 from .redis_async import AsyncRedisDriver, ScriptCall
+from .redis_cluster import (
+    CLUSTER_FAILURES,
+    CLUSTER_TRANSIENT,
+    read_from_master,
+    replicas_to_wait_for,
+    run_script,
+)
 
 __all__ = ["RedisLockDriver", "ScriptCall"]
 
 
 try:
-    from redis.exceptions import BusyLoadingError, NoScriptError
+    from redis.exceptions import BusyLoadingError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:  # redis-py is not installed: no Redis cache can be in use
-
-    class NoScriptError(Exception):  # type: ignore[no-redef]
-        pass
-
     _CLIENT_ERRORS: tuple[type[BaseException], ...] = ()
 else:
     _CLIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
@@ -54,6 +58,11 @@ else:
     _CLIENT_ERRORS = (*_CLIENT_ERRORS, ConnectionInterrupted)
 
 
+def _committed(result: Any) -> bool:
+    """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
+    return bool(result) and result[0] == 2
+
+
 class RedisLockDriver(LockDriver):
     """SET NX and server-side scripts: every write under the lock is fenced."""
 
@@ -62,8 +71,9 @@ class RedisLockDriver(LockDriver):
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
         *LockDriver.transient_errors,
         *_CLIENT_ERRORS,
+        *CLUSTER_TRANSIENT,
     )
-    failure_errors: ClassVar[tuple[type[BaseException], ...]] = _FAILURES
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = (*_FAILURES, *CLUSTER_FAILURES)
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
@@ -93,6 +103,17 @@ class RedisLockDriver(LockDriver):
 
     def _ttl_ms(self, ttl: float | None) -> int | None:
         return None if ttl is None else max(1, int(ttl * 1000))
+
+    def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        # From the master, as every script runs there: a client that reads
+        # from replicas (django-redis's SentinelClient, a LOCATION listing
+        # replicas) would otherwise see a session older than its lock does.
+        made = [self._key(name) for name in keys]
+        raw = read_from_master(self._raw(), made)
+        return {name: self._decode(value) for name, value in zip(keys, raw) if value is not None}
+
+    def owns(self, key: str, token: str) -> bool:
+        return self.read_many([key]).get(key) == token
 
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         return bool(
@@ -152,21 +173,23 @@ class RedisLockDriver(LockDriver):
 
     def asynchronous(self) -> AsyncRedisDriver:
         """This driver's asyncio twin (made once): the same scripts through
-        ``redis.asyncio``, on a client built from this cache's own connection settings."""
+        ``redis.asyncio``, on a client built from this cache's own connection settings.
+
+        NotSupported while ``TRIGGERS_REDIS_WAIT_REPLICAS`` is set: the twin
+        does not wait for replicas, so async callers take the sync path then."""
+        if replicas_to_wait_for():
+            raise NotSupported("saves that wait for replicas are made on the sync path")
         twin: AsyncRedisDriver | None = self.__dict__.get("_async_twin")
         if twin is None:
             twin = self.__dict__.setdefault("_async_twin", AsyncRedisDriver(self, self._raw))
         return twin
 
-    def _run_script(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run a Lua script by its digest, loading it first where the server lacks it."""
-        client = self._raw()
-        digest = scripts.digest(source)
-        try:
-            return client.evalsha(digest, len(keys), *keys, *args)
-        except NoScriptError:
-            client.script_load(source)
-            return client.evalsha(digest, len(keys), *keys, *args)
+    def _run_script(
+        self, source: str, keys: Sequence[Any], args: Sequence[Any], wrote: Any = None
+    ) -> Any:
+        """Run a Lua script by its digest, loading it first where the server lacks it
+        (``wrote``: see :func:`.redis_cluster.run_script`)."""
+        return run_script(self._raw(), source, keys, args, wrote)
 
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
@@ -187,12 +210,12 @@ class RedisLockDriver(LockDriver):
         return True, values
 
     def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
-        return bool(self._run_script(*self.write_call(key, token, writes, release)))
+        return bool(self._run_script(*self.write_call(key, token, writes, release), wrote=bool))
 
     def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
         # One script, atomic on the server: check, then write everything.
         call = self.commit_call(guard, writes)
-        return self.commit_result(guard, call, self._run_script(*call))
+        return self.commit_result(guard, call, self._run_script(*call, wrote=_committed))
 
     @staticmethod
     def commit_result(guard: CommitGuard, call: ScriptCall, result: Any) -> CommitResult:

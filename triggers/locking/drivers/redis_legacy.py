@@ -115,7 +115,7 @@ class LegacyRedisLockDriver(RedisLockDriver):
         for name, value in writes.items():
             keys.append(self._key(name))
             args.append(self._encode(value))
-        return bool(self._run_script(scripts.WRITE_AND_RELEASE_BOTH, keys, args))
+        return bool(self._run_script(scripts.WRITE_AND_RELEASE_BOTH, keys, args, wrote=bool))
 
 
 #: the 2.x-compatible driver made for each Redis cache object (``clear()``: made again)
