@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 
 from ...errors import LockBackendError, LockLost, NotSupported
 from ...locking import CacheLock
-from ...locking.drivers.base import cache_name
 from ...locking.drivers.redis import RedisLockDriver
 from ...locking.drivers.redis_async import AsyncRedisDriver
 from ...locking.drivers.redis_legacy import LegacyRedisLockDriver
 from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.lock import BACKOFF_CAP, BACKOFF_START, TRANSIENT_RETRY_SECONDS
+from ...locking.naming import cache_words
 from ...locking.writes import NO_WRITES, Writes
 from .commit import UNLOCKED_TRIES, Step, UnlockedCommits, UnlockedTry
 from .read_state import Known
@@ -76,7 +76,7 @@ async def acquire_async(
             failing_until = failing_until or now + TRANSIENT_RETRY_SECONDS
             if not lock.driver.is_transient(exc) or now >= failing_until:
                 raise LockBackendError(
-                    f"cache {cache_name(lock.cache)} failed while handling lock {lock.key!r}: {exc}"
+                    f"cache {cache_words(lock.cache)} failed while handling lock {lock.key!r}: {exc}"
                 ) from exc
             taken, values = False, {}
         if taken:
