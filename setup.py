@@ -26,11 +26,13 @@ POSTGRES = ["psycopg[binary]>=3.1"]
 # The database storage backend on MySQL or MariaDB (Django's mysqlclient driver,
 # which builds against the client library: Debian's libmariadb-dev and pkg-config).
 MYSQL = ["mysqlclient>=2.2"]
-# The ``celery`` runner; Celery's Redis transport also needs ``redis`` (the redis extra).
-CELERY = ["celery>=5.3"]
+# The ``celery`` runner, with what a worker on the Redis broker needs: Celery's own
+# ``redis`` extra brings kombu's Redis transport dependencies (``packaging`` and a
+# redis-py that kombu accepts, which REDIS above allows too).
+CELERY = ["celery[redis]>=5.3"]
 
 setup(
-    name="triggers",
+    name="triggers-django",
     version=read_version(),
     description=(
         "Observer-pattern task orchestration for Django: per-session tasks that run "

@@ -49,3 +49,7 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
 html_theme = "furo"
 html_title = f"triggers {release}"
+
+# Wide command output (show, unresolved) scrolls visibly, and fits on wide screens.
+html_static_path = ["_static"]
+html_css_files = ["wide-output.css"]

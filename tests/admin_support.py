@@ -19,6 +19,8 @@ FLAKY = "tests.fails_first_time"
 def fails_first_time(context):
     """Fails when first run; its replay (a clone, one deeper) finishes."""
     if context.task_instance.depth == 0:
+        # Logged, as a task logs why it fails: its logs await an operator.
+        context.logger.error("the first run of %s fails", context.instance_name)
         raise ValueError(f"the first run of {context.instance_name} fails (replay it)")
     return {"replayed": context.instance_name}
 

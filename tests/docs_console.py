@@ -9,6 +9,9 @@ import re
 VARYING = [
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?"), "<time>"),
     (re.compile(r"\b\d+(h \d\dm|m \d\ds|s)\b"), "<age>"),
+    # the seconds a session has left to live, as show prints them
+    (re.compile(r"\(in \d+ s\)"), "(in <seconds> s)"),
+    (re.compile(r'"expiresIn": [\d.]+'), '"expiresIn": <seconds>'),
 ]
 
 

@@ -14,6 +14,7 @@ import pickle
 import sqlite3
 import threading
 import time
+from contextlib import closing
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
@@ -25,6 +26,19 @@ class SQLiteFileCache(BaseCache):
         super().__init__(params or {})
         self.path = location
         self._local = threading.local()
+        self.prepare_file()
+
+    def prepare_file(self):
+        """Switch the file to WAL and create the table once, before any process forks.
+
+        Processes that each open a fresh file and switch its journal mode at
+        the same moment can get "database is locked" at once (the switch does
+        not wait for the busy timeout); done here, the children's own switch
+        finds WAL already set and changes nothing.
+        """
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(SCHEMA)
 
     def connection(self):
         """This thread's connection in this process (a forked child opens its own)."""
@@ -41,10 +55,14 @@ class SQLiteFileCache(BaseCache):
         return self.get_backend_timeout(timeout)
 
     def get(self, key, default=None, version=None):
-        row = self.connection().execute(
-            "SELECT value, expires FROM entries WHERE key = ?",
-            (self.make_and_validate_key(key, version=version),),
-        ).fetchone()
+        row = (
+            self.connection()
+            .execute(
+                "SELECT value, expires FROM entries WHERE key = ?",
+                (self.make_and_validate_key(key, version=version),),
+            )
+            .fetchone()
+        )
         if row is None or (row[1] is not None and row[1] < time.time()):
             return default
         return pickle.loads(row[0])
@@ -52,7 +70,11 @@ class SQLiteFileCache(BaseCache):
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         self.connection().execute(
             "INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)",
-            (self.make_and_validate_key(key, version=version), pickle.dumps(value), self.expiry(timeout)),
+            (
+                self.make_and_validate_key(key, version=version),
+                pickle.dumps(value),
+                self.expiry(timeout),
+            ),
         )
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):

@@ -56,7 +56,7 @@ report(modules=len(modules), status=failed.status, error=failed.metadata["except
     # A task that asks for Celery fails to start, saying what to install.
     assert reported["status"] == "failed"
     assert reported["error"] == "triggers.celery_tasks.CeleryUnavailable"
-    assert "pip install 'triggers[celery]'" in reported["info"]
+    assert "pip install '.[celery]'" in reported["info"]
 
 
 def test_where_celery_is_installed_the_package_imports_only_its_exceptions():

@@ -17,6 +17,12 @@ def triggers_messages():
     return [m for m in checks.run_checks(tags=["triggers"]) if m.id.startswith("triggers.")]
 
 
+@pytest.fixture(autouse=True)
+def session_timeout(settings):
+    """A project that chose its sessions' lifetime (unset, I002 says so: tested apart)."""
+    settings.TRIGGERS_SESSION_TIMEOUT = 3600
+
+
 def with_default_cache(**config):
     return override_settings(CACHES={**CACHES, "default": config})
 
@@ -99,12 +105,16 @@ def test_no_alias_of_the_test_settings_gets_w001(settings, alias):
         assert messages == []
 
 
+@pytest.mark.db_cache  # the database cache's table is looked for (triggers.E008)
 @pytest.mark.parametrize("layout", ["split", "single"])
 @pytest.mark.parametrize(
     "config",
     [
         {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "w001"},
-        {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "triggers_cache_sqlite"},
+        {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "triggers_cache_sqlite",
+        },
         {"BACKEND": "tests.test_checks.CullingFileCache", "LOCATION": "/tmp/triggers-w001"},
     ],
     ids=["locmem", "database", "file subclass"],
@@ -125,9 +135,21 @@ def test_a_culling_cache_with_the_default_300_entries_is_a_warning(config, layou
 @pytest.mark.parametrize(
     "config",
     [
-        {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": CACHES["redis"]["OPTIONS"]},
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": CACHES["dredis"]["OPTIONS"]},
-        {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": MEMCACHED, "OPTIONS": CACHES["memcached"]["OPTIONS"]},
+        {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": CACHES["redis"]["OPTIONS"],
+        },
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": CACHES["dredis"]["OPTIONS"],
+        },
+        {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": MEMCACHED,
+            "OPTIONS": CACHES["memcached"]["OPTIONS"],
+        },
         {"BACKEND": "tests.test_checks.LocMemCacheLookalike"},
     ],
     ids=["django-redis", "django RedisCache", "memcached", "named like LocMem"],
@@ -151,15 +173,28 @@ def test_enough_entries_silence_the_warning():
 
 
 TIMEOUTS = [
-    ("django.core.cache.backends.memcached.PyMemcacheCache", MEMCACHED, {"timeout": 2, "connect_timeout": 1}),
-    ("django.core.cache.backends.redis.RedisCache", REDIS_URL, {"socket_timeout": 2, "socket_connect_timeout": 1}),
-    ("django_redis.cache.RedisCache", REDIS_URL, {"SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 1}),
+    (
+        "django.core.cache.backends.memcached.PyMemcacheCache",
+        MEMCACHED,
+        {"timeout": 2, "connect_timeout": 1},
+    ),
+    (
+        "django.core.cache.backends.redis.RedisCache",
+        REDIS_URL,
+        {"socket_timeout": 2, "socket_connect_timeout": 1},
+    ),
+    (
+        "django_redis.cache.RedisCache",
+        REDIS_URL,
+        {"SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 1},
+    ),
 ]
 
 
 @pytest.mark.parametrize(("backend", "location", "timeouts"), TIMEOUTS)
-def test_a_memcached_or_redis_cache_without_client_timeouts_warns(backend, location, timeouts):
+def test_the_sessions_cache_without_client_timeouts_warns(settings, backend, location, timeouts):
     extra = {"BACKEND": backend, "LOCATION": location}
+    settings.TRIGGERS_CACHE_ALIAS = "unbounded"
     with override_settings(CACHES={**CACHES, "unbounded": extra}):
         [message] = triggers_messages()
     assert message.id == "triggers.W002" and "'unbounded'" in message.msg
@@ -169,5 +204,13 @@ def test_a_memcached_or_redis_cache_without_client_timeouts_warns(backend, locat
     with override_settings(CACHES={**CACHES, "unbounded": {**extra, "OPTIONS": {read_timeout: 2}}}):
         [message] = triggers_messages()
     assert repr(connect_timeout) in message.hint and repr(read_timeout) not in message.hint
-    with override_settings(CACHES={**CACHES, "bounded": {**extra, "OPTIONS": timeouts}}):
+    with override_settings(CACHES={**CACHES, "unbounded": {**extra, "OPTIONS": timeouts}}):
+        assert triggers_messages() == []
+
+
+@pytest.mark.parametrize(("backend", "location", "timeouts"), TIMEOUTS)
+def test_a_cache_this_package_does_not_use_is_not_judged(backend, location, timeouts):
+    """W002 is about the sessions' cache; the application's other caches are its own."""
+    extra = {"BACKEND": backend, "LOCATION": location}
+    with override_settings(CACHES={**CACHES, "unbounded": extra}):
         assert triggers_messages() == []

@@ -51,22 +51,25 @@ def test_show_says_how_long_the_session_lives(alias, uid):
         assert command("show", uid, "--cache", alias).splitlines()[0].endswith("; never expires")
         assert json.loads(command("show", uid, "--cache", alias, "--json"))["lifetime"] is None
     populate(CacheStorageBackend(uid + "-day", cache=alias, timeout=86400))
-    assert command("show", uid + "-day", "--cache", alias).splitlines()[0].endswith(
-        "; lives 1 day after a save"
-    )
+    headline = command("show", uid + "-day", "--cache", alias).splitlines()[0]
+    assert "; lives at least 1 day after a save; expires " in headline
 
 
 def test_show_prints_instances_tasks_and_latest_kwargs(failed, alias):
     out = command("show", failed, "--cache", alias)
     lines = out.splitlines()
-    assert lines[0] == f"session {failed} (cache {alias}): 3 tasks, 3 instances; lives 5 min after a save"
+    assert lines[0].startswith(
+        f"session {failed} (cache {alias}): 3 tasks, 3 instances; lives at least 5 min after a save; expires "
+    )
     header = next(line for line in lines if line.startswith("instance "))
     for column in ("task", "status", "created (UTC)", "last modified", "log level", "error type"):
         assert column in header
     rows = {line.split()[0]: line.split() for line in lines if "#" in line.split(" ")[0]}
     assert rows["t_importSubject#0"][1:3] == ["t_importSubject", "finished"]
     assert rows["t_importResponses#0"][1:3] == ["t_importResponses", "failed"]
-    assert rows["t_importResponses#0"][-2:] == ["ERROR", "RuntimeError"]
+    failure = next(line for line in lines if line.startswith("t_importResponses#0 "))
+    assert failure.split()[-6:-4] == ["ERROR", "RuntimeError:"], failure
+    assert failure.endswith("  RuntimeError: simulated failure of t_importResp...")
     assert "tasks" in lines and any(line.startswith("t_importResponses ") for line in lines)
     assert any("pageReceived" in line and "triggers.demo.import_responses" in line for line in lines)
     latest = lines[lines.index(next(line for line in lines if line.startswith("latest kwargs"))) :]
@@ -271,15 +274,12 @@ def test_commands_in_a_process_of_their_own(redis_session):
         assert_one_line_refusal(done)
         assert stored(uid, "redis") == before
 
+    # The task is not registered in that process (django-admin imports no demo), where the
+    # sync runner would run the clone: refused before anything is written.
     done = django_admin("replay", uid, "t_importResponses#0", "--cache", "redis")
-    assert done.stdout.startswith(f"replayed t_importResponses#0 of session {uid} as t_importResponses#1")
-    # The task is not registered in that process (django-admin imports no demo): the clone
-    # ran and failed for it, which the command reports, and says with its exit status.
-    assert "t_importResponses#1  failed: triggers.task.UnknownTaskError" in done.stdout
-    assert done.returncode == 3, done.stderr
-    assert done.stderr.strip().splitlines()[-1].endswith(
-        "t_importResponses#1, the replay of t_importResponses#0, failed again"
-    )
+    line = assert_one_line_refusal(done, "triggers.demo.import_responses", "manage.py triggers replay")
+    assert "would run in this process, where no such task is registered" in line
+    assert stored(uid, "redis") == before
 
 
 def test_python_m_runs_the_demo_tasks_against_a_redis_url(tmp_path, uid):

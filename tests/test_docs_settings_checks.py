@@ -1,6 +1,6 @@
 """docs/settings.rst and docs/checks.rst list everything the code reads and reports:
 every setting of triggers.conf.DEFAULTS has a section, every check id in
-triggers/checks.py has one, and the messages the checks page quotes are the
+triggers/checks/ has one, and the messages the checks page quotes are the
 ones the checks give."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from triggers.conf import DEFAULTS, FROM_ENVIRONMENT
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_PAGE = (ROOT / "docs" / "settings.rst").read_text(encoding="utf-8")
 CHECKS_PAGE = (ROOT / "docs" / "checks.rst").read_text(encoding="utf-8")
-CHECKS_SOURCE = (ROOT / "triggers" / "checks.py").read_text(encoding="utf-8")
+CHECKS_SOURCE = "\n".join(
+    path.read_text(encoding="utf-8") for path in sorted((ROOT / "triggers" / "checks").glob("*.py"))
+)
 
 
 def sections(page: str) -> set[str]:
@@ -68,6 +70,12 @@ def message(check_id: str) -> str:
     return unwrapped(f"?: ({found.id}) {found.msg}")
 
 
+def with_hint(check_id: str) -> str:
+    """The message and its hint, as manage.py check prints them (joined into one line)."""
+    [found] = [m for m in checks.run_checks(tags=["triggers"]) if m.id == check_id]
+    return unwrapped(f"?: ({found.id}) {found.msg} HINT: {found.hint}")
+
+
 def test_the_quoted_messages_are_the_real_ones(settings, tmp_path):
     locmem = "django.core.cache.backends.locmem.LocMemCache"
     with override_settings(TRIGGERS_CACHE_ALIAS="sessions"):
@@ -85,5 +93,28 @@ def test_the_quoted_messages_are_the_real_ones(settings, tmp_path):
     with override_settings(CACHES={"default": filebased}):
         assert quoted("triggers.E002").startswith(message("triggers.E002"))
     redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x/0"}
-    with override_settings(CACHES={**settings.CACHES, "redis": redis}):
+    with override_settings(
+        CACHES={**settings.CACHES, "redis": redis}, TRIGGERS_CACHE_ALIAS="redis"
+    ):
         assert quoted("triggers.W002").startswith(message("triggers.W002"))
+
+
+def test_the_quoted_messages_of_the_setup_checks_are_the_real_ones(settings, plugin):
+    """The messages of triggers.checks' setup checks, as docs/checks.rst quotes them."""
+    large = {"OPTIONS": {"MAX_ENTRIES": 100_000}}
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", **large}
+    settings.TRIGGERS_SESSION_TIMEOUT = 3600
+    with override_settings(TRIGGERS_SESSION_TIMEOUT=0):
+        assert quoted("triggers.E006") == with_hint("triggers.E006")
+    with override_settings(TRIGGERS_CELERY_APP="proj.celery.ap"):
+        assert quoted("triggers.E007") == with_hint("triggers.E007")
+    drivers = {"myproject.caches.MyCache": "myproject.locking.MyDriver"}
+    with override_settings(TRIGGERS_LOCK_DRIVERS=drivers):
+        assert quoted("triggers.E009") == with_hint("triggers.E009")
+    with override_settings(CACHES={"default": locmem}, TRIGGERS_DEFAULT_RUNNER="recording"):
+        assert quoted("triggers.E005") == with_hint("triggers.E005").replace(
+            "'recording'", "'celery'"
+        )
+    del settings.TRIGGERS_SESSION_TIMEOUT
+    with override_settings(CACHES={"default": locmem}):
+        assert quoted("triggers.I002") == with_hint("triggers.I002")

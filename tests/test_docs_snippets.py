@@ -53,3 +53,17 @@ def test_readme_storage_backend_example_works_with_the_manager(settings):
     again = backend("readme-session")
     assert set(again.tasks) == {"t"}
     assert namespace["SESSIONS"]["readme-session"]["tasks"]["t"]["run"] == "nothing"
+
+
+def test_the_landing_pages_sample_runs(settings):
+    settings.TRIGGERS_DEFAULT_RUNNER = "sync"
+    settings.TRIGGERS_CACHE_ALIAS = "locmem"
+    (code,) = python_blocks("docs/index.rst")
+    exec(compile(code, "docs/index.rst", "exec"), {})
+    storage = CacheStorageBackend("order-1042", cache="locmem")
+    try:
+        instance = storage["t_sendInvoice#0"]
+        assert instance.status == "finished"
+        assert instance.metadata["result"] == {"invoice": "INV-1042"}
+    finally:
+        storage.delete()

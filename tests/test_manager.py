@@ -7,6 +7,7 @@ synchronously, so a fire returns once its whole cascade has run.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import sys
 import threading
@@ -451,7 +452,11 @@ def test_threading_runner_end_to_end(manager_session):
     manager_session.update_configuration(
         {
             "t_ok": {**threading_, "after": ["go"]},
-            "t_fails": {**threading_, "after": ["go"], "withParams": behave(**{"raise": "no such subject"})},
+            "t_fails": {
+                **threading_,
+                "after": ["go"],
+                "withParams": behave(**{"raise": "no such subject", "log": "WARNING"}),
+            },
             "t_skips": {**threading_, "after": ["go"], "withParams": behave(skip={"reason": "embedded"})},
             "t_retries": {**threading_, "after": ["go"], "withParams": behave(retry_until=2)},
             "t_gives_up": {**threading_, "after": ["go"], "withParams": behave(retry_until=5)},
@@ -482,7 +487,7 @@ def test_threading_runner_end_to_end(manager_session):
     failed = storage["t_fails#0"].metadata
     assert failed[TaskInstance.META_EXCEPTION_TYPE] == "builtins.ValueError"
     assert "no such subject" in failed[TaskInstance.META_EXCEPTION_INFO]
-    assert failed[TaskInstance.META_LOG_LEVEL] >= 40
+    assert failed[TaskInstance.META_LOG_LEVEL] == logging.WARNING  # what it logged, as in 2.x
 
     assert storage["t_skips#0"].metadata["reason"] == "embedded"
     assert storage["t_retries#2"].metadata[TaskInstance.META_RESULT]["retries"] == 2

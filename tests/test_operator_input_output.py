@@ -91,7 +91,9 @@ def test_show_prints_stored_control_characters_as_escapes(uid, alias):
     assert_printable(out)
     lines = out.splitlines()
     row = next(line for line in lines if line.startswith(f"{TASK_SHOWN}#0 "))
-    assert row.split()[1:3] == [TASK_SHOWN, "failed"] and row.endswith("RuntimeError")
+    assert row.split()[1:3] == [TASK_SHOWN, "failed"]
+    # The error with its message, escaped before it is cut to fit.
+    assert "  RuntimeError: simulated failure of t_evil\\x1b]0" in row and row.endswith("...")
     task = next(line for line in lines if line.startswith(f"{TASK_SHOWN} "))
     assert TRIGGER_SHOWN in task
     latest = lines[lines.index("latest kwargs (cut to fit; --json shows them whole)") + 1]

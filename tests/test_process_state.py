@@ -3,6 +3,7 @@ triggers.process_state, and a setting change resets what was derived from it."""
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 
 import pytest
@@ -44,6 +45,7 @@ OWNERS = {
     "task fallbacks",
     "celery hooked apps",
     "database configuration sets",
+    "async redis clients",
 }
 LOCMEM_CLASS = "django.core.cache.backends.locmem.LocMemCache"
 ADD_DRIVER = "triggers.locking.drivers.add.AddLockDriver"
@@ -105,6 +107,20 @@ def test_committed_heads_and_task_tables_reset(uid, settings):
     manager.fire("go", {"a": 1})
     assert fresh(storage)["t#0"].status == TaskInstance.STATUS_FINISHED
     assert remembered(storage)
+
+
+def test_async_redis_clients_reset():
+    require_service("redis")
+    twin = lock_driver(caches["redis"]).asynchronous()
+
+    async def clients():
+        first = twin.client()
+        assert twin.client() is first  # one per loop and settings
+        reset_process_state(["async redis clients"])
+        return first, twin.client()
+
+    first, second = asyncio.run(clients())
+    assert second is not first
 
 
 def test_lock_drivers_reset():

@@ -10,8 +10,12 @@ session something wrote over anyway is refused, not read as a smaller one.
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 
 import pytest
+import redis
+import redis_lock
 from django.core.cache import caches
 from django.db import connections
 
@@ -171,3 +175,45 @@ def test_the_layout_can_come_from_the_environment(monkeypatch, settings, uid):
     del settings.TRIGGERS_CACHE_LAYOUT
     with pytest.raises(ValueError, match="sideways"):
         CacheStorageBackend(uid, cache="locmem")
+
+
+def _blocked_on_signals(raw):
+    """Clients of the test database blocked in BLPOP (waiting on a lock's signal list)."""
+    db = raw.connection_pool.connection_kwargs.get("db", 0)
+    return [c for c in raw.client_list() if c.get("cmd") == "blpop" and int(c.get("db", -1)) == db]
+
+
+def _wait_for(predicate, what):
+    deadline = time.monotonic() + 30
+    while not predicate():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_waiter_of_ours_queues_with_2x_waiters_and_gets_its_turn(redis_alias, uid):
+    """While 2.x holds the lock, our waiter blocks on 2.x's signal list as 2.x's own
+    waiters do: queued before a 2.x waiter, it is woken first by the 2.x release."""
+    _manager(redis_alias, uid, "single").update_configuration(CONFIG)
+    cache = caches[redis_alias]
+    raw = raw_client_of(cache)
+    # Another client of the same server watches, so that its own calls block nothing.
+    watcher = redis.Redis(connection_pool=redis.ConnectionPool(**raw.connection_pool.connection_kwargs))
+    held = redis_lock.Lock(raw, name=f"triggers:{uid}:lock", expire=30)
+    assert held.acquire(blocking=False)
+    assert not _blocked_on_signals(watcher)
+    ours = threading.Thread(target=_manager(redis_alias, uid, "single").fire, args=("page", {"writer": "3x"}))
+    ours.start()
+    _wait_for(lambda: len(_blocked_on_signals(watcher)) == 1, "our waiter to block on the signal list")
+    theirs = threading.Thread(
+        target=fire_like_2x, args=(cache, raw_client_of(cache), uid, "page", {"writer": "2x"})
+    )
+    theirs.start()
+    _wait_for(lambda: len(_blocked_on_signals(watcher)) == 2, "the 2.x waiter to queue behind ours")
+    held.release()
+    ours.join(30)
+    theirs.join(30)
+    assert not ours.is_alive() and not theirs.is_alive()
+    store = CacheStorageBackend(uid, cache=redis_alias)
+    writers = {i.name: i.kwargs["page"]["writer"] for i in store.iter_instances()}
+    assert writers == {"t_page#0": "3x", "t_page#1": "2x"}  # ours first: its turn came
+    watcher.close()

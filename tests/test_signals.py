@@ -72,9 +72,11 @@ def test_fires_and_new_sessions_are_logged(manager_cache, uid, caplog, test_runn
         manager.update_configuration({"t_a": {"after": ["go"], "run": "x", "using": RecordingRunner.name}})
         manager.fire("go")
     lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("triggers")]
-    assert (logging.INFO, f"new session {uid!r} (nothing was stored under it)") in lines
-    assert (logging.INFO, f"session {uid!r}: fired 'nothing-listens', readied 0 instance(s)") in lines
-    assert (logging.INFO, f"session {uid!r}: fired 'go', readied 1 instance(s): t_a#0") in lines
+    # Routine events, at DEBUG: a project's INFO logs stay quiet, as they were with 2.x.
+    assert (logging.DEBUG, f"new session {uid!r} (nothing was stored under it)") in lines
+    assert (logging.DEBUG, f"session {uid!r}: fired 'nothing-listens', readied 0 instance(s)") in lines
+    assert (logging.DEBUG, f"session {uid!r}: fired 'go', readied 1 instance(s): t_a#0") in lines
+    assert not [line for line in lines if line[0] >= logging.INFO]
     assert (logging.DEBUG, f"session {uid!r}: t_a#0 is now scheduled") in lines
     news = [m for _, m in lines if m.startswith("new session")]
     assert len(news) == 1  # the second operation found the session stored

@@ -223,12 +223,16 @@ def test_an_exception_is_recorded_with_type_traceback_context_and_level(manager_
     assert metadata[TaskInstance.META_EXCEPTION_TYPE] == "builtins.ValueError"
     info = metadata[TaskInstance.META_EXCEPTION_INFO]
     assert info.startswith("Traceback") and "ValueError: subject not found" in info and "_run" in info
-    context = metadata[TaskInstance.META_EXCEPTION_CONTEXT]
-    assert context["task"] == "tests.behave" and context["instance"] == "t#0"
-    assert "'subject': 'ada'" in context["kwargs"]
-    assert metadata[TaskInstance.META_LOG_LEVEL] == logging.ERROR
-    assert not instance.logs_resolved
-    assert [i.name for i in fresh(manager_session).get_instances_with_unresolved_logs()] == ["t#0"]
+    # exceptionContext is only what the exception carried (nothing here), as in 2.x;
+    # where it failed is the package's own key.
+    assert metadata[TaskInstance.META_EXCEPTION_CONTEXT] == {}
+    failure = metadata[TaskInstance.META_FAILURE]
+    assert failure["task"] == "tests.behave" and failure["instance"] == "t#0"
+    assert failure["phase"] == "run" and "'subject': 'ada'" in failure["kwargs"]
+    # logLevel is what the task logged (nothing): a failure alone leaves the logs resolved.
+    assert metadata[TaskInstance.META_LOG_LEVEL] == logging.NOTSET
+    assert instance.logs_resolved
+    assert fresh(manager_session).get_instances_with_unresolved_logs() == []
 
 
 def test_run_task_reraises_after_recording(manager_session):

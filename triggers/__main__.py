@@ -7,7 +7,7 @@ Commands:
     happens (``python -m triggers demo --help`` for its options). It needs
     no settings.
 
-``show``, ``unresolved``, ``replay``, ``skip``, ``fire``, ``graph``, ``dump``, ``load``, ``delete``
+``show``, ``unresolved``, ``replay``, ``requeue``, ``skip``, ``fire``, ``graph``, ``dump``, ``load``, ``delete``
     The operator commands of ``manage.py triggers`` (:mod:`triggers.operations`).
     They read the project's Django settings, named by ``--settings MODULE``
     or ``DJANGO_SETTINGS_MODULE``; without settings, ``--cache`` may give a
@@ -16,7 +16,8 @@ Commands:
     storage backend of the registry; an unknown name is refused before the
     settings are read.
 
-Exit status: 0 done, 2 bad input (nothing was changed), 1 any other failure.
+Exit status: 0 done, 2 bad input (nothing was changed), 3 a replayed or requeued
+instance failed again, 1 any other failure.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=cli.EXIT_CODES,
         called_from_command_line=True,
     )
+    cli.add_verbosity(parser)
     commands = cli.add_commands(parser, from_command_line=True)
     demo_parser = commands.add_parser(
         "demo",

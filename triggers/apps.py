@@ -12,7 +12,10 @@ class TriggersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import (
+            checks,  # noqa: F401  (registers the checks)
+            checks_cluster,  # noqa: F401  (registers the cluster checks)
+        )
         from .manager import trigger_managers
         from .storages.base import storage_backends
         from .tasks.runners import task_runners

@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "TRIGGERS_SESSION_TIMEOUT": DEFAULT_TIMEOUT,
     # Lock drivers for caches of other kinds: {"cache class path": "driver class path"}.
     "TRIGGERS_LOCK_DRIVERS": {},
+    # Replicas of a Redis master that must hold a write before a save counts
+    # as made (Redis WAIT after the commit); 0: none, the master's word is enough.
+    "TRIGGERS_REDIS_WAIT_REPLICAS": 0,
     # The Celery app the celery runner sends through: an app, its dotted path
     # ("proj.celery.app"), or None for the app Celery itself has current.
     "TRIGGERS_CELERY_APP": None,

@@ -34,6 +34,7 @@ from .demo_report import (
     fit,
     print_table,
 )
+from .logging import LocalLogger
 from .manager import trigger_managers
 from .storages.cache import CacheStorageBackend
 from .tasks.classes import task
@@ -100,7 +101,12 @@ instance is resolved (or, with --no-replay, when only failures are left).
 def _fail_first_run(context: TaskContext) -> None:
     task_name, _, number = context.instance_name.partition("#")
     if task_name in FAIL_FIRST_RUN and number == "0":
-        raise RuntimeError(f"simulated failure of {context.instance_name} (--fail {task_name})")
+        message = f"simulated failure of {context.instance_name} (--fail {task_name})"
+        # Logged as a task logs why it fails, so its logs await an operator; to a
+        # logger of its own, so the demo's output stays its report alone.
+        with context.get_logger_context(LocalLogger()) as logger:
+            logger.error(message)
+        raise RuntimeError(message)
 
 
 @task("triggers.demo.import_subject")

@@ -15,8 +15,9 @@ Receivers get ``sender`` (the manager's class) and ``manager``, plus:
 
 They are sent once the change is committed, never for a try that did not
 commit, and outside the session lock. The logger ``triggers`` (children
-``triggers.manager`` and the like) logs each fire and each new session at
-INFO and each status change at DEBUG.
+``triggers.manager`` and the like) logs each fire, each new session and
+each status change at DEBUG: routine events, which a project sees only if
+it asks for them.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ class CommitEvents:
     def tries(self, attempts: Iterator[Any]) -> Iterator[Any]:
         """``attempts``, forgetting what each try that did not commit recorded."""
         for attempt in attempts:
-            self._local.changes = []
+            self.start_try()
             yield attempt
+
+    def start_try(self) -> None:
+        """A new try begins: forget what an earlier one recorded."""
+        self._local.changes = []
 
     def record(self, instance: TaskInstance, status: str) -> None:
         changes = getattr(self._local, "changes", None)
@@ -62,7 +67,7 @@ class CommitEvents:
         self._local.changes = None
         uid = manager.storage.uid
         if new_session:
-            logger.info("new session %r (nothing was stored under it)", uid)
+            logger.debug("new session %r (nothing was stored under it)", uid)
         sender = type(manager)
         for instance, status in changes:
             logger.debug("session %r: %s is now %s", uid, instance.name, status)
@@ -75,7 +80,7 @@ class CommitEvents:
 
 
 def send_fired(manager: Any, trigger_name: str, trigger_kwargs: dict[str, Any], ready: list[Any]) -> None:
-    logger.info(
+    logger.debug(
         "session %r: fired %r, readied %d instance(s)%s",
         manager.storage.uid,
         trigger_name,

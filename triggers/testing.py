@@ -7,6 +7,8 @@ class whose ``setUp`` sets ``self.manager``. While each test runs:
   runner keys in ``threaded_runners`` (``celery`` by default: a test has no
   broker) are served by it too (the settings ``TRIGGERS_DEFAULT_RUNNER``
   and ``TRIGGERS_RUNNER_ALIASES``, overridden for the test);
+- a retry's cooldown is not waited out: the replay runs at once, as 2.x's
+  threading runner ran it (outside tests the threading runner waits it out);
 - a task configuration's ``run`` may name a :class:`~triggers.task.TriggerTask`
   subclass by its dotted path (``"app.tests.tasks.MyTask"``) even if that
   class is registered under no name (a resolver added to
@@ -33,7 +35,7 @@ from django.test.utils import override_settings
 
 from .conf import get_setting
 from .importlib import DottedPathError, InvalidDottedPath, dl
-from .patcher import BasePatcher
+from .patcher import AttrPatcher, BasePatcher
 from .task import TaskContext, TriggerTask, register_task, registered_tasks
 from .tasks.classes import task_fallbacks
 from .tasks.runners import ThreadingTaskRunner
@@ -102,21 +104,39 @@ class FailingTask(TriggerTask):
 
 
 class SelfSkippingTask(TriggerTask):
-    """Always ends as ``skipped``, by its own ``skip()``."""
+    """Always ends as ``skipped``, by its own ``skip()``, with the kwargs it was given
+    in its metadata under ``kwargs`` (as in 2.x)."""
 
     def _run(self, context: TaskContext) -> NoReturn:
-        self.skip()
+        self.skip({"kwargs": context.trigger_kwargs})
 
 
 class SelfRetryingTask(TriggerTask):
-    """Always retries itself: each run is replayed until ``max_retries``, the last one fails.
+    """Retries itself until it has been retried ``retries.max`` times (from the task's
+    ``withParams``, by default its ``max_retries``), then finishes with
+    ``{"count": <retries>}``, as in 2.x.
 
-    So instances ``#0`` to ``#max_retries - 1`` end ``replayed`` and the last
-    one ``failed`` with :class:`~triggers.task.MaxRetriesExceeded`.
+    So with ``max`` 3, instances ``#0`` to ``#2`` end ``replayed`` and ``#3``
+    finishes with ``{"count": 3}``. A ``max`` that is not a whole number >= 0
+    fails the run with a ValueError naming it.
     """
 
-    def _run(self, context: TaskContext) -> NoReturn:
+    def _run(self, context: TaskContext) -> dict[str, int]:
+        limit = self._limit(context)
+        retries = self.request.retries
+        if retries >= limit:
+            return {"count": retries}
+        self.max_retries = max(limit, self.max_retries)
         self.retry()
+
+    def _limit(self, context: TaskContext) -> int:
+        given = context.trigger_kwargs.get("retries")
+        limit = given.get("max") if isinstance(given, dict) else None
+        if limit is None:
+            return self.max_retries
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"retries.max must be a whole number >= 0, not {limit!r}")
+        return limit
 
 
 # --------------------------------------------------------------------------- resolution
@@ -179,6 +199,8 @@ class TriggerManagerTestCaseMixin(_MixinBase):
         return [
             _SettingsPatcher(TRIGGERS_DEFAULT_RUNNER=threaded, TRIGGERS_RUNNER_ALIASES=aliases),
             _TaskFallbackPatcher(_resolve_by_path),
+            # Retries replayed at once, cooldown or not, as 2.x's threading runner did.
+            AttrPatcher(ThreadingTaskRunner, honours_cooldown=False),
         ]
 
     def _wait_for_tasks(self) -> None:

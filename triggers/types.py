@@ -242,6 +242,7 @@ class TaskInstance:
     META_EXCEPTION_CONTEXT = "exceptionContext"
     META_EXCEPTION_INFO = "exceptionInfo"
     META_EXCEPTION_TYPE = "exceptionType"
+    META_FAILURE = "failure"  # where a failure happened (task, instance, phase, kwargs)
     META_LOG_LEVEL = "logLevel"
     META_LOGS_RESOLVED = "logsResolved"
     META_PARENT = "parent"

@@ -10,6 +10,7 @@ logger = logging.getLogger(__name__)
 
 class LoggingRunner(BaseTaskRunner):
     name = "inline-logging"
+    runs_in_process = True  # tasks run in the process that fires
     started = []
 
     def run(self, manager, task_instance):

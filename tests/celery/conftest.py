@@ -69,11 +69,23 @@ def _test_database_name(alias: str) -> str:
     return str(connections[alias].settings_dict["NAME"])
 
 
+#: the test project: its Celery app (``-A``) and its Django settings
+TEST_PROJECT = ("tests.celery_app", "tests.celery_app.settings")
+
+
 class Worker:
-    """One ``celery worker`` subprocess (solo pool, unless told another) on the test project's app."""
+    """One ``celery worker`` subprocess (solo pool) on a project's app (the test project's
+    unless ``project`` says otherwise), importing the ``include`` modules too."""
 
     def __init__(
-        self, name: str, broker: str, queues: tuple[str, ...], log_dir: Path, pool: str = "solo"
+        self,
+        name: str,
+        broker: str,
+        queues: tuple[str, ...],
+        log_dir: Path,
+        project: tuple[str, str] = TEST_PROJECT,
+        include: tuple[str, ...] = (),
+        pool: str = "solo",
     ) -> None:
         self.name = name
         self.broker = broker
@@ -82,6 +94,8 @@ class Worker:
         self.pool = pool
         self.log_path = log_dir / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.project = project
+        self.include = include
 
     @property
     def hostname(self) -> str:
@@ -90,17 +104,19 @@ class Worker:
     def start(self) -> None:
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.celery_app.settings",
+            "DJANGO_SETTINGS_MODULE": self.project[1],
             "TRIGGERS_TEST_CELERY_BROKER": self.broker,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             # Sessions of the database backend: the test database, if one was made.
             "TRIGGERS_TEST_PG_NAME": _test_database_name("pg"),
         }
         command = [
-            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+            sys.executable, "-m", "celery", "-A", self.project[0], "worker",
             *self._pool_options(), "--loglevel=INFO", "-n", self.hostname, "-Q", ",".join(self.queues),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
+        if self.include:
+            command += ["--include", ",".join(self.include)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -159,12 +175,20 @@ def purge(app: Any, queues: tuple[str, ...]) -> None:
 
 @contextlib.contextmanager
 def running_workers(
-    app: Any, broker: str, log_dir: Path, pool: str = "solo", **queues_of: tuple[str, ...]
+    app: Any,
+    broker: str,
+    log_dir: Path,
+    *,
+    project: tuple[str, str] = TEST_PROJECT,
+    include: tuple[str, ...] = (),
+    pool: str = "solo",
+    **queues_of: tuple[str, ...],
 ) -> Iterator[dict[str, Worker]]:
     """Start one worker per name (consuming the queues given), and always stop them all."""
-    purge(app, QUEUES)
+    purge(app, tuple(sorted({*QUEUES, *(q for queues in queues_of.values() for q in queues)})))
     workers = {
-        name: Worker(name, broker, queues, log_dir, pool) for name, queues in queues_of.items()
+        name: Worker(name, broker, queues, log_dir, project, include, pool)
+        for name, queues in queues_of.items()
     }
     try:
         for worker in workers.values():

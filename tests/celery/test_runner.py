@@ -74,6 +74,25 @@ def test_eager_mode_runs_inline_when_allowed(settings):
     assert storage["t_next#0"].status == TaskInstance.STATUS_FINISHED
 
 
+@pytest.mark.parametrize("propagates", [False, True])
+def test_an_eager_retry_replays_inline_and_reaches_no_caller(settings, propagates):
+    # Celery would raise its Retry into the fire that sent the task: the attempt
+    # ends quietly instead, and the replay runs inline too.
+    settings.TRIGGERS_CELERY_ALLOW_EAGER = True
+    settings.TRIGGERS_CELERY_APP = make_app(
+        "memory://", main=f"eager-retry-{propagates}", task_always_eager=True,
+        task_eager_propagates=propagates,
+    )
+    manager = TriggerManager(CacheStorageBackend(f"eager-{uuid.uuid4().hex}", cache="locmem"))
+    manager.update_configuration(
+        {"t_retrying": {"after": ["go"], "run": "celery_tests.retry_twice", "using": "celery"}}
+    )
+    manager.fire("go")
+    storage = CacheStorageBackend(manager.storage.uid, cache="locmem")
+    statuses = {instance.name: instance.status for instance in storage.iter_instances()}
+    assert statuses == {"t_retrying#0": "replayed", "t_retrying#1": "replayed", "t_retrying#2": "finished"}
+
+
 def test_every_registered_task_gets_a_celery_task_running_task_body():
     from triggers.task import registered_tasks
     from triggers.tasks.runners import autodiscover_celery_tasks

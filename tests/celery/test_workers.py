@@ -232,3 +232,16 @@ def test_a_questionnaire_on_the_database_backend(database_workers, redis_app, se
     stored = DatabaseStorageBackend(uid, using="pg")
     assert stored["t_importSubject#0"].metadata[TaskInstance.META_RESULT]["subject_id"] == 7
     assert stored.latest_kwargs["t_scorePage"]["page"] == 1
+
+
+def test_an_async_task_body_runs_on_a_celery_worker(redis_workers, redis_app, celery_session):
+    manager = celery_session(redis_app)
+    manager.update_configuration(
+        {"t_asyncScore": {"after": ["pageSaved"], "run": "celery_tests.async_score"}}
+    )
+    manager.fire("pageSaved", {"page": 3})
+    wait_until(statuses(manager), {"t_asyncScore#0": FINISHED}, redis_workers)
+    found = result(manager, "t_asyncScore#0")
+    assert (found["page"], found["noted"], found["instance"]) == (3, 3, "t_asyncScore#0")
+    assert found["hostname"] in {worker.hostname for worker in redis_workers.values()}
+    assert instance(manager, "t_asyncScore#0").metadata["noted"] == 3

@@ -65,3 +65,19 @@ class SkipSelf(TriggerTask):
 
     def _run(self, context: TaskContext) -> None:
         self.skip({"reason": "nothing to import"})
+
+
+@task("celery_tests.async_score")
+async def async_score(context: TaskContext) -> dict[str, Any]:
+    """An ``async def`` body: run to completion by the worker, with the same context."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    page = context.trigger_kwargs["pageSaved"]["page"]
+    noted = await context.manager.aupdate_instance_metadata(context.instance_name, {"noted": page})
+    return {
+        "page": page,
+        "noted": noted.metadata["noted"],
+        "instance": context.instance_name,
+        **where(),
+    }

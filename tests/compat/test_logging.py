@@ -50,6 +50,12 @@ class LogLevelHandlerTestCase(unittest.TestCase):
         self.logger.debug("quiet")
         self.assertEqual(self.handler.max_level, logging.DEBUG)
 
+    def test_the_2x_name_of_the_level(self) -> None:
+        self.logger.warning("careful")
+        self.assertEqual(self.handler.max_level_emitted, logging.WARNING)
+        self.handler.clear()
+        self.assertEqual(self.handler.max_level_emitted, logging.NOTSET)
+
     def test_handler_level_filters(self) -> None:
         handler = LogLevelHandler(logging.WARNING)
         self.logger.addHandler(handler)
@@ -168,3 +174,27 @@ class LoggerAdapterTestCase(unittest.TestCase):
         adapter.logger.addHandler(handler)
         adapter.error("x %s", "y")
         self.assertEqual(handler.messages, ["x y"])
+
+
+class LocalLogger2xTestCase(unittest.TestCase):
+    """LocalLogger as 2.x code calls it: no name, and handlers added in a chain."""
+
+    def test_a_logger_without_a_name_gets_a_unique_one(self) -> None:
+        first, second = LocalLogger(), LocalLogger()
+        self.assertTrue(first.name)
+        self.assertNotEqual(first.name, second.name)
+        # Still outside the global tree: getLogger() of that name is another logger.
+        self.assertIsNot(logging.getLogger(first.name), first)
+
+    def test_add_handler_returns_the_logger(self) -> None:
+        levels, memory = LogLevelHandler(), MemoryHandler()
+        logger = LocalLogger().addHandler(levels).addHandler(memory)
+        self.assertIsInstance(logger, LocalLogger)
+        logger.error("chained")
+        self.assertEqual(levels.max_level_emitted, logging.ERROR)
+        self.assertEqual(memory.messages, ["chained"])
+
+    def test_the_level_is_still_the_second_argument(self) -> None:
+        logger = LocalLogger(None, logging.ERROR).addHandler(handler := MemoryHandler())
+        logger.warning("below")
+        self.assertEqual(len(handler), 0)

@@ -157,3 +157,48 @@ class LoggerContextTestCase(unittest.TestCase):
         self.assertEqual(record.getMessage(), "scoring")
         for key, value in ctx.get_logger_context().items():
             self.assertEqual(getattr(record, key), value)
+
+
+class GetLoggerContext2xTestCase(unittest.TestCase):
+    """``with context.get_logger_context() as logger:``, as task bodies from the 2.x docs do."""
+
+    def test_yields_a_logger_of_the_task_whose_records_carry_the_run(self) -> None:
+        ctx = context({})
+        handler = MemoryHandler()
+        target = logging.getLogger("triggers.tasks.t_score")
+        target.addHandler(handler)
+        try:
+            with ctx.get_logger_context(context={"subject": 7}) as logger:
+                logger.warning("late", extra={"page": 2})
+        finally:
+            target.removeHandler(handler)
+        record = handler[0]
+        self.assertEqual(record.getMessage(), "late")
+        self.assertEqual(record.instance_name, "t_score#2")  # type: ignore[attr-defined]
+        self.assertEqual(record.subject, 7)  # type: ignore[attr-defined]
+        self.assertEqual(record.page, 2)  # type: ignore[attr-defined]
+        # What was logged is the instance's logLevel.
+        self.assertEqual(ctx.log_level, logging.WARNING)
+
+    def test_a_logger_given_gets_the_records_and_its_levels_count(self) -> None:
+        ctx = context({})
+        memory = MemoryHandler()
+        own = LocalLogger().addHandler(memory)
+        with ctx.get_logger_context(own) as logger:
+            logger.error("to my own handlers")
+        self.assertEqual(memory.messages, ["to my own handlers"])
+        self.assertEqual(memory[0].task_config_name, "t_score")  # type: ignore[attr-defined]
+        self.assertEqual(ctx.log_level, logging.ERROR)
+        # The level handler it added is gone again.
+        self.assertEqual(own.handlers, [memory])
+
+    def test_read_as_a_dict_it_is_the_log_fields(self) -> None:
+        ctx = context({})
+        self.assertEqual(dict(ctx.get_logger_context()), ctx.log_fields())
+        self.assertEqual(ctx.get_logger_context(context={"a": 1})["a"], 1)
+
+    def test_a_context_key_a_log_record_holds_is_refused_by_name(self) -> None:
+        ctx = context({})
+        with self.assertRaises(ValueError) as caught:
+            ctx.get_logger_context(context={"msg": "x", "page": 1, "levelno": 3})
+        self.assertIn("['levelno', 'msg']", str(caught.exception))

@@ -10,9 +10,11 @@ from typing import Any
 from django.test import SimpleTestCase, override_settings
 
 from tests.compat import path_tasks
+from tests.runner_support import behave
 from tests.settings import REDIS_URL, reachable
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.task import MaxRetriesExceeded, TriggerTask, UnknownTaskError, get_task
+from triggers.task import TriggerTask, UnknownTaskError, get_task
+from triggers.tasks.runners import ThreadingTaskRunner
 from triggers.testing import (
     DevNullTask,
     FailingTask,
@@ -74,20 +76,54 @@ class TriggerManagerMixinTestCase(TriggerManagerTestCaseMixin, SimpleTestCase):
         self.assertInstanceFailed("t_fail#0", Exception)
         self.assertUnresolvedInstances(["t_fail#0"])
 
-    def test_self_skipping_task(self) -> None:
+    def test_self_skipping_task_records_its_kwargs(self) -> None:
         self.configure(t_skip={"after": ["go"], "run": SelfSkippingTask.name})
-        self.manager.fire("go")
-        self.assertInstanceSkipped("t_skip#0")
+        self.manager.fire("go", {"n": 1})
+        skipped = self.assertInstanceSkipped("t_skip#0")
+        self.assertEqual(skipped.metadata["kwargs"], {"go": {"n": 1}})
         self.assertUnresolvedTasks([])
 
-    def test_self_retrying_task_retries_up_to_its_limit(self) -> None:
+    def test_self_retrying_task_retries_up_to_its_limit_then_finishes(self) -> None:
         self.configure(t_retry={"after": ["go"], "run": SelfRetryingTask.name})
         self.manager.fire("go")
         last = SelfRetryingTask.max_retries
         for number in range(last):
             self.assertInstanceReplayed(f"t_retry#{number}")
-        self.assertInstanceFailed(f"t_retry#{last}", MaxRetriesExceeded)
+        self.assertInstanceFinished(f"t_retry#{last}", {"count": last})
         self.assertInstanceMissing(f"t_retry#{last + 1}")
+
+    def test_self_retrying_task_takes_its_max_from_with_params(self) -> None:
+        # Past the class's max_retries (3): the withParams value rules, as in 2.x.
+        self.configure(
+            t_retry={"after": ["go"], "run": SelfRetryingTask.name, "withParams": {"retries": {"max": 5}}},
+            t_once={"after": ["go"], "run": SelfRetryingTask.name, "withParams": {"retries": {"max": 0}}},
+        )
+        self.manager.fire("go")
+        for number in range(5):
+            self.assertInstanceReplayed(f"t_retry#{number}")
+        self.assertInstanceFinished("t_retry#5", {"count": 5})
+        self.assertInstanceFinished("t_once#0", {"count": 0})
+
+    def test_a_retry_cooldown_is_not_waited_out(self) -> None:
+        # 90 s is past the mixin's own 60 s wait for task threads: waited out, the
+        # test would fail there (as 2.x's threading runner, the mixin replays at once).
+        self.assertFalse(ThreadingTaskRunner.honours_cooldown)
+        self.configure(
+            t_retry={"after": ["go"], "run": "tests.behave", "withParams": behave(retry_until=1, cooldown=90)}
+        )
+        self.manager.fire("go")
+        self.assertInstanceReplayed("t_retry#0")
+        finished = self.assertInstanceFinished("t_retry#1")
+        self.assertEqual(finished.cooldown, 90)  # recorded all the same
+
+    def test_self_retrying_task_refuses_a_bad_max(self) -> None:
+        self.configure(
+            t_retry={"after": ["go"], "run": SelfRetryingTask.name, "withParams": {"retries": {"max": "many"}}}
+        )
+        self.manager.fire("go")
+        failed = self.assertInstanceFailed("t_retry#0", ValueError)
+        self.assertIn("'many'", failed.metadata["exceptionInfo"])
+        self.assertInstanceMissing("t_retry#1")
 
     def test_abandoned_unstarted_and_unresolved(self) -> None:
         self.configure(
@@ -215,8 +251,17 @@ class ExceptionContextTestCase(TriggerManagerTestCaseMixin, SimpleTestCase):
         )
         self.manager.fire("go")
         self.assertInstanceFailed("t_import#0", ValueError)
-        recorded = self.manager.storage["t_import#0"].metadata["exceptionContext"]
+        metadata = self.manager.storage["t_import#0"].metadata
+        recorded = metadata["exceptionContext"]
+        # Exactly what was attached (as in 2.x); a value that cannot be stored is its repr.
+        self.assertEqual(sorted(recorded), ["handle", "row"])
         self.assertEqual(recorded["row"], 3)
-        # A value that cannot be stored is kept as its repr; the package's own keys stay.
         self.assertTrue(recorded["handle"].startswith("<function"), recorded["handle"])
-        self.assertEqual(recorded["phase"], "run")
+        # The package's own keys are under "failure".
+        self.assertEqual(metadata["failure"]["phase"], "run")
+
+
+class CooldownOutsideTheMixinTestCase(SimpleTestCase):
+    def test_the_threading_runner_honours_cooldowns_outside_tests(self) -> None:
+        # The mixin's change is undone once its test ends.
+        self.assertTrue(ThreadingTaskRunner.honours_cooldown)

@@ -136,3 +136,48 @@ def test_copy_refuses_what_it_cannot_do(database, uid):
     )
     with pytest.raises(Exception, match="1 of 1 sessions were not copied"):
         command("copy", uid, "--from-cache", "locmem", "--to-using", database)
+
+
+def test_requeue_on_the_database_backend(database, uid):
+    from tests.ops_support import LONG_AGO
+
+    questionnaire(DatabaseStorageBackend(uid, using=database), fail=())
+    storage = DatabaseStorageBackend(uid, using=database)
+    with storage.acquire_lock():
+        stamps = {"created": LONG_AGO, "running": LONG_AGO, "lastModified": LONG_AGO}
+        kwargs = {
+            "t_importSubject": {"subjectId": 1},
+            "pageReceived": {"page": 1, "answers": {"q1": 4}},
+        }
+        stuck = storage.create_instance(
+            "t_importResponses", status="running", kwargs=kwargs, metadata={"timestamps": stamps}
+        ).name
+        storage.save()
+    message = refused("requeue", uid, stuck, "--stuck-for", "86400", *db(database))
+    assert "less than --stuck-for 86400 s" in message
+    done = json.loads(command("requeue", uid, stuck, "--stuck-for", "60", "--json", *db(database)))
+    assert done["instances"] == {
+        stuck: {"status": "replayed"},
+        done["clone"]: {"status": "finished"},
+    }
+    assert (
+        DatabaseStorageBackend(uid, using=database)[stuck]
+        .metadata["exceptionType"]
+        .endswith("Stuck")
+    )
+
+
+def test_show_prints_when_a_database_session_expires(database, uid, settings):
+    settings.TRIGGERS_SESSION_TIMEOUT = 3600
+    questionnaire(DatabaseStorageBackend(uid, using=database), fail=())
+    report = json.loads(command("show", uid, "--json", *db(database)))
+    assert report["lifetime"] == 3600
+    assert 3500 <= report["expiresIn"] <= 3600
+    row = Session.objects.using(database).get(uid=uid)
+    assert report["expiresAt"] == row.expires.replace(microsecond=0).isoformat()
+    headline = command("show", uid, *db(database)).splitlines()[0]
+    assert "lives at least 1 h after a save; expires " in headline and " UTC (in " in headline
+    settings.TRIGGERS_SESSION_TIMEOUT = None
+    questionnaire(DatabaseStorageBackend(uid + "-forever", using=database), fail=())
+    report = json.loads(command("show", uid + "-forever", "--json", *db(database)))
+    assert (report["lifetime"], report["expiresIn"], report["expiresAt"]) == (None, None, None)

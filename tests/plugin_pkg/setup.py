@@ -1,7 +1,7 @@
 # A third-party plugin for triggers, packaged as an application would package
 # it: a storage backend and a task runner registered through entry points.
-# It declares no dependencies: the "triggers" project on PyPI is another
-# package, and the test environment already has this one installed.
+# It declares no dependencies: this package's distribution (triggers-django)
+# is not on PyPI, and the test environment already has it installed.
 from setuptools import setup
 
 setup(

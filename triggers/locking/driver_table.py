@@ -54,6 +54,9 @@ _BUILTIN: dict[tuple[str, str], type[LockDriver] | str] = {
     ("django_redis.cache", "RedisCache"): RedisLockDriver,
     ("django.core.cache.backends.redis", "RedisCache"): RedisLockDriver,
     ("django.core.cache.backends.db", "DatabaseCache"): DatabaseLockDriver,
+    # django-valkey's caches (no BaseCache subclasses), on one server or a cluster
+    ("django_valkey.cache", "ValkeyCache"): RedisLockDriver,
+    ("django_valkey.cluster_cache.cache", "ClusterValkeyCache"): RedisLockDriver,
     ("django.core.cache.backends.locmem", "LocMemCache"): LocMemLockDriver,
     ("django.core.cache.backends.memcached", "PyMemcacheCache"): MemcachedLockDriver,
     ("django.core.cache.backends.memcached", "BaseMemcachedCache"): AddLockDriver,

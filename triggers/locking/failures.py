@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Iterator
 
 from ..errors import BackendUnavailable, TriggersError
-from .drivers.base import LockDriver, UndecodableValue, cache_name
+from .drivers.base import LockDriver, UndecodableValue
+from .naming import cache_words, connection_refused
 
 __all__ = ["DECODE_ERRORS", "reaching", "unavailable"]
 
@@ -37,14 +38,17 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 def unavailable(
     driver: LockDriver, doing: str, exc: BaseException, *, outcome_unknown: bool = False
 ) -> BackendUnavailable:
-    """The error saying the cache of ``driver`` failed while ``doing`` something."""
+    """The error saying the cache of ``driver`` failed while ``doing`` something.
+
+    A write whose connection was refused sent nothing: its outcome is known."""
+    outcome_unknown = outcome_unknown and not connection_refused(exc)
     after = (
         "; the writes may or may not have landed: read the session again to see which"
         if outcome_unknown
         else ""
     )
     error = BackendUnavailable(
-        f"cache {cache_name(driver.cache)} failed while {doing}:"
+        f"cache {cache_words(driver.cache)} failed while {doing}:"
         f" {type(exc).__name__}: {exc}{after}",
         outcome_unknown=outcome_unknown,
     )

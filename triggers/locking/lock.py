@@ -22,8 +22,9 @@ from django.core.cache import BaseCache, caches
 from ..errors import LockAcquisitionFailed, LockBackendError, LockLost
 from ..renamed import renamed_keywords
 from .driver_table import lock_driver, write_driver
-from .drivers.base import LockDriver, cache_name
+from .drivers.base import LockDriver, cache_name, is_cache
 from .failures import DECODE_ERRORS, reaching
+from .naming import cache_words
 from .writes import NO_WRITES, Writes
 
 __all__ = [
@@ -57,8 +58,8 @@ def resolve_cache(cache: CacheLike) -> BaseCache:
     """The cache object for an alias, or ``cache`` itself if it is one."""
     if isinstance(cache, str):
         return caches[cache]
-    if isinstance(cache, BaseCache):
-        return cache
+    if is_cache(cache):
+        return cache  # a BaseCache, or one that behaves as one
     raise TypeError(f"expected a cache alias or a Django cache object, not {cache!r}")
 
 
@@ -128,7 +129,7 @@ class CacheLock:
                         deadline = min(deadline, until)
                 if not self.driver.is_transient(exc) or now >= deadline:
                     raise LockBackendError(
-                        f"cache {cache_name(self.cache)} failed while handling lock"
+                        f"cache {cache_words(self.cache)} failed while handling lock"
                         f" {self.key!r}: {exc}"
                     ) from exc
                 time.sleep(min(pause * random.uniform(0.5, 1.0), deadline - now))
@@ -183,9 +184,11 @@ class CacheLock:
                 raise LockAcquisitionFailed(self.key, waited=float(block))
             pause = min(BACKOFF_CAP, BACKOFF_START * 2 ** min(attempt, 16))
             pause *= random.uniform(0.5, 1.0)
+            # A driver woken by releases waits at most what is left, or the lock's ttl.
+            longest = self.ttl if block is True else max(0.0, block - waited)
             if block is not True:
                 pause = min(pause, max(0.0, block - waited))
-            time.sleep(pause)
+            self.driver.wait_for_release(self.key, pause, longest)
             attempt += 1
 
     def _let_go(self) -> None:

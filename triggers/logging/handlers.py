@@ -24,6 +24,11 @@ class LogLevelHandler(logging.Handler):
         self.max_level = logging.NOTSET
 
     @property
+    def max_level_emitted(self) -> int:
+        """The 2.x name of :attr:`max_level` (the same value)."""
+        return self.max_level
+
+    @property
     def max_level_name(self) -> str:
         return logging.getLevelName(self.max_level)
 

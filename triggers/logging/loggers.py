@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +23,22 @@ class LocalLogger(logging.Logger):
 
     ``logging.getLogger`` never returns it, it has no parent, and its records
     reach only the handlers added to it (never the root logger's, nor
-    ``logging.lastResort`` when it has none). So a task can log to handlers of
+    ``logging.lastResort`` when it has none). With no ``name``, it gets a
+    unique one. So a task can log to handlers of
     its own, such as a :class:`~triggers.logging.handlers.LogLevelHandler`,
     without touching the application's logging configuration.
     """
 
-    def __init__(self, name: str, level: int = logging.NOTSET) -> None:
+    def __init__(self, name: str | None = None, level: int = logging.NOTSET) -> None:
+        if name is None:
+            name = f"triggers.local.{uuid.uuid4().hex}"
         super().__init__(name, level)
         self.propagate = False
+
+    def addHandler(self, hdlr: logging.Handler) -> LocalLogger:  # type: ignore[override]  # noqa: N802
+        """Add ``hdlr``; returns this logger, for chaining (as 2.x did)."""
+        super().addHandler(hdlr)
+        return self
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
         # Not cached: logging clears the caches of the loggers it manages only,

@@ -1,13 +1,15 @@
-"""``replay``, ``skip`` and ``fire``: an operator moving a session on, through the manager.
+"""``replay``, ``requeue``, ``skip`` and ``fire``: an operator moving a session on, through the manager.
 
 Each checks its input against the session first (the instance exists and
-failed, the trigger is one a task listens to), so a refusal changes
-nothing. Tasks that the action schedules on the ``threading`` runner run in
+failed, or is stuck; the trigger is one a task listens to; every task the
+action could run in this process is registered here), so a refusal
+changes nothing. Tasks that the action schedules on the ``threading`` runner run in
 this process; the command waits for them, then reports where each ended.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from ..manager import TriggerManager
@@ -15,9 +17,11 @@ from ..storages.base import BaseTriggerStorage
 from ..tasks.runners import ThreadingTaskRunner
 from ..types import TaskInstance
 from .common import BadInput, FailedAgain, Writer, find_instance, instance_order, write_json
+from .registered import reachable, refuse_unregistered
+from .requeue import RequeueManager, check_stuck
 from .show import error_line
 
-__all__ = ["fire", "replay", "skip"]
+__all__ = ["fire", "replay", "requeue", "skip"]
 
 
 def _failed(storage: BaseTriggerStorage, name: str, action: str) -> TaskInstance:
@@ -72,7 +76,8 @@ def replay(
     as_json: bool = False,
 ) -> None:
     """Mark a failed instance replayed and run a clone of it."""
-    _failed(storage, name, "replayed")
+    instance = _failed(storage, name, "replayed")
+    _refuse_unregistered_from(storage, instance, "replay")
     manager = TriggerManager(storage)
     try:
         clone = manager.replay_failed_instance(name, replacement_kwargs=kwargs)
@@ -85,8 +90,54 @@ def replay(
     done = _report(
         out, as_json, storage, summary, names, action="replay", instance=name, clone=clone.name
     )
-    if done["instances"][clone.name]["status"] == TaskInstance.STATUS_FAILED:
-        raise FailedAgain(f"{clone.name}, the replay of {name}, failed again")
+    _failed_again(done, name, clone.name)
+
+
+def _failed_again(done: dict[str, Any], name: str, clone: str) -> None:
+    """FailedAgain (exit status 3) when the clone the command ran failed."""
+    if done["instances"][clone]["status"] == TaskInstance.STATUS_FAILED:
+        raise FailedAgain(f"{clone}, the replay of {name}, failed again")
+
+
+def _refuse_unregistered_from(
+    storage: BaseTriggerStorage, instance: TaskInstance, command: str
+) -> None:
+    """Refuse if running ``instance`` again (and its cascades) would run an unknown task here."""
+    configs = [instance.config, *reachable(storage, [instance.config.name])]
+    refuse_unregistered(storage, configs, command)
+
+
+def requeue(
+    storage: BaseTriggerStorage,
+    name: str,
+    out: Writer,
+    stuck_for: float,
+    as_json: bool = False,
+) -> None:
+    """Mark an instance stuck past ``stuck_for`` seconds failed and replay it, in one commit."""
+    instance = find_instance(storage, name)
+    check_stuck(instance, storage.uid, stuck_for, datetime.now(timezone.utc))
+    _refuse_unregistered_from(storage, instance, "requeue")
+    manager = RequeueManager(storage, stuck_for)
+    clone = manager.requeue(name)
+    status, age = manager.requeued_from or (instance.status, 0.0)
+    summary = (
+        f"requeued {name} of session {storage.uid} ({status} for {age:.0f} s):"
+        f" failed it and replayed it as {clone.name}"
+    )
+    done = _report(
+        out,
+        as_json,
+        storage,
+        summary,
+        [name, clone.name],
+        action="requeue",
+        instance=name,
+        clone=clone.name,
+        was=status,
+        stuckSeconds=round(age, 3),
+    )
+    _failed_again(done, name, clone.name)
 
 
 def skip(
@@ -99,6 +150,8 @@ def skip(
 ) -> None:
     """Mark a failed instance skipped; with ``cascade``, fire its task's name with ``result``."""
     instance = _failed(storage, name, "skipped")
+    if cascade:
+        refuse_unregistered(storage, reachable(storage, [instance.config.name]), "skip")
     before = set(storage.instances)
     manager = TriggerManager(storage)
     try:
@@ -131,6 +184,7 @@ def fire(
             f"no task of session {storage.uid!r} listens to {trigger!r}"
             f" (triggers: {', '.join(listening) or 'none'})"
         )
+    refuse_unregistered(storage, reachable(storage, [trigger]), "fire")
     manager = TriggerManager(storage)
     scheduled = [i.name for i in manager.fire(trigger, kwargs or {})]
     summary = f"fired {trigger} in session {storage.uid}"

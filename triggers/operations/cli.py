@@ -38,6 +38,7 @@ from .common import (
     open_session,
     storage_class,
 )
+from .quiet import task_tracebacks
 from .terminal import TerminalWriter, printable
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "OperatorError",
     "OperatorParser",
     "add_commands",
+    "add_verbosity",
     "parser_class",
     "needs_django",
     "run",
@@ -53,8 +55,8 @@ __all__ = [
 ]
 
 EXIT_CODES = (
-    "exit status: 0 done, 2 bad input (nothing was changed), 3 a replayed instance failed"
-    " again, 1 any other failure"
+    "exit status: 0 done, 2 bad input (nothing was changed), 3 a replayed or requeued"
+    " instance failed again, 1 any other failure"
 )
 
 Options = Mapping[str, Any]
@@ -95,19 +97,27 @@ def _show(options: Options, out: Writer) -> None:
     show.show(_session(options), out, as_json=options["json"])
 
 
-def _unresolved(options: Options, out: Writer) -> None:
-    older_than = options["older_than"]
+def _seconds(value: float, option: str) -> float:
     # float() reads "nan", "inf" and "1e999" too: none is an age to compare with
-    if not (math.isfinite(older_than) and older_than >= 0):
-        raise BadInput(
-            f"--older-than must be a finite number of seconds, 0 or more, not {older_than:g}"
-        )
+    if not (math.isfinite(value) and value >= 0):
+        raise BadInput(f"{option} must be a finite number of seconds, 0 or more, not {value:g}")
+    return value
+
+
+def _unresolved(options: Options, out: Writer) -> None:
+    older_than = _seconds(options["older_than"], "--older-than")
     unresolved.unresolved(_session(options), out, older_than, as_json=options["json"])
 
 
 def _replay(options: Options, out: Writer) -> None:
     kwargs = json_object(options["kwargs"], "--kwargs")
     actions.replay(_session(options, True), options["instance"], out, kwargs, options["json"])
+
+
+def _requeue(options: Options, out: Writer) -> None:
+    stuck_for = _seconds(options["stuck_for"], "--stuck-for")
+    storage = _session(options, True)
+    actions.requeue(storage, options["instance"], out, stuck_for, options["json"])
 
 
 def _skip(options: Options, out: Writer) -> None:
@@ -152,7 +162,7 @@ def _load(options: Options, out: Writer) -> None:
         raise BadInput(f"{path} is not valid JSON: {TOO_DEEP}") from None
     dumpcheck.check_document(document, path)
     place = Place.from_options(options, layout=True)
-    transfer.load(document, out, place, options["uid"], options["replace"])
+    transfer.load(document, out, place, options["uid"], options["replace"], options["json"])
 
 
 def _cache(parser: argparse.ArgumentParser) -> None:
@@ -233,6 +243,21 @@ def _define_all(commands: Any) -> None:
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument("--kwargs", metavar="JSON", help="run the clone with these kwargs instead")
 
+    p = _mender(
+        commands,
+        "requeue",
+        "fail an instance stuck scheduled or running, and replay it (one commit)",
+        _requeue,
+    )
+    p.add_argument("instance", metavar="INSTANCE")
+    p.add_argument(
+        "--stuck-for",
+        type=float,
+        required=True,
+        metavar="SECONDS",
+        help="requeue it only if it has been scheduled or running at least this long",
+    )
+
     p = _mender(commands, "skip", "skip a failed instance", _skip)
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument("--cascade", action="store_true", help="then fire the task's name")
@@ -261,6 +286,7 @@ def _define_all(commands: Any) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite a session of that uid")
     _cache(p)
     _layout(p)
+    _as_json(p, "print what was loaded as JSON")
 
     p = _define(commands, "delete", "delete a whole session, so that its uid starts over", _delete)
     p.add_argument("uid", metavar="UID")
@@ -277,6 +303,7 @@ COMMANDS = (
     "show",
     "unresolved",
     "replay",
+    "requeue",
     "skip",
     "fire",
     "graph",
@@ -300,11 +327,24 @@ def settings_options(parser: argparse.ArgumentParser, django_admin: bool = False
         default=argparse.SUPPRESS,
         help="the Django settings module (default: DJANGO_SETTINGS_MODULE)",
     )
+    add_verbosity(parser, default=argparse.SUPPRESS)
     if django_admin:
         parser.add_argument("--pythonpath", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         parser.add_argument(
             "--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
+
+
+def add_verbosity(parser: argparse.ArgumentParser, default: Any = 1) -> None:
+    """``-v``/``--verbosity``, as Django's commands take it (2 and up: task tracebacks)."""
+    parser.add_argument(
+        "-v",
+        "--verbosity",
+        type=int,
+        choices=[0, 1, 2, 3],
+        default=default,
+        help="2 or more: print the tracebacks of tasks this command runs (default: 1)",
+    )
 
 
 def add_commands(
@@ -344,7 +384,8 @@ def run(options: Options, out: Writer) -> int:
     try:
         if needs_django(options):
             storage_class(Place.from_options(options, layout=True))  # refused before any work
-        handler(options, terminal)
+        with task_tracebacks(options.get("verbosity", 1)):
+            handler(options, terminal)
     except OperatorError as exc:
         exc.args = (printable(str(exc)),)
         raise

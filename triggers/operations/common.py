@@ -168,9 +168,14 @@ def takes_database(cls: type[BaseTriggerStorage]) -> bool:
     return issubclass(cls, DatabaseStorageBackend)
 
 
-def open_storage(uid: str, place: Place | None = None) -> BaseTriggerStorage:
+def open_storage(
+    uid: str, place: Place | None = None, timeout: Any = LIFETIME_UNKNOWN
+) -> BaseTriggerStorage:
     """A storage for ``uid`` built from the registry, refusing an invalid uid,
-    an unknown backend or cache alias, or cache options for another backend."""
+    an unknown backend or cache alias, or cache options for another backend.
+
+    ``timeout`` (seconds, None: never) is the lifetime a cache session is
+    saved with; other backends take theirs from the settings."""
     try:
         validate_uid(uid)
     except InvalidSessionUid as exc:
@@ -179,6 +184,8 @@ def open_storage(uid: str, place: Place | None = None) -> BaseTriggerStorage:
     cls = storage_class(place)
     if issubclass(cls, CacheStorageBackend):
         kwargs = {"cache": cache_alias(place.cache), "layout": place.layout}
+        if timeout is not LIFETIME_UNKNOWN:
+            kwargs["timeout"] = timeout
         return storage_backends.get(place.storage, uid, **kwargs)
     if place.using is not None:
         return storage_backends.get(place.storage, uid, using=database_alias(place.using))

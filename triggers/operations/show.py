@@ -5,10 +5,13 @@ Reading takes no lock and writes nothing, so it is safe on a live session.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
+from ..manager import TriggerManager
 from ..storages.base import BaseTriggerStorage
 from ..types import TaskConfig, TaskInstance
 from .common import (
@@ -98,7 +101,20 @@ def session_report(storage: BaseTriggerStorage) -> dict[str, Any]:
     seconds = lifetime(storage)
     if seconds is not LIFETIME_UNKNOWN:
         report["lifetime"] = seconds
+    if hasattr(storage, "expires_in"):
+        report.update(expiry(storage.expires_in()))
+    report["defaultRunner"] = TriggerManager(storage).default_task_runner_name
     return report
+
+
+def expiry(left: float | None, now: float | None = None) -> dict[str, Any]:
+    """``expiresIn`` (seconds) and ``expiresAt`` (ISO 8601, UTC) of a session
+    with ``left`` seconds to live; both None when it never expires (``inf``)
+    or that cannot be told (None)."""
+    if left is None or math.isinf(left):
+        return {"expiresIn": None, "expiresAt": None}
+    at = datetime.fromtimestamp((now or time.time()) + left, timezone.utc)
+    return {"expiresIn": round(left, 3), "expiresAt": at.replace(microsecond=0).isoformat()}
 
 
 def duration(seconds: float) -> str:
@@ -134,7 +150,12 @@ def _headline(report: dict[str, Any]) -> str:
     elif report["lifetime"] is None:
         lives = "never expires"
     else:
-        lives = f"lives {duration(report['lifetime'])} after a save"
+        lives = f"lives at least {duration(report['lifetime'])} after a save"
+    if report.get("expiresAt"):
+        at = report["expiresAt"][:19].replace("T", " ")
+        lives += f"; expires {at} UTC (in {report['expiresIn']:.0f} s)"
+    elif report.get("lifetime") is not None and "expiresIn" in report:
+        lives += "; when it expires is unknown"
     where = f"cache {report['cache']}" if report["cache"] is not None else f"storage {report['storage']}"
     return (
         f"session {report['uid']} ({where}):"
@@ -163,14 +184,24 @@ def _instances_table(instances: list[dict[str, Any]], out: Writer) -> None:
             _when(row["created"]),
             _when(row["lastModified"]),
             "-" if row["logLevel"] == "NOTSET" else row["logLevel"],
-            str(row["errorType"] or "-").rpartition(".")[2],
+            _error_cell(row),
         ]
         for row in instances
     ]
     render_table(headers, rows, out)
 
 
-def _tasks_table(tasks: list[dict[str, Any]], out: Writer) -> None:
+def _error_cell(row: dict[str, Any]) -> str:
+    """The error's type with its message (``RuntimeError: boom``), cut to fit; "-" for none."""
+    if not row["errorType"]:
+        return "-"
+    kind = str(row["errorType"]).rpartition(".")[2]
+    error = str(row["error"] or "")
+    text = error if error.startswith(kind) else f"{kind}: {error}" if error else kind
+    return shorten(text, 50)
+
+
+def _tasks_table(tasks: list[dict[str, Any]], out: Writer, runner: str) -> None:
     rows = [
         [
             t["name"],
@@ -178,7 +209,7 @@ def _tasks_table(tasks: list[dict[str, Any]], out: Writer) -> None:
             t["andEvery"] or "-",
             ", ".join(t["unless"]) or "-",
             t["run"],
-            t["using"] or "(default)",
+            t["using"] or f"{runner} (default)",
         ]
         for t in tasks
     ]
@@ -206,6 +237,6 @@ def show(storage: BaseTriggerStorage, out: Writer, as_json: bool = False) -> Non
     out.write(_headline(text))
     _instances_table(text["instances"], out)
     out.write("\ntasks\n")
-    _tasks_table(text["tasks"], out)
+    _tasks_table(text["tasks"], out, text["defaultRunner"])
     out.write("\nlatest kwargs (cut to fit; --json shows them whole)\n")
     _latest_kwargs(report["latestKwargs"], out)

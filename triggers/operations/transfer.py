@@ -20,15 +20,17 @@ refused, and nothing is written.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSessionUid, InvalidTaskConfig
+from ..errors import InvalidSessionUid, InvalidTaskConfig, StorageCorrupted
 from ..storages.base import BaseTriggerStorage, validate_uid
 from ..types import TaskConfig, TaskInstance
 from .codec import UnencodableValue, decode, encode
 from .common import (
+    LIFETIME_UNKNOWN,
     BadInput,
     OperatorError,
     Place,
@@ -36,8 +38,11 @@ from .common import (
     can_delete,
     cannot_delete,
     instance_order,
+    lifetime,
     location,
     open_storage,
+    storage_key,
+    write_json,
 )
 
 __all__ = [
@@ -46,6 +51,7 @@ __all__ = [
     "delete_to_replace",
     "dump",
     "dump_document",
+    "dump_lifetime",
     "has_state",
     "load",
     "read_document",
@@ -63,7 +69,26 @@ def dump_document(storage: BaseTriggerStorage) -> dict[str, Any]:
         encoded = {part: encode(state[part], part) for part in ("tasks", "instances", "metas")}
     except UnencodableValue as exc:
         raise OperatorError(f"session {storage.uid!r}: {exc}") from None
-    return {"format": DUMP_FORMAT, "version": DUMP_VERSION, "uid": storage.uid, **encoded}
+    document = {"format": DUMP_FORMAT, "version": DUMP_VERSION, "uid": storage.uid, **encoded}
+    seconds = lifetime(storage)
+    if seconds is not LIFETIME_UNKNOWN:
+        # Seconds it lives after a save (None: never), for load to restore.
+        document["lifetime"] = seconds
+    return document
+
+
+def dump_lifetime(document: Mapping[str, Any]) -> Any:
+    """The lifetime a dump carries (LIFETIME_UNKNOWN for a dump made before
+    dumps carried one); BadInput for one no session can have."""
+    if "lifetime" not in document:
+        return LIFETIME_UNKNOWN
+    value = document["lifetime"]
+    if value is None or (type(value) in (int, float) and math.isfinite(value) and value > 0):
+        return value
+    raise BadInput(
+        "the dump's lifetime must be a positive number of seconds or null (never expires),"
+        f" not {value!r}"
+    )
 
 
 def dump(storage: BaseTriggerStorage, out: Writer, output: str | None = None) -> None:
@@ -170,6 +195,17 @@ def write_new(
     storage.save()
 
 
+def _readable_state(storage: BaseTriggerStorage, replace: bool) -> bool:
+    """Whether the session holds anything; a damaged one that is to be
+    replaced counts as nothing here (``delete()`` takes it all the same)."""
+    try:
+        return has_state(storage)
+    except StorageCorrupted:
+        if not replace:
+            raise
+        return False
+
+
 def delete_to_replace(storage: BaseTriggerStorage) -> bool:
     """Delete the session ``load --replace`` replaces; whether there was one.
 
@@ -188,8 +224,10 @@ def load(
     place: Place | None = None,
     uid: str | None = None,
     replace: bool = False,
+    as_json: bool = False,
 ) -> BaseTriggerStorage:
-    """Write a dumped session into the storage, under ``uid`` or the one it was dumped from."""
+    """Write a dumped session into the storage, under ``uid`` or the one it was dumped from,
+    with the lifetime it carries (where the backend keeps one per session)."""
     uid = uid if uid is not None else document.get("uid")
     try:
         validate_uid(uid)
@@ -197,12 +235,20 @@ def load(
         raise BadInput(str(exc)) from None
     assert isinstance(uid, str)
     tasks, instances, metas = _session_parts(document)
-    storage = open_storage(uid, place)
+    storage = open_storage(uid, place, timeout=dump_lifetime(document))
     kind, where = location(storage)
     # Deleted first, readable or not (damaged), under its own lock: on
     # Memcached a save is fenced by the head it found, so the new session
     # is written under a lock taken after the old head is gone.
+    # Read first, as every command does: a cache that is down is reported
+    # alike (BackendUnavailable), and a session there is refused at once.
+    if _readable_state(storage, replace) and not replace:
+        raise BadInput(
+            f"session {uid!r} already exists in {kind} {where!r};"
+            " give --replace to overwrite it, or --uid to load it under another uid"
+        )
     replaced = delete_to_replace(storage) if replace else False
+    storage.invalidate_cache()  # read again under the lock
     with storage.acquire_lock():
         if has_state(storage):
             raise BadInput(
@@ -214,8 +260,16 @@ def load(
             )
         write_new(storage, tasks, instances, metas)
     what = "replaced" if replaced else "loaded"
+    if as_json:
+        done: dict[str, Any] = {"action": what, "uid": uid, "storage": storage_key(storage)}
+        done["cache"] = where if kind == "cache" else None
+        done.update(tasks=len(tasks), instances=len(instances))
+        seconds = lifetime(storage)
+        if seconds is not LIFETIME_UNKNOWN:
+            done["lifetime"] = seconds
+        write_json(out, done)
+        return storage
     out.write(
-        f"{what} session {uid} in {kind} {where}:"
-        f" {len(tasks)} tasks, {len(instances)} instances\n"
+        f"{what} session {uid} in {kind} {where}: {len(tasks)} tasks, {len(instances)} instances\n"
     )
     return storage

@@ -138,5 +138,13 @@ def unresolved(
         if error:
             message = str(error["message"] or error["type"] or "no error recorded")
             out.write(shorten(indent + message, WIDTH + 60) + "\n")
+    footer = []
     if any(e["status"] == TaskInstance.STATUS_FAILED for e in entries):
-        out.write(f"\nmend a failure with: replay {uid} INSTANCE, or skip {uid} INSTANCE\n")
+        footer.append(f"mend a failure with: replay {uid} INSTANCE, or skip {uid} INSTANCE")
+    if any(REASON_STUCK in e["reasons"] for e in entries):
+        footer.append(
+            f"mend a stuck instance with: requeue {uid} INSTANCE"
+            f" --stuck-for {report['olderThan']:g} (fails it and replays it)"
+        )
+    if footer:
+        out.write("\n" + "\n".join(footer) + "\n")

@@ -23,6 +23,7 @@ from ..registry import EntryPointRegistry
 from ..registry import storage_backends as _storage_backends
 from ..renamed import renamed_keywords
 from ..types import TaskConfig, TaskInstance
+from .async_api import AsyncStorage
 from .instances import TaskInstanceCollection, instance_name
 from .validation import (
     check_configuration,
@@ -48,7 +49,7 @@ __all__ = [
 storage_backends: EntryPointRegistry[BaseTriggerStorage] = _storage_backends
 
 
-class BaseTriggerStorage(Lockable):
+class BaseTriggerStorage(AsyncStorage, Lockable):
     """Holds one session's task configs, instances and metadata.
 
     A backend must define ``name``, ``_load_from_backend`` and ``_save``; all

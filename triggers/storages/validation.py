@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import BaseCache
 
 from ..errors import (
     InvalidArgument,
@@ -28,6 +27,7 @@ from ..errors import (
     UnserializableValue,
     safe_repr,
 )
+from ..locking.drivers.base import is_cache
 from ..names import is_name
 from ..types import TaskConfig, TaskInstance
 
@@ -307,7 +307,7 @@ def check_layout(value: object, layouts: tuple[str, ...]) -> str:
 
 def check_cache(value: object) -> None:
     """A cache alias of ``CACHES``, or a Django cache object."""
-    if isinstance(value, BaseCache):
+    if is_cache(value):
         return
     if not isinstance(value, str):
         raise InvalidArgument("cache", value, "must be a cache alias or a Django cache object")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..conf import get_setting
 from ..errors import TriggersError
 from .celery_state import describe_app
-from .celery_tasks import get_celery_app, resolve_celery_task, routing_options
+from .celery_tasks import adopt_task_object, get_celery_app, resolve_celery_task, routing_options
 from .runner_base import BaseTaskRunner
 
 if TYPE_CHECKING:
@@ -58,6 +58,12 @@ class CeleryTaskRunner(BaseTaskRunner):
 
     def __init__(self, app: Any = None) -> None:
         self.app = app
+
+    @staticmethod
+    def adopt_task_object(app: Any, name: str) -> Any:
+        """Give ``app`` the Celery task of ``name`` in place of a task object registered
+        with ``app.register_task()`` (see :meth:`triggers.task.TriggerTask.bind`)."""
+        return adopt_task_object(app, name)
 
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         app = get_celery_app(self.app)

@@ -26,6 +26,7 @@ from ..importlib import dl
 from ..process_state import register_state
 from . import classes as task_classes
 from .celery_state import celery_apps, celery_installed, current_celery_app, describe_app
+from .classes import Retry
 from .execution import run_task
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "CELERY_TASK_OPTIONS",
     "CeleryAppNotFound",
     "CeleryUnavailable",
+    "adopt_task_object",
     "autodiscover_celery_tasks",
     "celery_task_options",
     "get_celery_app",
@@ -82,8 +84,8 @@ class CeleryUnavailable(TriggersError, ImportError):
     def __init__(self) -> None:
         super().__init__(
             "the 'celery' task runner needs Celery, which is not installed here:"
-            " pip install 'triggers[celery]' (or choose another runner with 'using' or"
-            " TRIGGERS_DEFAULT_RUNNER)"
+            " install the package's celery extra (pip install '.[celery]' in a checkout of"
+            " triggers-django), or choose another runner with 'using' or TRIGGERS_DEFAULT_RUNNER"
         )
 
 
@@ -112,9 +114,34 @@ def task_body(**payload: Any) -> dict[str, Any] | None:
     given to :func:`triggers.tasks.execution.run_task` (which records every outcome).
 
     Returns the run's result (None unless it finished); raises what the run raised, after
-    it was recorded, so that Celery reports the task as failed too.
+    it was recorded, so that Celery reports the task as failed too. A run that asked to
+    retry ends with Celery's own ``Retry``, so Celery records the attempt as RETRY and
+    sends ``task_retry``; the replay itself was already sent, as the session's own
+    (in eager mode the attempt ends as a success, as before).
     """
-    return run_task(payload)
+    retries: list[Retry] = []
+    result = run_task(payload, on_retry=retries.append)
+    if retries:
+        _report_retry(retries[0])
+    return result
+
+
+def _report_retry(retry: Retry) -> None:
+    """End the Celery task as retried (its replay is on its way, sent by the session).
+
+    Not in eager mode: there Celery would raise its ``Retry`` into the code that
+    sent the task (with ``task_eager_propagates``), which is the fire that started it.
+    """
+    from celery import current_task
+    from celery.exceptions import Retry as CeleryRetry
+
+    if current_task is None or current_task.request.is_eager:
+        return
+    raise CeleryRetry(
+        f"replayed by the session{f' in {retry.cooldown}s' if retry.cooldown else ''}",
+        exc=retry.exc,
+        when=retry.cooldown,
+    )
 
 
 def get_celery_app(app: Any = None) -> Any:
@@ -199,6 +226,16 @@ def autodiscover_celery_tasks(app: Any = None) -> dict[str, Any]:
             signals.worker_init.connect(_on_worker_start, weak=False, dispatch_uid=__name__)
         _hooked.add(app)
     return _register_all(app)
+
+
+def adopt_task_object(app: Any, name: str) -> Any:
+    """Put the Celery task of the task registered under ``name`` on ``app``, in place of
+    a task object that ``app.register_task()`` put there (2.x's way to register tasks)."""
+    task_cls = task_classes.get_task(name)
+    with _lock:
+        if isinstance(app.tasks.get(name), task_classes.TriggerTask):
+            app.tasks.unregister(name)
+        return _celery_task(app, name, task_cls)
 
 
 def resolve_celery_task(name: str, app: Any = None) -> Any:

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar, NoReturn, overload
 
 from ..process_state import register_state
+from ..registry import EntryPointRegistry, task_runners
 from ..types import TaskInstance
 from .context import TaskContext, TaskLogger
 from .outcomes import (
@@ -75,7 +76,7 @@ class TriggerTask:
     #: the name a configuration's ``run`` uses
     name: ClassVar[str]
     #: how many times ``retry()`` may replay one run (the first run excluded)
-    max_retries: ClassVar[int] = DEFAULT_MAX_RETRIES
+    max_retries: int = DEFAULT_MAX_RETRIES
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -87,9 +88,35 @@ class TriggerTask:
             cls.name = name
         register_task(name, cls)
 
-    def __init__(self, context: TaskContext) -> None:
-        self.context = context
+    def __init__(self, context: TaskContext | None = None) -> None:
+        # No context: an object made to be registered with a Celery app (2.x's
+        # ``app.register_task(MyTask())``), which never runs a body itself.
+        self._context = context
         self._retries: int | None = None
+
+    @property
+    def context(self) -> TaskContext:
+        """The context of the run; a TypeError on an object made without one."""
+        if self._context is None:
+            raise TypeError(
+                f"{type(self).__qualname__} was made without a context, so it runs no task"
+                " body: a run makes its own task object with the run's context"
+            )
+        return self._context
+
+    @context.setter
+    def context(self, context: TaskContext) -> None:
+        self._context = context
+
+    def bind(self, app: Any) -> Any:
+        """What Celery's ``app.register_task(<task object>)`` calls, as 2.x applications
+        registered their task classes: the app gets this package's Celery task for this
+        task's name in place of this object, so its workers run it as any registered task."""
+        # Found through the registry (the runner's module is below this one), under
+        # its own key: not a runner the settings alias "celery" to.
+        runner_cls = EntryPointRegistry.get_class(task_runners, "celery")
+        runner_cls.adopt_task_object(app, self.name)
+        return app
 
     @property
     def request(self) -> SimpleNamespace:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from ..errors import safe_repr
 from ..exceptions import InvalidTriggerKwargs
+from ..logging import LoggerAdapter, LogLevelHandler
 from ..registry import storage_backends, trigger_managers
 from .payload import TaskPayload
 
@@ -21,7 +23,12 @@ if TYPE_CHECKING:
     from ..storages.base import BaseTriggerStorage
     from ..types import TaskInstance
 
-__all__ = ["RunningTask", "TaskContext", "TaskLogger"]
+__all__ = ["LoggerContext", "RunningTask", "TaskContext", "TaskLogger"]
+
+#: what a LogRecord holds itself: no extra field may take these names
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.NOTSET, "", 0, "", None, None))
+) | {"message", "asctime"}
 
 
 class RunningTask(Protocol):
@@ -71,6 +78,47 @@ class TaskLogger(logging.Logger):
         target = logging.getLogger(self.name)
         if target.isEnabledFor(record.levelno):
             target.handle(record)
+
+    def note_level(self, level: int) -> None:
+        """Count ``level`` as logged by the task (a record it sent to a logger of its own)."""
+        if level > self.max_level:
+            self.max_level = level
+
+
+class LoggerContext(dict[str, Any]):
+    """What :meth:`TaskContext.get_logger_context` returns: the run's log fields, as a dict,
+    and, entered with ``with``, a logger whose records carry them (as in 2.x).
+
+    The logger is an adapter over the ``logger`` given, or over the task's own
+    logger; records logged through a given logger count towards the
+    instance's ``logLevel`` as the task logger's do.
+    """
+
+    def __init__(
+        self, fields: Mapping[str, Any], task_logger: TaskLogger, logger: logging.Logger | None
+    ) -> None:
+        super().__init__(fields)
+        self.task_logger = task_logger
+        self.logger = logger
+        self.level_handler: LogLevelHandler | None = None
+
+    def __enter__(self) -> LoggerAdapter:
+        target = self.task_logger if self.logger is None else self.logger
+        if self.logger is not None:
+            self.level_handler = LogLevelHandler()
+            self.logger.addHandler(self.level_handler)
+        return LoggerAdapter(target, dict(self))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handler, self.level_handler = self.level_handler, None
+        if handler is not None and self.logger is not None:
+            self.logger.removeHandler(handler)
+            self.task_logger.note_level(handler.max_level)
 
 
 class TaskContext:
@@ -146,7 +194,7 @@ class TaskContext:
         """A logger for the task body; the highest level logged becomes ``logLevel``."""
         if self._logger is None:
             name = self.task.name if self.task is not None else self._task_config_name()
-            self._logger = TaskLogger(f"triggers.tasks.{name}", self.get_logger_context)
+            self._logger = TaskLogger(f"triggers.tasks.{name}", self.log_fields)
         return self._logger
 
     @property
@@ -159,7 +207,22 @@ class TaskContext:
     def _task_config_name(self) -> str:
         return self.instance_name.rpartition("#")[0] or self.instance_name
 
-    def get_logger_context(self) -> dict[str, Any]:
+    def get_logger_context(
+        self, logger: logging.Logger | None = None, context: Mapping[str, Any] | None = None
+    ) -> LoggerContext:
+        """2.x's ``with context.get_logger_context() as logger:``: a logger (an adapter over
+        ``logger``, by default the task's own) whose records carry :meth:`log_fields` and
+        ``context``. Read as a dict, it is those fields (see :class:`LoggerContext`)."""
+        extra = dict(context or {})
+        taken = sorted(str(key) for key in extra if key in _RECORD_ATTRIBUTES)
+        if taken:
+            raise ValueError(
+                f"get_logger_context(context=...) keys {taken} are LogRecord attributes,"
+                " which a record cannot carry as extra fields: rename them"
+            )
+        return LoggerContext({**self.log_fields(), **extra}, self.logger, logger)
+
+    def log_fields(self) -> dict[str, Any]:
         """The fields that tell this run's log records apart (plain data).
 
         Every record logged through :attr:`logger` carries them as attributes;

@@ -10,16 +10,18 @@ another status, a retry, or a failure with the error recorded.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import pickle
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import DispatchFailed, InstanceMissing, RunSuperseded, UnknownInstance, safe_repr
 from ..types import TaskInstance
 from . import classes as task_classes
+from .awaiting import run_awaitable
 from .classes import MaxRetriesExceeded, Retry, StatusChange, TriggerTask
 from .context import TaskContext
 from .ownership import RunFence, log_superseded
@@ -33,17 +35,20 @@ logger = logging.getLogger("triggers.task")
 def _exception_metadata(
     exc: BaseException, context: TaskContext, task_name: str, phase: str
 ) -> dict[str, Any]:
+    """What a failure records: ``exceptionContext`` is exactly what the exception carried
+    (as in 2.x); where it happened is under ``failure``; ``logLevel`` is only what the task
+    logged, so a failure alone does not make the logs unresolved (as in 2.x)."""
     return {
         TaskInstance.META_EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
         TaskInstance.META_EXCEPTION_INFO: "".join(traceback.format_exception(exc)),
-        TaskInstance.META_EXCEPTION_CONTEXT: {
+        TaskInstance.META_EXCEPTION_CONTEXT: _attached_context(exc),
+        TaskInstance.META_FAILURE: {
             "task": task_name,
             "instance": context.instance_name,
             "phase": phase,
             "kwargs": safe_repr(context.trigger_kwargs),
-            **_attached_context(exc),
         },
-        TaskInstance.META_LOG_LEVEL: max(context.log_level, logging.ERROR),
+        TaskInstance.META_LOG_LEVEL: context.log_level,
     }
 
 
@@ -83,24 +88,27 @@ def _mark_failed(
         logger.exception("could not mark %s failed after %r", context.instance_name, exc)
 
 
-def run_task(payload: TaskPayload | Mapping[str, Any]) -> dict[str, Any] | None:
+def run_task(
+    payload: TaskPayload | Mapping[str, Any], on_retry: Callable[[Retry], object] | None = None
+) -> dict[str, Any] | None:
     """Run the instance a runner's payload names, recording every outcome on it.
 
-    Returns the result of a finished run, else None. Re-raises what the task
-    body raised (after recording it), and raises UnknownTaskError for a
+    Returns the result of a finished run, else None; ``on_retry`` is told of a
+    retry once its replay is scheduled (the Celery task reports it to Celery).
+    Re-raises what the task body raised (after recording it), and raises UnknownTaskError for a
     ``run`` that names no registered task and MaxRetriesExceeded for a retry
     too many; a runner logs those. RunSuperseded (logged here too) when the
     instance was taken from this run before it ended: nothing of its end is
     recorded (see :mod:`.ownership`).
     """
     try:
-        return _run(TaskContext.from_payload(payload))
+        return _run(TaskContext.from_payload(payload), on_retry)
     except RunSuperseded as superseded:
         log_superseded(superseded)
         raise
 
 
-def _run(context: TaskContext) -> dict[str, Any] | None:
+def _run(context: TaskContext, on_retry: Callable[[Retry], object] | None) -> dict[str, Any] | None:
     name = context.instance_name
     manager = context.manager  # on the one storage object of this run
     fence = RunFence(context.storage_uid, name)
@@ -124,8 +132,12 @@ def _run(context: TaskContext) -> dict[str, Any] | None:
 
     try:
         result = task_obj.run_body(instance)
+        if inspect.isawaitable(result):  # an async body
+            result = run_awaitable(result)
     except Retry as retry:  # before StatusChange: a Retry is one
         _retry(context, task_obj, retry, instance)
+        if on_retry is not None:
+            on_retry(retry)
         return None
     except StatusChange as change:
         metadata = dict(change.metadata)
@@ -231,16 +243,20 @@ def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: 
         raise exceeded
     error = retry.exc if retry.exc is not None else retry
     _mark_failed(context, error, task_name, "retry", retry.metadata)
-    if retry.cooldown and not _runner_delays_by_cooldown(context, instance):
+    if retry.cooldown and _waits_out_cooldown(context, instance):
         time.sleep(retry.cooldown)
     cooldown = {TaskInstance.META_COOLDOWN: retry.cooldown} if retry.cooldown else None
     context.manager.replay_failed_instance(name, retry.replacement_kwargs, metadata=cooldown)
 
 
-def _runner_delays_by_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
-    """Whether the replay's runner holds it back by its cooldown itself (a broker's countdown)."""
+def _waits_out_cooldown(context: TaskContext, instance: TaskInstance) -> bool:
+    """Whether this run waits out the replay's cooldown before scheduling it: not when the
+    replay's runner holds it back itself (a broker's countdown), nor when the runner does
+    not honour cooldowns (the threading runner under the 2.x test mixin)."""
     try:
         runner = context.manager.runner_for(instance)
     except Exception:  # no runner: the replay fails at dispatch, with the error recorded
+        return True
+    if getattr(runner, "delays_by_cooldown", False):
         return False
-    return bool(getattr(runner, "delays_by_cooldown", False))
+    return bool(getattr(runner, "honours_cooldown", True))

@@ -36,6 +36,13 @@ class BaseTaskRunner(ABC):
     #: not wait before replaying.
     delays_by_cooldown: ClassVar[bool] = False
 
+    #: Whether the runner runs tasks in the process that hands them over:
+    #: that process must have them registered (the writing commands check),
+    #: and a per-process cache (LocMem) is enough for their sessions. A
+    #: runner that does not say so is taken to send tasks to other processes
+    #: (system check ``triggers.E005``).
+    runs_in_process: ClassVar[bool] = False
+
     @abstractmethod
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         """Start running ``task_instance`` (already saved as ``scheduled``).

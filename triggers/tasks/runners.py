@@ -80,6 +80,7 @@ class SynchronousTaskRunner(BaseTaskRunner):
 
     name = "sync"
     triggers__registry_key = "sync"
+    runs_in_process = True
 
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         payload = self._prepare_task_kwargs(manager, task_instance)
@@ -134,7 +135,8 @@ if hasattr(os, "register_at_fork"):
 class ThreadingTaskRunner(BaseTaskRunner):
     """Runs each task in a new thread of the current process.
 
-    Task threads are not daemons: a process that exits normally waits for
+    A retry's replay starts once its cooldown has passed (see
+    :attr:`honours_cooldown`). Task threads are not daemons: a process that exits normally waits for
     them, so no instance is left ``running``. Each thread closes its Django
     database connections when its task ends. :meth:`join_all` waits for
     every task thread started so far, and for those their cascades start.
@@ -142,6 +144,11 @@ class ThreadingTaskRunner(BaseTaskRunner):
 
     name = "threading"
     triggers__registry_key = "threading"
+    runs_in_process = True
+    #: whether a retry's cooldown is waited out (in the task's thread) before its
+    #: replay starts; the 2.x test mixin turns it off while a test runs, as 2.x's
+    #: threading runner never waited
+    honours_cooldown: bool = True
 
     def run(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         payload = self._prepare_task_kwargs(manager, task_instance)

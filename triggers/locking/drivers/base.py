@@ -5,15 +5,20 @@ around a lock. Each kind of cache has a module of its own beside this one;
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from django.core.cache import BaseCache
 
 from ...errors import LockBackendError, NotSupported, UnserializableValue
 from ..writes import CommitGuard, CommitResult, Writes
 
-__all__ = ["LockDriver", "cache_name", "storable"]
+__all__ = ["LockDriver", "cache_name", "is_cache", "storable"]
+
+#: what a cache object that is no BaseCache must offer to be taken for one
+#: (django-valkey's caches, for one, do not subclass Django's BaseCache)
+CACHE_METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "make_key")
 
 #: what pickling raises for a value it cannot pickle (a lambda, a lock, a
 #: structure nested too deep)
@@ -34,6 +39,17 @@ def storable(encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
             raise UnserializableValue("a value to write to the cache", value, exc) from exc
 
     return encode_storable
+
+
+def is_cache(value: object) -> TypeGuard[BaseCache]:
+    """Whether ``value`` is a Django cache object, or behaves as one."""
+    if isinstance(value, BaseCache):
+        return True
+    if isinstance(value, type):
+        return False
+    return all(callable(getattr(value, name, None)) for name in CACHE_METHODS) and hasattr(
+        value, "default_timeout"
+    )
 
 
 def cache_name(cache: BaseCache) -> str:
@@ -98,6 +114,11 @@ class LockDriver:
         (server and full key), where the driver can tell; None otherwise."""
         return None
 
+    def expires_in(self, key: str) -> float | None:
+        """Seconds ``key`` has left to live (``math.inf``: no expiry), as the
+        server counts them; None when this driver cannot ask, or no such key."""
+        return None
+
     def decode(self, raw: Any) -> Any:
         """A value as :meth:`commit_if_unchanged` handed it back encoded."""
         raise NotSupported(f"{cache_name(self.cache)} cannot write conditionally")
@@ -116,6 +137,12 @@ class LockDriver:
     def owns(self, key: str, token: str) -> bool:
         """Whether ``token`` holds ``key`` now (after an attempt whose outcome is unknown)."""
         return bool(self.cache.get(key) == token)
+
+    def wait_for_release(self, key: str, pause: float, longest: float | None) -> None:
+        """Wait before the next attempt at ``key``: ``pause`` seconds here. A driver that
+        a release can wake may wait for that instead, at most ``longest`` seconds (what
+        the waiter has left, or the lock's ttl; None: the lock never expires)."""
+        time.sleep(pause)
 
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]

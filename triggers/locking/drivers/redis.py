@@ -9,6 +9,7 @@ with the release, only while the lock is still the holder's.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
@@ -16,21 +17,27 @@ from django.core.cache import BaseCache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...cache_internals import redis_codec
+from ...errors import NotSupported
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
+from .redis_async import AsyncRedisDriver, ScriptCall
+from .redis_cluster import (
+    CLUSTER_FAILURES,
+    CLUSTER_TRANSIENT,
+    read_from_master,
+    replicas_to_wait_for,
+    run_script,
+)
 
-__all__ = ["RedisLockDriver"]
+__all__ = ["RedisLockDriver", "ScriptCall"]
+
 
 try:
-    from redis.exceptions import BusyLoadingError, NoScriptError
+    from redis.exceptions import BusyLoadingError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:  # redis-py is not installed: no Redis cache can be in use
-
-    class NoScriptError(Exception):  # type: ignore[no-redef]
-        pass
-
     _CLIENT_ERRORS: tuple[type[BaseException], ...] = ()
 else:
     _CLIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
@@ -51,6 +58,11 @@ else:
     _CLIENT_ERRORS = (*_CLIENT_ERRORS, ConnectionInterrupted)
 
 
+def _committed(result: Any) -> bool:
+    """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
+    return bool(result) and result[0] == 2
+
+
 class RedisLockDriver(LockDriver):
     """SET NX and server-side scripts: every write under the lock is fenced."""
 
@@ -59,8 +71,9 @@ class RedisLockDriver(LockDriver):
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
         *LockDriver.transient_errors,
         *_CLIENT_ERRORS,
+        *CLUSTER_TRANSIENT,
     )
-    failure_errors: ClassVar[tuple[type[BaseException], ...]] = _FAILURES
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = (*_FAILURES, *CLUSTER_FAILURES)
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
@@ -77,6 +90,12 @@ class RedisLockDriver(LockDriver):
         server = tuple(options.get(name) for name in ("host", "port", "db", "path"))
         return (server, self._key(key))
 
+    def expires_in(self, key: str) -> float | None:
+        left = int(self._raw().pttl(self._key(key)))
+        if left == -2:  # no such key
+            return None
+        return math.inf if left == -1 else left / 1000
+
     def _px(self, timeout: Any) -> int:
         """A cache timeout in milliseconds for SET PX; 0 for no expiry."""
         seconds = self.cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
@@ -85,58 +104,52 @@ class RedisLockDriver(LockDriver):
     def _ttl_ms(self, ttl: float | None) -> int | None:
         return None if ttl is None else max(1, int(ttl * 1000))
 
+    def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        # From the master, as every script runs there: a client that reads
+        # from replicas (django-redis's SentinelClient, a LOCATION listing
+        # replicas) would otherwise see a session older than its lock does.
+        made = [self._key(name) for name in keys]
+        raw = read_from_master(self._raw(), made)
+        return {name: self._decode(value) for name, value in zip(keys, raw) if value is not None}
+
+    def owns(self, key: str, token: str) -> bool:
+        return self.read_many([key]).get(key) == token
+
     def try_acquire(self, key: str, token: str, ttl: float | None) -> bool:
         return bool(
             self._raw().set(self._key(key), self._encode(token), nx=True, px=self._ttl_ms(ttl))
         )
 
     def release(self, key: str, token: str) -> bool:
-        return bool(self._run_script(scripts.RELEASE, [self._key(key)], [self._encode(token)]))
+        return bool(self._run_script(*self.release_call(key, token)))
 
-    def _run_script(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run a Lua script by its digest, loading it first where the server lacks it."""
-        client = self._raw()
-        digest = scripts.digest(source)
-        try:
-            return client.evalsha(digest, len(keys), *keys, *args)
-        except NoScriptError:
-            client.script_load(source)
-            return client.evalsha(digest, len(keys), *keys, *args)
+    # Each script call in two halves, what it sends and how its answer reads,
+    # shared by this driver and its asyncio twin (:mod:`.redis_async`).
+    def release_call(self, key: str, token: str) -> ScriptCall:
+        """The RELEASE script's call."""
+        return scripts.RELEASE, [self._key(key)], [self._encode(token)]
 
-    def try_acquire_and_read(
+    def acquire_call(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
-    ) -> tuple[bool, dict[str, Any]]:
-        # One round trip: take the lock and, if taken, read the keys.
+    ) -> ScriptCall:
+        """The ACQUIRE_AND_READ script's call (its answer reads with :meth:`taken_and_read`)."""
         keys = [self._key(key), *(self._key(name) for name in read)]
-        result = self._run_script(
-            scripts.ACQUIRE_AND_READ, keys, [self._encode(token), self._ttl_ms(ttl) or 0]
-        )
-        return self._taken_and_read(result, read)
+        return scripts.ACQUIRE_AND_READ, keys, [self._encode(token), self._ttl_ms(ttl) or 0]
 
-    def _taken_and_read(self, result: Any, read: Sequence[str]) -> tuple[bool, dict[str, Any]]:
-        """What an acquiring script answered: whether it took the lock, and the keys it read."""
-        if not result:
-            return False, {}
-        values = {}
-        for name, raw in zip(read, result[1:]):
-            if raw is not None and raw is not False:
-                values[name] = self.decode(raw)  # a head is no int: skip the int() attempt
-        return True, values
-
-    def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
-        # One script: the writes and the release happen together, and only
-        # if this holder still owns the lock (a holder whose lock expired
-        # and was taken by another cannot overwrite newer state).
+    def write_call(self, key: str, token: str, writes: Writes, release: bool = True) -> ScriptCall:
+        """The WRITE_AND_RELEASE script's call: the writes and the release
+        happen together, and only if this holder still owns the lock (a holder
+        whose lock expired and was taken by another cannot overwrite newer state)."""
         px = self._px(writes.timeout)
         keys = [self._key(key)]
         args: list[Any] = [self._encode(token), px, "1" if release else "0"]
         for name, value in writes.items():
             keys.append(self._key(name))
             args.append(self._encode(value))
-        return bool(self._run_script(scripts.WRITE_AND_RELEASE, keys, args))
+        return scripts.WRITE_AND_RELEASE, keys, args
 
-    def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
-        # One script, atomic on the server: check, then write everything.
+    def commit_call(self, guard: CommitGuard, writes: Writes) -> ScriptCall:
+        """The COMMIT_IF_UNCHANGED script's call (its answer reads with :meth:`commit_result`)."""
         px = self._px(writes.timeout)
         key, encode = self._key, self._encode
         keys = [key(guard.lock_key), key(guard.version_key), key(guard.state_key)]
@@ -152,10 +165,64 @@ class RedisLockDriver(LockDriver):
             else:
                 keys.append(key(name))
                 args.append(encode(value))
-        result = self._run_script(scripts.COMMIT_IF_UNCHANGED, keys, args)
+        return scripts.COMMIT_IF_UNCHANGED, keys, args
+
+    def made_key(self, key: str) -> str:
+        """``key`` as the cache stores it (prefix and version)."""
+        return self._key(key)
+
+    def asynchronous(self) -> AsyncRedisDriver:
+        """This driver's asyncio twin (made once): the same scripts through
+        ``redis.asyncio``, on a client built from this cache's own connection settings.
+
+        NotSupported while ``TRIGGERS_REDIS_WAIT_REPLICAS`` is set: the twin
+        does not wait for replicas, so async callers take the sync path then."""
+        if replicas_to_wait_for():
+            raise NotSupported("saves that wait for replicas are made on the sync path")
+        twin: AsyncRedisDriver | None = self.__dict__.get("_async_twin")
+        if twin is None:
+            twin = self.__dict__.setdefault("_async_twin", AsyncRedisDriver(self, self._raw))
+        return twin
+
+    def _run_script(
+        self, source: str, keys: Sequence[Any], args: Sequence[Any], wrote: Any = None
+    ) -> Any:
+        """Run a Lua script by its digest, loading it first where the server lacks it
+        (``wrote``: see :func:`.redis_cluster.run_script`)."""
+        return run_script(self._raw(), source, keys, args, wrote)
+
+    def try_acquire_and_read(
+        self, key: str, token: str, ttl: float | None, read: Sequence[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        # One round trip: take the lock and, if taken, read the keys.
+        return self.taken_and_read(
+            self._run_script(*self.acquire_call(key, token, ttl, read)), read
+        )
+
+    def taken_and_read(self, result: Any, read: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+        """What an acquiring script answered: whether it took the lock, and the keys it read."""
+        if not result:
+            return False, {}
+        values = {}
+        for name, raw in zip(read, result[1:]):
+            if raw is not None and raw is not False:
+                values[name] = self.decode(raw)  # a head is no int: skip the int() attempt
+        return True, values
+
+    def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
+        return bool(self._run_script(*self.write_call(key, token, writes, release), wrote=bool))
+
+    def commit_if_unchanged(self, guard: CommitGuard, writes: Writes) -> CommitResult:
+        # One script, atomic on the server: check, then write everything.
+        call = self.commit_call(guard, writes)
+        return self.commit_result(guard, call, self._run_script(*call, wrote=_committed))
+
+    @staticmethod
+    def commit_result(guard: CommitGuard, call: ScriptCall, result: Any) -> CommitResult:
+        """What a COMMIT_IF_UNCHANGED call (``call``) answered, as a CommitResult."""
         outcome = result[0]
         if outcome == 2:
-            return CommitResult(Outcome.COMMITTED, {guard.state_key: args[3] or None})
+            return CommitResult(Outcome.COMMITTED, {guard.state_key: call[2][3] or None})
         if outcome == 0:
             return CommitResult(Outcome.LOCKED)
         # Handed back as stored: the storage decodes them, and can say which is damaged.

@@ -8,7 +8,8 @@ which its waiters block on. A storage in the single layout locks with this
 driver, which takes that key together with this package's own lock (one
 script: both or neither) and lets both go together, pushing the signal, so
 2.x and this package's processes take turns on one session and 2.x
-waiters wake at once. Writes under the lock are made only while both keys
+waiters wake at once; this package's waiters queue on that list too, so
+they get their turn while 2.x processes hand the lock on. Writes under the lock are made only while both keys
 still hold this holder's token.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +30,9 @@ from . import redis_scripts as scripts
 from .redis import RedisLockDriver
 
 __all__ = ["LegacyRedisLockDriver", "legacy_driver", "legacy_lock_key", "legacy_signal_key"]
+
+#: the longest a waiter blocks on the signal list for a lock that never expires
+SIGNAL_WAIT = 5.0
 
 
 def legacy_lock_key(lock_name: str) -> str:
@@ -76,11 +81,29 @@ class LegacyRedisLockDriver(RedisLockDriver):
         keys = [self._key(key), legacy_lock_key(self._legacy(key)), *(self._key(name) for name in read)]
         args = [self._encode(token), self._ttl_ms(ttl) or 0, token, self._legacy_ex(ttl)]
         result = self._run_script(scripts.ACQUIRE_BOTH_AND_READ, keys, args)
-        return self._taken_and_read(result, read)
+        return self.taken_and_read(result, read)
 
     def release(self, key: str, token: str) -> bool:
         keys = [self._key(key), legacy_lock_key(self._legacy(key)), legacy_signal_key(self._legacy(key))]
         return bool(self._run_script(scripts.RELEASE_BOTH, keys, [self._encode(token), token]))
+
+    def wait_for_release(self, key: str, pause: float, longest: float | None) -> None:
+        """Wait in 2.x's queue: block on its signal list, as its own waiters do (for up to
+        the lock's ttl), so that a release by either version wakes the longest waiter,
+        this package's too. Polling, ours would find the lock free only when no 2.x
+        waiter was queued. A holder that died pushes no signal: its lock expires."""
+        client = self._raw()
+        timeout = SIGNAL_WAIT if longest is None else longest
+        options = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None) or {}
+        socket_timeout = options.get("socket_timeout")
+        if socket_timeout:  # a blocked read must end before the client gives up on it
+            timeout = min(timeout, 0.8 * socket_timeout)
+        if timeout < 0.001:
+            return
+        try:
+            client.blpop([legacy_signal_key(self._legacy(key))], timeout=timeout)
+        except Exception:  # the next attempt meets (and reports) what failed
+            time.sleep(pause)
 
     def owns(self, key: str, token: str) -> bool:
         raw = self._raw().get(legacy_lock_key(self._legacy(key)))
@@ -92,7 +115,7 @@ class LegacyRedisLockDriver(RedisLockDriver):
         for name, value in writes.items():
             keys.append(self._key(name))
             args.append(self._encode(value))
-        return bool(self._run_script(scripts.WRITE_AND_RELEASE_BOTH, keys, args))
+        return bool(self._run_script(scripts.WRITE_AND_RELEASE_BOTH, keys, args, wrote=bool))
 
 
 #: the 2.x-compatible driver made for each Redis cache object (``clear()``: made again)

@@ -13,10 +13,8 @@ from ...operations import cli
 
 class Command(BaseCommand):
     help = (
-        "Look at and mend trigger sessions: show, unresolved, replay, skip, fire, graph,"
-        " dump, load, delete; list, clearsessions and copy across sessions. "
-        + cli.EXIT_CODES
-        + "."
+        "Look at and mend trigger sessions: show, unresolved, replay, requeue, skip, fire, graph,"
+        " dump, load, delete; list, clearsessions and copy across sessions. " + cli.EXIT_CODES + "."
     )
     # A warning of the system checks would add lines to every command's output.
     requires_system_checks: list[str] = []

@@ -3,7 +3,8 @@
 This class composes the parts: :mod:`.state` holds where the session lives
 and what was read of it, :mod:`.split` and :mod:`.single` read and write
 the two layouts, :mod:`.tables` keeps task tables per process and
-:mod:`.commit` runs operations without the lock where the cache allows.
+:mod:`.commit` runs operations without the lock where the cache allows
+(:mod:`.async_commits`: from an event loop, on Redis).
 Saves record a :class:`~triggers.locking.writes.Writes` that the guard the
 storage works under (the lock, or an optimistic try) makes.
 
@@ -28,7 +29,8 @@ from ...locking.lock import Ttl
 from ...locking.versions import generation_of, is_version
 from ...locking.writes import LockGuard, Writes
 from ...types import TaskConfig, TaskInstance
-from .commit import UnlockedCommits, forget
+from .async_commits import AsyncCommits
+from .commit import forget
 from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT
 from .layouts import Layout, Layouts
 from .read_state import Known
@@ -39,7 +41,7 @@ from .tables import StoredConfigs, first_configurations, task_tables
 __all__ = ["CacheStorageBackend"]
 
 
-class CacheStorageBackend(UnlockedCommits, SplitLayout, SingleLayout):
+class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
     """Keeps session state in a Django cache (an alias or a cache object)."""
 
     name = "cache"

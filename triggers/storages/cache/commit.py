@@ -19,6 +19,7 @@ try instead of colliding with them.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import random
 import time
@@ -38,13 +39,28 @@ from .committed import committed_heads, generation, pickled_records
 from .read_state import Known
 from .state import CacheSessionState
 
-__all__ = ["UnlockedCommits", "UnlockedTry", "forget"]
+__all__ = ["Step", "UnlockedCommits", "UnlockedTry", "forget", "locked_pause", "newer"]
 
 #: tries without the lock before an operation takes it: the first on what
 #: the storage knows, each next one on what the failed commit brought back
 UNLOCKED_TRIES = 6
 #: how long a try that found the lock held waits before reading again (s)
 LOCKED_PAUSE = 0.0003
+
+
+class Step(enum.Enum):
+    """What follows an unlocked try."""
+
+    DONE = "done"  # it committed
+    RETRY = "retry"  # try again, from what the refused commit brought back
+    WAIT = "wait"  # the lock was held: pause, read, try again
+    READ = "read"  # read what is stored, try again
+    LOCK = "lock"  # run under the lock
+
+
+def locked_pause() -> float:
+    """How long a try that found the lock held waits before reading again (s)."""
+    return LOCKED_PAUSE * random.uniform(0.5, 1.0)
 
 
 class UnlockedTry:
@@ -92,32 +108,50 @@ class UnlockedCommits(CacheSessionState):
 
     def _unlocked_attempts(self) -> Iterator[Any]:
         """Tries at an operation: unlocked ones where possible, then one under the lock."""
-        keys = self.keys
         identity = self._session_identity()
-        shared = None if identity is None else committed_heads.get(identity)
-        known = _newer(self._known, shared, keys.witness)
+        known = self.starting_point(identity)
         if known is None:
             known = self._read_now()
         for _ in range(UNLOCKED_TRIES):
-            values = known.values
-            if values.get(keys.head) is not None and values.get(keys.witness) is None:
-                break  # stored without a witness (by 2.x, or the single layout)
+            if not self.may_try(known):
+                break
             attempt = UnlockedTry(self, known, identity)
             yield attempt
-            if attempt.outcome is Outcome.COMMITTED:
+            step = self.next_step(attempt, known)
+            if step is Step.DONE:
                 return
-            if attempt.outcome is Outcome.CHANGED:
-                known = attempt.known
-            elif attempt.outcome is Outcome.LOCKED:
+            if step is Step.LOCK:
+                break
+            if step is Step.WAIT:
                 # Someone holds the lock briefly: let them finish, then read again.
-                time.sleep(LOCKED_PAUSE * random.uniform(0.5, 1.0))
-                known = self._read_now()
-            elif not known:
-                # The block raised on a session assumed new: read what is stored.
-                known = self._read_now()
-            else:
-                break  # the block raised on stored state: only the lock gives a definite answer
+                time.sleep(locked_pause())
+            known = attempt.known if step is Step.RETRY else self._read_now()
         yield self.acquire_lock()
+
+    def starting_point(self, identity: Hashable | None) -> Known | None:
+        """Where the first try starts: the newest state this object or process
+        knows; None when that must be read."""
+        shared = None if identity is None else committed_heads.get(identity)
+        return newer(self._known, shared, self.keys.witness)
+
+    def may_try(self, known: Known) -> bool:
+        """Whether an unlocked try can start from ``known``: not on a session
+        stored without a witness (by 2.x, or the single layout)."""
+        values, keys = known.values, self.keys
+        return values.get(keys.head) is None or values.get(keys.witness) is not None
+
+    @staticmethod
+    def next_step(attempt: UnlockedTry, known: Known) -> Step:
+        """What follows a try that started from ``known``."""
+        if attempt.outcome is Outcome.COMMITTED:
+            return Step.DONE
+        if attempt.outcome is Outcome.CHANGED:
+            return Step.RETRY  # from the state the refused commit brought back
+        if attempt.outcome is Outcome.LOCKED:
+            return Step.WAIT
+        if not known:
+            return Step.READ  # the block raised on a session assumed new: read what is stored
+        return Step.LOCK  # the block raised on stored state: only the lock gives a definite answer
 
     def _read_now(self) -> Known:
         return Known(self._read_many([self.keys.head, self.keys.witness]))
@@ -130,7 +164,15 @@ class UnlockedCommits(CacheSessionState):
             committed_heads.turn(identity).acquire()
             # Another thread may have committed while this one waited its turn.
             shared = committed_heads.get(identity)
-            attempt.known = _newer(attempt.known, shared, self.keys.witness) or Known()
+            attempt.known = newer(attempt.known, shared, self.keys.witness) or Known()
+        try:
+            self.begin_try(attempt)
+        except BaseException:
+            _end_turn(identity)
+            raise
+
+    def begin_try(self, attempt: UnlockedTry) -> None:
+        """Start ``attempt``'s block on this object (its mutex held until ``exit_try``)."""
         mutex = self.object_mutex()
         mutex.acquire()
         try:
@@ -139,44 +181,66 @@ class UnlockedCommits(CacheSessionState):
         except BaseException:
             self._mark_held(None)
             mutex.release()
-            _end_turn(identity)
             raise
 
     def exit_try(self, attempt: UnlockedTry, exc: BaseException | None) -> bool:
         """End ``attempt``'s block: commit what it saved; True to swallow ``exc``
         (the block then runs again, under the lock)."""
         try:
-            self._mark_held(None)
-            self._read.prefetched = None
-            writes = self._pop_pending()
+            writes = self.end_block(exc)
             if exc is not None:
-                self.invalidate_cache()
                 # The block ran on state that may be stale: run it again under the lock.
                 return isinstance(exc, Exception)
-            if not attempt.release(writes) or not writes:
-                self.invalidate_cache()
+            self.after_commit(attempt.release(writes), writes)
             return False
         finally:
             self.object_mutex().release()
             _end_turn(attempt.identity)
 
+    def end_block(self, exc: BaseException | None) -> Writes:
+        """What the try's block saved, to commit (nothing is kept when it raised)."""
+        self._mark_held(None)
+        self._read.prefetched = None
+        writes = self._pop_pending()
+        if exc is not None:
+            self.invalidate_cache()
+        return writes
+
+    def after_commit(self, committed: bool, writes: Writes) -> None:
+        """Once a try's commit answered: what was loaded is kept only if it is what was committed."""
+        if not committed or not writes:
+            self.invalidate_cache()
+
     def commit_try(self, attempt: UnlockedTry, writes: Writes) -> bool:
         """Commit ``writes`` if no lock is held and the session is as ``attempt`` found it."""
-        keys = self.keys
+        guard = self.commit_guard(attempt, writes)
+        if guard is None:
+            return True
+        driver = self._lock_driver()
+        assert driver is not None
+        with reaching(driver, f"committing session {self.uid!r}", writing=True):
+            result: CommitResult = driver.commit_if_unchanged(guard, writes)
+        return self.commit_answered(attempt, guard, result)
+
+    def commit_guard(self, attempt: UnlockedTry, writes: Writes) -> CommitGuard | None:
+        """What the commit of ``writes`` checks; None when there is nothing to write."""
         if not writes:
             attempt.outcome = Outcome.COMMITTED  # nothing to write
-            return True
-        guard = CommitGuard(
+            return None
+        keys = self.keys
+        return CommitGuard(
             lock_key=attempt.key,
             version_key=keys.witness,
             state_key=keys.head,
             expected=attempt.known.values.get(keys.witness),
             state_digest=attempt.known.head_digest,
         )
-        driver = self._lock_driver()
-        assert driver is not None
-        with reaching(driver, f"committing session {self.uid!r}", writing=True):
-            result: CommitResult = driver.commit_if_unchanged(guard, writes)
+
+    def commit_answered(
+        self, attempt: UnlockedTry, guard: CommitGuard, result: CommitResult
+    ) -> bool:
+        """Note how the commit guarded by ``guard`` ended; True if it landed."""
+        keys = self.keys
         attempt.outcome = result.outcome
         if result.outcome is Outcome.COMMITTED:
             self._committed(attempt, result.values[keys.head])
@@ -241,7 +305,7 @@ def forget(identity: Hashable) -> None:
     committed_heads.forget(identity)
 
 
-def _newer(known: Known | None, shared: Known | None, witness_key: str) -> Known | None:
+def newer(known: Known | None, shared: Known | None, witness_key: str) -> Known | None:
     """What a try starts from: ``shared`` (what this process last committed)
     where it is newer than ``known``, or ``known`` is nothing or assumed empty."""
     if shared is not None and (

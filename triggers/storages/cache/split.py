@@ -181,11 +181,14 @@ class SplitLayout(CacheSessionState):
     def _split_writes(self) -> Writes:
         """The writes of a save: settled records first, then the head (the commit point).
 
-        Expiry: every key of a session expires at one instant, ``lifetime``
-        after the head's ``touched`` time. Once half of that (less a second)
-        has passed, or when the lifetime changes, a save rewrites every
-        record, so records left unchanged by recent saves never expire
-        before the head does.
+        Expiry: every key of a session expires at one instant, twice
+        ``lifetime`` after the head's ``touched`` time (the last refresh).
+        Once ``lifetime`` (less a second) has passed since, or when the
+        lifetime changes, a save refreshes: it rewrites every record and
+        table, and ``touched`` becomes now. So after any save the session
+        has at least ``lifetime`` to live (at most twice that), a save that
+        does not refresh writes only what changed, and a refresh comes at
+        most once a lifetime.
         """
         read = self._read
         previous = read.head or {}
@@ -193,7 +196,7 @@ class SplitLayout(CacheSessionState):
         touched = previous.get("touched")
         # Refresh a second early: caches that keep whole seconds round expiry down.
         refresh = self._lifetime_changed() or (
-            lifetime is not None and (touched is None or now - touched > lifetime / 2 - 1)
+            lifetime is not None and (touched is None or now - touched > lifetime - 1)
         )
         if refresh:
             touched = now
@@ -202,7 +205,9 @@ class SplitLayout(CacheSessionState):
         changed, unchanged = self._split_changed_records(refresh)
         version, table_writes = self._split_table_writes(previous.get("tasks_version"), refresh)
         generation = self._next_generation(split=True)
-        head = self._split_new_head(generation, version, changed, touched, lifetime)
+        timeout = None if lifetime is None or touched is None else horizon(touched, lifetime, now)
+        expires = None if timeout is None else now + timeout
+        head = self._split_new_head(generation, version, changed, touched, lifetime, expires)
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
         # Each record is sealed around its pickle made above (or when it was read).
@@ -215,11 +220,6 @@ class SplitLayout(CacheSessionState):
         settle.update((self.keys.record(n), seal_body(saved[n])) for n in unchanged)
         commit = self._split_commit(head, settle)
         keys = {"commit_key": self.keys.head, "witness_key": self.keys.witness}
-        if lifetime is None or touched is None:
-            return Writes((settle, commit), None, **keys)
-        # Whole seconds rounded down, so that no key outlives those written
-        # at the last refresh; at least one, as Memcached reads 0 as "never".
-        timeout = max(1, math.floor(touched + lifetime - now))
         return Writes((settle, commit), timeout, **keys)
 
     def _split_changed_records(self, refresh: bool) -> tuple[dict[str, Any], list[str]]:
@@ -293,6 +293,7 @@ class SplitLayout(CacheSessionState):
         changed: dict[str, Any],
         touched: float | None,
         lifetime: float | None,
+        expires: float | None = None,
     ) -> dict[str, Any]:
         counts, irregular = self.instances.index()
         return {
@@ -306,6 +307,8 @@ class SplitLayout(CacheSessionState):
             "touched": touched,
             # Kept with the session, so whoever opens it next keeps its lifetime.
             "lifetime": lifetime,
+            # When every key of this save expires (a Unix time), for ``show``.
+            "expires": expires,
             # Every task table this session wrote, for a delete to find them all.
             "tables": self._read.table_versions,
         }
@@ -323,3 +326,11 @@ class SplitLayout(CacheSessionState):
         elif read.layout is not None or self._writes_land_together():
             settle[self.keys.witness] = witness
         return commit
+
+
+def horizon(touched: float, lifetime: float, now: float) -> int:
+    """The cache timeout of a save at ``now``: whole seconds until twice
+    ``lifetime`` after the last refresh (``touched``), rounded down so that no
+    key outlives those written at that refresh; at least one, as Memcached
+    reads 0 as "never"."""
+    return max(1, math.floor(touched + 2 * lifetime - now))

@@ -10,6 +10,8 @@ without knowing :class:`~triggers.storages.cache.CacheStorageBackend`.
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -216,6 +218,25 @@ class CacheSessionState(BaseTriggerStorage):
         """Seconds the session lives after a save, or None for no expiry (see ``_lifetime``)."""
         self._load()
         return self._lifetime
+
+    def expires_in(self) -> float | None:
+        """Seconds until the session expires as stored (``math.inf``: never),
+        or None when that cannot be told.
+
+        The cache's own count where its driver reads one (Redis's PTTL of
+        the head), else the expiry the last save of the split layout wrote
+        in the head. A session in the single layout (2.x's value) carries
+        no save time, so on other caches it is None unless it never expires.
+        """
+        self._load()
+        driver = self._lock_driver()
+        left = None if driver is None else driver.expires_in(self.keys.head)
+        if left is not None:
+            return left
+        expires = (self._read.head or {}).get("expires")
+        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+            return max(0.0, expires - time.time())
+        return math.inf if self._lifetime is None else None
 
     def _lifetime_changed(self) -> bool:
         """Whether this save stores another lifetime than the session had

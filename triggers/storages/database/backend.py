@@ -10,6 +10,7 @@ holds the lock kept in the session's row (:mod:`.locks`).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -78,6 +79,18 @@ class DatabaseStorageBackend(BaseTriggerStorage):
     def lifetime(self) -> float | None:
         """Seconds a session lives after a save (TRIGGERS_SESSION_TIMEOUT; None: for ever)."""
         return session_lifetime()
+
+    def expires_in(self) -> float | None:
+        """Seconds until the session row expires (``math.inf``: never); None
+        when there is no row (or it expired)."""
+        self._load()
+        row = self._row
+        if row is None or not row.exists or row.stale:
+            return None
+        if row.expires is None:
+            return math.inf
+        left: float = (row.expires - timezone.now()).total_seconds()
+        return max(0.0, left)
 
     def rebuild_kwargs(self) -> dict[str, Any]:
         return {} if self._using_given is None else {"using": self._using_given}

@@ -1,0 +1,124 @@
+"""A Django cache on a real Redis Cluster as the sessions' cache.
+
+django-redis with redis-py's ``RedisCluster`` (through
+:class:`triggers.redis_cluster.ClusterConnectionFactory`): the storage
+conformance kit with 4 processes x 100 fires into one session, sessions
+spread over every master with each session's keys on one of them, a fire
+in one request, and a lock whose holder was killed expiring.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+
+import pytest
+from django.core.cache import caches
+
+from tests.cluster.conftest import cluster_cache
+from tests.cluster.servers import wait_until
+from tests.cluster.support import Requests, keys_of
+from triggers import CacheStorageBackend, TriggerManager
+from triggers.errors import InvalidSessionUid
+from triggers.storages.cache.keys import KEY_PREFIX, PART_PREFIX, cluster_slot
+from triggers.testing import StorageBackendTests
+
+CONFIG = {"t_hit": {"after": ["hit", "never"], "andEvery": "hit", "run": "hit"}}
+
+
+@pytest.fixture
+def cl(cluster, on_caches):
+    """The alias of a django-redis cache on the module's cluster, emptied first."""
+    cluster.flush()
+    on_caches(cl=cluster_cache(cluster))
+    return "cl"
+
+
+class TestClusterStorage(StorageBackendTests):
+    """Every check of the kit; the processes fire 4 x 100 into one session."""
+
+    locks_across_processes = True
+    kit_processes = 4
+    kit_fires_per_process = 100
+    kit_process_timeout = 240.0
+
+    @pytest.fixture(autouse=True)
+    def alias(self, cl):
+        self.alias = cl
+
+    def make_storage(self, uid):
+        return CacheStorageBackend(uid, cache=self.alias)
+
+    def storage_factory(self):
+        return functools.partial(CacheStorageBackend, cache=self.alias)
+
+
+def test_sessions_spread_over_every_master_each_on_one(cluster, cl, uid):
+    uids = [f"{uid}-{n}" for n in range(48)]
+    for one in uids:
+        TriggerManager(CacheStorageBackend(one, cache=cl)).update_configuration(CONFIG)
+        TriggerManager(CacheStorageBackend(one, cache=cl)).fire("hit", {"n": 1})
+    per_master = {node.port: keys_of(node) for node in cluster.masters()}
+    assert len(per_master) == 3
+    for port, keys in per_master.items():
+        sessions_here = {one for one in uids if any(one in key for key in keys)}
+        assert sessions_here, f"master {port} holds no session: {per_master}"
+    for one in uids:
+        holders = [
+            port
+            for port, keys in per_master.items()
+            if any(key.endswith(one) or f":{one}:" in key for key in keys)
+        ]
+        assert len(holders) == 1, f"session {one} is on {holders}"
+        mine = [key for key in per_master[holders[0]] if key.endswith(one) or f":{one}:" in key]
+        assert any(KEY_PREFIX in key for key in mine) and any(PART_PREFIX in key for key in mine)
+        assert len({cluster_slot(key) for key in mine}) == 1, mine
+
+
+def test_a_fire_is_one_request(cluster, cl, uid):
+    manager = TriggerManager(CacheStorageBackend(uid, cache=cl))
+    manager.update_configuration(CONFIG)
+    manager.fire("hit", {"n": 0})  # the process knows the session from here on
+    fires = 20
+    with Requests(cluster.masters()) as requests:
+        for n in range(1, fires + 1):
+            manager.fire("hit", {"n": n})
+    assert requests.seen == {"evalsha": fires}, requests.seen
+    stored = CacheStorageBackend(uid, cache=cl)
+    assert len(stored.instances_of_task("t_hit")) == fires + 1
+
+
+def test_names_with_braces_colons_and_escapes(cluster, cl):
+    for uid in ["{a}", "x:{y}:z", "}{", "\\{0}", "{}", "é{ü}"]:
+        manager = TriggerManager(CacheStorageBackend(uid, cache=cl))
+        manager.update_configuration(CONFIG)
+        manager.fire("hit", {"uid": uid})
+        stored = CacheStorageBackend(uid, cache=cl)
+        assert [i.kwargs for i in stored] == [{"hit": {"uid": uid}}]
+    with pytest.raises(InvalidSessionUid, match="whitespace"):
+        CacheStorageBackend("a {b}", cache=cl)
+
+
+def test_a_killed_holders_lock_expires(cluster, cl, uid):
+    manager = TriggerManager(CacheStorageBackend(uid, cache=cl))
+    manager.update_configuration(CONFIG)
+    caches[cl].close()
+    pid = os.fork()
+    if pid == 0:  # the holder: takes the lock for 2 seconds and dies holding it
+        try:
+            with CacheStorageBackend(uid, cache=cl).acquire_lock(ttl=2):
+                os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+    def locks() -> list[str]:
+        return [k for node in cluster.masters() for k in keys_of(node) if k.endswith(f"{uid}:lock")]
+
+    assert len(locks()) == 1, "the killed holder's lock is there"
+    wait_until(lambda: not locks(), "the killed holder's lock expiring")
+    manager.fire("hit", {"after": "expiry"})
+    stored = CacheStorageBackend(uid, cache=cl)
+    assert [i.kwargs for i in stored] == [{"hit": {"after": "expiry"}}]
