@@ -149,7 +149,8 @@ def test_a_session_that_cannot_be_read_is_reported_and_the_others_sent(stuck, al
 
 
 @pytest.mark.parametrize("odd", ["ops:{7}:a", "x{y}z\\:"])
-def test_redispatch_in_a_session_whose_uid_has_separators(alias, odd):
+def test_redispatch_in_a_session_whose_uid_has_separators(alias, uid, odd):
+    odd = f"{odd}{uid}"  # a new session each run
     questionnaire(odd, alias)
     old = add_stuck_instance(odd, alias)
     report = json.loads(
