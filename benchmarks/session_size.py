@@ -33,6 +33,7 @@ import uuid
 
 import django
 from django.conf import settings
+from fire_cost import install_noop_runner  # the runner that takes a ready instance and does nothing
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
 
@@ -53,17 +54,7 @@ def configure(cache: str, layout: str, memcached: str) -> None:
         USE_TZ=False,
     )
     django.setup()
-    from triggers.tasks.runners import BaseTaskRunner, task_runners
-
-    class IdleRunner(BaseTaskRunner):
-        """Takes a ready instance and does nothing with it."""
-
-        name = "idle"
-
-        def run(self, manager, task_instance):  # noqa: ANN001
-            pass
-
-    task_runners.register("idle", IdleRunner)
+    install_noop_runner()
 
 
 def new_manager(uid: str):
