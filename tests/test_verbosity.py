@@ -45,19 +45,17 @@ def _django_admin(path, *args):
     return subprocess_run(admin, "triggers", *args, PYTHONPATH=path)
 
 
+def _replay_json(entry, path, uid, *options):
+    """``replay <uid> t#0 --cache redis --json`` by ``entry``, with ``options`` after ``--json``."""
+    return entry(
+        path, "replay", uid, "t#0", "--cache", "redis", "--json", *options,
+        "--settings", "verbose_settings",
+    )
+
+
 @pytest.mark.parametrize("entry", [_python_m, _django_admin])
 def test_json_stays_json_and_stderr_has_no_traceback_by_default(failing, settings_path, entry):
-    done = entry(
-        settings_path,
-        "replay",
-        failing,
-        "t#0",
-        "--cache",
-        "redis",
-        "--json",
-        "--settings",
-        "verbose_settings",
-    )
+    done = _replay_json(entry, settings_path, failing)
     assert done.returncode == 3, done.stderr
     report = json.loads(done.stdout)
     assert report["instances"]["t#1"] == {"status": "failed", "error": "ValueError: boom"}
@@ -67,19 +65,7 @@ def test_json_stays_json_and_stderr_has_no_traceback_by_default(failing, setting
 
 @pytest.mark.parametrize("entry", [_python_m, _django_admin])
 def test_verbosity_2_prints_the_tasks_traceback(failing, settings_path, entry):
-    done = entry(
-        settings_path,
-        "replay",
-        failing,
-        "t#0",
-        "--cache",
-        "redis",
-        "--json",
-        "-v",
-        "2",
-        "--settings",
-        "verbose_settings",
-    )
+    done = _replay_json(entry, settings_path, failing, "-v", "2")
     assert done.returncode == 3, done.stderr
     json.loads(done.stdout)
     assert "Traceback (most recent call last)" in done.stderr
