@@ -1,6 +1,7 @@
 """Tasks whose every body execution appends a line to a log file, for the tests that
 count executions across processes (tests/faults/test_run_ownership.py and
-tests/celery/test_run_ownership.py; the Celery test project imports this module).
+tests/celery/test_run_ownership.py; the Celery test project imports this module),
+and the session configuration both run (:func:`runlog_config`).
 
 What a body does besides is told by its ``withParams`` (under ``runlog``):
 
@@ -116,3 +117,20 @@ def pid_of(path: Path, name: str) -> int | None:
         if logged == name and what == "start":
             return int(pid)
     return None
+
+
+def runlog_config(log: Path, run: str = "tests.runlog", **runlog: Any) -> dict[str, Any]:
+    """A session configuration of logged bodies: ``t_first`` (run by ``run``) after ``go``,
+    ``t_next`` after it, and ``t_every`` after ``go`` and every ``t_first``; each body
+    logs to ``log`` and is told ``runlog`` (``pause``, ``die``, ``die_before_sends``)."""
+    params = {"runlog": {"path": str(log), **runlog}}
+    return {
+        "t_first": {"after": ["go"], "run": run, "withParams": params},
+        "t_next": {"after": ["t_first"], "run": "tests.runlog", "withParams": params},
+        "t_every": {
+            "after": ["go"],
+            "andEvery": "t_first",
+            "run": "tests.runlog",
+            "withParams": params,
+        },
+    }

@@ -20,7 +20,6 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ from tests.celery.conftest import (
 )
 from tests.celery_app.config import QUEUE_DEFAULT, REDIS_BROKER, make_app
 from tests.conftest import require_service
-from tests.run_log_tasks import executions, pid_of
+from tests.run_log_tasks import executions, pid_of, runlog_config
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.operations.redispatch import redispatch
 from triggers.operations.resend import CELERY_TASK_NAME
@@ -68,20 +67,6 @@ def session(app: Any, settings: Any) -> TriggerManager:
     del settings.TRIGGERS_DEFAULT_RUNNER  # the celery runner, as in a worker
     settings.TRIGGERS_CELERY_APP = app
     return TriggerManager(CacheStorageBackend(f"celery-runs-{uuid.uuid4().hex}", cache="redis"))
-
-
-def _config(log: Path, run: str = "tests.runlog", **runlog: Any) -> dict[str, Any]:
-    params = {"runlog": {"path": str(log), **runlog}}
-    return {
-        "t_first": {"after": ["go"], "run": run, "withParams": params},
-        "t_next": {"after": ["t_first"], "run": "tests.runlog", "withParams": params},
-        "t_every": {
-            "after": ["go"],
-            "andEvery": "t_first",
-            "run": "tests.runlog",
-            "withParams": params,
-        },
-    }
 
 
 def statuses(manager: TriggerManager):
@@ -121,7 +106,7 @@ def test_a_child_paused_past_its_recovery_cannot_finish_the_run(workers, session
     worker = workers["runs"]
     mark = len(worker.log())
     log = tmp_path / "bodies.log"
-    session.update_configuration(_config(log, pause="t_first#0"))
+    session.update_configuration(runlog_config(log, pause="t_first#0"))
     session.fire("go")
     pid = _until(lambda: pid_of(log, "t_first#0"), "the first run starting", workers)
     try:
@@ -166,7 +151,7 @@ def test_a_child_killed_before_its_sends_then_the_beat_task_sends_them(
     workers, session, app, tmp_path
 ):
     log = tmp_path / "bodies.log"
-    session.update_configuration(_config(log, die_before_sends="t_first#0"))
+    session.update_configuration(runlog_config(log, die_before_sends="t_first#0"))
     session.fire("go")
     left = wait_until(
         statuses(session),
@@ -188,7 +173,7 @@ def test_acks_late_redeliveries_are_refused_and_counted(workers, session, tmp_pa
     worker = workers["runs"]
     mark = len(worker.log())
     log = tmp_path / "bodies.log"
-    session.update_configuration(_config(log, run="tests.runlog_acks_late", die="t_first#0"))
+    session.update_configuration(runlog_config(log, run="tests.runlog_acks_late", die="t_first#0"))
     session.fire("go")
     refusal = "not running t_first#0: it is running, not scheduled"
     _until(lambda: refusal in _since(worker, mark), "the redelivery refused", workers)

@@ -26,7 +26,7 @@ from django.db import connections
 
 from tests.conftest import prepare_cache, require_service
 from tests.ops_support import command
-from tests.run_log_tasks import executions
+from tests.run_log_tasks import executions, runlog_config
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.operations.redispatch import redispatch
 from triggers.tasks.runners import ThreadingTaskRunner
@@ -68,20 +68,6 @@ def where(request, settings):
         prepare_cache(request, alias)
     settings.TRIGGERS_DEFAULT_RUNNER = "threading"
     return request.param
-
-
-def _config(log: Path, **runlog: Any) -> dict[str, Any]:
-    params = {"runlog": {"path": str(log), **runlog}}
-    return {
-        "t_first": {"after": ["go"], "run": "tests.runlog", "withParams": params},
-        "t_next": {"after": ["t_first"], "run": "tests.runlog", "withParams": params},
-        "t_every": {
-            "after": ["go"],
-            "andEvery": "t_first",
-            "run": "tests.runlog",
-            "withParams": params,
-        },
-    }
 
 
 def _worker(where: tuple[str, str], uid: str, report: str) -> None:
@@ -150,7 +136,7 @@ def test_a_worker_paused_past_its_recovery_cannot_finish_the_run(where, worker, 
     uid = f"fence-{uuid.uuid4().hex}"
     log = tmp_path / "bodies.log"
     manager = TriggerManager(_storage(where, uid))
-    manager.update_configuration(_config(log, pause="t_first#0"))
+    manager.update_configuration(runlog_config(log, pause="t_first#0"))
     process, report = worker(where, uid)
     _wait(lambda: _state(process) == "T", "the worker pausing in its body")
     assert statuses(where, uid)["t_first#0"] == "running"
@@ -181,7 +167,7 @@ def test_a_worker_killed_before_its_sends_then_redispatch_runs_each_body_once(
     uid = f"fence-{uuid.uuid4().hex}"
     log = tmp_path / "bodies.log"
     manager = TriggerManager(_storage(where, uid))
-    manager.update_configuration(_config(log, die_before_sends="t_first#0"))
+    manager.update_configuration(runlog_config(log, die_before_sends="t_first#0"))
     process, _report = worker(where, uid)
     process.join(BOUND)
     assert process.exitcode == -signal.SIGKILL
