@@ -8,7 +8,6 @@ asserts on durations, but every wait is bounded so that a test cannot hang.
 from __future__ import annotations
 
 import base64
-import multiprocessing
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ import pytest
 from django.core.cache import caches
 from django.db import connections, router
 
+from tests.faults.children import end_all, fork
 from triggers import CacheStorageBackend
 from triggers.cache_internals import database_cache_table, database_row_expiry, redis_codec
 from triggers.errors import BackendUnavailable, StorageCorrupted
@@ -33,7 +33,6 @@ from triggers.locking import (
     acquire_lock,
 )
 
-FORK = multiprocessing.get_context("fork")
 #: the longest any one wait of a test may take before the test fails
 BOUND = 20.0
 
@@ -366,13 +365,9 @@ def _child(target: Any, *args: Any) -> None:
 
 
 def start_child(target: Any, *args: Any) -> Any:
-    """``target(*args)`` in a forked process that shares no connection with this one."""
-    connections.close_all()
-    for cache in caches.all(initialized_only=True):
-        cache.close()
-    process = FORK.Process(target=_child, args=(target, *args))
-    process.start()
-    return process
+    """``target(*args)`` in a forked process that shares no connection with this one,
+    exiting 0 if it returns, 1 (its traceback printed) if it raises."""
+    return fork(_child, target, *args)
 
 
 def wait_stopped(process: Any) -> None:
@@ -410,11 +405,7 @@ def paused_holder(tmp_path):
         return process, report
 
     yield start
-    for process in started:
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGCONT)
-            os.kill(process.pid, signal.SIGKILL)
-        process.join(BOUND)
+    end_all(started, BOUND)
 
 
 @pytest.mark.parametrize("alias", ["db_pg"])

@@ -11,7 +11,6 @@ bounded, and nothing asserts on durations.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -21,17 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.cache import caches
-from django.db import connections
 
 from tests.conftest import prepare_cache, require_service
+from tests.faults.children import end_all, fork
 from tests.ops_support import command
 from tests.run_log_tasks import executions, runlog_config
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.operations.redispatch import redispatch
 from triggers.tasks.runners import ThreadingTaskRunner
 
-FORK = multiprocessing.get_context("fork")
 #: the longest any one wait may take before the test fails
 BOUND = 30.0
 
@@ -87,15 +84,6 @@ def _worker(where: tuple[str, str], uid: str, report: str) -> None:
     os._exit(0)
 
 
-def _start_worker(where: tuple[str, str], uid: str, report: Path) -> Any:
-    connections.close_all()
-    for cache in caches.all(initialized_only=True):
-        cache.close()
-    process = FORK.Process(target=_worker, args=(where, uid, str(report)))
-    process.start()
-    return process
-
-
 def _state(process: Any) -> str:
     with open(f"/proc/{process.pid}/stat") as stat:
         return stat.read().rpartition(")")[2].split()[0]
@@ -119,16 +107,12 @@ def worker(tmp_path):
 
     def start(where: tuple[str, str], uid: str) -> tuple[Any, Path]:
         report = tmp_path / f"worker-{len(started)}.log"
-        process = _start_worker(where, uid, report)
+        process = fork(_worker, where, uid, str(report))
         started.append(process)
         return process, report
 
     yield start
-    for process in started:
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGCONT)
-            os.kill(process.pid, signal.SIGKILL)
-        process.join(BOUND)
+    end_all(started, BOUND)
     ThreadingTaskRunner.join_all(timeout=BOUND)
 
 
