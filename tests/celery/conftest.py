@@ -22,7 +22,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.celery_app.config import QUEUES
+from tests.celery_app.config import QUEUES, REDIS_BROKER, make_app
+from triggers import CacheStorageBackend, TriggerManager
 
 ROOT = Path(__file__).resolve().parents[2]
 #: how long a worker may take to start, and a workflow to end
@@ -51,6 +52,12 @@ def require_broker(url: str) -> None:
     port = parsed.port or {"redis": 6379, "amqp": 5672}[parsed.scheme]
     if not reachable(parsed.hostname or "127.0.0.1", port):
         _missing(f"the broker {parsed.scheme}://{parsed.hostname}:{port} is not reachable")
+
+
+def require_redis_broker() -> None:
+    """Skip (or fail) without Celery, or without the Redis broker of the tests."""
+    require_celery()
+    require_broker(REDIS_BROKER)
 
 
 def _die_with_parent() -> None:
@@ -223,6 +230,40 @@ def wait_until(
             logs = "\n".join(f"--- {w.name}\n{w.log()[-6000:]}" for w in workers.values())
             pytest.fail(f"after {timeout}s expected {expected}\nsaw {seen}\n{logs}")
         time.sleep(0.1)
+
+
+def celery_manager(
+    settings: Any, app: Any, storage: Any, workflow: dict[str, Any] | None = None
+) -> TriggerManager:
+    """A manager on ``storage`` (configured with ``workflow``, if given), set up as in a
+    Triggers 2.x project: no runner setting (so the celery runner, as in a worker), and
+    ``app`` sending. ``settings`` is pytest-django's fixture."""
+    del settings.TRIGGERS_DEFAULT_RUNNER
+    settings.TRIGGERS_CELERY_APP = app
+    manager = TriggerManager(storage)
+    if workflow is not None:
+        manager.update_configuration(workflow)
+    return manager
+
+
+def statuses(manager: TriggerManager) -> Callable[[], dict[str, str]]:
+    """What reads the statuses (instance name -> status) of ``manager``'s session in the
+    shared Redis cache, anew at each call: a ``read`` for :func:`wait_until`."""
+
+    def read() -> dict[str, str]:
+        storage = CacheStorageBackend(manager.storage.uid, cache="redis")
+        return {instance.name: instance.status for instance in storage.iter_instances()}
+
+    return read
+
+
+@pytest.fixture(scope="module")
+def redis_app() -> Any:
+    """The test project's Celery app on the Redis broker (skipped, or failed, without either)."""
+    require_redis_broker()
+    from tests.celery_app import tasks  # noqa: F401  (the test process sends them)
+
+    return make_app(REDIS_BROKER)
 
 
 @pytest.fixture(autouse=True)

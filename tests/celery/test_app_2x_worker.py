@@ -19,14 +19,15 @@ import pytest
 
 from tests.celery.conftest import (
     DEADLINE,
-    require_broker,
-    require_celery,
+    celery_manager,
+    require_redis_broker,
     running_workers,
+    statuses,
     wait_until,
 )
 from tests.celery_app.config import REDIS_BROKER
 from tests.conftest import require_service
-from triggers import CacheStorageBackend, TriggerManager
+from triggers import CacheStorageBackend
 from triggers.types import TaskInstance
 
 QUEUE = "triggers-tests-app-2x"
@@ -49,8 +50,7 @@ WORKFLOW = {
 
 @pytest.fixture(scope="module")
 def app_2x() -> Any:
-    require_celery()
-    require_broker(REDIS_BROKER)
+    require_redis_broker()
     from tests.compat.app_2x import tasks  # noqa: F401  (the test process sends them)
     from tests.compat.app_2x.celery import app
 
@@ -92,22 +92,14 @@ def test_the_2x_app_runs_unchanged_and_celery_sees_its_retry(worker, app_2x, pub
     from tests.celery.retry_monitor import KEY
 
     # As in a 2.x project: no runner setting; the app's own Celery app sends.
-    del settings.TRIGGERS_DEFAULT_RUNNER
-    settings.TRIGGERS_CELERY_APP = app_2x
     uid = f"app-2x-{uuid.uuid4().hex}"
-    manager = TriggerManager(CacheStorageBackend(uid, cache="redis"))
-    manager.update_configuration(WORKFLOW)
+    manager = celery_manager(settings, app_2x, CacheStorageBackend(uid, cache="redis"), WORKFLOW)
 
     manager.fire("sessionStarted", {"subject_id": 42})
     manager.fire("pageSaved", {"page": 1})
     manager.fire("pageSaved", {"page": 13})
-
-    def statuses() -> dict[str, str]:
-        storage = CacheStorageBackend(uid, cache="redis")
-        return {instance.name: instance.status for instance in storage.iter_instances()}
-
     wait_until(
-        statuses,
+        statuses(manager),
         {
             "t_importSubject#0": "finished",
             "t_scorePage#0": "finished",

@@ -26,12 +26,12 @@ import pytest
 
 from tests.celery.conftest import (
     DEADLINE,
-    require_broker,
-    require_celery,
+    celery_manager,
     running_workers,
+    statuses,
     wait_until,
 )
-from tests.celery_app.config import QUEUE_DEFAULT, REDIS_BROKER, make_app
+from tests.celery_app.config import QUEUE_DEFAULT, REDIS_BROKER
 from tests.conftest import require_service
 from tests.run_log_tasks import executions, pid_of, runlog_config
 from triggers import CacheStorageBackend, TriggerManager
@@ -40,19 +40,10 @@ from triggers.operations.resend import CELERY_TASK_NAME
 
 
 @pytest.fixture(scope="module")
-def app() -> Any:
-    require_celery()
-    require_broker(REDIS_BROKER)
-    from tests.celery_app import tasks  # noqa: F401  (the test process sends them)
-
-    return make_app(REDIS_BROKER)
-
-
-@pytest.fixture(scope="module")
-def workers(app: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def workers(redis_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One worker with two child processes, on the default queue."""
     with running_workers(
-        app,
+        redis_app,
         REDIS_BROKER,
         tmp_path_factory.mktemp("run-workers"),
         pool="prefork:2",
@@ -62,21 +53,10 @@ def workers(app: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture
-def session(app: Any, settings: Any) -> TriggerManager:
+def session(redis_app: Any, settings: Any) -> TriggerManager:
     require_service("redis")
-    del settings.TRIGGERS_DEFAULT_RUNNER  # the celery runner, as in a worker
-    settings.TRIGGERS_CELERY_APP = app
-    return TriggerManager(CacheStorageBackend(f"celery-runs-{uuid.uuid4().hex}", cache="redis"))
-
-
-def statuses(manager: TriggerManager):
-    def read() -> dict[str, str]:
-        return {
-            i.name: i.status
-            for i in CacheStorageBackend(manager.storage.uid, cache="redis").iter_instances()
-        }
-
-    return read
+    storage = CacheStorageBackend(f"celery-runs-{uuid.uuid4().hex}", cache="redis")
+    return celery_manager(settings, redis_app, storage)
 
 
 def _until(condition: Any, what: str, workers: dict[str, Any]) -> Any:
@@ -148,7 +128,7 @@ def test_a_child_paused_past_its_recovery_cannot_finish_the_run(workers, session
 
 
 def test_a_child_killed_before_its_sends_then_the_beat_task_sends_them(
-    workers, session, app, tmp_path
+    workers, session, redis_app, tmp_path
 ):
     log = tmp_path / "bodies.log"
     session.update_configuration(runlog_config(log, die_before_sends="t_first#0"))
@@ -161,7 +141,7 @@ def test_a_child_killed_before_its_sends_then_the_beat_task_sends_them(
     assert left == {"t_first#0": "finished", "t_next#0": "scheduled", "t_every#0": "scheduled"}
 
     # What celery beat would send on its schedule.
-    sent = app.send_task(
+    sent = redis_app.send_task(
         CELERY_TASK_NAME, kwargs={"older_than": 0, "uids": [session.storage.uid], "cache": "redis"}
     )
     wait_until(statuses(session), {"t_next#0": "finished", "t_every#0": "finished"}, workers)

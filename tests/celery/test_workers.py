@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.celery.conftest import require_broker, require_celery, running_workers, wait_until
+from tests.celery.conftest import (
+    celery_manager,
+    require_broker,
+    require_celery,
+    running_workers,
+    statuses,
+    wait_until,
+)
 from tests.celery_app.config import (
     AMQP_BROKER,
     QUEUE_DEFAULT,
@@ -47,15 +54,6 @@ WORKFLOW: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="module")
-def redis_app() -> Any:
-    require_celery()
-    require_broker(REDIS_BROKER)
-    from tests.celery_app import tasks  # noqa: F401  (the test process sends them)
-
-    return make_app(REDIS_BROKER)
-
-
-@pytest.fixture(scope="module")
 def redis_workers(redis_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Two workers: one for the default and import queues, one for the score queue."""
     with running_workers(
@@ -72,24 +70,12 @@ def redis_workers(redis_app: Any, tmp_path_factory: pytest.TempPathFactory) -> A
 def celery_session(settings: Any) -> Any:
     """A manager on a new session in the shared Redis cache, with the setup of a 2.x project."""
     require_service("redis")
-    # As in a Triggers 2.x project: no runner setting, and the test app sends.
-    del settings.TRIGGERS_DEFAULT_RUNNER
 
     def start(app: Any) -> TriggerManager:
-        settings.TRIGGERS_CELERY_APP = app
-        manager = TriggerManager(CacheStorageBackend(f"celery-{uuid.uuid4().hex}", cache="redis"))
-        manager.update_configuration(WORKFLOW)
-        return manager
+        storage = CacheStorageBackend(f"celery-{uuid.uuid4().hex}", cache="redis")
+        return celery_manager(settings, app, storage, WORKFLOW)
 
     return start
-
-
-def statuses(manager: TriggerManager):
-    def read() -> dict[str, str]:
-        storage = CacheStorageBackend(manager.storage.uid, cache="redis")
-        return {instance.name: instance.status for instance in storage.iter_instances()}
-
-    return read
 
 
 def instance(manager: TriggerManager, name: str) -> TaskInstance:
@@ -207,11 +193,8 @@ def test_a_questionnaire_on_the_database_backend(database_workers, redis_app, se
     require_service("postgresql")
     from triggers.storages.database import DatabaseStorageBackend
 
-    del settings.TRIGGERS_DEFAULT_RUNNER
-    settings.TRIGGERS_CELERY_APP = redis_app
     uid = f"celery-db-{uuid.uuid4().hex}"
-    manager = TriggerManager(DatabaseStorageBackend(uid, using="pg"))
-    manager.update_configuration(WORKFLOW)
+    manager = celery_manager(settings, redis_app, DatabaseStorageBackend(uid, using="pg"), WORKFLOW)
     manager.fire("sessionStarted", {"subject_id": 7})
     manager.fire("pageSaved", {"page": 1})
 
