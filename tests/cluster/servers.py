@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.redis_processes import log_tail, poll_until, popen_logged, wait_answering
+
 __all__ = ["DEADLINE", "Cluster", "Node", "SentinelSetup", "base_port", "wait_until"]
 
 #: how long servers may take to start, to agree on a topology or to fail over (seconds)
 DEADLINE = 60.0
+#: how often a wait polls (seconds)
+EVERY = 0.05
 #: a cluster node (or Sentinel) holds a master for failed after this (milliseconds)
 NODE_TIMEOUT_MS = 1500
 
@@ -41,19 +44,7 @@ def base_port(offset: int) -> int:
 
 def wait_until(check: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
     """Poll ``check()`` until it returns something true; fail the test after ``deadline``."""
-    end = time.monotonic() + deadline
-    last: BaseException | None = None
-    while True:
-        try:
-            found = check()
-            if found:
-                return found
-        except (redis.RedisError, OSError) as exc:
-            last = exc
-        if time.monotonic() > end:
-            error = f" (last error: {last!r})" if last else ""
-            pytest.fail(f"{what}: not after {deadline}s{error}")
-        time.sleep(0.05)
+    return poll_until(check, what, deadline, EVERY)
 
 
 def _binary(name: str) -> str:
@@ -101,23 +92,14 @@ class Node:
             *("--save", "", "--appendonly", "no", "--daemonize", "no"),
             *self.extra,
         ]
-        log = open(self.directory / f"{self.port}.log", "ab")  # noqa: SIM115 (the process keeps it)
-        with log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        process = self.process
-
-        def answers() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"redis-server on {self.port} exited: {self.log()}")
-            with self.admin() as client:
-                return bool(client.ping())
-
-        wait_until(answers, f"redis-server answering PING on {self.address}")
+        log = self.directory / f"{self.port}.log"
+        self.process = popen_logged(command, log)
+        server = f"redis-server on {self.address}"
+        wait_answering(self.process, log, self.admin, server, DEADLINE, EVERY)
         return self
 
     def log(self) -> str:
-        path = self.directory / f"{self.port}.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        return log_tail(self.directory / f"{self.port}.log")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

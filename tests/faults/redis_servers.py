@@ -14,7 +14,6 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,22 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.redis_processes import log_tail, poll_until, popen_logged, wait_answering
+
 __all__ = ["RedisServer", "redis_servers", "wait_until"]
 
 #: how long a server may take to answer, to sync or to let its keys expire (seconds)
 DEADLINE = 30.0
+#: how often a wait polls (seconds)
+EVERY = 0.02
 
 
 def wait_until(
-    check: Callable[[], Any], what: str, deadline: float = DEADLINE, every: float = 0.02
+    check: Callable[[], Any], what: str, deadline: float = DEADLINE, every: float = EVERY
 ) -> Any:
     """Poll ``check()`` until it returns something true, and return that; fail
     the test with ``what`` (and the last error, if any) once ``deadline`` passed."""
-    end = time.monotonic() + deadline
-    last: BaseException | None = None
-    while True:
-        try:
-            found = check()
-            if found:
-                return found
-        except (redis.RedisError, OSError) as exc:
-            last = exc
-        if time.monotonic() > end:
-            error = f" (last error: {last!r})" if last else ""
-            pytest.fail(f"{what}: not after {deadline}s{error}")
-        time.sleep(every)
+    return poll_until(check, what, deadline, every)
 
 
 def _free_port() -> int:
@@ -111,26 +102,14 @@ class RedisServer:
             "repl-diskless-sync-delay": "0",
         }
         arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
-        with open(self.directory / f"{self.name}.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [self.binary, *arguments], stdout=log, stderr=subprocess.STDOUT
-            )
-        process = self.process
-
-        def answers() -> bool:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"redis-server {self.name} exited with {process.returncode}: {self.log()}"
-                )
-            with self.admin() as client:
-                return bool(client.ping())
-
-        wait_until(answers, f"redis-server {self.name} answering PING on {self.address}")
+        log = self.directory / f"{self.name}.log"
+        self.process = popen_logged([self.binary, *arguments], log)
+        server = f"redis-server {self.name} on {self.address}"
+        wait_answering(self.process, log, self.admin, server, DEADLINE, EVERY)
         return self
 
     def log(self) -> str:
-        path = self.directory / f"{self.name}.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        return log_tail(self.directory / f"{self.name}.log")
 
     def save(self) -> None:
         """Write the RDB snapshot now (SAVE: it holds every write made before)."""
