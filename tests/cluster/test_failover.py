@@ -26,7 +26,7 @@ from triggers.storages.cache.keys import KEY_PREFIX, cluster_slot
 BEFORE, AFTER = 150, 60
 #: the caches' default timeout, and so the ttl of a session's lock: a lock
 #: whose release the failover dropped (it reached the old master only) is
-#: left on the new master until it expires (sessions live longer: see firing)
+#: left on the new master until it expires (sessions live longer: see fire_through)
 LOCK_TTL = 10
 SESSION_TIMEOUT = 600
 
@@ -53,100 +53,96 @@ def session_master(cluster, alias, uid):
     return cluster.master_of_slot(cluster_slot(made_head))
 
 
+def cluster_session(cluster, on_caches, uid):
+    """Cache ``cl`` on the healthy cluster: the master of session ``uid``, and its replica."""
+    cluster.wait_healthy()
+    on_caches(cl={**cluster_cache(cluster), "TIMEOUT": LOCK_TTL})
+    master = session_master(cluster, "cl", uid)
+    return master, cluster.replica_of(master)
+
+
+def sentinel_session(sentinel, on_caches):
+    """Cache ``sc`` on the Sentinel setup: the master's port, and the master, once its
+    replica is online."""
+    on_caches(sc={**sentinel_cache(sentinel), "TIMEOUT": LOCK_TTL})
+    before = sentinel.master_port()
+    master = next(n for n in (sentinel.master, sentinel.replica) if n.port == before)
+    wait_until(lambda: replica_online(master), "the master's replica online")
+    return before, master
+
+
 @pytest.fixture
-def firing(tmp_path):
+def fire_through(tmp_path):
+    """``fire_through(scenario, alias, uid, wait, disrupt, before)``: clients fire into
+    session ``uid`` of cache ``alias`` (``wait`` replicas); once ``BEFORE`` fires are
+    acknowledged (``before`` says which), ``disrupt()`` fails the master over; then
+    ``AFTER`` more, and the outcome is checked and reported as ``scenario``. No client
+    is left behind, whatever happened."""
     made = []
 
-    def start(alias, uid, wait):
+    def run(scenario, alias, uid, wait, disrupt, before="fires before the failover"):
         with override_settings(
             TRIGGERS_REDIS_WAIT_REPLICAS=wait, TRIGGERS_SESSION_TIMEOUT=SESSION_TIMEOUT
         ):
             made.append(Firing(alias, uid, tmp_path).start())
-        return made[-1]
+            fire = made[-1]
+            fire.wait_for_more(BEFORE, before)
+            disrupt()
+            healed = fire.acknowledged()
+            fire.wait_for_more(AFTER, "fires after the failover")
+            fire.stop()
+            check(scenario, fire.outcome(healed), wait, tmp_path)
 
-    yield start
+    yield run
     for one in made:
         one.kill()
 
 
-def test_cluster_master_killed(cluster, on_caches, firing, uid, wait, tmp_path):
-    cluster.wait_healthy()
-    on_caches(cl={**cluster_cache(cluster), "TIMEOUT": LOCK_TTL})
-    master = session_master(cluster, "cl", uid)
-    replica = cluster.replica_of(master)
-    with override_settings(
-        TRIGGERS_REDIS_WAIT_REPLICAS=wait, TRIGGERS_SESSION_TIMEOUT=SESSION_TIMEOUT
-    ):
-        fire = firing("cl", uid, wait)
-        fire.wait_for_more(BEFORE, "fires before the kill")
+def test_cluster_master_killed(cluster, on_caches, fire_through, uid, wait):
+    master, replica = cluster_session(cluster, on_caches, uid)
+
+    def kill():
         master.kill()
         wait_until(lambda: role(replica) == "master", "the replica taking over")
         cluster.wait_healthy(replicas=False)
         master.restart()  # it comes back as the new master's replica
         cluster.wait_healthy()
-        healed = fire.acknowledged()
-        fire.wait_for_more(AFTER, "fires after the failover")
-        fire.stop()
-        check("cluster kill -9", fire.outcome(healed), wait, tmp_path)
+
+    fire_through("cluster kill -9", "cl", uid, wait, kill, "fires before the kill")
 
 
-def test_cluster_failover_by_hand(cluster, on_caches, firing, uid, wait, tmp_path):
-    cluster.wait_healthy()
-    on_caches(cl={**cluster_cache(cluster), "TIMEOUT": LOCK_TTL})
-    master = session_master(cluster, "cl", uid)
-    replica = cluster.replica_of(master)
-    with override_settings(
-        TRIGGERS_REDIS_WAIT_REPLICAS=wait, TRIGGERS_SESSION_TIMEOUT=SESSION_TIMEOUT
-    ):
-        fire = firing("cl", uid, wait)
-        fire.wait_for_more(BEFORE, "fires before the failover")
+def test_cluster_failover_by_hand(cluster, on_caches, fire_through, uid, wait):
+    master, replica = cluster_session(cluster, on_caches, uid)
+
+    def failover():
         with replica.admin() as client:
             client.execute_command("CLUSTER FAILOVER")
         wait_until(lambda: role(replica) == "master" and role(master) == "slave", "the failover")
         cluster.wait_healthy()
-        healed = fire.acknowledged()
-        fire.wait_for_more(AFTER, "fires after the failover")
-        fire.stop()
-        check("cluster CLUSTER FAILOVER", fire.outcome(healed), wait, tmp_path)
+
+    fire_through("cluster CLUSTER FAILOVER", "cl", uid, wait, failover)
 
 
-def test_sentinel_failover(sentinel, on_caches, firing, uid, wait, tmp_path):
-    on_caches(sc={**sentinel_cache(sentinel), "TIMEOUT": LOCK_TTL})
-    before = sentinel.master_port()
-    current = next(n for n in (sentinel.master, sentinel.replica) if n.port == before)
-    wait_until(lambda: replica_online(current), "the master's replica online")
-    with override_settings(
-        TRIGGERS_REDIS_WAIT_REPLICAS=wait, TRIGGERS_SESSION_TIMEOUT=SESSION_TIMEOUT
-    ):
-        fire = firing("sc", uid, wait)
-        fire.wait_for_more(BEFORE, "fires before the failover")
+def test_sentinel_failover(sentinel, on_caches, fire_through, uid, wait):
+    before, old = sentinel_session(sentinel, on_caches)
+
+    def failover():
         with sentinel.sentinels[0].admin() as client:
             client.execute_command("SENTINEL", "FAILOVER", sentinel.NAME)
         wait_until(lambda: sentinel.master_port() != before, "Sentinel naming a new master")
-        old = next(n for n in (sentinel.master, sentinel.replica) if n.port == before)
         wait_until(lambda: role(old) == "slave", "the old master demoted")
-        healed = fire.acknowledged()
-        fire.wait_for_more(AFTER, "fires after the failover")
-        fire.stop()
-        check("Sentinel SENTINEL FAILOVER", fire.outcome(healed), wait, tmp_path)
+
+    fire_through("Sentinel SENTINEL FAILOVER", "sc", uid, wait, failover)
 
 
-def test_sentinel_master_killed(sentinel, on_caches, firing, uid, wait, tmp_path):
-    on_caches(sc={**sentinel_cache(sentinel), "TIMEOUT": LOCK_TTL})
-    before = sentinel.master_port()
-    old = next(n for n in (sentinel.master, sentinel.replica) if n.port == before)
-    wait_until(lambda: replica_online(old), "the master's replica online")
-    with override_settings(
-        TRIGGERS_REDIS_WAIT_REPLICAS=wait, TRIGGERS_SESSION_TIMEOUT=SESSION_TIMEOUT
-    ):
-        fire = firing("sc", uid, wait)
-        fire.wait_for_more(BEFORE, "fires before the kill")
+def test_sentinel_master_killed(sentinel, on_caches, fire_through, uid, wait):
+    before, old = sentinel_session(sentinel, on_caches)
+
+    def kill():
         old.kill()
         wait_until(lambda: sentinel.master_port() != before, "Sentinel naming a new master")
         old.restart()  # Sentinel makes it a replica of the new master
         new = next(n for n in (sentinel.master, sentinel.replica) if n is not old)
         wait_until(lambda: role(old) == "slave" and replica_online(new), "the old master rejoining")
-        healed = fire.acknowledged()
-        fire.wait_for_more(AFTER, "fires after the failover")
-        fire.stop()
-        check("Sentinel master kill -9", fire.outcome(healed), wait, tmp_path)
+
+    fire_through("Sentinel master kill -9", "sc", uid, wait, kill, "fires before the kill")
