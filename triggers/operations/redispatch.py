@@ -52,7 +52,7 @@ def _worker_lost() -> dict[str, Any]:
             "The worker running this instance was lost: it was still running when it was"
             " re-dispatched, so it was marked failed and replayed.\n"
         ),
-        TaskInstance.META_EXCEPTION_CONTEXT: {"phase": "redispatch"},
+        TaskInstance.META_FAILURE: {"phase": "redispatch"},
         TaskInstance.META_LOG_LEVEL: logging.ERROR,
     }
 

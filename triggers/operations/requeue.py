@@ -66,7 +66,7 @@ def _stuck_metadata(status: str, age: float) -> dict[str, Any]:
             f"Requeued by an operator: it had been {status} for {age:.0f} s, so it was"
             " marked failed and replayed.\n"
         ),
-        TaskInstance.META_EXCEPTION_CONTEXT: {"phase": "requeue", "status": status},
+        TaskInstance.META_FAILURE: {"phase": "requeue", "status": status},
         TaskInstance.META_LOG_LEVEL: logging.ERROR,
     }
 
