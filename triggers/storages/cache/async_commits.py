@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ...errors import LockBackendError, LockLost, NotSupported
@@ -53,6 +53,22 @@ async def _let_go(lock: CacheLock, driver: AsyncRedisDriver) -> None:
         await driver.release(lock.key, lock.token)
 
 
+async def _attempt(call: Awaitable[T]) -> T:
+    """Await one lock attempt in a task of its own, so that a cancellation of
+    this task is raised here even where a call below would swallow it (as
+    ``asyncio.wait_for`` can on Python 3.10 and 3.11, with no way to tell
+    afterwards on 3.10), and only once the attempt has ended, so that a lock
+    it took is known and can be let go."""
+    attempt = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(attempt)
+    except asyncio.CancelledError:
+        await asyncio.wait({attempt})
+        if not attempt.cancelled():
+            attempt.exception()  # looked at: the cancellation is what goes on
+        raise
+
+
 async def acquire_async(
     lock: CacheLock, driver: AsyncRedisDriver, read: Sequence[str]
 ) -> dict[str, Any]:
@@ -66,7 +82,9 @@ async def acquire_async(
     failing_until: float | None = None
     while True:
         try:
-            taken, values = await driver.try_acquire_and_read(lock.key, lock.token, lock.ttl, read)
+            taken, values = await _attempt(
+                driver.try_acquire_and_read(lock.key, lock.token, lock.ttl, read)
+            )
             check_cancelled()
         except BaseException as exc:
             await asyncio.shield(_let_go(lock, driver))
