@@ -20,9 +20,14 @@ from tests.ops_support import command
 from tests.storage_support import fresh, keys_of, populate, tasks_version
 from triggers import CacheStorageBackend
 
-LIFETIME = 6  # seconds
+LIFETIME = 8  # seconds
 #: when the second save comes, after the first: before any refresh is due
-SECOND_SAVE = 1.5
+SECOND_SAVE = 3
+#: how long before the promised end the session is read: Memcached counts
+#: expiry in whole seconds of a clock it ticks once a second, so an entry
+#: may go up to a second early; a session that only the first save kept
+#: would be gone by then (SECOND_SAVE + LIFETIME - MARGIN > LIFETIME)
+MARGIN = 2
 CACHES = ["locmem", "redis", "dredis", "memcached", "db_sqlite"]
 
 
@@ -54,7 +59,7 @@ def test_a_session_lives_its_timeout_after_its_last_save(request, uid):
         saved[place] = time.time()
         expected[place] = fresh(store).debug_repr()
     # Just short of a timeout after the second save; every wait in this test is shorter.
-    time.sleep(max(0.0, min(saved.values()) + LIFETIME - 1 - time.time()))
+    time.sleep(max(0.0, min(saved.values()) + LIFETIME - MARGIN - time.time()))
     late = []
     for place, store in stores.items():
         found = fresh(store).debug_repr()
