@@ -20,6 +20,7 @@ from typing import Any
 
 from ..conf import get_setting
 from ..errors import InvalidSessionUid, UnknownInstance
+from ..locking.naming import cache_words
 from ..registry import UnknownRegistryKey
 from ..storages.base import BaseTriggerStorage, storage_backends, validate_uid
 from ..storages.cache import CacheStorageBackend
@@ -206,7 +207,11 @@ def open_session(uid: str, place: Place | None = None) -> BaseTriggerStorage:
     """The storage of an existing session: one with tasks or instances."""
     storage = open_storage(uid, place)
     if not storage.tasks and not len(storage.instances):
-        raise BadInput(f"no session {uid!r} in {' '.join(location(storage, quote=True))}")
+        if isinstance(storage, CacheStorageBackend):
+            where = f"cache {cache_words(storage.cache)}"  # alias and address
+        else:
+            where = " ".join(location(storage, quote=True))
+        raise BadInput(f"no session {uid!r} in {where}")
     return storage
 
 
