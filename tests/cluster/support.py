@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Iterable
 
 from tests.cluster.servers import Node
+from triggers import CacheStorageBackend
+from triggers.testing import StorageBackendTests
 
 #: what servers send each other (Sentinel's checks, replicas' acknowledgements)
 #: and connection handshakes: never a request of a fire
@@ -61,3 +64,20 @@ def keys_of(node: Node) -> list[str]:
     """Every key ``node`` holds itself."""
     with node.admin() as client:
         return [key.decode() for key in client.scan_iter(count=1000)]
+
+
+class KitOnAlias(StorageBackendTests):
+    """Every check of the storage kit on the cache ``self.alias`` (a subclass's
+    autouse fixture sets it); the processes fire 4 x 100 into one session."""
+
+    alias: str
+    locks_across_processes = True
+    kit_processes = 4
+    kit_fires_per_process = 100
+    kit_process_timeout = 240.0
+
+    def make_storage(self, uid):
+        return CacheStorageBackend(uid, cache=self.alias)
+
+    def storage_factory(self):
+        return functools.partial(CacheStorageBackend, cache=self.alias)

@@ -9,7 +9,6 @@ in one request, and a lock whose holder was killed expiring.
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 
@@ -18,11 +17,10 @@ from django.core.cache import caches
 
 from tests.cluster.conftest import cluster_cache
 from tests.cluster.servers import wait_until
-from tests.cluster.support import Requests, keys_of
+from tests.cluster.support import KitOnAlias, Requests, keys_of
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import InvalidSessionUid
 from triggers.storages.cache.keys import KEY_PREFIX, PART_PREFIX, cluster_slot
-from triggers.testing import StorageBackendTests
 
 CONFIG = {"t_hit": {"after": ["hit", "never"], "andEvery": "hit", "run": "hit"}}
 
@@ -35,23 +33,10 @@ def cl(cluster, on_caches):
     return "cl"
 
 
-class TestClusterStorage(StorageBackendTests):
-    """Every check of the kit; the processes fire 4 x 100 into one session."""
-
-    locks_across_processes = True
-    kit_processes = 4
-    kit_fires_per_process = 100
-    kit_process_timeout = 240.0
-
+class TestClusterStorage(KitOnAlias):
     @pytest.fixture(autouse=True)
     def alias(self, cl):
         self.alias = cl
-
-    def make_storage(self, uid):
-        return CacheStorageBackend(uid, cache=self.alias)
-
-    def storage_factory(self):
-        return functools.partial(CacheStorageBackend, cache=self.alias)
 
 
 def test_sessions_spread_over_every_master_each_on_one(cluster, cl, uid):

@@ -3,14 +3,11 @@ replica and three Sentinels of the suite's own."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from tests.cluster.conftest import sentinel_cache
-from tests.cluster.support import Requests
+from tests.cluster.support import KitOnAlias, Requests
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.testing import StorageBackendTests
 
 CONFIG = {"t_hit": {"after": ["hit", "never"], "andEvery": "hit", "run": "hit"}}
 
@@ -27,23 +24,10 @@ def sc(sentinel, on_caches):
     return "sc"
 
 
-class TestSentinelStorage(StorageBackendTests):
-    """Every check of the kit; the processes fire 4 x 100 into one session."""
-
-    locks_across_processes = True
-    kit_processes = 4
-    kit_fires_per_process = 100
-    kit_process_timeout = 240.0
-
+class TestSentinelStorage(KitOnAlias):
     @pytest.fixture(autouse=True)
     def alias(self, sc):
         self.alias = sc
-
-    def make_storage(self, uid):
-        return CacheStorageBackend(uid, cache=self.alias)
-
-    def storage_factory(self):
-        return functools.partial(CacheStorageBackend, cache=self.alias)
 
 
 def test_a_fire_is_one_request_to_the_master(sentinel, sc, uid):

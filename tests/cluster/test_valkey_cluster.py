@@ -3,13 +3,10 @@ subclass) as the sessions' cache, on the suite's Redis Cluster."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-from tests.cluster.support import Requests, keys_of
+from tests.cluster.support import KitOnAlias, Requests, keys_of
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.testing import StorageBackendTests
 
 pytest.importorskip("django_valkey")
 
@@ -29,23 +26,10 @@ def vk(cluster, on_caches):
     return "vk"
 
 
-class TestValkeyClusterStorage(StorageBackendTests):
-    """Every check of the kit; the processes fire 4 x 100 into one session."""
-
-    locks_across_processes = True
-    kit_processes = 4
-    kit_fires_per_process = 100
-    kit_process_timeout = 240.0
-
+class TestValkeyClusterStorage(KitOnAlias):
     @pytest.fixture(autouse=True)
     def alias(self, vk):
         self.alias = vk
-
-    def make_storage(self, uid):
-        return CacheStorageBackend(uid, cache=self.alias)
-
-    def storage_factory(self):
-        return functools.partial(CacheStorageBackend, cache=self.alias)
 
 
 def test_a_fire_is_one_request_and_sessions_spread(cluster, vk, uid):
