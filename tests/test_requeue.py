@@ -95,18 +95,22 @@ def test_requeue_refuses_a_failed_instance_pointing_to_replay(uid, alias):
 
 
 def test_requeue_refuses_a_finished_or_unknown_instance(session, alias):
+    before = stored(session, alias)
     message = refused("requeue", session, "t_importSubject#0", "--stuck-for", "0", "--cache", alias)
     assert "is finished; only a scheduled or running instance can be requeued" in message
     assert "replay" not in message
     message = refused("requeue", session, "t_nothing#0", "--stuck-for", "0", "--cache", alias)
     assert "no instance 't_nothing#0'" in message
+    assert stored(session, alias) == before
 
 
 @pytest.mark.parametrize("age", ["nan", "inf", "-1"])
 def test_requeue_refuses_an_age_that_is_no_age(session, alias, age):
     stuck = add_stuck_instance(session, alias)
+    before = stored(session, alias)
     message = refused("requeue", session, stuck, f"--stuck-for={age}", "--cache", alias)
     assert "--stuck-for must be a finite number of seconds" in message
+    assert stored(session, alias) == before
 
 
 def test_requeue_needs_the_age(session, alias):
