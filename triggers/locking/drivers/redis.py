@@ -18,6 +18,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...cache_internals import redis_codec
 from ...errors import NotSupported
+from ..raw_values import passing_raw
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
@@ -77,7 +78,7 @@ class RedisLockDriver(LockDriver):
 
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
-        codec = redis_codec(cache)
+        codec = passing_raw(redis_codec(cache))
         self._raw = codec.client
         self._key = functools.lru_cache(maxsize=4096)(codec.make_key)
         self._encode = storable(codec.encode)
