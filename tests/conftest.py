@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 
-from tests.storage_support import fresh, populate
+from tests.storage_support import fresh, populate, stored_value
 from triggers import CacheStorageBackend
 
 pytest_plugins = ["tests.runner_fixtures"]
@@ -130,7 +130,7 @@ def stored_session(any_cache, uid, layout):
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout=layout))
     if layout == "split":
         for name in store.instances:
-            assert caches[any_cache].get(store.record_key(name)) is not None, name
+            assert stored_value(any_cache, store.record_key(name)) is not None, name
     assert caches[any_cache].get(store.witness_key) is not None
     return fresh(store)
 

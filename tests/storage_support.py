@@ -13,8 +13,10 @@ from django.core.cache import caches
 from django.utils.module_loading import import_string
 
 from triggers import CacheStorageBackend, TriggerManager
-from triggers.locking.drivers.memcached import untagged
+from triggers.locking.driver_table import write_driver
+from triggers.locking.drivers.redis import RedisLockDriver
 from triggers.storages.cache.formats import HEAD_FORMAT, LEGACY_REFUSAL
+from triggers.storages.cache.records import decode_record
 from triggers.storages.cache.sealing import seal, unseal
 
 #: Tasks that never become ready on their own in these tests (each waits for
@@ -81,9 +83,17 @@ def fresh(of: CacheStorageBackend | TriggerManager) -> CacheStorageBackend:
     return CacheStorageBackend(store.uid, cache=store.cache, layout=store.layout)
 
 
-def raw(alias: str, keys: list[str]) -> dict[str, Any]:
-    """The stored values of ``keys``, read past the storage layer."""
-    return caches[alias].get_many(keys)
+def raw(alias: Any, keys: list[str]) -> dict[str, Any]:
+    """The stored values of ``keys``, read past the storage layer.
+
+    On Redis through the lock driver, which hands back the instance records
+    it stores as they are (the cache's ``get_many`` cannot decode those).
+    """
+    cache = _cache_of(alias)
+    driver = write_driver(cache)
+    if isinstance(driver, RedisLockDriver):
+        return driver.read_many(keys)
+    return cache.get_many(keys)
 
 
 PLAIN_SCALARS = (str, int, float, bool, type(None), datetime.datetime, datetime.date)
@@ -135,10 +145,21 @@ def sealed_head(content: dict[str, Any]) -> dict[str, Any]:
     return {**LEGACY_REFUSAL, "format": HEAD_FORMAT, "sealed": seal(content)}
 
 
+def stored_value(alias: Any, key: str) -> Any:
+    """The value under ``key`` as the storage reads it (None if absent).
+
+    Through the cache's lock driver, as the storage reads: on Redis an
+    instance record is stored as it is, which the cache's own ``get``
+    cannot decode; on Memcached values come untagged.
+    """
+    return write_driver(_cache_of(alias)).read_many([key]).get(key)
+
+
 def stored_record(alias: Any, store: CacheStorageBackend, name: str) -> Any:
-    """The record of instance ``name`` as stored, untagged and unsealed (None if absent)."""
+    """The record of instance ``name`` as stored, decoded (None if absent)."""
     key = store.record_key(name)
-    return unseal(untagged(_cache_of(alias).get(key)), store.uid, key)
+    value = stored_value(alias, key)
+    return None if value is None else decode_record(value, name, store.uid, key)
 
 
 def tasks_version(alias: Any, store: CacheStorageBackend) -> str | None:

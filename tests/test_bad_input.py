@@ -23,7 +23,7 @@ from triggers.errors import (
 )
 
 from .conftest import cache_independent, locmem_in_each_layout
-from .storage_support import CONFIG, fresh, keys_of, populate, sealed_head, stored_head
+from .storage_support import CONFIG, fresh, keys_of, populate, raw, sealed_head, stored_head, stored_value
 
 EXTRA_NAMES = ("nope#0", "t_report#0", "t_import#1", "t_score#2")
 
@@ -34,10 +34,10 @@ class Unchanged:
     def __init__(self, store, names=None):
         self.alias_cache = store.cache
         self.keys = keys_of(store, names) + [store.record_key(n) for n in EXTRA_NAMES]
-        self.before = self.alias_cache.get_many(self.keys)
+        self.before = raw(self.alias_cache, self.keys)
 
     def check(self):
-        assert self.alias_cache.get_many(self.keys) == self.before
+        assert raw(self.alias_cache, self.keys) == self.before
 
 
 # --------------------------------------------------------------------------- unknown names
@@ -353,7 +353,7 @@ RECORDS = {
 def test_instance_record_that_is_garbage(any_cache, uid, case):
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout="split"))
     key = store.record_key("t_import#0")
-    assert caches[any_cache].get(key) is not None  # settled into its own key
+    assert stored_value(any_cache, key) is not None  # settled into its own key
     names = list(fresh(store).instances)
     caches[any_cache].set(key, RECORDS[case])
     unchanged = Unchanged(store, names)

@@ -8,7 +8,7 @@ from django.core.cache import caches
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import SessionIncomplete, StorageCorrupted
 
-from .storage_support import fresh, keys_of, populate, tasks_version
+from .storage_support import fresh, keys_of, populate, raw, stored_value, tasks_version
 
 
 def every_read(store):
@@ -26,7 +26,7 @@ def test_head_gone_witness_left(stored_session, any_cache, uid):
     cache = caches[any_cache]
     names = list(stored_session.instances)
     cache.delete(stored_session.cache_key)
-    left = cache.get_many(keys_of(stored_session, names))
+    left = raw(cache, keys_of(stored_session, names))
     store = fresh(stored_session)
     for what, read in every_read(store).items():
         store.invalidate_cache()
@@ -47,7 +47,7 @@ def test_head_gone_witness_left(stored_session, any_cache, uid):
             store.create_instance("t_import")
             store.save()
     # Nothing was written over what is left.
-    assert cache.get_many(keys_of(stored_session, names)) == left
+    assert raw(cache, keys_of(stored_session, names)) == left
     assert cache.get(stored_session.cache_key) is None
 
 
@@ -75,9 +75,9 @@ def test_instance_record_gone(any_cache, uid, name):
     cache = caches[any_cache]
     names = list(fresh(store).instances)
     record_key = store.record_key(name)
-    assert cache.get(record_key) is not None
+    assert stored_value(any_cache, record_key) is not None
     cache.delete(record_key)
-    left = cache.get_many(keys_of(store, names))
+    left = raw(cache, keys_of(store, names))
 
     reader = fresh(store)
     with pytest.raises(SessionIncomplete) as info:
@@ -93,7 +93,7 @@ def test_instance_record_gone(any_cache, uid, name):
         assert record_key in info.value.missing, what
     with pytest.raises(SessionIncomplete):
         fresh(store).instances_of_task(name.partition("#")[0])
-    assert cache.get_many(keys_of(store, names)) == left
+    assert raw(cache, keys_of(store, names)) == left
 
 
 def test_missing_record_of_a_waiting_instance_stops_a_fire(any_cache, uid):
@@ -101,14 +101,14 @@ def test_missing_record_of_a_waiting_instance_stops_a_fire(any_cache, uid):
     cache = caches[any_cache]
     names = list(fresh(store).instances)
     cache.delete(store.record_key("t_import#0"))  # unstarted: a fire of "upload" reaches it
-    left = cache.get_many(keys_of(store, names))
+    left = raw(cache, keys_of(store, names))
     manager = TriggerManager(fresh(store))
     with pytest.raises(SessionIncomplete) as info:
         manager.fire("upload", {"file": "x"})
     assert store.record_key("t_import#0") in info.value.missing
     with pytest.raises(SessionIncomplete):
         manager.update_instance_status("t_import#0", "failed")
-    assert cache.get_many(keys_of(store, names)) == left
+    assert raw(cache, keys_of(store, names)) == left
 
 
 def test_records_still_in_the_head_need_no_key(any_cache, uid):

@@ -12,7 +12,7 @@ from triggers.errors import UnserializableValue
 from triggers.locking import lock_driver
 from triggers.locking.drivers.memcached import FENCED_MARK, MemcachedLockDriver
 from triggers.locking.versions import TOKEN_BITS, generation_of
-from triggers.storages.cache.sealing import unseal
+from triggers.storages.cache.records import decode_record
 
 ALIAS = "memcached"
 
@@ -58,7 +58,8 @@ def test_records_are_stored_tagged_and_read_plain(session):
         session.save()
     stored = caches[ALIAS].get(record_key)
     assert type(stored) is tuple and stored[0] == FENCED_MARK and isinstance(stored[1], int)
-    assert unseal(stored[2], session.uid, record_key)["metadata"]["changed"] == 2
+    record = decode_record(stored[2], "t_score#0", session.uid, record_key)
+    assert record["metadata"]["changed"] == 2
     assert CacheStorageBackend(session.uid, cache=ALIAS)["t_score#0"].metadata["changed"] == 2
 
 

@@ -30,7 +30,8 @@ from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
 from .formats import HEAD_FORMAT, LEGACY_REFUSAL, pickled
-from .sealing import is_sealed, seal, seal_body, unseal
+from .records import decode_record, encode_record, encode_snapshot
+from .sealing import is_sealed, seal, unseal
 from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
 
@@ -138,7 +139,8 @@ class SplitLayout(CacheSessionState):
             if missing:
                 raise SessionIncomplete(self.uid, missing)
             for key, record in found.items():
-                records[wanted[key]] = unseal(record, self.uid, key)
+                name = wanted[key]
+                records[name] = decode_record(record, name, self.uid, key)
         snapshot = self.has_lock
         built = {}
         for name, record in records.items():
@@ -210,14 +212,12 @@ class SplitLayout(CacheSessionState):
         head = self._split_new_head(generation, version, changed, touched, lifetime, expires)
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
-        # Each record is sealed around its pickle made above (or when it was read).
         settle: dict[str, Any] = {
-            self.keys.record(n): seal_body(read.snapshots.get(n) or pickled(n, r))
-            for n, r in previous.get("delta", {}).items()
+            self.keys.record(n): encode_record(n, r) for n, r in previous.get("delta", {}).items()
         }
         settle.update(table_writes)
         saved = read.saved_records or {}
-        settle.update((self.keys.record(n), seal_body(saved[n])) for n in unchanged)
+        settle.update((self.keys.record(n), encode_snapshot(n, saved[n])) for n in unchanged)
         commit = self._split_commit(head, settle)
         keys = {"commit_key": self.keys.head, "witness_key": self.keys.witness}
         return Writes((settle, commit), timeout, **keys)

@@ -1,0 +1,94 @@
+"""How one instance record of a split session is stored under its own key.
+
+A record is stored as bytes: a mark, a CRC-32 and a pickle of the record's
+fields as a tuple (no field names: they were most of a record's size)::
+
+    RECORD_MARK + crc32(instance name + body) + body
+
+The checksum covers the instance's name as well as the body, so a record
+copied by hand under another instance's key is caught as damage, as is a
+flipped bit that still unpickles. CRC-32 is there to catch damage, not an
+attacker: whoever can write to the cache can write any session anyway.
+
+Records stored by earlier versions (a sealed tuple, see :mod:`.sealing`, or
+a plain dict) still read, so sessions saved before keep working; each is
+rewritten in this form when a save changes it or refreshes the session.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from typing import Any
+
+from ...errors import StorageCorrupted
+from ...locking.raw_values import RAW_MARK
+from .formats import pickled
+from .sealing import unseal
+
+__all__ = ["RECORD_MARK", "decode_record", "encode_record", "encode_snapshot"]
+
+#: starts every record stored in this form (stored as it is on Redis: see
+#: :mod:`triggers.locking.raw_values`)
+RECORD_MARK = RAW_MARK + b"r"
+_HEAD_SIZE = len(RECORD_MARK) + 4
+#: the record's fields, in the order the tuple holds them (serialize()'s: a record
+#: read back pickles as the instance's own, so an unchanged one is not rewritten)
+_FIELDS = ("abandonState", "kwargs", "metadata", "status", "task")
+#: what a protocol 4+ pickle starts with: PROTO n, then FRAME and its size
+_FRAMED = 0x95
+
+
+def _checksum(name: str, body: bytes) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(name.encode("utf-8", "surrogatepass")))
+    return crc.to_bytes(4, "big")
+
+
+def _unframed(body: bytes) -> bytes:
+    """``body`` without its one frame header: a small pickle needs none."""
+    if len(body) > 11 and body[2] == _FRAMED:
+        return body[:2] + body[11:]
+    return body
+
+
+def encode_record(name: str, record: dict[str, Any]) -> bytes:
+    """The stored form of the record of instance ``name`` (as ``serialize()`` made it).
+
+    UnserializableValue naming the instance if a field does not pickle.
+    """
+    fields: tuple[Any, ...] = tuple(record.get(field) for field in _FIELDS)
+    if record.keys() - set(_FIELDS):  # fields of another version: the dict as it is
+        fields = (record,)
+    body = _unframed(pickled(name, fields))
+    return RECORD_MARK + _checksum(name, body) + body
+
+
+def encode_snapshot(name: str, snapshot: bytes) -> bytes:
+    """The stored form of a record kept as its pickle (``pickled(name, record)``)."""
+    return encode_record(name, pickle.loads(snapshot))
+
+
+def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
+    """The record of instance ``name`` read from ``key`` (the dict ``serialize()`` made).
+
+    Records of earlier versions are returned as they were stored; damage is
+    StorageCorrupted naming ``uid`` and ``key``.
+    """
+    if type(stored) is not bytes or not stored.startswith(RECORD_MARK):
+        return unseal(stored, uid, key)
+    body = stored[_HEAD_SIZE:]
+    if stored[len(RECORD_MARK) : _HEAD_SIZE] != _checksum(name, body):
+        raise StorageCorrupted(
+            uid, f"{key!r} is damaged: its checksum does not match (or it is another instance's)"
+        )
+    try:
+        fields = pickle.loads(body)
+    except Exception as exc:  # a body that passed its checksum but is no pickle of ours
+        raise StorageCorrupted(
+            uid, f"{key!r} is damaged: its body does not decode ({type(exc).__name__})"
+        ) from exc
+    if type(fields) is not tuple or len(fields) not in (1, len(_FIELDS)):
+        raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
+    if len(fields) == 1:
+        return fields[0]
+    return dict(zip(_FIELDS, fields))
