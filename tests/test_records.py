@@ -130,3 +130,24 @@ def test_records_read_under_the_lock_and_left_alone_are_not_written_again(any_ca
         again.save()
     assert stored_head(any_cache, store)["delta"] == {}
 
+
+
+def test_a_large_read_leaves_the_garbage_collector_as_it_was(uid):
+    import gc
+
+    store = CacheStorageBackend(uid, cache="redis")
+    with store.acquire_lock(ttl=30):
+        store.update_configuration({"t": {"after": ["go"], "andEvery": "go", "run": "r"}})
+        for number in range(300):
+            store.create_instance("t", kwargs={"go": {"n": number}})
+        store.save()
+    with fresh(store).acquire_lock(ttl=30) as again:
+        again.metadata["settle"] = True
+        again.save()
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            assert len(list(fresh(store))) == 300
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()

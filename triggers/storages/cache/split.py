@@ -29,6 +29,7 @@ from ...locking.versions import new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
+from .collector import collector_paused
 from .formats import HEAD_FORMAT, LEGACY_REFUSAL, pickled
 from .records import decode_record, encode_record, encode_snapshot
 from .sealing import is_sealed, seal, unseal
@@ -119,6 +120,10 @@ class SplitLayout(CacheSessionState):
 
     def _split_fetch(self, names: list[str]) -> dict[str, TaskInstance]:
         """Read instance records: from the head's delta, else from their own keys."""
+        with collector_paused(len(names)):
+            return self._split_fetch_records(names)
+
+    def _split_fetch_records(self, names: list[str]) -> dict[str, TaskInstance]:
         read = self._read
         assert read.head is not None
         delta, known = read.head["delta"], read.known_records
