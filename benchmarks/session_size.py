@@ -9,13 +9,16 @@ Scenarios:
     with a 200-byte payload), then read whole (every instance) from a new
     storage object after the process-wide state is dropped, as a newly
     started process reads it. Median and minimum wall ms and the median CPU
-    ms of ``--runs`` reads.
+    ms of ``--runs`` reads; each read is followed by one of the same
+    session stored as one 2.x-shaped value (a GET and an unpickle, the least
+    a 2.x read does), and the ratio of the two medians is printed.
 ``memory``
     The server memory of a fanout session (20 tasks, one fire readying 10)
     and of sessions of N instances: on Redis the sum of ``MEMORY USAGE``
-    over the session's keys, on Memcached the growth of the server's
-    ``bytes`` statistic (so point ``--memcached`` at a server nobody else
-    writes to while it runs). Bytes per session and per instance.
+    over the session's keys, on Memcached the sum of the item sizes the
+    server reports for them (``lru_crawler metadump``: key, value and the
+    item's header, as the server stores it). Bytes per session and per
+    instance.
 
 Caches: redis (django-redis), dredis (Django's RedisCache), memcached
 (pymemcache). Layouts: split (the default) and single (2.x's one value).
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import statistics
 import sys
 import time
+import urllib.parse
 import uuid
 
 import django
@@ -92,11 +97,35 @@ def fanout_session() -> str:
     return uid
 
 
+def whole_value_of(uid: str) -> str:
+    """Store the session ``uid`` as one value shaped as 2.x stores a session
+    (tasks, instances and metadata in one pickled dict); its key."""
+    from django.core.cache import caches
+
+    from triggers import CacheStorageBackend
+
+    storage = CacheStorageBackend(uid, cache="default", timeout=3600)
+    value = {
+        "tasks": {name: config.serialize() for name, config in storage.tasks.items()},
+        "instances": {i.name: i.serialize() for i in storage.iter_instances()},
+        "metas": dict(storage.metadata),
+    }
+    key = f"bench-whole-value:{uid}"
+    caches["default"].set(key, value, timeout=3600)
+    return key
+
+
 def read_whole(uid: str, expected: int, runs: int) -> dict:
+    """Read the session whole ``runs`` times, each followed by a read of the
+    same session as one 2.x-shaped value (one GET and one unpickle: the
+    least a 2.x read does), so the two are measured alternately."""
+    from django.core.cache import caches
+
     from triggers import CacheStorageBackend
     from triggers.process_state import reset_process_state
 
-    walls, cpus = [], []
+    baseline_key = whole_value_of(uid)
+    walls, cpus, baseline = [], [], []
     for _ in range(runs):
         reset_process_state()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -105,10 +134,15 @@ def read_whole(uid: str, expected: int, runs: int) -> dict:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
         assert count == expected, (count, expected)
+        wall = time.perf_counter()
+        assert len(caches["default"].get(baseline_key)["instances"]) == expected
+        baseline.append(time.perf_counter() - wall)
     return {
         "ms_median": statistics.median(walls) * 1000,
         "ms_min": min(walls) * 1000,
         "cpu_ms_median": statistics.median(cpus) * 1000,
+        "one_value_ms_median": statistics.median(baseline) * 1000,
+        "ratio_to_one_value": statistics.median(walls) / statistics.median(baseline),
     }
 
 
@@ -124,23 +158,29 @@ class ServerMemory:
 
         return redis.Redis.from_url(REDIS_URL)
 
-    def memcached_bytes(self) -> int:
-        from pymemcache.client.base import Client
-
+    def memcached_item_sizes(self, uid: str) -> int:
+        """The sizes of the items whose key holds ``uid``, as the server lists them."""
         host, port = self.memcached.rsplit(":", 1)
-        client = Client((host, int(port)))
-        try:
-            return int(client.stats()[b"bytes"])
-        finally:
-            client.close()
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(b"lru_crawler metadump all\r\n")
+            dump = b""
+            while not dump.endswith(b"END\r\n"):
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                dump += chunk
+        total = 0
+        for line in dump.decode().splitlines():
+            fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+            if "key" in fields and uid in urllib.parse.unquote(fields["key"]):
+                total += int(fields["size"])
+        return total
 
     def of_new_session(self, build) -> int:  # noqa: ANN001
         """Bytes of the session ``build()`` makes (it returns the uid)."""
-        if self.cache == "memcached":
-            before = self.memcached_bytes()
-            build()
-            return self.memcached_bytes() - before
         uid = build()
+        if self.cache == "memcached":
+            return self.memcached_item_sizes(uid)
         client = self.redis_client()
         keys = list(client.scan_iter(match=f"*{uid}*", count=1000))
         return sum(client.memory_usage(key, samples=0) or 0 for key in keys)
