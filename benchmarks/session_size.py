@@ -125,7 +125,7 @@ def read_whole(uid: str, expected: int, runs: int) -> dict:
     from triggers.process_state import reset_process_state
 
     baseline_key = whole_value_of(uid)
-    walls, cpus, baseline = [], [], []
+    walls, cpus, baseline, baseline_cpus = [], [], [], []
     for _ in range(runs):
         reset_process_state()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -134,15 +134,18 @@ def read_whole(uid: str, expected: int, runs: int) -> dict:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
         assert count == expected, (count, expected)
-        wall = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         assert len(caches["default"].get(baseline_key)["instances"]) == expected
         baseline.append(time.perf_counter() - wall)
+        baseline_cpus.append(time.process_time() - cpu)
     return {
         "ms_median": statistics.median(walls) * 1000,
         "ms_min": min(walls) * 1000,
         "cpu_ms_median": statistics.median(cpus) * 1000,
         "one_value_ms_median": statistics.median(baseline) * 1000,
+        "one_value_cpu_ms_median": statistics.median(baseline_cpus) * 1000,
         "ratio_to_one_value": statistics.median(walls) / statistics.median(baseline),
+        "cpu_ratio_to_one_value": statistics.median(cpus) / statistics.median(baseline_cpus),
     }
 
 
