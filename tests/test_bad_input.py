@@ -23,7 +23,16 @@ from triggers.errors import (
 )
 
 from .conftest import cache_independent, locmem_in_each_layout
-from .storage_support import CONFIG, fresh, keys_of, populate, raw, sealed_head, stored_head, stored_value
+from .storage_support import (
+    CONFIG,
+    fresh,
+    keys_of,
+    populate,
+    raw,
+    sealed_head,
+    stored_head,
+    stored_value,
+)
 
 EXTRA_NAMES = ("nope#0", "t_report#0", "t_import#1", "t_score#2")
 
