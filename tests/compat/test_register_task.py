@@ -49,3 +49,16 @@ def test_registering_the_class_or_twice_keeps_one_celery_task() -> None:
     assert isinstance(again, celery.Task) and not isinstance(again, TriggerTask)
     assert again.name == RegisteredLikeIn2x.name
     assert [name for name in app.tasks if name == RegisteredLikeIn2x.name] == [again.name]
+
+
+class Abstract(TriggerTask):
+    """A base of task classes: no name and no body, so not a registered task."""
+
+
+@pytest.mark.parametrize("task", [Abstract, Abstract(), TriggerTask()])
+def test_an_abstract_task_class_is_refused_naming_it(task) -> None:
+    app = new_app()
+    label = "Abstract" if task is Abstract or isinstance(task, Abstract) else "TriggerTask"
+    with pytest.raises(TypeError, match=f"{label} is not a registered task"):
+        app.register_task(task)
+    assert not [name for name in app.tasks if "Abstract" in name]

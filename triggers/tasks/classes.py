@@ -108,14 +108,31 @@ class TriggerTask:
     def context(self, context: TaskContext) -> None:
         self._context = context
 
+    def __getattr__(self, attribute: str) -> Any:
+        # Celery's register_task() reads ``name`` before it calls bind(): an
+        # abstract task (no name) reads None there, so bind() can say what it is.
+        if attribute == "name":
+            return None
+        raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {attribute!r}")
+
     def bind(self, app: Any) -> Any:
         """What Celery's ``app.register_task(<task object>)`` calls, as 2.x applications
         registered their task classes: the app gets this package's Celery task for this
         task's name in place of this object, so its workers run it as any registered task."""
         # Found through the registry (the runner's module is below this one), under
         # its own key: not a runner the settings alias "celery" to.
+        name = getattr(type(self), "name", None)
+        if not isinstance(name, str):
+            # Celery put this object in its registry under a made-up name first.
+            made_up = self.__dict__.get("name")
+            if made_up is not None and app.tasks.get(made_up) is self:
+                del app.tasks[made_up]
+            raise TypeError(
+                f"{type(self).__qualname__} is not a registered task (it has no 'name' and"
+                " no '_run'), so there is no task of its name to give the Celery app"
+            )
         runner_cls = EntryPointRegistry.get_class(task_runners, "celery")
-        runner_cls.adopt_task_object(app, self.name)
+        runner_cls.adopt_task_object(app, name)
         return app
 
     @property
