@@ -181,3 +181,12 @@ def test_show_prints_when_a_database_session_expires(database, uid, settings):
     questionnaire(DatabaseStorageBackend(uid + "-forever", using=database), fail=())
     report = json.loads(command("show", uid + "-forever", "--json", *db(database)))
     assert (report["lifetime"], report["expiresIn"], report["expiresAt"]) == (None, None, None)
+
+
+def test_without_a_cache_the_commands_use_the_database(database, uid, settings):
+    settings.TRIGGERS_CACHE_ALIAS = None  # "database only"
+    questionnaire(DatabaseStorageBackend(uid, using=database))
+    assert f"session {uid} (storage database)" in command("show", uid, "--using", database)
+    message = refused("show", uid, "--storage", "cache")
+    assert "TRIGGERS_CACHE_ALIAS is None" in message and "--storage database" in message
+    assert "None" not in message.replace("is None", "")

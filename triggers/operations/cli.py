@@ -26,6 +26,7 @@ from . import (
     unresolved,
 )
 from .common import (
+    DATABASE_STORAGE,
     DEFAULT_STORAGE,
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -170,9 +171,9 @@ def _cache(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         metavar="NAME",
-        default=DEFAULT_STORAGE,
         help="the storage backend holding sessions: its key in the triggers.storages"
-        " registry (default: %(default)s)",
+        f" registry (default: {DEFAULT_STORAGE!r}; {DATABASE_STORAGE!r} where"
+        " TRIGGERS_CACHE_ALIAS is None)",
     )
     parser.add_argument(
         "--cache",

@@ -35,10 +35,12 @@ __all__ = [
     "TOO_DEEP",
     "BadInput",
     "FailedAgain",
+    "DATABASE_STORAGE",
     "DEFAULT_STORAGE",
     "LIFETIME_UNKNOWN",
     "OperatorError",
     "Place",
+    "default_storage",
     "Writer",
     "cache_alias",
     "can_delete",
@@ -93,7 +95,12 @@ def cache_alias(alias: str | None) -> str:
     """The cache alias to use (the setting when None), which must be in CACHES."""
     from django.conf import settings
 
-    name: str = alias or get_setting("TRIGGERS_CACHE_ALIAS")
+    name: str | None = alias or get_setting("TRIGGERS_CACHE_ALIAS")
+    if name is None:
+        raise BadInput(
+            "TRIGGERS_CACHE_ALIAS is None, so sessions live in the database only:"
+            " use --storage database, or name a cache with --cache ALIAS"
+        )
     known = getattr(settings, "CACHES", {}) or {"default": {}}
     if name not in known:
         raise BadInput(f"no cache {name!r} in CACHES (aliases: {', '.join(sorted(known))})")
@@ -102,6 +109,14 @@ def cache_alias(alias: str | None) -> str:
 
 #: the registry key of the storage backend the commands use unless told another
 DEFAULT_STORAGE = "cache"
+#: ... and the one they use when ``TRIGGERS_CACHE_ALIAS`` is None (no cache)
+DATABASE_STORAGE = "database"
+
+
+def default_storage() -> str:
+    """The storage backend the commands use unless told another: the cache,
+    or the database where ``TRIGGERS_CACHE_ALIAS = None`` says there is no cache."""
+    return DEFAULT_STORAGE if get_setting("TRIGGERS_CACHE_ALIAS") is not None else DATABASE_STORAGE
 
 #: what :func:`lifetime` gives for a backend that does not say how long a session lives
 LIFETIME_UNKNOWN: Any = object()
@@ -122,7 +137,7 @@ class Place:
     def from_options(cls, options: Mapping[str, Any], layout: bool = False) -> Place:
         """The place the command's options name (``--layout`` only when ``layout``)."""
         return cls(
-            options.get("storage") or DEFAULT_STORAGE,
+            options.get("storage") or default_storage(),
             options.get("cache"),
             options.get("layout") if layout else None,
             options.get("using"),
@@ -135,7 +150,7 @@ def _unknown_storage(name: str, known: list[str]) -> BadInput:
 
 def check_storage_name(name: str | None) -> None:
     """BadInput for a name the storage registry lacks (no plugin is imported)."""
-    name, known = name or DEFAULT_STORAGE, storage_backends.keys()
+    name, known = name or default_storage(), storage_backends.keys()
     if name not in known:
         raise _unknown_storage(name, known)
 
