@@ -5,10 +5,12 @@
 Starts ``celery worker`` (each ``--pool`` given: ``solo``, or ``prefork:N``
 for N child processes) on this module's app, on the local RabbitMQ broker
 (so no broker traffic reaches Redis), with the sessions' cache on Redis
-(django-redis, the split layout; ``--redis`` names the database, used by
-this benchmark alone). Then it fires ``--sessions`` sessions of the
-workflow of ``fire_cost.py`` (a chain of 5 tasks and 5 more after the
-first: 10 task runs each) and waits for every run to end.
+(django-redis, the split layout; the environment variable
+``CELERY_BENCH_REDIS`` names the database, db 6 by default as for the
+other benchmarks; nothing is deleted there, sessions expire in an hour).
+Then it fires ``--sessions`` sessions of the workflow of ``fire_cost.py``
+(a chain of 5 tasks and 5 more after the first: 10 task runs each) and
+waits for every run to end.
 
 The worker's connections to the cache name themselves (CLIENT SETNAME), and
 MONITOR counts what they send, by command; what the benchmark itself sends
@@ -34,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REDIS_URL = os.environ.get("CELERY_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("CELERY_BENCH_REDIS", "redis://127.0.0.1:6379/6")
 BROKER = os.environ.get("CELERY_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 QUEUE = os.environ.get("CELERY_BENCH_QUEUE", "triggers-celery-bench")
 #: the client name the worker's cache connections carry
@@ -179,12 +181,8 @@ def wait_lines(path: Path, count: int, worker: subprocess.Popen, timeout: float 
 
 
 def bench(pool: str, sessions: int, count: bool) -> dict:
-    from django_redis import get_redis_connection
-
     from triggers import CacheStorageBackend, TriggerManager
 
-    raw = get_redis_connection("default")
-    raw.flushdb()
     uids = [uuid.uuid4().hex for _ in range(sessions)]
     for uid in uids:
         TriggerManager(CacheStorageBackend(uid, cache="default", timeout=3600)).update_configuration(workflow())
