@@ -17,6 +17,7 @@ from tests.runner_support import RecordingRunner, behave
 from tests.test_task_run_requests import counted_requests
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import InstanceMissing, StorageCorrupted
+from triggers.locking import lock_driver
 from triggers.storages.cache.committed import committed_heads
 from triggers.tasks.execution import run_task
 
@@ -45,10 +46,15 @@ def _session(uid, alias, settings, test_runners):
     return manager, RecordingRunner.payloads(uid)
 
 
+def _identity(storage):
+    """What names the session in this process's memory of committed states."""
+    return lock_driver(storage.cache).session_identity(storage.keys.head)
+
+
 def _moved_on_elsewhere(manager, payload):
     """Run ``payload`` as another process would (its commits unknown here), and
     put back what this process knew before: this process is now stale."""
-    identity = manager.storage._session_identity()
+    identity = _identity(manager.storage)
     stale = committed_heads.get(identity)
     assert stale is not None
     committed_heads.clear()
@@ -111,7 +117,7 @@ def test_an_unknown_session_is_not_written_by_a_run(redis_cache, uid, settings, 
 
 def test_a_session_deleted_since_is_not_written_back(redis_cache, uid, settings, test_runners):
     manager, payloads = _session(uid, redis_cache, settings, test_runners)
-    identity = manager.storage._session_identity()
+    identity = _identity(manager.storage)
     stale = committed_heads.get(identity)
     CacheStorageBackend(uid, cache=redis_cache).delete()
     committed_heads.put(identity, stale, witness=stale.values[manager.storage.keys.witness], started_from=None)

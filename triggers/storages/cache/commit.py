@@ -5,8 +5,9 @@ manager's operations first run without the lock, on the state the storage
 last committed (or, for one that has read nothing, on a new session), and
 commit only if no lock is held and the session's version (its witness key)
 is the one they started from. A commit that finds the session changed
-brings back its current state for the next try; one that finds the lock
-held waits a moment and reads the session again. After a few tries, or
+brings back its current state for the next try (the head, the witness
+and the records its block read, so the retry reads nothing); one that
+finds the lock held waits a moment and reads the session again. After a few tries, or
 when the block raised on state it had read, the operation runs again under
 the lock. A fire then costs one round trip where the lock costs two.
 
