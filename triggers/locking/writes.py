@@ -79,8 +79,9 @@ class CommitGuard:
     ``state_digest`` is given, ``state_key`` holds a value whose SHA-1 (hex)
     it is. On a
     change the current values of ``version_key`` and ``state_key`` come
-    back as stored (encoded: the caller decodes them); on success, the
-    encoded value written under ``state_key``.
+    back as stored (encoded: the caller decodes them), and with them those
+    of ``read_back`` (the other keys the commit's block read, so the retry
+    reads nothing more); on success, the encoded value written under ``state_key``.
     """
 
     lock_key: str
@@ -88,6 +89,7 @@ class CommitGuard:
     state_key: str
     expected: Any
     state_digest: str | None = None
+    read_back: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,9 @@ def _run(context: TaskContext, on_retry: Callable[[Retry], object] | None) -> di
     name = context.instance_name
     manager = context.manager  # on the one storage object of this run
     fence = RunFence(context.storage_uid, name)
+    expect = getattr(manager.storage, "expect_instances", None)
+    if expect is not None:
+        expect([name])  # a storage that reads its head first reads this record with it
     try:
         instance, task_cls = manager.change_instance(name, functools.partial(_begin, context, fence))
     except UnknownInstance as exc:

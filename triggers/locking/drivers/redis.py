@@ -157,7 +157,8 @@ class RedisLockDriver(LockDriver):
         expected = "" if guard.expected is None else encode(guard.expected)
         # The version and state keys are named once; their new values (if
         # written) go in fixed places, the other writes after them.
-        args: list[Any] = [expected, px, "", "", guard.state_digest or ""]
+        back = guard.read_back
+        args: list[Any] = [expected, px, "", "", guard.state_digest or "", len(back)]
         for name, value in writes.items():
             if name == guard.version_key:
                 args[2] = encode(value)
@@ -166,6 +167,8 @@ class RedisLockDriver(LockDriver):
             else:
                 keys.append(key(name))
                 args.append(encode(value))
+        # Read only when the commit is refused: the retry's block reads them.
+        keys.extend(key(name) for name in back)
         return scripts.COMMIT_IF_UNCHANGED, keys, args
 
     def made_key(self, key: str) -> str:
@@ -233,6 +236,9 @@ class RedisLockDriver(LockDriver):
             values[guard.version_key] = version
         if state is not None and state is not False:
             values[guard.state_key] = state
+        for name, raw in zip(guard.read_back, result[3:]):
+            if raw is not None and raw is not False:
+                values[name] = raw
         return CommitResult(Outcome.CHANGED, values)
 
     def decode(self, raw: Any) -> Any:

@@ -10,8 +10,10 @@ px, release flag, values).
 the expected value (ARGV[1]; '' for "neither it nor the state key exists")
 and, if ARGV[5] is not '', the state key's SHA-1 is ARGV[5], set the
 version (ARGV[3]), the state (ARGV[4]) and the other keys; returns {2} when
-written, {0} when locked, {1, version, state} when changed (KEYS: lock,
-version, state, keys; ARGV: expected, px, version, state, state SHA-1, values).
+written, {0} when locked, {1, version, state, read back...} when changed:
+the last ARGV[6] keys are only read then, so a retry needs no other read
+(KEYS: lock, version, state, keys, keys to read back; ARGV: expected, px,
+version, state, state SHA-1, count read back, values).
 """
 
 from __future__ import annotations
@@ -91,8 +93,13 @@ if same and ARGV[5] ~= '' then
     state = redis.call('get', KEYS[3])
     same = state and redis.sha1hex(state) == ARGV[5]
 end
+local back = tonumber(ARGV[6])
 if not same then
-    return {1, version, state or redis.call('get', KEYS[3])}
+    local changed = {1, version, state or redis.call('get', KEYS[3])}
+    for i = #KEYS - back + 1, #KEYS do
+        changed[#changed + 1] = redis.call('get', KEYS[i])
+    end
+    return changed
 end
 local px = tonumber(ARGV[2])
 local function put(key, value)
@@ -108,8 +115,8 @@ end
 if ARGV[4] ~= '' then
     put(KEYS[3], ARGV[4])
 end
-for i = 4, #KEYS do
-    put(KEYS[i], ARGV[i + 2])
+for i = 4, #KEYS - back do
+    put(KEYS[i], ARGV[i + 3])
 end
 return {2}
 """

@@ -174,10 +174,10 @@ class AsyncCommits(UnlockedCommits):
         return await self._alocked(driver, block)
 
     async def _aread_now(self, driver: AsyncRedisDriver) -> Known:
-        keys = [self.keys.head, self.keys.witness]
+        keys = self.read_now_keys()
         with reaching(self._failure_driver, f"reading session {self.uid!r}"):
             try:
-                return Known(await driver.read_many(keys))
+                return self.known_read(await driver.read_many(keys))
             except DECODE_ERRORS as exc:
                 raise self._damaged(keys, exc) from exc
 

@@ -5,8 +5,9 @@ manager's operations first run without the lock, on the state the storage
 last committed (or, for one that has read nothing, on a new session), and
 commit only if no lock is held and the session's version (its witness key)
 is the one they started from. A commit that finds the session changed
-brings back its current state for the next try; one that finds the lock
-held waits a moment and reads the session again. After a few tries, or
+brings back its current state for the next try (the head, the witness
+and the records its block read, so the retry reads nothing); one that
+finds the lock held waits a moment and reads the session again. After a few tries, or
 when the block raised on state it had read, the operation runs again under
 the lock. A fire then costs one round trip where the lock costs two.
 
@@ -19,11 +20,12 @@ try instead of colliding with them.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import random
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from ...locking.failures import DECODE_ERRORS, reaching
@@ -46,6 +48,8 @@ __all__ = ["Step", "UnlockedCommits", "UnlockedTry", "forget", "locked_pause", "
 UNLOCKED_TRIES = 6
 #: how long a try that found the lock held waits before reading again (s)
 LOCKED_PAUSE = 0.0003
+#: the most records a refused commit brings back (those its block read)
+READ_BACK = 64
 
 
 class Step(enum.Enum):
@@ -106,6 +110,9 @@ class UnlockedCommits(CacheSessionState):
     :class:`UnlockedTry` runs its block by; they are not for applications.
     """
 
+    #: instances the next operations are known to read (see :meth:`expect_instances`)
+    expected_instances: tuple[str, ...] = ()
+
     def _unlocked_attempts(self) -> Iterator[Any]:
         """Tries at an operation: unlocked ones where possible, then one under the lock."""
         identity = self._session_identity()
@@ -130,9 +137,19 @@ class UnlockedCommits(CacheSessionState):
 
     def starting_point(self, identity: Hashable | None) -> Known | None:
         """Where the first try starts: the newest state this object or process
-        knows; None when that must be read."""
+        knows; None when that must be read (also when it lacks a record the
+        operation is known to need: reading it costs a request anyway, and
+        the head and witness come fresh in the same one)."""
         shared = None if identity is None else committed_heads.get(identity)
-        return newer(self._known, shared, self.keys.witness)
+        known = newer(self._known, shared, self.keys.witness)
+        if known and any(name not in known.records for name in self.expected_instances):
+            return None
+        return known
+
+    def expect_instances(self, names: Iterable[str]) -> None:
+        """Say which instances the next operation reads (a task run: its own),
+        so a read of the head brings their records along."""
+        self.expected_instances = tuple(names)
 
     def may_try(self, known: Known) -> bool:
         """Whether an unlocked try can start from ``known``: not on a session
@@ -149,12 +166,26 @@ class UnlockedCommits(CacheSessionState):
             return Step.RETRY  # from the state the refused commit brought back
         if attempt.outcome is Outcome.LOCKED:
             return Step.WAIT
-        if not known:
+        if not known and not known.read:
             return Step.READ  # the block raised on a session assumed new: read what is stored
         return Step.LOCK  # the block raised on stored state: only the lock gives a definite answer
 
     def _read_now(self) -> Known:
-        return Known(self._read_many([self.keys.head, self.keys.witness]))
+        """The head and witness as stored, with the expected records in the same request."""
+        return self.known_read(self._read_many(self.read_now_keys()))
+
+    def read_now_keys(self) -> list[str]:
+        """What a read of the session's state asks for: the head, the witness
+        and the records of the expected instances."""
+        keys = self.keys
+        return [keys.head, keys.witness, *(keys.record(n) for n in self.expected_instances)]
+
+    def known_read(self, values: dict[str, Any]) -> Known:
+        """A try's starting point from the ``values`` a read of :meth:`read_now_keys` found."""
+        keys = self.keys
+        state = {key: values[key] for key in (keys.head, keys.witness) if key in values}
+        stored = {key: value for key, value in values.items() if key not in state}
+        return Known(state, stored=stored, read=True)
 
     def enter_try(self, attempt: UnlockedTry) -> None:
         """Start ``attempt``'s block: this object's threads take turns, and it
@@ -164,7 +195,8 @@ class UnlockedCommits(CacheSessionState):
             committed_heads.turn(identity).acquire()
             # Another thread may have committed while this one waited its turn.
             shared = committed_heads.get(identity)
-            attempt.known = newer(attempt.known, shared, self.keys.witness) or Known()
+            found = newer(attempt.known, shared, self.keys.witness)
+            attempt.known = Known() if found is None else found
         try:
             self.begin_try(attempt)
         except BaseException:
@@ -201,6 +233,7 @@ class UnlockedCommits(CacheSessionState):
         """What the try's block saved, to commit (nothing is kept when it raised)."""
         self._mark_held(None)
         self._read.prefetched = None
+        self._read.stored = {}  # of the state this try started from only
         writes = self._pop_pending()
         if exc is not None:
             self.invalidate_cache()
@@ -234,7 +267,17 @@ class UnlockedCommits(CacheSessionState):
             state_key=keys.head,
             expected=attempt.known.values.get(keys.witness),
             state_digest=attempt.known.head_digest,
+            read_back=self.read_back(),
         )
+
+    def read_back(self) -> tuple[str, ...]:
+        """The record keys a refused commit brings back: those of every
+        instance the block loaded, which its retry loads again."""
+        instances = self._instances
+        if instances is None:
+            return ()
+        keys = self.keys
+        return tuple(keys.record(name) for name in list(instances.loaded)[:READ_BACK])
 
     def commit_answered(
         self, attempt: UnlockedTry, guard: CommitGuard, result: CommitResult
@@ -253,7 +296,9 @@ class UnlockedCommits(CacheSessionState):
         # Decoded here, with the checks a read makes: a damaged value is named.
         head = result.values.get(keys.head)
         digest = None if head is None else hashlib.sha1(head).hexdigest()
-        attempt.known = Known(self._decoded(Known(result.values)).values, head_digest=digest)
+        values = self._decoded(Known(result.values)).values
+        stored = {key: values.pop(key) for key in guard.read_back if key in values}
+        attempt.known = Known(values, head_digest=digest, stored=stored, read=True)
         return False
 
     def _committed(self, attempt: UnlockedTry, head: bytes) -> None:
@@ -292,7 +337,7 @@ class UnlockedCommits(CacheSessionState):
                 decoded[key] = driver.decode(values[key])
             except DECODE_ERRORS as exc:
                 raise self._damaged([key], exc) from exc
-        return Known(decoded, known.records, known.head_digest)
+        return dataclasses.replace(known, values=decoded)
 
 
 def _end_turn(identity: Hashable | None) -> None:

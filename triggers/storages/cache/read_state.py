@@ -55,6 +55,9 @@ class ReadState:
     table_versions: list[str] = field(default_factory=list)
     #: pickled records known to be as stored in the state this try starts from
     known_records: dict[str, bytes] = field(default_factory=dict)
+    #: other keys read together with the head this try starts from, by key, as
+    #: the cache driver decodes them: this try's reads of them need no request
+    stored: dict[str, Any] = field(default_factory=dict)
     #: the records of a session read in the single layout, as read
     single_records: dict[str, Any] = field(default_factory=dict)
     #: the lifetime stored with the session (LIFETIME_UNKNOWN: none)
@@ -71,12 +74,17 @@ class ReadState:
 class Known:
     """The state an unlocked try starts from: ``values`` (the head and the
     witness, by key, as stored or decoded), the pickled ``records`` known to
-    belong to it, and the SHA-1 of the head as stored when known (a commit
-    then checks the head is still those bytes)."""
+    belong to it, the SHA-1 of the head as stored when known (a commit
+    then checks the head is still those bytes), and ``stored``: other keys
+    read in the same atomic step as the head (by key, driver-decoded), for
+    the first try from it only. ``read``: it was read (or a refused commit
+    brought it back), not assumed: empty then means nothing is stored."""
 
     values: dict[str, Any] = field(default_factory=dict)
     records: dict[str, bytes] = field(default_factory=dict)
     head_digest: str | None = None
+    stored: dict[str, Any] = field(default_factory=dict)
+    read: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.values)

@@ -105,10 +105,15 @@ class CacheSessionState(BaseTriggerStorage):
         BackendUnavailable if the cache fails, StorageCorrupted naming the
         key if a value cannot be decoded.
         """
+        stored = self._read.stored
+        found = {key: stored[key] for key in keys if key in stored}
+        keys = [key for key in keys if key not in found]
+        if not keys:
+            return found  # read with the head this try started from
         driver = self._failure_driver
         with reaching(driver, f"reading session {self.uid!r}"):
             try:
-                return driver.read_many(keys)
+                return {**found, **driver.read_many(keys)}
             except DECODE_ERRORS as exc:
                 raise self._damaged(keys, exc) from exc
 
@@ -170,7 +175,9 @@ class CacheSessionState(BaseTriggerStorage):
     def _start_over(self, known: Known) -> None:
         """Forget everything loaded; the next read starts from ``known`` (head, witness)."""
         self._configs = self._instances = self._metas = None
-        self._read = ReadState(prefetched=known.values, known_records=known.records)
+        self._read = ReadState(
+            prefetched=known.values, known_records=known.records, stored=known.stored
+        )
 
     def _new_task_table(self) -> tuple[str, dict[str, Any]]:
         """The task table with this save's configuration changes, and its version."""
