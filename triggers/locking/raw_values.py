@@ -4,9 +4,12 @@ A cache client pickles every value it stores, bytes included: for the
 many small records of a split session that wrapping costs about twenty
 bytes each on the server and a second decode on every read. Bytes that
 start with :data:`RAW_MARK` already carry their own format (and a check of
-their own), so the Redis drivers store and return them unchanged. No value
-the codec makes starts so: a pickle starts with ``0x80``, an integer with
-a digit or ``-``, and the compressors' streams with their own magic.
+their own), so the Redis drivers store and return them unchanged.
+
+Such bytes are a pickle themselves (protocol 5, whose first item is eight
+bytes starting with the mark's last three), so the cache's own ``get``
+still decodes them. The codec never makes a value that starts so: it
+frames every pickle that long, so its pickles start ``PROTO 5, FRAME``.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from ..cache_internals import RedisCodec
 
 __all__ = ["RAW_MARK", "is_raw", "passing_raw"]
 
-#: what every value stored as it is starts with
-RAW_MARK = b"\x00T3"
+#: what every value stored as it is starts with: PROTO 5, SHORT_BINBYTES of
+#: eight bytes, the first three of which are NUL, "T", "3"
+RAW_MARK = b"\x80\x05C\x08\x00T3"
 
 
 def is_raw(value: Any) -> bool:

@@ -1,9 +1,14 @@
 """How one instance record of a split session is stored under its own key.
 
-A record is stored as bytes: a mark, a CRC-32 and a pickle of the record's
-fields as a tuple (no field names: they were most of a record's size)::
+A record is stored as bytes that are also a pickle of its fields as a
+tuple (no field names: they were most of a record's size)::
 
-    RECORD_MARK + crc32(instance name + body) + body
+    RECORD_MARK + crc32(instance name + body) + POP + body
+
+``RECORD_MARK`` starts a pickle whose first item is eight bytes (the mark's
+last four and the checksum), which ``POP`` drops; ``body`` is the tuple's
+pickle without its header. This package checks the checksum and then
+unpickles the whole; a cache's own ``get`` unpickles it to the tuple.
 
 The checksum covers the instance's name as well as the body, so a record
 copied by hand under another instance's key is caught as damage, as is a
@@ -31,24 +36,30 @@ __all__ = ["RECORD_MARK", "decode_record", "encode_record", "encode_snapshot"]
 #: starts every record stored in this form (stored as it is on Redis: see
 #: :mod:`triggers.locking.raw_values`)
 RECORD_MARK = RAW_MARK + b"r"
-_HEAD_SIZE = len(RECORD_MARK) + 4
+_CRC_END = len(RECORD_MARK) + 4
+#: POP, which drops the mark and checksum from what the pickle gives
+_POP = b"0"
+_BODY_START = _CRC_END + len(_POP)
 #: the record's fields, in the order the tuple holds them (serialize()'s: a record
 #: read back pickles as the instance's own, so an unchanged one is not rewritten)
 _FIELDS = ("abandonState", "kwargs", "metadata", "status", "task")
 #: what a protocol 4+ pickle starts with: PROTO n, then FRAME and its size
 _FRAMED = 0x95
+#: the size of PROTO n, which the body leaves to the mark
+_PROTO_SIZE = 2
 
 
-def _checksum(name: str, body: bytes) -> bytes:
+def _checksum(name: str, body: bytes | memoryview) -> bytes:
     crc = zlib.crc32(body, zlib.crc32(name.encode("utf-8", "surrogatepass")))
     return crc.to_bytes(4, "big")
 
 
-def _unframed(body: bytes) -> bytes:
-    """``body`` without its one frame header: a small pickle needs none."""
-    if len(body) > 11 and body[2] == _FRAMED:
-        return body[:2] + body[11:]
-    return body
+def _body(pickled_fields: bytes) -> bytes:
+    """The fields' pickle without its header (PROTO and one FRAME: a small
+    pickle needs no frame, and the mark starts the stored pickle)."""
+    if len(pickled_fields) > 11 and pickled_fields[2] == _FRAMED:
+        return pickled_fields[11:]
+    return pickled_fields[_PROTO_SIZE:]
 
 
 def encode_record(name: str, record: dict[str, Any]) -> bytes:
@@ -59,8 +70,8 @@ def encode_record(name: str, record: dict[str, Any]) -> bytes:
     fields: tuple[Any, ...] = tuple(record.get(field) for field in _FIELDS)
     if record.keys() - set(_FIELDS):  # fields of another version: the dict as it is
         fields = (record,)
-    body = _unframed(pickled(name, fields))
-    return RECORD_MARK + _checksum(name, body) + body
+    body = _body(pickled(name, fields))
+    return RECORD_MARK + _checksum(name, body) + _POP + body
 
 
 def encode_snapshot(name: str, snapshot: bytes) -> bytes:
@@ -76,13 +87,13 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
     """
     if type(stored) is not bytes or not stored.startswith(RECORD_MARK):
         return unseal(stored, uid, key)
-    body = stored[_HEAD_SIZE:]
-    if stored[len(RECORD_MARK) : _HEAD_SIZE] != _checksum(name, body):
+    body = memoryview(stored)[_BODY_START:]
+    if stored[len(RECORD_MARK) : _CRC_END] != _checksum(name, body):
         raise StorageCorrupted(
             uid, f"{key!r} is damaged: its checksum does not match (or it is another instance's)"
         )
     try:
-        fields = pickle.loads(body)
+        fields = pickle.loads(stored)
     except Exception as exc:  # a body that passed its checksum but is no pickle of ours
         raise StorageCorrupted(
             uid, f"{key!r} is damaged: its body does not decode ({type(exc).__name__})"
