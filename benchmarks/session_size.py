@@ -28,6 +28,7 @@ Prints one JSON line per scenario and size.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import socket
 import statistics
@@ -128,16 +129,20 @@ def read_whole(uid: str, expected: int, runs: int) -> dict:
     walls, cpus, baseline, baseline_cpus = [], [], [], []
     for _ in range(runs):
         reset_process_state()
+        gc.collect()  # each read starts from the same heap: nothing of the last one
         wall, cpu = time.perf_counter(), time.process_time()
         storage = CacheStorageBackend(uid, cache="default", timeout=3600)
         count = sum(1 for _ in storage.iter_instances())
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
         assert count == expected, (count, expected)
+        del storage
+        gc.collect()
         wall, cpu = time.perf_counter(), time.process_time()
-        assert len(caches["default"].get(baseline_key)["instances"]) == expected
+        count = len(caches["default"].get(baseline_key)["instances"])
         baseline.append(time.perf_counter() - wall)
         baseline_cpus.append(time.process_time() - cpu)
+        assert count == expected, (count, expected)
     return {
         "ms_median": statistics.median(walls) * 1000,
         "ms_min": min(walls) * 1000,
