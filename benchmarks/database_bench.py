@@ -63,7 +63,7 @@ TRANSACTION_WORDS = ("BEGIN", "COMMIT", "START")
 STORAGE = "database"
 
 
-def database_settings(kind: str, name: str, host: str) -> dict[str, Any]:
+def database_settings(kind: str, name: str, host: str, pool: bool = False) -> dict[str, Any]:
     if kind == "sqlite":
         return {
             "ENGINE": "django.db.backends.sqlite3",
@@ -77,6 +77,8 @@ def database_settings(kind: str, name: str, host: str) -> dict[str, Any]:
             "USER": "postgres",
             "HOST": host,
             "PORT": 5432,
+            # Django 5.1+ with psycopg_pool: a thread's connection comes from the pool
+            **({"OPTIONS": {"pool": True}} if pool else {}),
         }
     return {
         "ENGINE": "django.db.backends.mysql",
@@ -88,9 +90,9 @@ def database_settings(kind: str, name: str, host: str) -> dict[str, Any]:
     }
 
 
-def configure(kind: str, name: str, host: str) -> None:
+def configure(kind: str, name: str, host: str, pool: bool = False) -> None:
     settings.configure(
-        DATABASES={"default": database_settings(kind, name, host)},
+        DATABASES={"default": database_settings(kind, name, host, pool)},
         # no culling: the larger scenarios store more than MAX_ENTRIES' default
         CACHES={
             "default": {
@@ -531,6 +533,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="postgresql: Django's connection pool (Django 5.1+, psycopg_pool installed)",
+    )
+    parser.add_argument(
         "--sizes", default=",".join(map(str, SIZES)), help="growth: session sizes, comma separated"
     )
     args = parser.parse_args(argv)
@@ -538,7 +545,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     STORAGE = args.storage
-    configure(args.db, args.name, args.host)
+    if args.pool and args.db != "postgresql":
+        parser.error("--pool is for --db postgresql")
+    configure(args.db, args.name, args.host, args.pool)
     install_counting()
     from django.db import connection
 
@@ -556,6 +565,7 @@ def main(argv: list[str] | None = None) -> None:
                 "db": args.db,
                 "vendor": connection.vendor,
                 "ms_select_1": round(select_ms, 4),
+                "pool": args.pool,
             }
         ),
         flush=True,

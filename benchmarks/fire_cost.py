@@ -1,6 +1,7 @@
 """What a fire costs, in cache round trips (G), on any supported cache.
 
     python benchmarks/fire_cost.py [--cache redis] [--runs 1] [scenario ...]
+        [--redis-url redis://127.0.0.1:6379/6] [--pg-name test]
 
 Scenarios: fanout, growth, contention, scale, workflow, workflow_sync
 (default: all). The workflow scenarios run real task bodies end to end: a
@@ -45,7 +46,7 @@ CACHES = {
 }
 
 
-def configure(cache: str) -> None:
+def configure(cache: str, redis_url: str = "redis://127.0.0.1:6379/6", pg_name: str = "test") -> None:
     databases = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -56,7 +57,7 @@ def configure(cache: str) -> None:
     if cache == "db_pg":
         databases["default"] = {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": "test",
+            "NAME": pg_name,
             "USER": "postgres",
             "HOST": "127.0.0.1",
             "PORT": 5432,
@@ -64,8 +65,9 @@ def configure(cache: str) -> None:
     # LocMem and the database cache cull past MAX_ENTRIES (300 by default),
     # which the larger scenarios exceed; the sessions must stay whole.
     options = {"OPTIONS": {"MAX_ENTRIES": 10**7}} if cache in ("locmem", "db_sqlite", "db_pg") else {}
+    location = {"LOCATION": redis_url} if cache in ("redis", "dredis") else {}
     settings.configure(
-        CACHES={"default": dict(CACHES[cache], TIMEOUT=3600, **options)},
+        CACHES={"default": dict(CACHES[cache], TIMEOUT=3600, **options, **location)},
         DATABASES=databases,
         INSTALLED_APPS=["triggers"],
         USE_TZ=False,
@@ -286,9 +288,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)}")
     parser.add_argument("--cache", default="redis", choices=sorted(CACHES))
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6", help="the Redis caches' LOCATION")
+    parser.add_argument("--pg-name", default="test", help="db_pg: the PostgreSQL database (must exist)")
     args = parser.parse_args(argv)
     CACHE = args.cache
-    configure(args.cache)
+    configure(args.cache, args.redis_url, args.pg_name)
     install_noop_runner()
     g = round_trip_ms()
     print(json.dumps({"scenario": "calibrate", "cache": CACHE, "ms_per_get": round(g, 4)}), flush=True)

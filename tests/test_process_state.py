@@ -46,6 +46,8 @@ OWNERS = {
     "celery hooked apps",
     "database configuration sets",
     "async redis clients",
+    "redis clients",
+    "lock wake-ups",
 }
 LOCMEM_CLASS = "django.core.cache.backends.locmem.LocMemCache"
 ADD_DRIVER = "triggers.locking.drivers.add.AddLockDriver"

@@ -59,7 +59,7 @@ def _arm_writes(alias):
     connection = connections[router.db_for_write(cache.cache_model_class)]
 
     def wrapper(execute, sql, params, many, context):
-        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "WITH")):
             _before_write()
         return execute(sql, params, many, context)
 

@@ -24,6 +24,8 @@ from ...forking import watch_forks
 from ..failures import unavailable
 from ..writes import Writes
 from .base import LockDriver, storable
+from .database_pg import take_or_read, upsert_and_release
+from .wakeups import lock_wakeups
 
 __all__ = ["DatabaseLockDriver"]
 
@@ -117,6 +119,16 @@ class DatabaseLockDriver(LockDriver):
         connection = connections[db]
         return db, connection, connection.ops.quote_name(table)
 
+    def _wake_name(self, key: str) -> tuple[str, str, str]:
+        """What names ``key``'s lock among every cache table this process locks in."""
+        db, _, table = self._connection()
+        return db, table, self.cache.make_and_validate_key(key)
+
+    def wait_for_release(self, key: str, pause: float, longest: float | None) -> None:
+        # Polls the table, but a release by another thread of this process
+        # (a sibling task) wakes a waiter at once rather than after its pause.
+        lock_wakeups.wait(self._wake_name(key), pause)
+
     def _encode(self, value: Any) -> str:
         encoded: str = storable(lambda v: database_row_value(self.cache, v))(value)
         return encoded
@@ -163,13 +175,25 @@ class DatabaseLockDriver(LockDriver):
         value = self._encode(token)
         now = database_row_expiry(connection, time.time())
         expires = database_row_expiry(connection, None if ttl is None else time.time() + max(1.0, ttl))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {q('value')}, CASE WHEN {q('expires')} < %s THEN 1 ELSE 0 END"
-                f" FROM {table} WHERE {q('cache_key')} = %s",
-                [now, db_key],
-            )
-            row = cursor.fetchone()
+        if connection.vendor == "postgresql":
+            # One statement: insert the row if there is none, else read it.
+            try:
+                with self._statement(db, connection) as cursor:
+                    cursor.execute(take_or_read(q, table), [now, db_key, db_key, value, expires])
+                    current, expired, inserted = cursor.fetchone()
+            except IntegrityError:
+                return False  # taken since the statement's snapshot
+            if inserted:
+                return True
+            row = (current, expired)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {q('value')}, CASE WHEN {q('expires')} < %s THEN 1 ELSE 0 END"
+                    f" FROM {table} WHERE {q('cache_key')} = %s",
+                    [now, db_key],
+                )
+                row = cursor.fetchone()
         if row is not None:
             current, expired = row
             if not expired:
@@ -214,7 +238,10 @@ class DatabaseLockDriver(LockDriver):
                 f"DELETE FROM {table} WHERE {q('cache_key')} = %s AND {q('value')} = %s",
                 [self.cache.make_and_validate_key(key), self._encode(token)],
             )
-            return bool(cursor.rowcount == 1)
+            released = bool(cursor.rowcount == 1)
+        if released:
+            lock_wakeups.released(self._wake_name(key))
+        return released
 
     def owns(self, key: str, token: str) -> bool:
         # Not cache.get(): Django's database cache deletes a row it reads as
@@ -260,6 +287,27 @@ class DatabaseLockDriver(LockDriver):
                     [db_key, encoded, expires],
                 )
 
+    def _write_rows(
+        self,
+        cursor: Any,
+        connection: Any,
+        table: str,
+        expires: Any,
+        rows: list[tuple[str, str]],
+        lock_key: str,
+        release: bool,
+    ) -> None:
+        """Inside the commit transaction, past its owner check: write ``rows``,
+        and delete the lock's row if ``release`` (on PostgreSQL in one statement)."""
+        q = connection.ops.quote_name
+        if connection.vendor == "postgresql" and rows:
+            sql, params = upsert_and_release(q, table, rows, expires, lock_key if release else None)
+            cursor.execute(sql, params)
+            return
+        self._upsert(cursor, connection, table, expires, rows)
+        if release:
+            cursor.execute(f"DELETE FROM {table} WHERE {q('cache_key')} = %s", [lock_key])
+
     def write(self, writes: Writes) -> None:
         if not writes:
             return
@@ -288,7 +336,6 @@ class DatabaseLockDriver(LockDriver):
 
     def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
         db, connection, table = self._connection()
-        q = connection.ops.quote_name
         lock_key = self.cache.make_and_validate_key(key)
         now = database_row_expiry(connection, time.time())
         expires, rows = self._rows(connection, writes)
@@ -305,11 +352,7 @@ class DatabaseLockDriver(LockDriver):
                     cursor.execute(self._owner_check(connection, table, bound_idle), owner)
                     if cursor.rowcount != 1:
                         return False
-                    self._upsert(cursor, connection, table, expires, rows)
-                    if release:
-                        cursor.execute(
-                            f"DELETE FROM {table} WHERE {q('cache_key')} = %s", [lock_key]
-                        )
+                    self._write_rows(cursor, connection, table, expires, rows, lock_key, release)
                 committing = True  # leaving the block commits
         except DatabaseError as exc:
             if _sqlstate(exc) == IDLE_IN_TRANSACTION_TIMEOUT:
@@ -323,4 +366,6 @@ class DatabaseLockDriver(LockDriver):
                 raise  # whether a failed commit landed cannot be told here
             # Failed before the commit: rolled back, nothing was written.
             raise unavailable(self, f"writing under lock {key!r}", exc) from exc
+        if release:
+            lock_wakeups.released(self._wake_name(key))
         return True

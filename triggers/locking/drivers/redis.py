@@ -30,6 +30,7 @@ from .redis_cluster import (
     replicas_to_wait_for,
     run_script,
 )
+from .redis_pools import shared_redis_clients
 
 __all__ = ["RedisLockDriver", "ScriptCall"]
 
@@ -79,7 +80,8 @@ class RedisLockDriver(LockDriver):
     def __init__(self, cache: BaseCache) -> None:
         super().__init__(cache)
         codec = passing_raw(redis_codec(cache))
-        self._raw = codec.client
+        # Django's RedisCache: one pool per process and settings, not per thread.
+        self._raw = shared_redis_clients.getter(cache, codec.client)
         self._key = functools.lru_cache(maxsize=4096)(codec.make_key)
         self._encode = storable(codec.encode)
         self._decode = codec.decode
