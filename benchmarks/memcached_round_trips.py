@@ -2,8 +2,9 @@
 
     python benchmarks/memcached_round_trips.py [--fires 50] [--location 127.0.0.1:11211]
 
-Counts every request pymemcache sends (each get, gets, add, cas, append,
-set, delete is one request and one answer), for ordinary fires into one
+Counts every request sent to the server (each write of the socket: one
+request and its answers, so several commands pipelined into one write count
+once; each is listed by the commands it carries), for ordinary fires into one
 session and for marking an instance finished, with the fenced Memcached
 driver and with the add-based driver Memcached used before it. Prints one
 JSON line per driver.
@@ -23,21 +24,36 @@ from django.conf import settings
 COUNTS: Counter[str] = Counter()
 
 
+#: commands whose line is followed by a data block
+STORE_COMMANDS = {b"set", b"add", b"replace", b"append", b"prepend", b"cas"}
+
+
+def commands_in(request: bytes) -> list[str]:
+    """The commands one request carries, in order (several when pipelined)."""
+    found = []
+    while request:
+        line, _, request = request.partition(b"\r\n")
+        words = line.split()
+        if not words:
+            continue
+        found.append(words[0].decode())
+        if words[0] in STORE_COMMANDS and len(words) >= 5:
+            request = request[int(words[4]) + 2 :]  # the data block and its line end
+    return found
+
+
 def count_requests() -> None:
-    """Count each request pymemcache's Client makes, by command."""
-    from pymemcache.client.base import Client
+    """Count each request sent to a server (one write of the socket, one
+    round trip), by the commands it carries: pipelined commands count once."""
+    import socket
 
-    def counted(name: str, original: Any) -> Any:
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            command = args[0] if args and isinstance(args[0], bytes) else name.encode()
-            COUNTS[command.decode()] += 1
-            return original(self, *args, **kwargs)
+    original = socket.socket.sendall
 
-        return wrapper
+    def sendall(self: Any, data: Any, *args: Any) -> Any:
+        COUNTS["+".join(commands_in(bytes(data)))] += 1
+        return original(self, data, *args)
 
-    for name in ("_fetch_cmd", "_store_cmd"):
-        setattr(Client, name, counted(name, getattr(Client, name)))
-    Client._misc_cmd = counted("misc", Client._misc_cmd)  # delete, incr, touch...
+    socket.socket.sendall = sendall  # type: ignore[method-assign]
 
 
 def configure(location: str) -> None:
