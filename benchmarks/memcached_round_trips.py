@@ -1,12 +1,16 @@
 """What one fire costs on Memcached, in requests to the server (round trips).
 
     python benchmarks/memcached_round_trips.py [--fires 50] [--location 127.0.0.1:11211]
+        [--delay-ms 0]
 
 Counts every request sent to the server (each write of the socket: one
 request and its answers, so several commands pipelined into one write count
 once; each is listed by the commands it carries), for ordinary fires into one
 session and for marking an instance finished, with the fenced Memcached
-driver and with the add-based driver Memcached used before it. Prints one
+driver and with the add-based driver Memcached used before it, and the
+milliseconds each takes. ``--delay-ms`` puts a proxy in another process
+between the client and the server that holds every chunk of bytes for half
+that long each way, as a network with that round trip would. Prints one
 JSON line per driver.
 """
 
@@ -14,6 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import socket
+import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -56,6 +64,35 @@ def count_requests() -> None:
     socket.socket.sendall = sendall  # type: ignore[method-assign]
 
 
+def _pump(source: socket.socket, target: socket.socket, hold: float) -> None:
+    while data := source.recv(65536):
+        time.sleep(hold)
+        target.sendall(data)
+    target.close()
+
+
+def _proxy(listener: socket.socket, upstream: tuple[str, int], hold: float) -> None:
+    """Forward each connection to ``upstream``, each chunk held ``hold`` seconds."""
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection(upstream)
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for source, target in ((client, server), (server, client)):
+            threading.Thread(target=_pump, args=(source, target, hold), daemon=True).start()
+
+
+def delayed(location: str, delay_ms: float) -> str:
+    """A location whose round trips take ``delay_ms`` more (a proxy process)."""
+    host, port = location.rsplit(":", 1)
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy = multiprocessing.get_context("fork").Process(
+        target=_proxy, args=(listener, (host, int(port)), delay_ms / 2000), daemon=True
+    )
+    proxy.start()
+    return f"127.0.0.1:{listener.getsockname()[1]}"
+
+
 def configure(location: str) -> None:
     settings.configure(
         CACHES={
@@ -87,19 +124,25 @@ def measure(driver_name: str, fires: int) -> dict[str, Any]:
     manager.update_configuration({"t": {"after": [], "andEvery": "tick", "run": "noop"}})
     manager.fire("tick", {"n": -1})  # warm: the session and its task table exist
     COUNTS.clear()
+    started = time.perf_counter()
     for n in range(fires):
         manager.fire("tick", {"n": n})
+    fire_ms = (time.perf_counter() - started) * 1000 / fires
     per_fire = {command: round(count / fires, 2) for command, count in sorted(COUNTS.items())}
     fire_total = sum(COUNTS.values()) / fires
     COUNTS.clear()
+    started = time.perf_counter()
     for n in range(fires):
         manager.update_instance_status(f"t#{n}", "finished")
+    finish_ms = (time.perf_counter() - started) * 1000 / fires
     finish_total = sum(COUNTS.values()) / fires
     return {
         "driver": driver_name,
         "round_trips_per_fire": round(fire_total, 2),
         "by_command": per_fire,
         "round_trips_per_status_change": round(finish_total, 2),
+        "ms_per_fire": round(fire_ms, 3),
+        "ms_per_status_change": round(finish_ms, 3),
     }
 
 
@@ -107,8 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fires", type=int, default=50)
     parser.add_argument("--location", default="127.0.0.1:11211")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="added to each round trip")
     args = parser.parse_args()
-    configure(args.location)
+    configure(delayed(args.location, args.delay_ms) if args.delay_ms else args.location)
     from triggers.tasks.runners import BaseTaskRunner, task_runners
 
     class Nothing(BaseTaskRunner):

@@ -46,7 +46,7 @@ from ..writes import Writes
 from .add import AddLockDriver
 from .memcached_client import MemcachedServers, decoding
 from .memcached_pipe import Pipeline
-from .memcached_settle import FENCED_MARK, Seen, Stale, settle, untagged
+from .memcached_settle import FENCED_MARK, LastRead, Seen, Stale, settle, untagged
 
 __all__ = ["FENCED_MARK", "MemcachedLockDriver", "untagged"]
 
@@ -87,6 +87,8 @@ class MemcachedLockDriver(AddLockDriver):
         #: the fence of each holder, by its token
         self._fences: dict[str, _Fence] = {}
         self._fences_lock = threading.Lock()
+        #: what this process last read of each key, for the next save's cas
+        self._last_read = LastRead()
 
     # ------------------------------------------------------------- raw steps
     def _gets_many(self, names: Sequence[str]) -> dict[str, tuple[Any, int]]:
@@ -156,7 +158,9 @@ class MemcachedLockDriver(AddLockDriver):
         return self._cas(key, b"", unique, -1)
 
     def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
-        return {key: untagged(value) for key, value in super().read_many(keys).items()}
+        found = self._gets_many(keys)  # as a get, with the uniques a later save may cas on
+        self._last_read.note(found)
+        return {key: untagged(value) for key, (value, _) in found.items()}
 
     # ------------------------------------------------------------- writes
     def write_and_release(self, key: str, token: str, writes: Writes, release: bool = True) -> bool:
@@ -194,7 +198,12 @@ class MemcachedLockDriver(AddLockDriver):
             (name, value, exptime if name == witness else record_exptime, name == witness)
             for name, value in items
         ]
-        settle(self._servers, writes, fence.unique, fence.seen, lambda: self._fence_moved(fence))
+        names = [name for name, _ in items]
+        seen = {**self._last_read.of(names), **fence.seen}
+        try:
+            settle(self._servers, writes, fence.unique, seen, lambda: self._fence_moved(fence))
+        finally:
+            self._last_read.forget(names)  # written (or tried): their uniques moved
 
     def _commit(
         self, key: str, token: str, fence: _Fence, value: Any, exptime: int, release: bool, keep: bool

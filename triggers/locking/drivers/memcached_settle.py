@@ -13,7 +13,8 @@ next round. Every write of a round goes in one request per server
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..versions import generation_of, is_version
 from .memcached_client import MemcachedServers
 from .memcached_pipe import Pipeline
 
-__all__ = ["FENCED_MARK", "UNKNOWN", "Stale", "settle", "token_of", "untagged"]
+__all__ = ["FENCED_MARK", "UNKNOWN", "LastRead", "Stale", "settle", "token_of", "untagged"]
 
 #: first item of a value stored tagged with its writer's fencing token
 FENCED_MARK = "triggers/fenced-1"
@@ -30,6 +31,8 @@ FENCED_MARK = "triggers/fenced-1"
 WRITE_ROUNDS = 16
 #: what a holder knows of a key it did not read
 UNKNOWN: Any = object()
+#: keys whose last read :class:`LastRead` keeps
+LAST_READ_KEYS = 4096
 
 #: value and cas unique as read, or None (absent), or UNKNOWN
 Seen = Any
@@ -52,6 +55,43 @@ def token_of(value: Any) -> int:
         token = value[1]
         return token if type(token) is int else -1
     return -1
+
+
+class LastRead:
+    """What each key held when this process last read it: its token or
+    generation and its cas unique, so that a save can ``cas`` a record it
+    read earlier (a status change settles the record the one before it
+    read) without reading it again. Only a guess: a ``cas`` on a unique that
+    moved is refused, and the key is read then."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[Any, int]] = {}
+        self._lock = threading.Lock()
+
+    def note(self, found: Mapping[str, tuple[Any, int]]) -> None:
+        with self._lock:
+            for name, (value, unique) in found.items():
+                self._keys.pop(name, None)
+                self._keys[name] = (_summary(value), unique)
+            while len(self._keys) > LAST_READ_KEYS:
+                del self._keys[next(iter(self._keys))]
+
+    def of(self, names: Iterable[str]) -> dict[str, tuple[Any, int]]:
+        with self._lock:
+            return {name: self._keys[name] for name in names if name in self._keys}
+
+    def forget(self, names: Iterable[str]) -> None:
+        with self._lock:
+            for name in names:
+                self._keys.pop(name, None)
+
+
+def _summary(value: Any) -> Any:
+    """What a write decides by (a record's token, the witness's version), not the value."""
+    if is_version(value):
+        return value
+    token = token_of(value)
+    return None if token == -1 else (FENCED_MARK, token, None)
 
 
 @dataclass
