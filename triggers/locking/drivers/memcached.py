@@ -22,9 +22,11 @@ newer one; :meth:`read_many` strips the tag. The witness only ever goes up
 Round trips. Requests that do not depend on each other's answers go in one
 request (:mod:`.memcached_pipe`): a save under the lock costs the
 ``add`` of the lock; the bump with the read of the head, the witness and
-the lock; the settle writes (a record already stored takes one more); and
-the head's ``cas`` with the lock's release (a ``cas`` on the lock's unique
-as read, so only this holder's lock is let go).
+the lock; the settle writes; and the head's ``cas`` with the lock's release
+(a ``cas`` on the lock's unique as read, so only this holder's lock is let
+go). A settled record is written with ``cas`` on the unique this process
+last read it with; one it did not read, and that is stored, takes one
+request more.
 
 Expiry. Memcached counts whole seconds on a clock that ticks once a second,
 so an item set to live N seconds may go after N-1. A lock lives ceil(ttl)+1
