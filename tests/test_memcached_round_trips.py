@@ -77,6 +77,28 @@ def test_a_fire_takes_four_requests_and_a_status_change_five(requests_sent, uid,
     assert [stored[f"t#{n}"].kwargs["tick"]["n"] for n in range(4)] == [-1, 0, 1, 2]
 
 
+def test_a_record_changed_since_this_process_read_it_is_read_again_and_written(
+    requests_sent, uid, test_runners
+):
+    cache, sent = requests_sent
+    manager = TriggerManager(CacheStorageBackend(uid, cache=cache, timeout=600))
+    manager.update_configuration(CONFIG)
+    for n in range(3):
+        manager.fire("tick", {"n": n})
+    manager.update_instance_status("t#0", TaskInstance.STATUS_FINISHED)  # reads t#0's key
+    # Rewritten as it was: a new unique, so what this process read of it is out of date.
+    record_key = manager.storage.record_key("t#0")
+    caches[ALIAS].set(record_key, caches[ALIAS].get(record_key), timeout=600)
+    sent.clear()
+    manager.update_instance_status("t#1", TaskInstance.STATUS_FINISHED)  # settles t#0
+    # The cas on the old unique is refused; the record is read and written again.
+    assert sent == [
+        ["add"], ["append", "gets"], ["gets"], ["cas", "cas"], ["add", "gets"], ["cas"], ["cas", "cas"]
+    ]
+    stored = CacheStorageBackend(uid, cache=ALIAS)
+    assert stored["t#0"].status == stored["t#1"].status == TaskInstance.STATUS_FINISHED
+
+
 def test_saves_under_one_lock_are_each_fenced_and_the_lock_let_go_once(requests_sent, uid):
     cache, sent = requests_sent
     store = CacheStorageBackend(uid, cache=cache, timeout=600)
