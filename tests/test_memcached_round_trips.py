@@ -24,13 +24,14 @@ ALIAS = "memcached"
 CONFIG = {"t": {"after": [], "andEvery": "tick", "run": "tests.add", "using": RecordingRunner.name}}
 
 #: a fire into a session: the lock; the head's bump and the read of head,
-#: witness and lock; the settle writes (the last fire's record, new: an add)
-#: with the witness; the head's commit with the lock's release
-FIRE = [["add"], ["append", "gets"], ["add", "gets", "cas"], ["cas", "cas"]]
+#: witness and lock; a look at the lock with the settle writes (the last
+#: fire's record, new: an add) and the witness; the head's commit with the
+#: lock's release
+FIRE = [["add"], ["append", "gets"], ["gets", "add", "gets", "cas"], ["cas", "cas"]]
 #: a status change: as a fire, with the read of the instance's record; the
 #: record it settles (the one the last change read) is written with cas on
 #: the unique that read gave
-STATUS_CHANGE = [["add"], ["append", "gets"], ["gets"], ["cas", "cas"], ["cas", "cas"]]
+STATUS_CHANGE = [["add"], ["append", "gets"], ["gets"], ["gets", "cas", "cas"], ["cas", "cas"]]
 
 
 def recording_cache():
@@ -62,7 +63,7 @@ def test_a_fire_takes_four_requests_and_a_status_change_five(requests_sent, uid,
     sent.clear()
     manager.update_instance_status("t#0", TaskInstance.STATUS_FINISHED)
     # The record it settles is the one the last fire made: new, so added at once.
-    assert sent == [["add"], ["append", "gets"], ["gets"], ["add", "gets", "cas"], ["cas", "cas"]]
+    assert sent == [["add"], ["append", "gets"], ["gets"], ["gets", "add", "gets", "cas"], ["cas", "cas"]]
     for n in (1, 2):
         sent.clear()
         manager.update_instance_status(f"t#{n}", TaskInstance.STATUS_FINISHED)
@@ -71,7 +72,7 @@ def test_a_fire_takes_four_requests_and_a_status_change_five(requests_sent, uid,
     other, sent = recording_cache()
     elsewhere = TriggerManager(CacheStorageBackend(uid, cache=other, timeout=600))
     elsewhere.update_instance_status("t#3", TaskInstance.STATUS_FINISHED)
-    assert sent[-4:] == [["gets"], ["add", "gets", "cas"], ["cas"], ["cas", "cas"]]
+    assert sent[-4:] == [["gets"], ["gets", "add", "gets", "cas"], ["cas"], ["cas", "cas"]]
     stored = CacheStorageBackend(uid, cache=ALIAS)
     assert [stored[f"t#{n}"].status for n in range(4)] == [TaskInstance.STATUS_FINISHED] * 4
     assert [stored[f"t#{n}"].kwargs["tick"]["n"] for n in range(4)] == [-1, 0, 1, 2]
@@ -93,10 +94,24 @@ def test_a_record_changed_since_this_process_read_it_is_read_again_and_written(
     manager.update_instance_status("t#1", TaskInstance.STATUS_FINISHED)  # settles t#0
     # The cas on the old unique is refused; the record is read and written again.
     assert sent == [
-        ["add"], ["append", "gets"], ["gets"], ["cas", "cas"], ["add", "gets"], ["cas"], ["cas", "cas"]
+        ["add"], ["append", "gets"], ["gets"], ["gets", "cas", "cas"], ["add", "gets"], ["cas"], ["cas", "cas"]
     ]
     stored = CacheStorageBackend(uid, cache=ALIAS)
     assert stored["t#0"].status == stored["t#1"].status == TaskInstance.STATUS_FINISHED
+
+
+def test_a_holder_whose_lock_expired_commits_nothing_even_if_no_one_took_it(requests_sent, uid):
+    cache, _ = requests_sent
+    store = CacheStorageBackend(uid, cache=cache, timeout=600)
+    with store.acquire_lock():
+        store.metadata["made"] = True
+        store.save()
+    with pytest.raises(LockLost):
+        with store.acquire_lock():
+            store.metadata["late"] = True
+            store.save()
+            caches[ALIAS].delete(store.keys.lock)  # as if its ttl ran out
+    assert "late" not in CacheStorageBackend(uid, cache=ALIAS).metadata
 
 
 def test_saves_under_one_lock_are_each_fenced_and_the_lock_let_go_once(requests_sent, uid):

@@ -22,7 +22,8 @@ newer one; :meth:`read_many` strips the tag. The witness only ever goes up
 Round trips. Requests that do not depend on each other's answers go in one
 request (:mod:`.memcached_pipe`): a save under the lock costs the
 ``add`` of the lock; the bump with the read of the head, the witness and
-the lock; the settle writes; and the head's ``cas`` with the lock's release
+the lock; the settle writes, with a look at the lock (a holder whose lock
+expired commits nothing); and the head's ``cas`` with the lock's release
 (a ``cas`` on the lock's unique as read, so only this holder's lock is let
 go). A settled record is written with ``cas`` on the unique this process
 last read it with; one it did not read, and that is stored, takes one
@@ -175,14 +176,19 @@ class MemcachedLockDriver(AddLockDriver):
         at = [name for name, _ in items].index(fence.key)
         exptime = self._exptime(writes.timeout)
         try:
-            # The settle writes, acknowledged before the head (the commit point).
-            self._settle(items[:at], fence, writes.witness_key, exptime)
+            # The settle writes, acknowledged before the head (the commit point),
+            # with a look at the lock: a holder whose lock expired commits nothing.
+            lock = (key, token)
+            if not self._settle(lock, items[:at], fence, writes.witness_key, exptime):
+                if not self.owns(key, token):
+                    return self._lost(key, token, release)
             after = items[at + 1 :]
             # The lock is let go in the head's request when nothing follows the head.
             with_head = release and not after and bool(fence.lock_unique)
             if not self._commit(key, token, fence, items[at][1], exptime, with_head, not release):
                 return self._lost(key, token, release)
-            self._settle(after, fence, writes.witness_key, exptime)
+            # Committed: what follows the head is written whatever the lock.
+            self._settle(None, after, fence, writes.witness_key, exptime)
         except Stale:
             return self._lost(key, token, release)
         if release and not with_head:
@@ -190,11 +196,18 @@ class MemcachedLockDriver(AddLockDriver):
         return True
 
     def _settle(
-        self, items: list[tuple[str, Any]], fence: _Fence, witness: str | None, exptime: int
-    ) -> None:
-        """Write ``items``, each only over an older value (records tagged with the fence)."""
+        self,
+        lock: tuple[str, str] | None,
+        items: list[tuple[str, Any]],
+        fence: _Fence,
+        witness: str | None,
+        exptime: int,
+    ) -> bool:
+        """Write ``items``, each only over an older value (records tagged with
+        the fence), checking the ``lock`` (key, holder) is still held if given;
+        False if nothing was sent (the lock was not looked at)."""
         if not items:
-            return
+            return False
         record_exptime = _longer(exptime, RECORD_EXTRA_SECONDS)
         writes = [
             (name, value, exptime if name == witness else record_exptime, name == witness)
@@ -203,7 +216,9 @@ class MemcachedLockDriver(AddLockDriver):
         names = [name for name, _ in items]
         seen = {**self._last_read.of(names), **fence.seen}
         try:
-            settle(self._servers, writes, fence.unique, seen, lambda: self._fence_moved(fence))
+            return settle(
+                self._servers, writes, fence.unique, seen, lambda: self._fence_moved(fence), lock
+            )
         finally:
             self._last_read.forget(names)  # written (or tried): their uniques moved
 

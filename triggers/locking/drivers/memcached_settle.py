@@ -109,25 +109,33 @@ def settle(
     token: int,
     seen: Mapping[str, Seen],
     fence_moved: Callable[[], bool],
-) -> None:
+    lock: tuple[str, str] | None,
+) -> bool:
     """Make ``writes`` (name, value, exptime, is the witness), each only over
     an older value; records are stored tagged with ``token``.
 
     ``seen`` holds what the holder read of some keys; ``fence_moved`` raises
-    Stale if the head changed since. Stale also if a key is still raced on
-    after every round.
+    Stale if the head changed since. The lock (key, holder), if given, is
+    read in the first request: Stale if the holder no longer has it. Stale
+    also if a key is still raced on after every round. False if nothing
+    needed writing (the lock was not read).
     """
     pending = [
         _Write(name, value if witness else (FENCED_MARK, token, value), exptime, seen.get(name, UNKNOWN), witness)
         for name, value, exptime, witness in writes
     ]
+    check = None
     for _ in range(WRITE_ROUNDS):
         pending = [w for w in pending if not _done(w, token, fence_moved)]
         if not pending:
-            return
+            return check is not None
         pipe = Pipeline(servers)
+        if check is None and lock is not None:
+            check = pipe.gets([lock[0]])
         sent = [(w, *_queue(pipe, w)) for w in pending]
         pipe.run()
+        if lock is not None and check is not None and check.answer.get(lock[0], (None, 0))[0] != lock[1]:
+            raise Stale()  # its lock expired: the head is not written
         still = []
         for write, stored, read in sent:
             if stored.answer:
