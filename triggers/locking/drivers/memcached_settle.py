@@ -2,8 +2,9 @@
 
 Each value is written only over an older one: a record over one tagged
 with an older fencing token (a stale holder never puts an older record
-over a newer one), the witness over one of a lower generation. What is
-stored under a key the holder did not read is not known, so the first round
+over a newer one), the witness over one of a lower generation. A key this
+process read (:class:`LastRead`) is written with ``cas`` on the unique that
+read gave. What is stored under another is not known, so the first round
 tries an ``add`` and reads the key in the same request: a key that did not
 exist is written at once (the record of an instance the last save made),
 one that did is written with ``cas`` on the unique that read gave, in the
