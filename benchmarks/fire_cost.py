@@ -1,13 +1,15 @@
 """What a fire costs, in cache round trips (G), on any supported cache.
 
     python benchmarks/fire_cost.py [--cache redis] [--runs 1] [scenario ...]
-        [--redis-url redis://127.0.0.1:6379/6] [--pg-name test]
+        [--redis-url redis://127.0.0.1:6379/6] [--pg-name test] [--location ADDRESS]
 
 Scenarios: fanout, growth, contention, scale, workflow, workflow_sync
 (default: all). The workflow scenarios run real task bodies end to end: a
 chain of 5 tasks and 5 more after the first, per session.
 Caches: locmem, redis (django-redis), dredis (Django's RedisCache),
 memcached (pymemcache), db_sqlite, db_pg (the database cache).
+``--location`` points the chosen cache at another server (a Redis URL, a
+Memcached host:port) instead of its default location above.
 
 G is the time of one ``cache.get`` of a small value through the same Django
 cache, measured in the same run, so the figures compare across machines.
@@ -46,7 +48,12 @@ CACHES = {
 }
 
 
-def configure(cache: str, redis_url: str = "redis://127.0.0.1:6379/6", pg_name: str = "test") -> None:
+def configure(
+    cache: str,
+    redis_url: str = "redis://127.0.0.1:6379/6",
+    pg_name: str = "test",
+    location: str | None = None,
+) -> None:
     databases = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -65,9 +72,13 @@ def configure(cache: str, redis_url: str = "redis://127.0.0.1:6379/6", pg_name: 
     # LocMem and the database cache cull past MAX_ENTRIES (300 by default),
     # which the larger scenarios exceed; the sessions must stay whole.
     options = {"OPTIONS": {"MAX_ENTRIES": 10**7}} if cache in ("locmem", "db_sqlite", "db_pg") else {}
-    location = {"LOCATION": redis_url} if cache in ("redis", "dredis") else {}
+    chosen = dict(CACHES[cache], TIMEOUT=3600, **options)
+    if cache in ("redis", "dredis"):
+        chosen["LOCATION"] = redis_url
+    if location is not None:
+        chosen["LOCATION"] = location
     settings.configure(
-        CACHES={"default": dict(CACHES[cache], TIMEOUT=3600, **options, **location)},
+        CACHES={"default": chosen},
         DATABASES=databases,
         INSTALLED_APPS=["triggers"],
         USE_TZ=False,
@@ -287,12 +298,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)}")
     parser.add_argument("--cache", default="redis", choices=sorted(CACHES))
+    parser.add_argument("--location", help="the cache's server instead of its default location")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6", help="the Redis caches' LOCATION")
     parser.add_argument("--pg-name", default="test", help="db_pg: the PostgreSQL database (must exist)")
     args = parser.parse_args(argv)
     CACHE = args.cache
-    configure(args.cache, args.redis_url, args.pg_name)
+    configure(args.cache, args.redis_url, args.pg_name, args.location)
     install_noop_runner()
     g = round_trip_ms()
     print(json.dumps({"scenario": "calibrate", "cache": CACHE, "ms_per_get": round(g, 4)}), flush=True)

@@ -9,7 +9,8 @@ with the session (retrying the save where it was lost) and checks that too.
 
 Writes are counted where they leave the process, so the count does not
 depend on how the storage and lock layers group them: Memcached at its
-client (every key stored: set, add, cas, append), the database cache at the SQL it executes
+client's socket (every key stored: set, add, cas, append, even several
+sent in one request), the database cache at the SQL it executes
 (every INSERT, UPDATE or DELETE). Redis is not here: there a save and the
 lock release are one server-side script, with nothing in between to kill.
 """
@@ -26,11 +27,11 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
-from django.core.cache.backends.memcached import PyMemcacheCache
 from django.db import connections, router
 
 from triggers import CacheStorageBackend
 
+from .memcached_support import WRITE_COMMANDS, commands_in, hooked_memcache
 from .storage_support import CONFIG, populate
 
 #: the child's write counter: kill before write number ``limit`` (0-based)
@@ -45,44 +46,21 @@ def _before_write() -> None:
     KILL["count"] += 1
 
 
+def _killing_send(sock, data):
+    """Send a request command by command up to each write, so a kill can fall
+    between any two writes, even two the driver sends in one request."""
+    sent = 0
+    for at, command in commands_in(data):
+        if command in WRITE_COMMANDS:
+            if at > sent:
+                sock.sendall(data[sent:at])  # what comes before it reaches the server
+                sent = at
+            _before_write()
+    sock.sendall(data[sent:])
+
+
 def killing_memcache():
-    import pymemcache
-
-    class KillingClient(pymemcache.Client):
-        """Each server's own client, which the lock driver writes through."""
-
-        def set(self, key, *args, **kwargs):
-            _before_write()
-            return super().set(key, *args, **kwargs)
-
-        def set_many(self, values, *args, **kwargs):
-            # One key at a time, so a kill can fall between any two of them.
-            return [key for key, value in values.items() if not self.set(key, value, *args, **kwargs)]
-
-        set_multi = set_many
-
-        # The fenced writes of the Memcached driver (add, cas, and the bump's append).
-        def add(self, key, *args, **kwargs):
-            _before_write()
-            return super().add(key, *args, **kwargs)
-
-        def cas(self, key, *args, **kwargs):
-            _before_write()
-            return super().cas(key, *args, **kwargs)
-
-        def append(self, key, *args, **kwargs):
-            _before_write()
-            return super().append(key, *args, **kwargs)
-
-    class KillingHashClient(pymemcache.HashClient):
-        client_class = KillingClient
-
-    class KillingMemcache(PyMemcacheCache):
-        def __init__(self, server, params):
-            super().__init__(server, params)
-            self._class = KillingHashClient
-
-    return KillingMemcache(settings.CACHES["memcached"]["LOCATION"], {})
+    return hooked_memcache(_killing_send)
 
 
 class killing_database:

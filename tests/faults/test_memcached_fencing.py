@@ -2,8 +2,8 @@
 
 Real processes on the real Memcached. A holder takes a session's lock with
 a one-second ttl, fires into the session, and is stopped (SIGSTOP) inside
-its block, or inside its release between checking its lock and writing,
-until its lock has expired; meanwhile another process changes an instance
+its block, or inside its release just before its first write, until its
+lock has expired; meanwhile another process changes an instance
 and fires N times, each acknowledged fire recorded. Resumed (SIGCONT), the
 holder must get LockLost, every acknowledged fire must be in the session,
 and the session's stored values must be exactly as the other process left
@@ -18,11 +18,11 @@ import signal
 import time
 
 import pytest
-from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.memcached import PyMemcacheCache
 
 from tests.conftest import prepare_cache
+from tests.memcached_support import WRITE_COMMANDS, commands_in, hooked_memcache
 from tests.runner_support import RecordingRunner
 from tests.storage_support import keys_of, raw, tasks_version
 from tests.test_locking import FORK, join_all, start_process
@@ -74,40 +74,16 @@ def _pause_before_writing() -> None:
         conn.recv()  # type: ignore[attr-defined]
 
 
+def _pausing_send(sock, data):
+    """Pause before a request carrying a write, once armed (however many commands it carries)."""
+    if any(command in WRITE_COMMANDS for _, command in commands_in(data)):
+        _pause_before_writing()
+    sock.sendall(data)
+
+
 def pausing_cache() -> PyMemcacheCache:
     """A PyMemcacheCache whose server clients pause before their first write once armed."""
-    import pymemcache
-
-    class PausingClient(pymemcache.Client):
-        """Each server's own client, which the driver writes through."""
-
-        def set(self, *args, **kwargs):
-            _pause_before_writing()
-            return super().set(*args, **kwargs)
-
-        def set_many(self, *args, **kwargs):
-            _pause_before_writing()
-            return super().set_many(*args, **kwargs)
-
-        set_multi = set_many
-
-        def add(self, *args, **kwargs):
-            _pause_before_writing()
-            return super().add(*args, **kwargs)
-
-        def cas(self, *args, **kwargs):
-            _pause_before_writing()
-            return super().cas(*args, **kwargs)
-
-    class PausingHashClient(pymemcache.HashClient):
-        client_class = PausingClient
-
-    class PausingMemcache(PyMemcacheCache):
-        def __init__(self, server, params):
-            super().__init__(server, params)
-            self._class = PausingHashClient
-
-    return PausingMemcache(settings.CACHES[ALIAS]["LOCATION"], {})
+    return hooked_memcache(_pausing_send, ALIAS)
 
 
 def _holder(uid, conn, where, layout):
