@@ -116,6 +116,10 @@ DATABASE_STORAGE = "database"
 def default_storage() -> str:
     """The storage backend the commands use unless told another: the cache,
     or the database where ``TRIGGERS_CACHE_ALIAS = None`` says there is no cache."""
+    from django.conf import settings
+
+    if not settings.configured:  # the command line before it configured them
+        return DEFAULT_STORAGE
     return DEFAULT_STORAGE if get_setting("TRIGGERS_CACHE_ALIAS") is not None else DATABASE_STORAGE
 
 #: what :func:`lifetime` gives for a backend that does not say how long a session lives
