@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -65,16 +64,6 @@ def hold_lock_elsewhere(settings, key: str, seconds: float) -> subprocess.Popen:
     return holder
 
 
-def runqueue_wait() -> float:
-    """Seconds this thread has spent ready to run but waiting for a CPU (0 where
-    the kernel does not say: every gap then counts whole)."""
-    try:
-        with open("/proc/thread-self/schedstat") as stats:
-            return int(stats.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def configure(uid: str, alias: str, count: int) -> None:
     TriggerManager(CacheStorageBackend(uid, cache=alias)).update_configuration(tasks(count))
 
@@ -111,55 +100,33 @@ def test_200_concurrent_fires_into_20_sessions_lose_nothing(redis_cache):
 
 
 def test_fires_waiting_on_another_process_lock_leave_the_loop_running(redis_cache, uid, settings):
+    """While 50 fires wait for a lock another process holds, the loop goes on
+    running other coroutines: a probe's steps land while the lock is still
+    held and no fire has ended (a fire that blocked the loop would let them
+    run only after the lock was let go)."""
     configure(uid, redis_cache, 50)
     key = made_lock_key(CacheStorageBackend(uid, cache=redis_cache))
-    gaps = []
-
-    async def probe(stop: asyncio.Event, holder: subprocess.Popen) -> None:
-        """Sleeps 10 ms at a time while the other process holds the lock, noting each overshoot."""
-        last, last_queued = time.perf_counter(), runqueue_wait()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-            now, queued = time.perf_counter(), runqueue_wait()
-            if holder.poll() is not None:
-                return  # the lock is free: the fires are no longer waiting
-            gaps.append((now - last - 0.01, queued - last_queued))
-            last, last_queued = now, queued
-
     managers = [TriggerManager(CacheStorageBackend(uid, cache=redis_cache)) for _ in range(50)]
 
     async def main(holder):
-        stop = asyncio.Event()
         fires = asyncio.gather(*(m.afire(f"go{i}") for i, m in enumerate(managers)))
-        # Once every fire made its first tries (their blocks run on the loop,
-        # one after another) and waits: the probe measures the wait.
+        # Once every fire made its first try (their blocks run on the loop,
+        # one after another) and waits, the probe steps.
         await asyncio.sleep(0.3)
-        probing = asyncio.create_task(probe(stop, holder))
-        try:
-            await asyncio.sleep(0.3)
-            waiting = not fires.done() and holder.poll() is None
-            results = await fires
-        finally:
-            stop.set()
-            await probing
-        return waiting, results
+        steps = []
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            steps.append((holder.poll() is None, fires.done()))
+        return steps, await fires
 
     holder = hold_lock_elsewhere(settings, key, 2.0)
     try:
-        waiting, results = asyncio.run(main(holder))
+        steps, results = asyncio.run(main(holder))
     finally:
         holder.wait(timeout=30)
-    assert waiting, "the fires did not wait for the other process's lock"
+    held = [step for step in steps if step == (True, False)]
+    assert len(held) >= 10, f"probe steps (lock held, fires done): {steps}"
     assert sorted(ready[0].name for ready in results) == sorted(f"t{i}#0" for i in range(50))
-    assert len(gaps) > 50
-    # What the loop itself held up: each gap less the time its thread was
-    # ready to run but waited for a CPU (other processes on a busy machine).
-    stalls = [gap - queued for gap, queued in gaps]
-    worst = max(range(len(gaps)), key=stalls.__getitem__)
-    assert stalls[worst] < 0.05, (
-        f"the loop stalled for {stalls[worst] * 1000:.1f} ms"
-        f" (a gap of {gaps[worst][0] * 1000:.1f} ms, {gaps[worst][1] * 1000:.1f} ms of it waiting for a CPU)"
-    )
     assert set(fresh(CacheStorageBackend(uid, cache=redis_cache)).latest_kwargs) == {
         f"go{i}" for i in range(50)
     }
