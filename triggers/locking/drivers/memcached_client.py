@@ -98,6 +98,10 @@ class MemcachedServers:
     def groups(self, keys: Sequence[str]) -> dict[str, Group]:
         """``keys`` by the server each belongs to."""
         hasher, clients = self._clients()
+        if len(clients) == 1:  # one server holds every key: no need to hash them
+            ((name, client),) = clients.items()
+            make = self.cache.make_and_validate_key
+            return {name: (client, {make(key): key for key in keys})} if keys else {}
         found: dict[str, Group] = {}
         for key in keys:
             made = self.cache.make_and_validate_key(key)
