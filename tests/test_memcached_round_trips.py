@@ -100,12 +100,18 @@ def test_a_record_changed_since_this_process_read_it_is_read_again_and_written(
     assert stored["t#0"].status == stored["t#1"].status == TaskInstance.STATUS_FINISHED
 
 
-def test_a_holder_whose_lock_expired_commits_nothing_even_if_no_one_took_it(requests_sent, uid):
-    cache, _ = requests_sent
+def saved_once(cache, uid: str) -> CacheStorageBackend:
+    """A storage object of a session it has just saved once, under the lock."""
     store = CacheStorageBackend(uid, cache=cache, timeout=600)
     with store.acquire_lock():
         store.metadata["made"] = True
         store.save()
+    return store
+
+
+def test_a_holder_whose_lock_expired_commits_nothing_even_if_no_one_took_it(requests_sent, uid):
+    cache, _ = requests_sent
+    store = saved_once(cache, uid)
     with pytest.raises(LockLost):
         with store.acquire_lock():
             store.metadata["late"] = True
@@ -116,10 +122,7 @@ def test_a_holder_whose_lock_expired_commits_nothing_even_if_no_one_took_it(requ
 
 def test_saves_under_one_lock_are_each_fenced_and_the_lock_let_go_once(requests_sent, uid):
     cache, sent = requests_sent
-    store = CacheStorageBackend(uid, cache=cache, timeout=600)
-    with store.acquire_lock():
-        store.metadata["made"] = True
-        store.save()
+    store = saved_once(cache, uid)
     with store.acquire_lock():
         store.metadata["first"] = 1
         store.save()
