@@ -1,11 +1,13 @@
-"""Sealed values: each stored part of a split session carries a digest of itself.
+"""Sealed values: a split head and each task table carry a digest of themselves
+(instance records carry a checksum of their own form, see :mod:`.records`).
 
 A value that still unpickles after damage (a flipped bit inside a string)
 would otherwise be read as a different session and overwritten by the next
 save. A sealed value is ``(SEAL_MARK, digest, body)``: ``body`` is the
 value pickled, ``digest`` its BLAKE2b digest. The cache client pickles that
 small tuple around the bytes, which costs a copy. Values stored before
-sealing (plain dicts) pass through unchanged, so older sessions still read.
+sealing (plain dicts) pass through unchanged, so older sessions still read;
+so do instance records sealed by earlier versions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from ...errors import StorageCorrupted
 from ...locking.failures import DECODE_ERRORS
 
-__all__ = ["SEAL_MARK", "is_sealed", "seal", "seal_body", "unseal"]
+__all__ = ["SEAL_MARK", "is_sealed", "seal", "unseal"]
 
 #: marks a sealed value (and its format)
 SEAL_MARK = "triggers/sealed-1"
@@ -28,14 +30,10 @@ def _digest(body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=DIGEST_SIZE).digest()
 
 
-def seal_body(body: bytes) -> tuple[str, bytes, bytes]:
-    """The sealed form of a value already pickled (``body``): no pickling again."""
-    return (SEAL_MARK, _digest(body), body)
-
-
 def seal(value: Any) -> tuple[str, bytes, bytes]:
     """``value`` in its sealed, stored form."""
-    return seal_body(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+    body = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    return (SEAL_MARK, _digest(body), body)
 
 
 def is_sealed(stored: Any) -> bool:
