@@ -41,7 +41,7 @@ def _encode_passing(encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _decode_passing(decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def decode_or_keep(raw: Any) -> Any:
-        return raw if type(raw) is bytes and raw.startswith(RAW_MARK) else decode(raw)
+        return raw if is_raw(raw) else decode(raw)
 
     return decode_or_keep
 

@@ -31,7 +31,7 @@ from ...locking.raw_values import RAW_MARK
 from .formats import pickled
 from .sealing import unseal
 
-__all__ = ["RECORD_MARK", "decode_record", "encode_record", "encode_snapshot"]
+__all__ = ["RECORD_MARK", "decode_record", "encode_record"]
 
 #: starts every record stored in this form (stored as it is on Redis: see
 #: :mod:`triggers.locking.raw_values`)
@@ -72,11 +72,6 @@ def encode_record(name: str, record: dict[str, Any]) -> bytes:
         fields = (record,)
     body = _body(pickled(name, fields))
     return RECORD_MARK + _checksum(name, body) + _POP + body
-
-
-def encode_snapshot(name: str, snapshot: bytes) -> bytes:
-    """The stored form of a record kept as its pickle (``pickled(name, record)``)."""
-    return encode_record(name, pickle.loads(snapshot))
 
 
 def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:

@@ -31,7 +31,7 @@ from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
 from .collector import collector_paused
 from .formats import HEAD_FORMAT, LEGACY_REFUSAL, pickled
-from .records import decode_record, encode_record, encode_snapshot
+from .records import decode_record, encode_record
 from .sealing import is_sealed, seal, unseal
 from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
@@ -221,18 +221,17 @@ class SplitLayout(CacheSessionState):
             self.keys.record(n): encode_record(n, r) for n, r in previous.get("delta", {}).items()
         }
         settle.update(table_writes)
-        saved = read.saved_records or {}
-        settle.update((self.keys.record(n), encode_snapshot(n, saved[n])) for n in unchanged)
+        settle.update((self.keys.record(n), encode_record(n, r)) for n, r in unchanged.items())
         commit = self._split_commit(head, settle)
         keys = {"commit_key": self.keys.head, "witness_key": self.keys.witness}
         return Writes((settle, commit), timeout, **keys)
 
-    def _split_changed_records(self, refresh: bool) -> tuple[dict[str, Any], list[str]]:
+    def _split_changed_records(self, refresh: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         """The loaded records this save writes in its head (changed or new), and
         those it rewrites only because of a refresh; keeps the open index up."""
         read = self._read
         changed: dict[str, Any] = {}
-        unchanged: list[str] = []
+        unchanged: dict[str, Any] = {}
         open_changed: set[str] = set()
         saved = read.saved_records = {}
         for name, instance in self.instances.loaded.items():
@@ -243,7 +242,7 @@ class SplitLayout(CacheSessionState):
             if snapshot is None or snapshot != current:
                 changed[name] = record
             elif refresh:
-                unchanged.append(name)
+                unchanged[name] = record
             if self._split_note_open(instance):
                 open_changed.add(instance.config.name)
         # Based on the open index of the last save made by this object, or loaded.
