@@ -163,3 +163,14 @@ def test_a_large_read_leaves_the_garbage_collector_as_it_was(uid):
             assert gc.isenabled() is enabled
         finally:
             gc.enable()
+
+
+@pytest.mark.parametrize(
+    "name", ["t:{x}#0", "t\x1b[2J\x07#1", "t\\0\n#2", "tâ€\u202e#3", "t\ud800#4", "{t}:i:t_score#0"]
+)
+def test_odd_instance_names_round_trip_and_stay_bound_to_their_record(name):
+    stored = encode_record(name, RECORD)
+    assert decode_record(stored, name, "u", "k") == RECORD
+    # The checksum is of the name as well: a record is never read as another name's.
+    with pytest.raises(StorageCorrupted, match="another instance"):
+        decode_record(stored, name + "x", "u", "k")
