@@ -122,6 +122,8 @@ def test_a_task_run_costs_the_same_whatever_the_sessions_size(database, uid, set
     # row read with the instance and the waiting instances of "next", the
     # metadata, the upsert: 3). On SQLite the session row is read by the
     # write that takes the database's lock, and the instances apart: one
-    # more statement in each of the run's transactions.
-    run = 7 if connections[database].vendor == "sqlite" else 5
+    # more statement in each of the run's transactions. On PostgreSQL the
+    # marking moves the session row's revision too (a transaction waiting
+    # for it learns its read is older): one more.
+    run = {"sqlite": 7, "postgresql": 6}.get(connections[database].vendor, 5)
     assert counts[2] == 3 + run, counts

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections
-from django.db.models import FilteredRelation, Q
+from django.db.models import FilteredRelation, OuterRef, Q, Subquery
 
 from ...errors import StorageCorrupted
 from . import tables
@@ -156,17 +156,38 @@ def read_session_with(
     of = ("self",) if connection.features.has_select_for_update_of else ()
     rows = rows.select_for_update(of=of)
     joined = [f"wanted__{f}" for f in INSTANCE_FIELDS]
-    found = list(rows.values_list(*_SESSION_FIELDS, *joined))
+    revisions: list[str] = []
+    if connection.vendor == "postgresql":
+        rows = rows.annotate(seen_revision=_revision_in_snapshot())
+        revisions = ["revision", "seen_revision"]
+    found = list(rows.values_list(*_SESSION_FIELDS, *revisions, *joined))
     if not found:
         return SessionRow(), []
-    width = len(_SESSION_FIELDS)
-    row = _session_row(uid, found[0][:width])
+    width = len(_SESSION_FIELDS) + len(revisions)
+    row = _session_row(uid, found[0][: len(_SESSION_FIELDS)])
+    if revisions and found[0][len(_SESSION_FIELDS)] != found[0][len(_SESSION_FIELDS) + 1]:
+        # The read waited for a commit: the row locked is the committed one,
+        # the instances joined are as they were when the read began.
+        assert row.pk is not None
+        return row, instance_rows(using, row.pk, names=names, unstarted_of=unstarted_of)
     instances = [
         dict(zip(INSTANCE_FIELDS, values[width:], strict=True))
         for values in found
         if values[width] is not None
     ]
     return row, instances
+
+
+def _revision_in_snapshot() -> Subquery:
+    """The session's revision as the statement's snapshot holds it.
+
+    A PostgreSQL locking read that waits for another transaction returns the
+    row as that one committed it, but every other row as of the statement's
+    start: a revision that differs from the locked row's tells that it waited
+    (every commit that writes instance rows moves the revision: see
+    :mod:`.writing`).
+    """
+    return Subquery(tables.Session.objects.filter(pk=OuterRef("pk")).values("revision")[:1])
 
 
 def _chunks(names: list[str]) -> Iterator[list[str]]:

@@ -126,7 +126,7 @@ class SessionWrite:
         else:
             assert row.pk is not None
             pk = row.pk
-            updated = bool(fields or self.fence is not None or changed and self._modified_is_old(now))
+            updated = bool(fields or self.fence is not None or changed and self._touch_row(now))
             if updated:
                 self._update_session(pk, fields, now)
         self._upsert(pk, changed)
@@ -134,8 +134,16 @@ class SessionWrite:
             self.prints[name] = instance_row_.fingerprint
         return self._after(row, pk, fields, now, updated)
 
-    def _modified_is_old(self, now: dt.datetime) -> bool:
-        """Whether the session's last-modified time is worth a write of its own."""
+    def _touch_row(self, now: dt.datetime) -> bool:
+        """Whether a save that changes only instances writes the session's row too.
+
+        On PostgreSQL always: its revision tells a transaction that waited for
+        this one that its read of the instances is older than this commit (see
+        :func:`.reading.read_session_with`). Elsewhere only to keep the
+        last-modified time to the minute.
+        """
+        if connections[self.using].vendor == "postgresql":
+            return True
         modified = self.row.modified
         return modified is None or (now - modified).total_seconds() > MODIFIED_SLACK
 

@@ -1,0 +1,134 @@
+"""A transaction that waited for the session's row reads what the one it waited
+for committed.
+
+A fire or status change reads the session's row, locked, and the instance rows
+it needs. When another transaction holds the row, the read waits; once that
+one commits, the instance rows read must be the committed ones, not those of
+the moment the waiting read began (on PostgreSQL a locking read that waited
+returns the newest version of the locked row only). These tests hold a
+transaction open on the session, start a second operation that waits for it,
+check on the server that it waits, then commit the first.
+"""
+
+import threading
+import time
+
+import pytest
+from django.db import connections, transaction
+
+from tests.runner_support import RecordingRunner
+from triggers import TriggerManager
+from triggers.storages.database import DatabaseStorageBackend
+
+CONFIG = {
+    "imp": {"after": ["started"], "run": "tests.add", "using": "tests-recording"},
+    "score": {
+        "after": ["imp"],
+        "andEvery": "page",
+        "run": "tests.add",
+        "using": "tests-recording",
+    },
+}
+
+#: the longest a test waits for the second operation to reach the lock (s)
+REACH_DEADLINE = 30.0
+
+
+@pytest.fixture
+def locking_database(database, test_runners):
+    if database == "default":
+        pytest.skip("SQLite lets one writer in at a time: a second one never reads before it waits")
+    return database
+
+
+def manager(alias, uid):
+    return TriggerManager(DatabaseStorageBackend(uid, using=alias))
+
+
+def waiting_lock_requests(alias):
+    """Lock requests now waiting on the server (read live, outside any snapshot);
+    on MariaDB, locking reads of other connections in progress (one that reads
+    the row by its unique key waits while the statement is planned)."""
+    with connections[alias].cursor() as cursor:
+        if connections[alias].vendor == "postgresql":
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM information_schema.processlist"
+                " WHERE id <> CONNECTION_ID() AND command = 'Query' AND info LIKE '%%FOR UPDATE%%'"
+            )
+        return cursor.fetchone()[0]
+
+
+def while_held(alias, uid, hold, second):
+    """Run ``hold`` in a transaction left open until ``second`` (in a thread of
+    its own) waits on the server; then commit, and wait for ``second`` to end."""
+    errors = []
+
+    def run_second():
+        try:
+            second()
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run_second)
+    with transaction.atomic(using=alias):
+        hold()
+        thread.start()
+        deadline = time.monotonic() + REACH_DEADLINE
+        while not waiting_lock_requests(alias):
+            assert thread.is_alive(), "the second operation ended without waiting"
+            assert time.monotonic() < deadline, "the second operation never waited"
+            time.sleep(0.01)
+    thread.join(REACH_DEADLINE)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+
+
+def statuses(alias, uid):
+    return {i.name: i.status for i in DatabaseStorageBackend(uid, using=alias)}
+
+
+def test_a_fire_that_waited_sees_the_instance_just_created(locking_database, uid):
+    alias = locking_database
+    first = manager(alias, uid)
+    first.update_configuration(CONFIG)
+    first.fire("started", {})
+    # Holding: "imp" creates score#0, which waits for "page"; waiting: "page".
+    while_held(alias, uid, lambda: first.fire("imp", {}), lambda: manager(alias, uid).fire("page", {"n": 1}))
+    seen = statuses(alias, uid)
+    assert seen["score#0"] == "scheduled"
+    assert "score#1" not in seen  # "page" was taken by score#0, not given a new instance
+    assert "score#0" in RecordingRunner.payloads(uid)
+
+
+def test_a_fire_that_waited_sees_the_instance_the_other_fire_created(locking_database, uid):
+    alias = locking_database
+    first = manager(alias, uid)
+    first.update_configuration(CONFIG)
+    first.fire("started", {})
+    # Holding: "page" creates score#0, which waits for "imp"; waiting: "imp".
+    while_held(alias, uid, lambda: first.fire("page", {"n": 1}), lambda: manager(alias, uid).fire("imp", {}))
+    seen = statuses(alias, uid)
+    assert seen["score#0"] == "scheduled"
+    assert set(seen) == {"imp#0", "score#0"}
+
+
+def test_a_fire_that_waited_sees_a_status_change_that_wrote_only_the_instance(locking_database, uid):
+    alias = locking_database
+    first = manager(alias, uid)
+    first.update_configuration(CONFIG)
+    first.fire("started", {})
+    first.fire("page", {"n": 1})  # score#0 waits for "imp"
+    # Holding: score#0 skipped (its row alone changes); waiting: "imp".
+    while_held(
+        alias,
+        uid,
+        lambda: first.update_instance_status("score#0", "skipped"),
+        lambda: manager(alias, uid).fire("imp", {}),
+    )
+    assert statuses(alias, uid)["score#0"] == "skipped"
+    assert "score#0" not in RecordingRunner.payloads(uid)  # a skipped instance is not run
