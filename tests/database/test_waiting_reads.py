@@ -132,3 +132,42 @@ def test_a_fire_that_waited_sees_a_status_change_that_wrote_only_the_instance(lo
     )
     assert statuses(alias, uid)["score#0"] == "skipped"
     assert "score#0" not in RecordingRunner.payloads(uid)  # a skipped instance is not run
+
+
+def test_racing_fires_leave_no_instance_behind(database, uid, test_runners):
+    """Four connections fire "page" while a fifth fires "imp" in their midst:
+    every page got an instance of its own, and every one of them was readied."""
+    alias = database
+    first = manager(alias, uid)
+    first.update_configuration(CONFIG)
+    first.fire("started", {})
+    pages_each, firers = 15, 4
+    go = threading.Barrier(firers + 1)
+    errors = []
+
+    def fire_pages(n):
+        try:
+            go.wait(REACH_DEADLINE)
+            for page in range(pages_each):
+                manager(alias, uid).fire("page", {"firer": n, "page": page})
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=fire_pages, args=(n,)) for n in range(firers)]
+    for thread in threads:
+        thread.start()
+    go.wait(REACH_DEADLINE)
+    deadline = time.monotonic() + REACH_DEADLINE
+    while len(statuses(alias, uid)) < 1 + firers * pages_each // 3:  # a third of the way
+        assert time.monotonic() < deadline and not errors, errors
+        time.sleep(0.005)
+    manager(alias, uid).fire("imp", {})
+    for thread in threads:
+        thread.join(REACH_DEADLINE * 4)
+    assert not errors, errors
+    scores = {name: status for name, status in statuses(alias, uid).items() if name.startswith("score#")}
+    assert len(scores) == firers * pages_each
+    assert set(scores.values()) == {"scheduled"}, scores
+    assert set(RecordingRunner.payloads(uid)) == set(scores) | {"imp#0"}
