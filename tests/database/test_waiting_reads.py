@@ -98,7 +98,12 @@ def test_a_fire_that_waited_sees_the_instance_just_created(locking_database, uid
     first.update_configuration(CONFIG)
     first.fire("started", {})
     # Holding: "imp" creates score#0, which waits for "page"; waiting: "page".
-    while_held(alias, uid, lambda: first.fire("imp", {}), lambda: manager(alias, uid).fire("page", {"n": 1}))
+    while_held(
+        alias,
+        uid,
+        lambda: first.fire("imp", {}),
+        lambda: manager(alias, uid).fire("page", {"n": 1}),
+    )
     seen = statuses(alias, uid)
     assert seen["score#0"] == "scheduled"
     assert "score#1" not in seen  # "page" was taken by score#0, not given a new instance
@@ -111,13 +116,20 @@ def test_a_fire_that_waited_sees_the_instance_the_other_fire_created(locking_dat
     first.update_configuration(CONFIG)
     first.fire("started", {})
     # Holding: "page" creates score#0, which waits for "imp"; waiting: "imp".
-    while_held(alias, uid, lambda: first.fire("page", {"n": 1}), lambda: manager(alias, uid).fire("imp", {}))
+    while_held(
+        alias,
+        uid,
+        lambda: first.fire("page", {"n": 1}),
+        lambda: manager(alias, uid).fire("imp", {}),
+    )
     seen = statuses(alias, uid)
     assert seen["score#0"] == "scheduled"
     assert set(seen) == {"imp#0", "score#0"}
 
 
-def test_a_fire_that_waited_sees_a_status_change_that_wrote_only_the_instance(locking_database, uid):
+def test_a_fire_that_waited_sees_a_status_change_that_wrote_only_the_instance(
+    locking_database, uid
+):
     alias = locking_database
     first = manager(alias, uid)
     first.update_configuration(CONFIG)
@@ -167,7 +179,9 @@ def test_racing_fires_leave_no_instance_behind(database, uid, test_runners):
     for thread in threads:
         thread.join(REACH_DEADLINE * 4)
     assert not errors, errors
-    scores = {name: status for name, status in statuses(alias, uid).items() if name.startswith("score#")}
+    scores = {
+        name: status for name, status in statuses(alias, uid).items() if name.startswith("score#")
+    }
     assert len(scores) == firers * pages_each
     assert set(scores.values()) == {"scheduled"}, scores
     assert set(RecordingRunner.payloads(uid)) == set(scores) | {"imp#0"}

@@ -67,7 +67,9 @@ class SessionRow:
         valid = (
             isinstance(counts, dict)
             and isinstance(irregular, dict)
-            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())
+            and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+            )
             and all(
                 isinstance(names, list) and all(isinstance(n, str) for n in names)
                 for names in irregular.values()

@@ -104,7 +104,9 @@ class SessionWrite:
         if expires is not False:
             fields.update(lifetime=lifetime, expires=expires)
         if row.lock_token and self.fence is None:
-            fields.update(lock_token="", lock_expires=None)  # a lapsed holder's: it wrote nothing since
+            fields.update(
+                lock_token="", lock_expires=None
+            )  # a lapsed holder's: it wrote nothing since
         return fields
 
     def run(self) -> SessionRow:
@@ -114,7 +116,9 @@ class SessionWrite:
         row = self.row
         if row.stale:  # expired: what it held goes, its row is written afresh
             tables.Instance.objects.using(self.using).filter(session_id=row.pk).delete()
-            self.row = SessionRow(pk=row.pk, lock_token=row.lock_token, lock_expires=row.lock_expires)
+            self.row = SessionRow(
+                pk=row.pk, lock_token=row.lock_token, lock_expires=row.lock_expires
+            )
         fields = self._session_fields(now)
         row = self.row
         updated = True
