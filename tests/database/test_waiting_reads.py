@@ -92,50 +92,45 @@ def statuses(alias, uid):
     return {i.name: i.status for i in DatabaseStorageBackend(uid, using=alias)}
 
 
-def test_a_fire_that_waited_sees_the_instance_just_created(locking_database, uid):
-    alias = locking_database
+def started(alias, uid):
+    """A manager of a new session where "started" has fired ("imp#0" is scheduled)."""
     first = manager(alias, uid)
     first.update_configuration(CONFIG)
     first.fire("started", {})
-    # Holding: "imp" creates score#0, which waits for "page"; waiting: "page".
+    return first
+
+
+@pytest.mark.parametrize(
+    ("held", "waiting"),
+    [
+        ("imp", "page"),  # held: score#0 created, waiting for "page"; "page" must go to it
+        ("page", "imp"),  # held: score#0 created, waiting for "imp"; "imp" must ready it
+    ],
+)
+def test_a_fire_that_waited_sees_the_instance_the_other_fire_created(
+    locking_database, uid, held, waiting
+):
+    alias = locking_database
+    first = started(alias, uid)
     while_held(
         alias,
         uid,
-        lambda: first.fire("imp", {}),
-        lambda: manager(alias, uid).fire("page", {"n": 1}),
+        lambda: first.fire(held, {"n": 1}),
+        lambda: manager(alias, uid).fire(waiting, {"n": 2}),
     )
     seen = statuses(alias, uid)
     assert seen["score#0"] == "scheduled"
-    assert "score#1" not in seen  # "page" was taken by score#0, not given a new instance
+    assert set(seen) == {"imp#0", "score#0"}  # no second instance for the one "page"
     assert "score#0" in RecordingRunner.payloads(uid)
-
-
-def test_a_fire_that_waited_sees_the_instance_the_other_fire_created(locking_database, uid):
-    alias = locking_database
-    first = manager(alias, uid)
-    first.update_configuration(CONFIG)
-    first.fire("started", {})
-    # Holding: "page" creates score#0, which waits for "imp"; waiting: "imp".
-    while_held(
-        alias,
-        uid,
-        lambda: first.fire("page", {"n": 1}),
-        lambda: manager(alias, uid).fire("imp", {}),
-    )
-    seen = statuses(alias, uid)
-    assert seen["score#0"] == "scheduled"
-    assert set(seen) == {"imp#0", "score#0"}
 
 
 def test_a_fire_that_waited_sees_a_status_change_that_wrote_only_the_instance(
     locking_database, uid
 ):
     alias = locking_database
-    first = manager(alias, uid)
-    first.update_configuration(CONFIG)
-    first.fire("started", {})
+    first = started(alias, uid)
     first.fire("page", {"n": 1})  # score#0 waits for "imp"
-    # Holding: score#0 skipped (its row alone changes); waiting: "imp".
+    # Held: score#0 skipped (its row alone changes); waiting: "imp".
     while_held(
         alias,
         uid,
@@ -150,9 +145,7 @@ def test_racing_fires_leave_no_instance_behind(database, uid, test_runners):
     """Four connections fire "page" while a fifth fires "imp" in their midst:
     every page got an instance of its own, and every one of them was readied."""
     alias = database
-    first = manager(alias, uid)
-    first.update_configuration(CONFIG)
-    first.fire("started", {})
+    started(alias, uid)
     pages_each, firers = 15, 4
     go = threading.Barrier(firers + 1)
     errors = []
