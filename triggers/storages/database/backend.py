@@ -188,12 +188,20 @@ class DatabaseStorageBackend(BaseTriggerStorage):
             self._fetched_tasks.update(complete)
 
     def _load_whole(self) -> None:
-        """Read every row of the session at once, as one consistent state."""
+        """Read every row of the session at once, as one consistent state.
+
+        In a transaction of its own the rows are read from one snapshot
+        (SQLite's transactions have one anyway). Inside the caller's
+        transaction, whose isolation is the caller's to set, they are read
+        as it allows.
+        """
+        connection = connections[self.using]
+        own = not connection.in_atomic_block
         with reaching(self.using, f"reading session {self.uid!r}"), transaction.atomic(
             using=self.using
         ):
-            if connections[self.using].vendor == "postgresql":
-                with connections[self.using].cursor() as cursor:
+            if own and connection.vendor in ("postgresql", "mysql"):
+                with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             row = read_session(self.using, self.uid)
             self._row = row
