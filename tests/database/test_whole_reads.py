@@ -55,3 +55,19 @@ def test_a_save_between_a_whole_reads_statements_is_not_half_seen(
     fresh = DatabaseStorageBackend(uid, using=database)
     assert sorted(i.name for i in fresh) == ["imp#0", "score#0"]
     assert fresh.latest_kwargs["page"] == {"n": 1}
+
+
+def test_operations_inside_the_callers_transaction(database, uid, test_runners):
+    """A view under ATOMIC_REQUESTS that queried first fires, changes and reads
+    a session; what it did is there once its transaction commits."""
+    first = started(database, uid)
+    with transaction.atomic(using=database):
+        assert Session.objects.using(database).filter(uid=uid).count() == 1
+        first.fire("page", {"n": 1})
+        first.update_instance_status("imp#0", "running")
+        manager(database, uid).fire("imp", {})
+        first.storage.invalidate_cache()
+        seen = {i.name: i.status for i in first.storage}
+    assert seen == {"imp#0": "running", "score#0": "scheduled"}
+    fresh = DatabaseStorageBackend(uid, using=database)
+    assert {i.name: i.status for i in fresh} == seen
