@@ -165,9 +165,11 @@ def read_session_with(
     found = list(rows.values_list(*_SESSION_FIELDS, *revisions, *joined))
     if not found:
         return SessionRow(), []
-    width = len(_SESSION_FIELDS) + len(revisions)
-    row = _session_row(uid, found[0][: len(_SESSION_FIELDS)])
-    if revisions and found[0][len(_SESSION_FIELDS)] != found[0][len(_SESSION_FIELDS) + 1]:
+    session_width = len(_SESSION_FIELDS)
+    width = session_width + len(revisions)
+    first = found[0]
+    row = _session_row(uid, first[:session_width])
+    if revisions and first[session_width] != first[session_width + 1]:
         # The read waited for a commit: the row locked is the committed one,
         # the instances joined are as they were when the read began.
         assert row.pk is not None

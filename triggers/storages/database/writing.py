@@ -104,9 +104,8 @@ class SessionWrite:
         if expires is not False:
             fields.update(lifetime=lifetime, expires=expires)
         if row.lock_token and self.fence is None:
-            fields.update(
-                lock_token="", lock_expires=None
-            )  # a lapsed holder's: it wrote nothing since
+            # A lapsed holder's lock: it wrote nothing since.
+            fields.update(lock_token="", lock_expires=None)
         return fields
 
     def run(self) -> SessionRow:
