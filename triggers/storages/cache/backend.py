@@ -199,6 +199,7 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
                 f" {witness!r:.40}, not a generation",
             )
         generation = self._read.witness_generation = generation_of(witness)
+        self._read.witness = witness
         if head is None:
             if witness is not None:
                 raise SessionIncomplete(self.uid, [self.keys.head])

@@ -41,6 +41,8 @@ class ReadState:
     stored_open: dict[str, list[str]] = field(default_factory=dict)
     #: the generation of the witness as read (0: none)
     witness_generation: int = 0
+    #: the witness as read (None: none), which names the state read
+    witness: int | None = None
     #: pickled records as read, to tell which changed (under the lock)
     snapshots: dict[str, bytes] = field(default_factory=dict)
     #: tasks whose configuration this object changed

@@ -24,8 +24,9 @@ import pickle
 import time
 from typing import Any
 
-from ...errors import SessionIncomplete, StorageCorrupted
-from ...locking.versions import new_version
+from ...errors import BackendUnavailable, SessionIncomplete, StorageCorrupted
+from ...locking.failures import DECODE_ERRORS, reaching
+from ...locking.versions import generation_of, is_version, new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
@@ -142,7 +143,7 @@ class SplitLayout(CacheSessionState):
             found = self._read_many(list(wanted))
             missing = [key for key in wanted if key not in found]
             if missing:
-                raise SessionIncomplete(self.uid, missing)
+                raise self._missing_records(missing)
             for key, record in found.items():
                 name = wanted[key]
                 records[name] = decode_record(record, name, self.uid, key)
@@ -157,6 +158,31 @@ class SplitLayout(CacheSessionState):
             if snapshot:
                 read.snapshots[name] = snapshots.get(name) or pickled(name, record)
         return built
+
+    def _missing_records(self, missing: list[str]) -> Exception:
+        """What to raise for records the head names and the cache lacks.
+
+        SessionIncomplete when the session stored is still the one this
+        object read (its records were evicted, expired or deleted). When the
+        stored witness says another state is there now (the session changed
+        under this read: a failover to a replica that lacked the head read, a
+        delete), BackendUnavailable: reading it again is what to do.
+        """
+        driver, witness_key = self._failure_driver, self.keys.witness
+        with reaching(driver, f"reading session {self.uid!r}"):
+            try:
+                witness = driver.read_many([witness_key]).get(witness_key)
+            except DECODE_ERRORS:
+                witness = None
+        read = self._read
+        ours = {read.witness, read.saved_witness or None} - {None}
+        if ours and is_version(witness) and witness not in ours:
+            return BackendUnavailable(
+                f"session {self.uid!r} changed while it was read (the cache now holds"
+                f" generation {generation_of(witness)}, the read was of generation"
+                f" {read.witness_generation}); read it again"
+            )
+        return SessionIncomplete(self.uid, missing)
 
     def _split_schedulable(self, task_name: str) -> list[TaskInstance]:
         """The task's unstarted instances: those the open index names, and those loaded."""
