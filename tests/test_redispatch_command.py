@@ -158,3 +158,29 @@ def test_redispatch_in_a_session_whose_uid_has_separators(alias, uid, odd):
     )
     assert report["sessions"] == [{"uid": odd, "redispatched": [old], "errors": {}}]
     assert statuses(odd, alias)[old] == "finished"
+
+
+def test_an_instance_a_worker_takes_between_the_look_and_the_send_is_left_to_it(
+    stuck, alias, monkeypatch
+):
+    """Listed as scheduled too long, then started by a worker before its turn
+    came: it is left running (not failed and replayed), and no error is reported."""
+    from triggers import TriggerManager
+    from triggers.operations import resend
+
+    uid, old, recent = stuck
+    listed = resend.waiting_too_long
+
+    def listed_then_taken(storage, older_than, names=None, now=None):
+        found = listed(storage, older_than, names, now)
+        TriggerManager(CacheStorageBackend(uid, cache=alias)).update_instance_status(old, "running")
+        return found
+
+    monkeypatch.setattr(resend, "waiting_too_long", listed_then_taken)
+    before = statuses(uid, alias)
+    report = json.loads(
+        command("redispatch", uid, "--older-than", "600", "--cache", alias, "--json")
+    )
+    assert report["sessions"] == [{"uid": uid, "redispatched": [], "errors": {}}]
+    # The worker's run is left alone: no failure, no replay, no clone.
+    assert statuses(uid, alias) == {**before, old: "running"}

@@ -29,7 +29,7 @@ from ..errors import InstanceNotStuck
 from ..manager import TriggerManager
 from ..types import TaskInstance
 
-__all__ = ["WORKER_LOST", "Redispatched", "redispatch"]
+__all__ = ["WORKER_LOST", "Redispatched", "redispatch", "send_again"]
 
 #: the ``exceptionType`` a running instance re-dispatched is failed with
 WORKER_LOST = "triggers.operations.redispatch.WorkerLost"
@@ -66,10 +66,7 @@ def redispatch(manager: TriggerManager, name: str) -> Redispatched:
     """
     instance = manager.storage.get_instance(name)
     if instance.status == TaskInstance.STATUS_SCHEDULED:
-        manager.runner_for(instance).run(manager, instance)
-        storage = manager.storage
-        with storage.object_mutex():  # what the runner did is read afresh next time
-            storage.invalidate_cache()
+        _hand_to_runner(manager, instance)
         return Redispatched(instance.name, TaskInstance.STATUS_SCHEDULED)
     if instance.status != TaskInstance.STATUS_RUNNING:
         raise InstanceNotStuck(instance.name, instance.status)
@@ -83,3 +80,28 @@ def redispatch(manager: TriggerManager, name: str) -> Redispatched:
     manager.change_instance(instance.name, fail)
     clone = manager.replay_failed_instance(instance.name)
     return Redispatched(instance.name, TaskInstance.STATUS_RUNNING, clone.name)
+
+
+def send_again(manager: TriggerManager, name: str) -> bool:
+    """Hand the instance ``name`` again to its runner if it is still ``scheduled``,
+    as read now; False when it has moved on (a worker took it meanwhile).
+
+    Unlike :func:`redispatch`, never fails and replays a ``running`` instance:
+    for callers that look for instances left scheduled, whose worker may have
+    taken one between their look and this call.
+    """
+    storage = manager.storage
+    with storage.object_mutex():
+        storage.invalidate_cache()
+    instance = storage.get_instance(name)
+    if instance.status != TaskInstance.STATUS_SCHEDULED:
+        return False
+    _hand_to_runner(manager, instance)
+    return True
+
+
+def _hand_to_runner(manager: TriggerManager, instance: TaskInstance) -> None:
+    manager.runner_for(instance).run(manager, instance)
+    storage = manager.storage
+    with storage.object_mutex():  # what the runner did is read afresh next time
+        storage.invalidate_cache()

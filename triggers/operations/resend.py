@@ -32,7 +32,7 @@ from ..manager import TriggerManager
 from ..storages.base import BaseTriggerStorage
 from ..types import TaskInstance
 from .common import Place, open_storage
-from .redispatch import redispatch
+from .redispatch import send_again
 from .unresolved import stuck_since
 
 __all__ = [
@@ -97,7 +97,11 @@ def resend_scheduled(
     errors: dict[str, str] = {}
     for instance in waiting_too_long(storage, older_than, names):
         try:
-            redispatch(manager, instance.name)
+            if not send_again(manager, instance.name):
+                logger.info(
+                    "%s of session %r moved on before it was sent again", instance.name, storage.uid
+                )
+                continue
         except Exception as exc:
             logger.exception("could not send %s of session %r again", instance.name, storage.uid)
             errors[instance.name] = f"{type(exc).__name__}: {exc}"
