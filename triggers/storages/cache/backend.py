@@ -198,8 +198,8 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
                 f"{self.keys.witness!r} is damaged: it holds {type(witness).__name__}"
                 f" {witness!r:.40}, not a generation",
             )
-        generation = self._read.witness_generation = generation_of(witness)
         self._read.witness = witness
+        generation = generation_of(witness)
         if head is None:
             if witness is not None:
                 raise SessionIncomplete(self.uid, [self.keys.head])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ...locking.versions import generation_of
 from ...locking.writes import Writes
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ class ReadState:
     open: dict[str, set[str]] = field(default_factory=dict)
     #: the same index as stored in the head
     stored_open: dict[str, list[str]] = field(default_factory=dict)
-    #: the generation of the witness as read (0: none)
-    witness_generation: int = 0
     #: the witness as read (None: none), which names the state read
     witness: int | None = None
     #: pickled records as read, to tell which changed (under the lock)
@@ -70,6 +69,11 @@ class ReadState:
     saved_records: dict[str, bytes] | None = None
     #: the witness the last save wrote (its generation and token)
     saved_witness: int = 0
+
+    @property
+    def witness_generation(self) -> int:
+        """The generation of the witness as read (0: none)."""
+        return generation_of(self.witness)
 
 
 @dataclass

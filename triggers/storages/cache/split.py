@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 from ...errors import BackendUnavailable, SessionIncomplete, StorageCorrupted
-from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.versions import generation_of, is_version, new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
@@ -168,12 +167,7 @@ class SplitLayout(CacheSessionState):
         under this read: a failover to a replica that lacked the head read, a
         delete), BackendUnavailable: reading it again is what to do.
         """
-        driver, witness_key = self._failure_driver, self.keys.witness
-        with reaching(driver, f"reading session {self.uid!r}"):
-            try:
-                witness = driver.read_many([witness_key]).get(witness_key)
-            except DECODE_ERRORS:
-                witness = None
+        witness = self._read_many([self.keys.witness], fresh=True).get(self.keys.witness)
         read = self._read
         ours = {read.witness, read.saved_witness or None} - {None}
         if ours and is_version(witness) and witness not in ours:

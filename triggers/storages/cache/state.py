@@ -99,13 +99,14 @@ class CacheSessionState(BaseTriggerStorage):
         return self.keys.tasks(version)
 
     # ------------------------------------------------------------- reading
-    def _read_many(self, keys: list[str]) -> dict[str, Any]:
-        """The values stored under ``keys`` (those present).
+    def _read_many(self, keys: list[str], fresh: bool = False) -> dict[str, Any]:
+        """The values stored under ``keys`` (those present); with ``fresh``, asked
+        of the cache even when read with the head this try started from.
 
         BackendUnavailable if the cache fails, StorageCorrupted naming the
         key if a value cannot be decoded.
         """
-        stored = self._read.stored
+        stored = {} if fresh else self._read.stored
         found = {key: stored[key] for key in keys if key in stored}
         keys = [key for key in keys if key not in found]
         if not keys:
