@@ -38,6 +38,7 @@ from ...locking.writes import (
     Writes,
 )
 from .committed import committed_heads, generation, pickled_records
+from .handoff import handed_known, handoff_token, read_handoff
 from .read_state import Known
 from .state import CacheSessionState
 
@@ -186,6 +187,25 @@ class UnlockedCommits(CacheSessionState):
         state = {key: values[key] for key in (keys.head, keys.witness) if key in values}
         stored = {key: value for key, value in values.items() if key not in state}
         return Known(state, stored=stored, read=True)
+
+    def handoff(self, instance_name: str) -> str | None:
+        """A signed token of the state this object last committed, for the worker
+        that runs ``instance_name`` to start from (see :mod:`.handoff`); None
+        when there is none to hand."""
+        keys = self.keys
+        return handoff_token(self.uid, instance_name, self._known, keys.head, keys.witness)
+
+    def take_handoff(self, token: object, instance_name: str) -> bool:
+        """Start the next operation from the state ``token`` hands for the run of
+        ``instance_name``, unless this object or process knows a newer one;
+        whether the token was taken (one that does not verify is ignored)."""
+        state = read_handoff(token, self.uid, instance_name)
+        if state is None:
+            return False
+        keys = self.keys
+        handed = handed_known(state, keys.head, keys.witness, instance_name)
+        self._known = newer(self._known, handed, keys.witness)
+        return True
 
     def enter_try(self, attempt: UnlockedTry) -> None:
         """Start ``attempt``'s block: this object's threads take turns, and it
