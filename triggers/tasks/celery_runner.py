@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from ..conf import get_setting
 from ..errors import TriggersError
 from .celery_state import describe_app
-from .celery_tasks import adopt_task_object, get_celery_app, resolve_celery_task, routing_options
+from .celery_tasks import (
+    HANDOFF_HEADER,
+    adopt_task_object,
+    get_celery_app,
+    resolve_celery_task,
+    routing_options,
+)
 from .runner_base import BaseTaskRunner
 
 if TYPE_CHECKING:
@@ -71,9 +77,20 @@ class CeleryTaskRunner(BaseTaskRunner):
             raise EagerModeRefused(app)
         name = task_instance.config.run
         celery_task = resolve_celery_task(name, app)
+        options = routing_options(name)
+        handed = _handoff(manager, task_instance)
+        if handed is not None:
+            options["headers"] = {HANDOFF_HEADER: handed}
         celery_task.apply_async(
             kwargs=self._prepare_task_kwargs(manager, task_instance),
             countdown=task_instance.cooldown,
             retries=task_instance.depth,
-            **routing_options(name),
+            **options,
         )
+
+
+def _handoff(manager: TriggerManager, task_instance: TaskInstance) -> str | None:
+    """What the storage hands the worker with the task (the state it just committed,
+    so the worker's first commit needs no read first); None from a storage that hands none."""
+    handoff = getattr(manager.storage, "handoff", None)
+    return None if handoff is None else handoff(task_instance.name)

@@ -31,6 +31,7 @@ from .execution import run_task
 
 __all__ = [
     "CELERY_ROUTING_OPTIONS",
+    "HANDOFF_HEADER",
     "CELERY_TASK_OPTIONS",
     "CeleryAppNotFound",
     "CeleryUnavailable",
@@ -63,6 +64,9 @@ CELERY_TASK_OPTIONS = (
 #: them on Celery tasks (6.0 drops them), so the runner sends them with each
 #: task instead, where they weigh as they did: over ``task_routes``.
 CELERY_ROUTING_OPTIONS = ("queue", "routing_key", "exchange", "priority")
+#: the message header the runner sends the storage's handed state in (see
+#: :mod:`triggers.storages.cache.handoff`); not in the payload, which 2.x workers read
+HANDOFF_HEADER = "triggers_handoff"
 
 _lock = threading.RLock()
 #: apps whose workers register the tasks when they start (``clear()``: none
@@ -120,10 +124,21 @@ def task_body(**payload: Any) -> dict[str, Any] | None:
     (in eager mode the attempt ends as a success, as before).
     """
     retries: list[Retry] = []
-    result = run_task(payload, on_retry=retries.append)
+    result = run_task(payload, on_retry=retries.append, handoff=_handed_state())
     if retries:
         _report_retry(retries[0])
     return result
+
+
+def _handed_state() -> Any:
+    """The state the runner sent with the task being run (its header), if any."""
+    if not celery_installed():
+        return None
+    from celery import current_task
+
+    if current_task is None or current_task.request.is_eager:
+        return None  # run where it was sent: the process knows what it committed
+    return getattr(current_task.request, HANDOFF_HEADER, None)
 
 
 def _report_retry(retry: Retry) -> None:
@@ -160,7 +175,9 @@ def get_celery_app(app: Any = None) -> Any:
     return found
 
 
-def celery_task_options(task_cls: type, keys: tuple[str, ...] = CELERY_TASK_OPTIONS) -> dict[str, Any]:
+def celery_task_options(
+    task_cls: type, keys: tuple[str, ...] = CELERY_TASK_OPTIONS
+) -> dict[str, Any]:
     """The Celery task options (of ``keys``) that ``task_cls`` sets as class attributes."""
     options: dict[str, Any] = {}
     for key in keys:

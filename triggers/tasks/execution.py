@@ -89,7 +89,9 @@ def _mark_failed(
 
 
 def run_task(
-    payload: TaskPayload | Mapping[str, Any], on_retry: Callable[[Retry], object] | None = None
+    payload: TaskPayload | Mapping[str, Any],
+    on_retry: Callable[[Retry], object] | None = None,
+    handoff: object = None,
 ) -> dict[str, Any] | None:
     """Run the instance a runner's payload names, recording every outcome on it.
 
@@ -99,24 +101,28 @@ def run_task(
     ``run`` that names no registered task and MaxRetriesExceeded for a retry
     too many; a runner logs those. RunSuperseded (logged here too) when the
     instance was taken from this run before it ended: nothing of its end is
-    recorded (see :mod:`.ownership`).
+    recorded (see :mod:`.ownership`). ``handoff``: the state the runner sent
+    with the task (a storage's :meth:`handoff` token), where the run starts if
+    it verifies.
     """
     try:
-        return _run(TaskContext.from_payload(payload), on_retry)
+        return _run(TaskContext.from_payload(payload), on_retry, handoff)
     except RunSuperseded as superseded:
         log_superseded(superseded)
         raise
 
 
-def _run(context: TaskContext, on_retry: Callable[[Retry], object] | None) -> dict[str, Any] | None:
+def _run(
+    context: TaskContext, on_retry: Callable[[Retry], object] | None, handoff: object = None
+) -> dict[str, Any] | None:
     name = context.instance_name
     manager = context.manager  # on the one storage object of this run
     fence = RunFence(context.storage_uid, name)
-    expect = getattr(manager.storage, "expect_instances", None)
-    if expect is not None:
-        expect([name])  # a storage that reads its head first reads this record with it
+    _prepare_storage(manager.storage, name, handoff)
     try:
-        instance, task_cls = manager.change_instance(name, functools.partial(_begin, context, fence))
+        instance, task_cls = manager.change_instance(
+            name, functools.partial(_begin, context, fence)
+        )
     except UnknownInstance as exc:
         if isinstance(exc, InstanceMissing) or exc.name != name:
             raise
@@ -152,6 +158,17 @@ def _run(context: TaskContext, on_retry: Callable[[Retry], object] | None) -> di
         raise
 
     return _finish(context, task_name, result)
+
+
+def _prepare_storage(storage: object, name: str, handoff: object) -> None:
+    """Tell the storage what the run reads first: the instance's record (read with
+    the head), and the state the runner handed with it, if any."""
+    expect = getattr(storage, "expect_instances", None)
+    if expect is not None:
+        expect([name])  # a storage that reads its head first reads this record with it
+    take = getattr(storage, "take_handoff", None)
+    if handoff is not None and take is not None:
+        take(handoff, name)
 
 
 def _storage_words(storage: Any) -> str:
@@ -234,7 +251,9 @@ def _begin(
     return instance, task_cls
 
 
-def _retry(context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: TaskInstance) -> None:
+def _retry(
+    context: TaskContext, task_obj: TriggerTask, retry: Retry, instance: TaskInstance
+) -> None:
     name = context.instance_name
     task_name = task_obj.name
     retries = task_obj.request.retries
