@@ -1,0 +1,222 @@
+"""The state a dispatch hands the worker that runs the instance (counted in requests, not timed).
+
+A worker process that never saw the session starts the run from the state
+the firing process committed and handed it (a signed token): no read
+before its first commit. A token that is stale costs one refused commit and
+overwrites nothing; one that does not verify, or names another session or
+instance, is ignored.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.runner_support import RecordingRunner
+from tests.test_task_run_requests import _configure, _statuses, counted_requests
+from triggers import CacheStorageBackend, TriggerManager
+from triggers.storages.cache import handoff as handoff_module
+from triggers.storages.cache.committed import committed_heads
+from triggers.tasks.execution import run_task
+
+
+@pytest.fixture(params=["redis", "dredis"])
+def redis_cache(request):
+    from .conftest import prepare_cache
+
+    return prepare_cache(request, request.param)
+
+
+def _fired(uid, alias, tasks=None):
+    """A session whose "start" readied ``t_a#0`` (on a runner that only records it),
+    the manager that fired, and the payload and token of the run."""
+    manager = TriggerManager(CacheStorageBackend(uid, cache=alias))
+    _configure(manager, RecordingRunner.name, tasks or {"t_a": "start"})
+    manager.fire("start", {"n": 1})
+    token = manager.storage.handoff("t_a#0")
+    return manager, RecordingRunner.payloads(uid)["t_a#0"], token
+
+
+def test_a_run_started_from_the_handed_state_reads_nothing(
+    redis_cache, uid, settings, test_runners
+):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, payload, token = _fired(uid, redis_cache)
+    assert isinstance(token, str)
+    committed_heads.clear()  # as a worker process that never saw the session
+    with counted_requests() as sent:
+        assert run_task(payload, handoff=token) == {"from": "t_a"}
+    assert len(sent) == 2, sent  # running, then finished: no read first
+    assert [name.upper() for name in sent] == ["EVALSHA", "EVALSHA"]
+    assert _statuses(uid, redis_cache) == {"t_a#0": "finished"}
+
+
+def test_a_stale_handed_state_costs_one_refused_commit_and_keeps_what_came_after(
+    redis_cache, uid, settings, test_runners
+):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, payload, token = _fired(uid, redis_cache, {"t_a": "start", "t_b": "later"})
+    manager.fire("later", {"n": 2})  # commits after the token was made
+    with manager.storage.acquire_lock():
+        manager.storage.metadata["note"] = "kept"
+        manager.storage.save()
+    committed_heads.clear()
+    with counted_requests() as sent:
+        assert run_task(payload, handoff=token) == {"from": "t_a"}
+    # Refused (which brings the state back), then the two commits: no read.
+    assert [name.upper() for name in sent] == ["EVALSHA"] * 3
+    assert _statuses(uid, redis_cache) == {"t_a#0": "finished", "t_b#0": "scheduled"}
+    assert CacheStorageBackend(uid, cache=redis_cache).metadata["note"] == "kept"
+
+
+def _tampered(token: str) -> str:
+    value, _, signature = token.rpartition(":")
+    flipped = "A" if signature[0] != "A" else "B"
+    return f"{value}:{flipped}{signature[1:]}"
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(_tampered, id="tampered signature"),
+        pytest.param(lambda token: token[: len(token) // 2], id="cut short"),
+        pytest.param(lambda token: 42, id="not a string"),
+        pytest.param(lambda token: {"head": token}, id="a dict"),
+        pytest.param(lambda token: "\x1b[2J:{}", id="escape sequence"),
+    ],
+)
+def test_a_token_that_does_not_verify_is_ignored(redis_cache, uid, settings, test_runners, spoil):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, payload, token = _fired(uid, redis_cache)
+    committed_heads.clear()
+    storage = CacheStorageBackend(uid, cache=redis_cache)
+    assert storage.take_handoff(spoil(token), "t_a#0") is False
+    with counted_requests() as sent:
+        assert run_task(payload, handoff=spoil(token)) == {"from": "t_a"}
+    assert [name.upper() for name in sent] == ["MGET", "EVALSHA", "EVALSHA"]  # as without one
+    assert _statuses(uid, redis_cache) == {"t_a#0": "finished"}
+
+
+def test_a_token_signed_with_another_key_is_ignored(redis_cache, uid, settings, test_runners):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, _, token = _fired(uid, redis_cache)
+    settings.SECRET_KEY = "another project's key"
+    assert CacheStorageBackend(uid, cache=redis_cache).take_handoff(token, "t_a#0") is False
+
+
+def test_a_token_is_for_one_session_and_one_instance(redis_cache, uid, settings, test_runners):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, _, token = _fired(uid, redis_cache)
+    other = CacheStorageBackend(uid + "-other", cache=redis_cache)
+    assert other.take_handoff(token, "t_a#0") is False
+    assert CacheStorageBackend(uid, cache=redis_cache).take_handoff(token, "t_b#0") is False
+    assert CacheStorageBackend(uid, cache=redis_cache).take_handoff(token, "t_a#0") is True
+
+
+def test_a_token_made_for_another_session_is_never_written_there(
+    redis_cache, uid, settings, test_runners
+):
+    """Handed to a session of another uid (a message routed wrongly), it is refused
+    before anything is read, and the other session is not touched."""
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, _, token = _fired(uid, redis_cache)
+    other_uid = uid + "-b"
+    _, other_payload, _ = _fired(other_uid, redis_cache)
+    committed_heads.clear()
+    assert run_task(other_payload, handoff=token) == {"from": "t_a"}
+    assert _statuses(other_uid, redis_cache) == {"t_a#0": "finished"}
+    assert _statuses(uid, redis_cache) == {"t_a#0": "scheduled"}
+
+
+def test_nothing_is_handed_without_a_secret_key(redis_cache, uid, settings, test_runners):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    settings.SECRET_KEY = ""
+    _, _, token = _fired(uid, redis_cache)
+    assert token is None
+
+
+def test_nothing_is_handed_for_a_large_session(redis_cache, uid, settings, test_runners):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager = TriggerManager(CacheStorageBackend(uid, cache=redis_cache))
+    _configure(manager, RecordingRunner.name, {"t_a": "start"})
+    with manager.storage.acquire_lock():
+        manager.storage.metadata["bulk"] = "x" * (handoff_module.MAX_HANDOFF_BYTES + 1)
+        manager.storage.save()
+    manager.fire("start", {"n": 1})
+    assert manager.storage.handoff("t_a#0") is None
+
+
+def test_nothing_is_handed_of_an_instance_the_state_does_not_hold(
+    redis_cache, uid, settings, test_runners
+):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, _, _ = _fired(uid, redis_cache)
+    assert manager.storage.handoff("t_zz#0") is None
+    assert CacheStorageBackend(uid, cache=redis_cache).handoff("t_a#0") is None  # committed nothing
+
+
+def test_a_session_deleted_and_begun_again_refuses_an_old_token(
+    redis_cache, uid, settings, test_runners
+):
+    """The token's witness names one save: a new session under the uid is another
+    state, so the run commits only after reading it (and runs its own instance)."""
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, _, token = _fired(uid, redis_cache)
+    manager.storage.delete()
+    _, payload, _ = _fired(uid, redis_cache)
+    committed_heads.clear()
+    with counted_requests() as sent:
+        assert run_task(payload, handoff=token) == {"from": "t_a"}
+    assert len(sent) == 3
+    assert _statuses(uid, redis_cache) == {"t_a#0": "finished"}
+
+
+def test_a_run_given_the_token_its_storage_hands_ends_as_without_one(
+    any_cache, uid, settings, test_runners
+):
+    """Where the cache commits only under the lock, a storage hands nothing or a
+    token that changes nothing: the run reads and ends as it always did."""
+    settings.TRIGGERS_CACHE_ALIAS = any_cache
+    manager, payload, token = _fired(uid, any_cache, {"t_a": "start", "t_b": "t_a"})
+    committed_heads.clear()
+    assert run_task(payload, handoff=token) == {"from": "t_a"}
+    assert _statuses(uid, any_cache) == {"t_a#0": "finished", "t_b#0": "scheduled"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(
+            {"uid": "u", "name": "t_a#0", "witness": "7", "head": "", "record": ""},
+            id="witness text",
+        ),
+        pytest.param(
+            {"uid": "u", "name": "t_a#0", "witness": -1, "head": "", "record": ""},
+            id="witness negative",
+        ),
+        pytest.param(
+            {"uid": "u", "name": "t_a#0", "witness": 7, "head": "%%", "record": ""},
+            id="head not base64",
+        ),
+        pytest.param({"uid": "u", "name": "t_a#0", "witness": 7, "record": ""}, id="no head"),
+        pytest.param(
+            {"uid": "u", "name": "t_a#0", "witness": True, "head": "", "record": ""},
+            id="witness bool",
+        ),
+        pytest.param(["u", "t_a#0"], id="a list"),
+    ],
+)
+def test_a_signed_token_of_the_wrong_shape_is_ignored(settings, content):
+    """Signed with the project's key but not made by handoff(): nothing is taken from it."""
+    from django.core import signing
+
+    token = signing.Signer(salt="triggers.storages.cache.handoff").sign_object(content)
+    assert handoff_module.read_handoff(token, "u", "t_a#0") is None
+
+
+def test_a_token_signed_for_another_use_is_ignored(settings):
+    from django.core import signing
+
+    content = {"uid": "u", "name": "t_a#0", "witness": 7, "head": "", "record": ""}
+    assert handoff_module.read_handoff(signing.dumps(content), "u", "t_a#0") is None
+    token = signing.Signer(salt="triggers.storages.cache.handoff").sign_object(content)
+    assert handoff_module.read_handoff(token, "u", "t_a#0") == (7, b"", b"")
