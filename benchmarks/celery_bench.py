@@ -63,6 +63,8 @@ def configure(client_name: str | None) -> None:
         },
         DATABASES={},
         INSTALLED_APPS=["triggers"],
+        # Signs the state a dispatch hands its worker, as any project's key does.
+        SECRET_KEY="celery-bench-signing-key",
         TRIGGERS_CACHE_LAYOUT="split",
         USE_TZ=False,
     )
