@@ -220,3 +220,51 @@ def test_a_token_signed_for_another_use_is_ignored(settings):
     assert handoff_module.read_handoff(signing.dumps(content), "u", "t_a#0") is None
     token = signing.Signer(salt="triggers.storages.cache.handoff").sign_object(content)
     assert handoff_module.read_handoff(token, "u", "t_a#0") == (7, b"", b"")
+
+
+def test_a_record_handed_with_an_older_state_is_used_while_it_is_still_stored(
+    redis_cache, uid, settings, test_runners
+):
+    """The worker's process committed a newer state than the one handed (a sibling
+    run), which lacks the run's record: the handed record is taken, and the commit
+    checks it is still the one stored, so no read comes first."""
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, payloads, tokens = _fired_two(uid, redis_cache)
+    committed_heads.clear()
+    assert run_task(payloads["t_a#0"], handoff=tokens["t_a#0"]) == {"from": "t_a"}
+    with counted_requests() as sent:
+        assert run_task(payloads["t_b#0"], handoff=tokens["t_b#0"]) == {"from": "t_b"}
+    assert [name.upper() for name in sent] == ["EVALSHA", "EVALSHA"]
+    assert _statuses(uid, redis_cache) == {"t_a#0": "finished", "t_b#0": "finished"}
+
+
+def test_a_handed_record_changed_since_is_refused_and_the_change_kept(
+    redis_cache, uid, settings, test_runners
+):
+    """The record was changed after the state was handed (and settled under its
+    key), and this process then committed a newer state that lacks it: the
+    handed record is taken, the commit finds the stored one differs and is
+    refused, and the retry keeps the change."""
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, payloads, tokens = _fired_two(uid, redis_cache)
+    other = TriggerManager(CacheStorageBackend(uid, cache=redis_cache))
+    other.update_instance_metadata("t_b#0", {"note": "kept"})
+    committed_heads.clear()
+    assert run_task(payloads["t_a#0"], handoff=tokens["t_a#0"]) == {"from": "t_a"}
+    with counted_requests() as sent:
+        assert run_task(payloads["t_b#0"], handoff=tokens["t_b#0"]) == {"from": "t_b"}
+    # Refused on the record (which brings the state back), then the two commits.
+    assert [name.upper() for name in sent] == ["EVALSHA"] * 3
+    stored = CacheStorageBackend(uid, cache=redis_cache)
+    assert stored.instances["t_b#0"].status == "finished"
+    assert stored.instances["t_b#0"].metadata["note"] == "kept"
+
+
+def _fired_two(uid, alias):
+    manager = TriggerManager(CacheStorageBackend(uid, cache=alias))
+    _configure(manager, RecordingRunner.name, {"t_a": "start", "t_b": "start"})
+    manager.fire("start", {"n": 1})
+    names = ("t_a#0", "t_b#0")
+    tokens = {name: manager.storage.handoff(name) for name in names}
+    payloads = {name: RecordingRunner.payloads(uid)[name] for name in names}
+    return manager, payloads, tokens

@@ -90,6 +90,9 @@ class CommitGuard:
     expected: Any
     state_digest: str | None = None
     read_back: tuple[str, ...] = ()
+    #: keys that must still hold these values (as the driver stores them), else
+    #: the commit is refused as CHANGED: records a try took on trust
+    unchanged: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

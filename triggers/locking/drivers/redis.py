@@ -9,6 +9,7 @@ with the release, only while the lock is still the holder's.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
@@ -63,6 +64,15 @@ else:
 def _committed(result: Any) -> bool:
     """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
     return bool(result) and result[0] == 2
+
+
+def _as_bytes(encoded: Any) -> bytes:
+    """What Redis stores for a value the client sends (as redis-py encodes it)."""
+    if isinstance(encoded, (bytes, bytearray, memoryview)):
+        return bytes(encoded)
+    if isinstance(encoded, (int, float)) and not isinstance(encoded, bool):
+        return repr(encoded).encode()
+    return str(encoded).encode("utf-8")
 
 
 class RedisLockDriver(LockDriver):
@@ -159,8 +169,8 @@ class RedisLockDriver(LockDriver):
         expected = "" if guard.expected is None else encode(guard.expected)
         # The version and state keys are named once; their new values (if
         # written) go in fixed places, the other writes after them.
-        back = guard.read_back
-        args: list[Any] = [expected, px, "", "", guard.state_digest or "", len(back)]
+        back, checked = guard.read_back, guard.unchanged
+        args: list[Any] = [expected, px, "", "", guard.state_digest or "", len(back), len(checked)]
         for name, value in writes.items():
             if name == guard.version_key:
                 args[2] = encode(value)
@@ -169,6 +179,10 @@ class RedisLockDriver(LockDriver):
             else:
                 keys.append(key(name))
                 args.append(encode(value))
+        # Each must still hold the value, as this driver stores it.
+        for name, value in checked:
+            keys.append(key(name))
+            args.append(hashlib.sha1(_as_bytes(encode(value))).hexdigest())
         # Read only when the commit is refused: the retry's block reads them.
         keys.extend(key(name) for name in back)
         return scripts.COMMIT_IF_UNCHANGED, keys, args

@@ -7,13 +7,15 @@ other keys (KEYS: lock, keys to read; ARGV: token, px).
 key and, if ARGV[3] is '1', delete the lock (KEYS: lock, keys; ARGV: token,
 px, release flag, values).
 ``COMMIT_IF_UNCHANGED``: only while no lock is held, the version key holds
-the expected value (ARGV[1]; '' for "neither it nor the state key exists")
-and, if ARGV[5] is not '', the state key's SHA-1 is ARGV[5], set the
+the expected value (ARGV[1]; '' for "neither it nor the state key exists"),
+if ARGV[5] is not '', the state key's SHA-1 is ARGV[5], and each of the
+ARGV[7] checked keys holds a value of the SHA-1 given for it, set the
 version (ARGV[3]), the state (ARGV[4]) and the other keys; returns {2} when
 written, {0} when locked, {1, version, state, read back...} when changed:
 the last ARGV[6] keys are only read then, so a retry needs no other read
-(KEYS: lock, version, state, keys, keys to read back; ARGV: expected, px,
-version, state, state SHA-1, count read back, values).
+(KEYS: lock, version, state, keys, checked keys, keys to read back; ARGV:
+expected, px, version, state, state SHA-1, count read back, count checked,
+values, checked SHA-1s).
 """
 
 from __future__ import annotations
@@ -94,6 +96,15 @@ if same and ARGV[5] ~= '' then
     same = state and redis.sha1hex(state) == ARGV[5]
 end
 local back = tonumber(ARGV[6])
+local checked = tonumber(ARGV[7])
+local last_write = #KEYS - back - checked
+for j = 1, checked do
+    if not same then
+        break
+    end
+    local held = redis.call('get', KEYS[last_write + j])
+    same = held and redis.sha1hex(held) == ARGV[last_write + 4 + j]
+end
 if not same then
     local changed = {1, version, state or redis.call('get', KEYS[3])}
     for i = #KEYS - back + 1, #KEYS do
@@ -115,8 +126,8 @@ end
 if ARGV[4] ~= '' then
     put(KEYS[3], ARGV[4])
 end
-for i = 4, #KEYS - back do
-    put(KEYS[i], ARGV[i + 3])
+for i = 4, last_write do
+    put(KEYS[i], ARGV[i + 4])
 end
 return {2}
 """

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import pickle
 import random
 import time
 from collections.abc import Hashable, Iterable, Iterator
@@ -40,6 +41,7 @@ from ...locking.writes import (
 from .committed import committed_heads, generation, pickled_records
 from .handoff import handed_known, handoff_token, read_handoff
 from .read_state import Known
+from .records import encode_record
 from .state import CacheSessionState
 
 __all__ = ["Step", "UnlockedCommits", "UnlockedTry", "forget", "locked_pause", "newer"]
@@ -144,8 +146,20 @@ class UnlockedCommits(CacheSessionState):
         shared = None if identity is None else committed_heads.get(identity)
         known = newer(self._known, shared, self.keys.witness)
         if known and any(name not in known.records for name in self.expected_instances):
-            return None
+            return self.with_handed_records(known)
         return known
+
+    def with_handed_records(self, known: Known) -> Known | None:
+        """``known`` with the expected records it lacks taken from the state handed
+        to this object (an earlier one), each checked by the commit to be still
+        stored as handed; None when they were not all handed."""
+        handed = self._known
+        missing = [name for name in self.expected_instances if name not in known.records]
+        if handed is None or any(name not in handed.records for name in missing):
+            return None
+        records = {**known.records, **{name: handed.records[name] for name in missing}}
+        unverified = known.unverified | frozenset(missing)
+        return dataclasses.replace(known, records=records, unverified=unverified)
 
     def expect_instances(self, names: Iterable[str]) -> None:
         """Say which instances the next operation reads (a task run: its own),
@@ -280,14 +294,18 @@ class UnlockedCommits(CacheSessionState):
         if not writes:
             attempt.outcome = Outcome.COMMITTED  # nothing to write
             return None
-        keys = self.keys
+        keys, known = self.keys, attempt.known
         return CommitGuard(
             lock_key=attempt.key,
             version_key=keys.witness,
             state_key=keys.head,
-            expected=attempt.known.values.get(keys.witness),
-            state_digest=attempt.known.head_digest,
+            expected=known.values.get(keys.witness),
+            state_digest=known.head_digest,
             read_back=self.read_back(),
+            unchanged=tuple(
+                (keys.record(name), encode_record(name, pickle.loads(known.records[name])))
+                for name in sorted(known.unverified)
+            ),
         )
 
     def read_back(self) -> tuple[str, ...]:

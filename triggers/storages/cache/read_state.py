@@ -84,13 +84,16 @@ class Known:
     then checks the head is still those bytes), and ``stored``: other keys
     read in the same atomic step as the head (by key, driver-decoded), for
     the first try from it only. ``read``: it was read (or a refused commit
-    brought it back), not assumed: empty then means nothing is stored."""
+    brought it back), not assumed: empty then means nothing is stored.
+    ``unverified``: names of ``records`` known of an earlier state only (handed
+    to a worker), which the commit checks are still stored as they are."""
 
     values: dict[str, Any] = field(default_factory=dict)
     records: dict[str, bytes] = field(default_factory=dict)
     head_digest: str | None = None
     stored: dict[str, Any] = field(default_factory=dict)
     read: bool = False
+    unverified: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.values)
