@@ -32,9 +32,9 @@ from triggers import CacheStorageBackend
 
 SESSIONS, CHAIN, FAN = 12, 5, 5
 #: what the worker may send per task run: two commits, and a refusal or a read at times
-#: (3.9 before refusals brought the records back; 3.2 with them; about 2.85 with the
+#: (3.9 before refusals brought the records back; 3.2 with them; about 2.5 with the
 #: state handed in the message)
-MOST_PER_RUN = 3.4
+MOST_PER_RUN = 3.0
 #: connection set-up and script loading are not costs of a run
 NOT_COUNTED = {"CLIENT", "HELLO", "SELECT", "PING", "AUTH", "SCRIPT", "INFO"}
 
