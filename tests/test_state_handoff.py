@@ -9,6 +9,8 @@ instance, is ignored.
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
 from tests.runner_support import RecordingRunner
@@ -268,3 +270,25 @@ def _fired_two(uid, alias):
     tokens = {name: manager.storage.handoff(name) for name in names}
     payloads = {name: RecordingRunner.payloads(uid)[name] for name in names}
     return manager, payloads, tokens
+
+
+def test_the_celery_runner_hands_nothing_when_the_setting_is_off(
+    redis_cache, uid, settings, test_runners
+):
+    from triggers.tasks import celery_runner
+
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, _, _ = _fired(uid, redis_cache)
+    # Only its name is asked for; reading it here would make the storage forget what it committed.
+    instance = types.SimpleNamespace(name="t_a#0")
+    assert isinstance(celery_runner._handoff(manager, instance), str)
+    settings.TRIGGERS_CELERY_HANDOFF = False
+    assert celery_runner._handoff(manager, instance) is None
+
+
+def test_a_token_signed_with_a_fallback_key_verifies(redis_cache, uid, settings, test_runners):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, _, token = _fired(uid, redis_cache)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the new key"
+    assert CacheStorageBackend(uid, cache=redis_cache).take_handoff(token, "t_a#0") is True

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Let the celery runner run tasks while Celery is eager (task_always_eager),
     # that is inline, in the thread that fires: for tests only.
     "TRIGGERS_CELERY_ALLOW_EAGER": False,
+    # Send each task with the session state the firing process committed (a
+    # signed header), and start runs from such a header: off, workers read first.
+    "TRIGGERS_CELERY_HANDOFF": True,
 }
 
 

@@ -91,6 +91,9 @@ class CeleryTaskRunner(BaseTaskRunner):
 
 def _handoff(manager: TriggerManager, task_instance: TaskInstance) -> str | None:
     """What the storage hands the worker with the task (the state it just committed,
-    so the worker's first commit needs no read first); None from a storage that hands none."""
+    so the worker's first commit needs no read first); None from a storage that hands none,
+    or when ``TRIGGERS_CELERY_HANDOFF`` is off."""
     handoff = getattr(manager.storage, "handoff", None)
-    return None if handoff is None else handoff(task_instance.name)
+    if handoff is None or not get_setting("TRIGGERS_CELERY_HANDOFF"):
+        return None
+    return handoff(task_instance.name)

@@ -131,8 +131,9 @@ def task_body(**payload: Any) -> dict[str, Any] | None:
 
 
 def _handed_state() -> Any:
-    """The state the runner sent with the task being run (its header), if any."""
-    if not celery_installed():
+    """The state the runner sent with the task being run (its header), if any and
+    if ``TRIGGERS_CELERY_HANDOFF`` is on."""
+    if not celery_installed() or not get_setting("TRIGGERS_CELERY_HANDOFF"):
         return None
     from celery import current_task
 
