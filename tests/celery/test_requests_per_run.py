@@ -97,11 +97,18 @@ def _run_sessions(
     db = int(client.connection_pool.connection_kwargs.get("db", 0))
     log = tmp_path / "runs.log"
     managers = [
-        celery_manager(settings, amqp_app, CacheStorageBackend(f"celery-requests-{uuid.uuid4().hex}", cache="redis"), _workflow(log, fan))
+        celery_manager(
+            settings,
+            amqp_app,
+            CacheStorageBackend(f"celery-requests-{uuid.uuid4().hex}", cache="redis"),
+            _workflow(log, fan),
+        )
         for _ in range(SESSIONS)
     ]
     runs = SESSIONS * (CHAIN + fan)
-    with running_workers(amqp_app, AMQP_BROKER, tmp_path, pool=pool, requests=(QUEUE_DEFAULT,)) as workers:
+    with running_workers(
+        amqp_app, AMQP_BROKER, tmp_path, pool=pool, requests=(QUEUE_DEFAULT,)
+    ) as workers:
         monitor = _Monitor(client, db)
         monitor.start()
         assert monitor.ready.wait(DEADLINE)
@@ -127,7 +134,9 @@ def test_two_children_read_no_record_alone_and_stay_under_the_bound(amqp_app, se
     _, commands, sent, runs = _run_sessions(amqp_app, settings, tmp_path, "prefork:2", FAN)
     counted = {name: n for name, n in sent.items() if name not in NOT_COUNTED and n > 0}
     records_alone = [
-        c for c in commands if c[0].strip('"').upper() == "MGET" and all(":i:" in key for key in c[1:])
+        c
+        for c in commands
+        if c[0].strip('"').upper() == "MGET" and all(":i:" in key for key in c[1:])
     ]
     # A run starts from the state handed with its task (or a newer one its
     # child committed, with the handed record): reads are the task table's only.
@@ -157,6 +166,8 @@ def test_a_chain_on_one_worker_reads_nothing(amqp_app, settings, tmp_path):
 def _all_finished(managers: list[Any], instances: int) -> bool:
     for manager in managers:
         storage = CacheStorageBackend(manager.storage.uid, cache="redis")
-        if {i.status for i in storage.iter_instances()} != {"finished"} or len(storage.instances) < instances:
+        if {i.status for i in storage.iter_instances()} != {"finished"} or len(
+            storage.instances
+        ) < instances:
             return False
     return True

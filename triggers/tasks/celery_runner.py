@@ -96,4 +96,5 @@ def _handoff(manager: TriggerManager, task_instance: TaskInstance) -> str | None
     handoff = getattr(manager.storage, "handoff", None)
     if handoff is None or not get_setting("TRIGGERS_CELERY_HANDOFF"):
         return None
-    return handoff(task_instance.name)
+    token: str | None = handoff(task_instance.name)
+    return token
