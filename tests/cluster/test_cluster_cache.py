@@ -107,3 +107,30 @@ def test_a_killed_holders_lock_expires(cluster, cl, uid):
     manager.fire("hit", {"after": "expiry"})
     stored = CacheStorageBackend(uid, cache=cl)
     assert [i.kwargs for i in stored] == [{"hit": {"after": "expiry"}}]
+
+
+def test_a_run_from_a_handed_record_is_checked_on_the_cluster(cluster, cl, uid, test_runners):
+    """The commit's check of a record taken on trust runs in the same script,
+    on the session's one node: kept when the record is as handed, refused (and
+    the change kept) when it changed since."""
+    from tests.test_state_handoff import _fired_two, _statuses
+    from triggers.storages.cache.committed import committed_heads
+    from triggers.tasks.execution import run_task
+
+    _, payloads, tokens = _fired_two(uid, cl)
+    other = TriggerManager(CacheStorageBackend(uid, cache=cl))
+    other.update_instance_metadata("t_b#0", {"note": "kept"})
+    committed_heads.clear()
+    assert run_task(payloads["t_a#0"], handoff=tokens["t_a#0"]) == {"from": "t_a"}
+    with Requests(cluster.masters()) as requests:
+        assert run_task(payloads["t_b#0"], handoff=tokens["t_b#0"]) == {"from": "t_b"}
+    assert requests.seen == {"evalsha": 3}, requests.seen  # refused on the record, then two
+    assert _statuses(uid, cl) == {"t_a#0": "finished", "t_b#0": "finished"}
+    assert CacheStorageBackend(uid, cache=cl).instances["t_b#0"].metadata["note"] == "kept"
+
+    _, payloads, tokens = _fired_two(uid + "-2", cl)
+    committed_heads.clear()
+    assert run_task(payloads["t_a#0"], handoff=tokens["t_a#0"]) == {"from": "t_a"}
+    with Requests(cluster.masters()) as requests:
+        assert run_task(payloads["t_b#0"], handoff=tokens["t_b#0"]) == {"from": "t_b"}
+    assert requests.seen == {"evalsha": 2}, requests.seen
