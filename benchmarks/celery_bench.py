@@ -8,6 +8,10 @@ for N child processes) on this module's app, on the local RabbitMQ broker
 (django-redis, the split layout; the environment variable
 ``CELERY_BENCH_REDIS`` names the database, db 6 by default as for the
 other benchmarks; nothing is deleted there, sessions expire in an hour).
+``CELERY_BENCH_CACHE`` chooses another cache: ``dredis`` (Django's
+``RedisCache``), ``memcached`` or ``db_pg`` (the database cache on the
+PostgreSQL database ``CELERY_BENCH_PG``, ``triggers_bench`` by default);
+requests are counted on Redis only.
 Then it fires ``--sessions`` sessions of the workflow of ``fire_cost.py``
 (a chain of 5 tasks and 5 more after the first: 10 task runs each) and
 waits for every run to end.
@@ -43,25 +47,45 @@ QUEUE = os.environ.get("CELERY_BENCH_QUEUE", "triggers-celery-bench")
 WORKER_CLIENT = "triggers-bench-worker"
 #: where each task body appends a line (set by the benchmark for its worker)
 RUN_LOG = os.environ.get("CELERY_BENCH_RUN_LOG", "")
+#: the sessions' cache: redis (django-redis), dredis (Django's RedisCache),
+#: memcached, or db_pg (the database cache on PostgreSQL, database
+#: CELERY_BENCH_PG, "triggers_bench" by default); requests are counted on Redis only
+CACHE = os.environ.get("CELERY_BENCH_CACHE", "redis")
+PG_NAME = os.environ.get("CELERY_BENCH_PG", "triggers_bench")
 CHAIN, FAN = 5, 5
 
 
+def cache_settings(client_name: str | None) -> dict:
+    """The sessions' cache (see ``CACHE``), its connections named ``client_name`` on Redis."""
+    if CACHE == "redis":
+        pool = {"client_name": client_name} if client_name else {}
+        return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL,
+                "OPTIONS": {"CONNECTION_POOL_KWARGS": pool}}
+    if CACHE == "dredis":
+        named = {"client_name": client_name} if client_name else {}
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                "OPTIONS": named}
+    if CACHE == "memcached":
+        return {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                "LOCATION": "127.0.0.1:11211"}
+    if CACHE == "db_pg":
+        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                "LOCATION": "celery_bench_cache", "OPTIONS": {"MAX_ENTRIES": 10**7}}
+    raise SystemExit(f"CELERY_BENCH_CACHE={CACHE!r}: redis, dredis, memcached or db_pg")
+
+
 def configure(client_name: str | None) -> None:
-    """Django settings for the benchmark and its worker: the cache on Redis, split layout."""
+    """Django settings for the benchmark and its worker: the sessions' cache, split layout."""
     import django
     from django.conf import settings
 
-    pool = {"client_name": client_name} if client_name else {}
+    databases = {}
+    if CACHE == "db_pg":
+        databases["default"] = {"ENGINE": "django.db.backends.postgresql", "NAME": PG_NAME,
+                                "USER": "postgres", "HOST": "127.0.0.1", "PORT": 5432}
     settings.configure(
-        CACHES={
-            "default": {
-                "BACKEND": "django_redis.cache.RedisCache",
-                "LOCATION": REDIS_URL,
-                "TIMEOUT": 3600,
-                "OPTIONS": {"CONNECTION_POOL_KWARGS": pool},
-            }
-        },
-        DATABASES={},
+        CACHES={"default": {**cache_settings(client_name), "TIMEOUT": 3600}},
+        DATABASES=databases,
         INSTALLED_APPS=["triggers"],
         # Signs the state a dispatch hands its worker, as any project's key does.
         SECRET_KEY="celery-bench-signing-key",
@@ -240,6 +264,11 @@ def main(argv: list[str] | None = None) -> None:
     configure(None)
     from django.conf import settings
 
+    if CACHE == "db_pg":
+        from django.core.management import call_command
+
+        call_command("createcachetable", verbosity=0)
+
     settings.TRIGGERS_CELERY_APP = app
     register_tasks(app)
     with app.connection_for_write() as connection:
@@ -248,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
         queue.purge()
     for _ in range(args.runs):
         for pool in args.pool or ["prefork:2", "solo"]:
-            print(json.dumps(bench(pool, args.sessions, not args.no_count)), flush=True)
+            counted = not args.no_count and CACHE in ("redis", "dredis")
+            print(json.dumps({"cache": CACHE, **bench(pool, args.sessions, counted)}), flush=True)
 
 
 if os.environ.get("CELERY_BENCH_WORKER") == "1":
