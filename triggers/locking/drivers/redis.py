@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
 from django.core.cache import BaseCache
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LENGTH
 
-from ...cache_internals import redis_codec
+from ...cache_internals import RedisCodec, redis_codec
 from ...errors import NotSupported
 from ..raw_values import passing_raw
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
@@ -60,6 +60,30 @@ else:
     _CLIENT_ERRORS = (*_CLIENT_ERRORS, ConnectionInterrupted)
 
 
+def _key_maker(codec: RedisCodec) -> Callable[[str], str]:
+    """How the driver names a key as the cache does.
+
+    By concatenation where the cache puts a fixed prefix before every key (a
+    whole session's record keys are made per read, too many to keep); the
+    cache's own way, remembered, for the others and for any key the cache
+    would warn about (Django's RedisCache warns, as it warns of keys Memcached
+    would refuse, and this keeps its warnings as they were).
+    """
+    exact = functools.lru_cache(maxsize=4096)(codec.make_key)
+    prefix = codec.key_prefix
+    if prefix is None:
+        return exact
+
+    def make_key(key: str) -> str:
+        if type(key) is str and key.isprintable() and " " not in key:
+            made = prefix + key
+            if len(made) <= MEMCACHE_MAX_KEY_LENGTH:
+                return made
+        return exact(key)
+
+    return make_key
+
+
 def _committed(result: Any) -> bool:
     """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
     return bool(result) and result[0] == 2
@@ -82,7 +106,7 @@ class RedisLockDriver(LockDriver):
         codec = passing_raw(redis_codec(cache))
         # Django's RedisCache: one pool per process and settings, not per thread.
         self._raw = shared_redis_clients.getter(cache, codec.client)
-        self._key = functools.lru_cache(maxsize=4096)(codec.make_key)
+        self._key = _key_maker(codec)
         self._encode = storable(codec.encode)
         self._decode = codec.decode
         self._decode_object = codec.decode_object

@@ -1,0 +1,79 @@
+"""The shortcuts a whole read of a split session takes, and the general ways
+they fall back on: each shortcut must give what the general way gives."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from django.core.cache.backends.base import CacheKeyWarning
+
+from tests.conftest import prepare_cache
+from triggers import CacheStorageBackend
+from triggers.cache_internals import redis_codec
+from triggers.locking.driver_table import write_driver
+
+from .storage_support import populate, sibling_cache
+
+
+def custom_key(key: str, key_prefix: str, version: int) -> str:
+    """A KEY_FUNCTION other than Django's: keys the shortcut cannot make."""
+    return f"custom|{version}|{key_prefix}|{key}"
+
+
+@pytest.fixture(params=["redis", "dredis"])
+def redis_alias(request):
+    """django-redis, and Django's own RedisCache."""
+    return prepare_cache(request, request.param)
+
+
+# ------------------------------------------------------------- Redis keys
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"KEY_PREFIX": "site-a", "VERSION": 7}, {"KEY_PREFIX": "é{x}", "VERSION": "v2"}],
+)
+def test_redis_keys_made_by_the_shortcut_are_the_caches_own(redis_alias, options):
+    cache = sibling_cache(redis_alias, **options)
+    assert redis_codec(cache).key_prefix is not None  # the shortcut is taken
+    driver = write_driver(cache)
+    for key in ["a", "triggers.s:{x}3:abc:i:t#0", "ü:ß", "x" * 230]:
+        assert driver.made_key(key) == cache.make_key(key)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"KEY_FUNCTION": custom_key},
+        {"KEY_FUNCTION": "tests.test_read_shortcuts.custom_key", "KEY_PREFIX": "p"},
+        {"KEY_PREFIX": "with space"},  # a prefix Django's RedisCache warns about
+    ],
+)
+@pytest.mark.filterwarnings("ignore::django.core.cache.backends.base.CacheKeyWarning")
+def test_a_cache_the_shortcut_cannot_key_finds_its_records_its_own_way(redis_alias, uid, options):
+    cache = sibling_cache(redis_alias, **options)
+    assert redis_codec(cache).key_prefix is None
+    store = populate(CacheStorageBackend(uid, cache=cache, layout="split"))
+    with store.acquire_lock(ttl=30):
+        store.metadata["settle"] = True  # every record into its own key
+        store.save()
+    expected = {i.name: i.serialize() for i in store}
+    read = CacheStorageBackend(uid, cache=cache, layout="split")
+    assert {i.name: i.serialize() for i in read} == expected
+    made = write_driver(cache).made_key(store.record_key("t_score#1"))
+    assert made == cache.make_key(store.record_key("t_score#1"))
+    if "KEY_FUNCTION" in options:
+        assert made.startswith("custom|")
+    assert cache.get(store.record_key("t_score#1")) is not None  # where the cache looks
+
+
+def test_a_key_djangos_redis_cache_warns_about_still_warns(request):
+    cache = sibling_cache(prepare_cache(request, "dredis"))
+    driver = write_driver(cache)
+    long_key = "k" * 260
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        made = driver.made_key(long_key)
+    assert made == cache.make_key(long_key)
+    assert any(issubclass(w.category, CacheKeyWarning) for w in caught)
