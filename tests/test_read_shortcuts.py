@@ -6,14 +6,17 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from django.conf import settings
 from django.core.cache.backends.base import CacheKeyWarning
+from django_redis.cache import RedisCache
 
 from tests.conftest import prepare_cache
 from triggers import CacheStorageBackend
 from triggers.cache_internals import redis_codec
 from triggers.locking.driver_table import write_driver
+from triggers.locking.raw_values import RAW_MARK, decoded_found
 
-from .storage_support import populate, sibling_cache
+from .storage_support import fresh, populate, sibling_cache
 
 
 def custom_key(key: str, key_prefix: str, version: int) -> str:
@@ -77,3 +80,39 @@ def test_a_key_djangos_redis_cache_warns_about_still_warns(request):
         made = driver.made_key(long_key)
     assert made == cache.make_key(long_key)
     assert any(issubclass(w.category, CacheKeyWarning) for w in caught)
+
+
+def test_a_whole_read_on_redis_with_a_prefix_and_a_non_ascii_uid(redis_alias):
+    cache = sibling_cache(redis_alias, KEY_PREFIX="pré", VERSION=3)
+    uid = "sessiön-ü-" + str(id(cache))
+    store = populate(CacheStorageBackend(uid, cache=cache, layout="split"))
+    with store.acquire_lock(ttl=30):
+        store.metadata["settle"] = True
+        store.save()
+    names = ["t_import#0", "t_score#0", "t_score#1"]
+    found = write_driver(cache).read_many([store.record_key(n) for n in names])
+    assert len(found) == 3 and all(v.startswith(RAW_MARK) for v in found.values())
+    assert [i.name for i in fresh(store)] == names
+
+
+def test_values_found_are_decoded_unless_stored_as_they_are():
+    raw = RAW_MARK + b"rest"
+    found = decoded_found(["a", "b", "c", "d"], [raw, None, b"x", 5], lambda v: ("decoded", v))
+    assert found == {"a": raw, "c": ("decoded", b"x"), "d": ("decoded", 5)}
+
+
+def test_keys_are_sent_in_the_clients_own_encoding(request):
+    alias = prepare_cache(request, "redis")
+    # In the URL: django-redis shares one pool per URL, whatever the options.
+    location = settings.CACHES[alias]["LOCATION"] + "?encoding=latin-1"
+    cache = RedisCache(location, {"KEY_PREFIX": "é"})
+    assert cache.client.get_client(write=True).get_encoder().encoding == "latin-1"
+    uid = f"latin-é-{id(cache)}"
+    store = populate(CacheStorageBackend(uid, cache=cache, layout="split"))
+    with store.acquire_lock(ttl=30):
+        store.metadata["settle"] = True
+        store.save()
+    key = store.record_key("t_score#1")
+    client = cache.client.get_client(write=True)
+    assert client.exists(cache.make_key(key).encode("latin-1"))  # stored under those bytes
+    assert [i.name for i in fresh(store)] == ["t_import#0", "t_score#0", "t_score#1"]

@@ -18,7 +18,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LE
 
 from ...cache_internals import RedisCodec, redis_codec
 from ...errors import NotSupported
-from ..raw_values import passing_raw
+from ..raw_values import decoded_found, passing_raw
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
@@ -84,6 +84,18 @@ def _key_maker(codec: RedisCodec) -> Callable[[str], str]:
     return make_key
 
 
+def _encoded(client: Any, keys: list[Any]) -> list[Any]:
+    """``keys`` as the client sends them: in its encoding, as bytes (which its
+    encoder passes on), encoded here in one go (its encoder, called per key
+    of a whole session's read, costs more than the encoding itself)."""
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is None:
+        return keys
+    encoder = get_encoder()
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    return [key.encode(encoding, errors) if type(key) is str else key for key in keys]
+
+
 def _committed(result: Any) -> bool:
     """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
     return bool(result) and result[0] == 2
@@ -135,9 +147,9 @@ class RedisLockDriver(LockDriver):
         # From the master, as every script runs there: a client that reads
         # from replicas (django-redis's SentinelClient, a LOCATION listing
         # replicas) would otherwise see a session older than its lock does.
-        made = [self._key(name) for name in keys]
-        raw = read_from_master(self._raw(), made)
-        return {name: self._decode(value) for name, value in zip(keys, raw) if value is not None}
+        key, client = self._key, self._raw()
+        raw = read_from_master(client, _encoded(client, [key(name) for name in keys]))
+        return decoded_found(keys, raw, self._decode)
 
     def owns(self, key: str, token: str) -> bool:
         return self.read_many([key]).get(key) == token
