@@ -7,14 +7,17 @@ import warnings
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.core.cache.backends.base import CacheKeyWarning
 from django_redis.cache import RedisCache
 
 from tests.conftest import prepare_cache
 from triggers import CacheStorageBackend
 from triggers.cache_internals import redis_codec
+from triggers.errors import StorageCorrupted
 from triggers.locking.driver_table import write_driver
 from triggers.locking.raw_values import RAW_MARK, decoded_found
+from triggers.locking.writes import Writes
 
 from .storage_support import fresh, populate, sibling_cache
 
@@ -116,3 +119,18 @@ def test_keys_are_sent_in_the_clients_own_encoding(request):
     client = cache.client.get_client(write=True)
     assert client.exists(cache.make_key(key).encode("latin-1"))  # stored under those bytes
     assert [i.name for i in fresh(store)] == ["t_import#0", "t_score#0", "t_score#1"]
+
+
+def test_a_damaged_record_read_whole_on_redis_is_named(redis_alias, uid):
+    cache = caches[redis_alias]
+    store = populate(CacheStorageBackend(uid, cache=redis_alias, layout="split"))
+    with store.acquire_lock(ttl=30):
+        store.metadata["settle"] = True
+        store.save()
+    key = store.record_key("t_score#0")
+    good = write_driver(cache).read_many([key])[key]
+    damaged = good[:-3] + bytes([good[-3] ^ 1]) + good[-2:]
+    write_driver(cache).write(Writes(({key: damaged},), 600))
+    with pytest.raises(StorageCorrupted, match="checksum") as info:
+        list(fresh(store))
+    assert repr(key) in str(info.value)
