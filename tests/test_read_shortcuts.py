@@ -3,6 +3,7 @@ they fall back on: each shortcut must give what the general way gives."""
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import pytest
@@ -18,6 +19,8 @@ from triggers.errors import StorageCorrupted
 from triggers.locking.driver_table import write_driver
 from triggers.locking.raw_values import RAW_MARK, decoded_found
 from triggers.locking.writes import Writes
+from triggers.storages.validation import stored_record_config
+from triggers.types import TaskConfig
 
 from .storage_support import fresh, populate, sibling_cache
 
@@ -134,3 +137,55 @@ def test_a_damaged_record_read_whole_on_redis_is_named(redis_alias, uid):
     with pytest.raises(StorageCorrupted, match="checksum") as info:
         list(fresh(store))
     assert repr(key) in str(info.value)
+
+
+# ------------------------------------------------------------- records
+
+
+CONFIGS = {"t": TaskConfig("t", ["go"], "run_it")}
+PLAIN = {
+    "abandonState": [],
+    "kwargs": {"go": {}},
+    "metadata": {},
+    "status": "unstarted",
+    "task": "t",
+}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        PLAIN,
+        {**PLAIN, "abandonState": ["stop", "halt"]},
+        # Shapes the shortcut leaves to the general check, which takes them:
+        {**PLAIN, "status": None, "metadata": None, "kwargs": None, "abandonState": None},
+        {**PLAIN, "metadata": collections.OrderedDict(a=1), "abandonState": ("stop",)},
+        {**PLAIN, "abandonState": {"stop"}},
+        collections.OrderedDict(PLAIN),
+        {"task": "t"},
+    ],
+)
+def test_records_of_a_configured_task_are_accepted(record):
+    assert stored_record_config("u", CONFIGS, "t#0", record) is CONFIGS["t"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {**PLAIN, "task": "other"},
+        {**PLAIN, "task": 3},
+        {**PLAIN, "task": ["t"]},
+        {**PLAIN, "status": "sleeping"},
+        {**PLAIN, "status": 1},
+        {**PLAIN, "status": ["unstarted"]},
+        {**PLAIN, "metadata": []},
+        {**PLAIN, "kwargs": "go"},
+        {**PLAIN, "abandonState": [1]},
+        {**PLAIN, "abandonState": "stop"},
+        {k: v for k, v in PLAIN.items() if k != "task"},
+        ("t", "unstarted"),
+    ],
+)
+def test_records_of_the_wrong_shape_or_task_are_refused(record):
+    with pytest.raises(StorageCorrupted, match="t#0"):
+        stored_record_config("u", CONFIGS, "t#0", record)

@@ -352,7 +352,7 @@ def _stored_fields_are_valid(data: Mapping[str, Any]) -> bool:
     kwargs = data.get("kwargs")
     abandon_state = data.get("abandonState")
     return (
-        (status is None or status in TaskInstance.ALL_STATUSES)
+        (status is None or (isinstance(status, str) and status in TaskInstance.ALL_STATUSES))
         and (metadata is None or isinstance(metadata, dict))
         and (kwargs is None or isinstance(kwargs, dict))
         and (
