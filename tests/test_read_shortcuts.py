@@ -15,10 +15,11 @@ from django_redis.cache import RedisCache
 from tests.conftest import prepare_cache
 from triggers import CacheStorageBackend
 from triggers.cache_internals import redis_codec
-from triggers.errors import StorageCorrupted
+from triggers.errors import StorageCorrupted, UnknownInstance
 from triggers.locking.driver_table import write_driver
 from triggers.locking.raw_values import RAW_MARK, decoded_found
 from triggers.locking.writes import Writes
+from triggers.storages.instances import TaskInstanceCollection
 from triggers.storages.validation import stored_record_config
 from triggers.types import TaskConfig
 
@@ -189,3 +190,28 @@ def test_records_of_a_configured_task_are_accepted(record):
 def test_records_of_the_wrong_shape_or_task_are_refused(record):
     with pytest.raises(StorageCorrupted, match="t#0"):
         stored_record_config("u", CONFIGS, "t#0", record)
+
+
+# ------------------------------------------------------------- the index
+
+
+def test_the_index_knows_regular_and_irregular_names():
+    collection = TaskInstanceCollection(counts={"t": 12, "a#1": 2}, irregular={"u": ["t#20", "x"]})
+    assert [collection.task_of(n) for n in ["t#0", "t#9", "t#11", "t#12", "t#20", "x"]] == [
+        "t",
+        "t",
+        "t",
+        None,
+        "u",
+        "u",
+    ]
+    assert collection.task_of("a#1#1") == "a#1"
+    for odd in ["t#01", "t#00", "t#-1", "t#+1", "t# 1", "t#1 ", "t#", "t", "#1", "t#١", "t#²", 5]:
+        assert collection.task_of(odd) is None, odd
+
+
+def test_an_instance_name_with_unicode_digits_is_unknown(uid):
+    store = populate(CacheStorageBackend(uid, cache="locmem"))
+    for name in ["t_score#²", "t_score#١"]:
+        with pytest.raises(UnknownInstance):
+            store[name]
