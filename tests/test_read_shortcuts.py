@@ -19,6 +19,7 @@ from triggers.errors import StorageCorrupted, UnknownInstance
 from triggers.locking.driver_table import write_driver
 from triggers.locking.raw_values import RAW_MARK, decoded_found
 from triggers.locking.writes import Writes
+from triggers.storages.cache.records import encode_record
 from triggers.storages.instances import TaskInstanceCollection
 from triggers.storages.validation import stored_record_config
 from triggers.types import TaskConfig
@@ -190,6 +191,21 @@ def test_records_of_a_configured_task_are_accepted(record):
 def test_records_of_the_wrong_shape_or_task_are_refused(record):
     with pytest.raises(StorageCorrupted, match="t#0"):
         stored_record_config("u", CONFIGS, "t#0", record)
+
+
+def test_a_record_under_its_own_key_naming_another_task_is_refused(redis_alias, uid):
+    store = populate(CacheStorageBackend(uid, cache=redis_alias, layout="split"))
+    with store.acquire_lock(ttl=30):
+        store.metadata["settle"] = True
+        store.save()
+    # Stored whole and with a good checksum, but for a task the index does not say.
+    record = {**store["t_score#0"].serialize(), "task": "t_import"}
+    key = store.record_key("t_score#0")
+    write_driver(caches[redis_alias]).write(
+        Writes(({key: encode_record("t_score#0", record)},), 600)
+    )
+    with pytest.raises(StorageCorrupted, match="names task 't_import'"):
+        list(fresh(store))
 
 
 # ------------------------------------------------------------- the index
