@@ -143,7 +143,6 @@ def test_records_read_under_the_lock_and_left_alone_are_not_written_again(any_ca
     assert stored_head(any_cache, store)["delta"] == {}
 
 
-
 def test_a_large_read_leaves_the_garbage_collector_as_it_was(uid):
     import gc
 
@@ -174,3 +173,11 @@ def test_odd_instance_names_round_trip_and_stay_bound_to_their_record(name):
     # The checksum is of the name as well: a record is never read as another name's.
     with pytest.raises(StorageCorrupted, match="another instance"):
         decode_record(stored, name + "x", "u", "k")
+
+
+@pytest.mark.parametrize("size", range(len(RECORD_MARK), len(RECORD_MARK) + 6))
+def test_a_record_cut_short_is_refused(size):
+    stored = encode_record("t_score#1", RECORD)[:size]
+    with pytest.raises(StorageCorrupted, match="is damaged") as info:
+        decode_record(stored, "t_score#1", "the-uid", "the-key")
+    assert "'the-key'" in str(info.value)

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import BaseCache
+from django.core.cache.backends.base import default_key_func
 
 __all__ = [
     "CHECKED_DJANGO_VERSIONS",
@@ -30,6 +31,7 @@ __all__ = [
     "database_cache_table",
     "database_row_expiry",
     "database_row_value",
+    "default_key_prefix",
     "forget_memcached_client",
     "locmem_internals",
     "max_entries",
@@ -86,6 +88,10 @@ class RedisCodec:
     #: ``decode`` for a value known not to be an int (skips the client's int()
     #: attempt, which for a pickled dict formats a message quoting every byte)
     decode_object: Callable[[Any], Any]
+    #: where ``make_key(key)`` is this string followed by ``key`` for every key
+    #: the cache takes without a warning (see :func:`default_key_prefix`), that
+    #: string: a session's many record keys are then made by one concatenation
+    key_prefix: str | None = None
 
 
 def redis_codec(cache: BaseCache) -> RedisCodec:
@@ -102,23 +108,61 @@ def redis_codec(cache: BaseCache) -> RedisCodec:
                 return loads(decompress(raw))
 
         make_key = client.make_key
+
+        def make_redis_key(key: str) -> str:
+            return str(make_key(key))
+
+        prefix = None
+        if _django_redis_default_make_key(client):
+            prefix = default_key_prefix(cache, make_redis_key)
         return RedisCodec(
             client=lambda: client.get_client(write=True),
-            make_key=lambda key: str(make_key(key)),
+            make_key=make_redis_key,
             encode=client.encode,
             decode=client.decode,
             decode_object=decode_object,
+            key_prefix=prefix,
         )
     backend = cache._cache  # django.core.cache.backends.redis.RedisCacheClient
     serializer = backend._serializer
     raw_client = backend.get_client(None, write=True)  # one pool; made once
+    kind = type(cache)
+    base_keys = kind.make_key is BaseCache.make_key and kind.validate_key is BaseCache.validate_key
     return RedisCodec(
         client=lambda: raw_client,
         make_key=cache.make_and_validate_key,
         encode=serializer.dumps,
         decode=serializer.loads,
         decode_object=pickle.loads,  # what loads() does with anything but an int
+        key_prefix=default_key_prefix(cache, cache.make_and_validate_key) if base_keys else None,
     )
+
+
+def _django_redis_default_make_key(client: Any) -> bool:
+    """Whether a django-redis client makes keys with DefaultClient's make_key
+    (the cache's ``key_func`` over its ``key_prefix`` and ``version``)."""
+    try:
+        from django_redis.client import DefaultClient
+    except ImportError:
+        return False
+    return getattr(type(client), "make_key", None) is DefaultClient.make_key
+
+
+def default_key_prefix(cache: BaseCache, make_key: Callable[[str], str]) -> str | None:
+    """What ``make_key`` puts before every key, where ``cache`` makes keys with
+    Django's default key function (``"<KEY_PREFIX>:<VERSION>:<key>"``); else None.
+
+    The caller has checked that ``make_key`` goes through the cache's
+    ``key_func`` as Django's base cache does. None too for a prefix that a
+    validating cache would warn about (a space or a control character), so
+    that a key made by concatenation is never one that would have warned.
+    """
+    if cache.key_func is not default_key_func:
+        return None
+    prefix = default_key_func("", cache.key_prefix, cache.version)
+    if not (prefix.isprintable() and " " not in prefix and make_key("k") == prefix + "k"):
+        return None
+    return prefix
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ frames every pickle that long, so its pickles start ``PROTO 5, FRAME``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..cache_internals import RedisCodec
 
-__all__ = ["RAW_MARK", "is_raw", "passing_raw"]
+__all__ = ["RAW_MARK", "decoded_found", "is_raw", "passing_raw"]
 
 #: what every value stored as it is starts with: PROTO 5, SHORT_BINBYTES of
 #: eight bytes, the first three of which are NUL, "T", "3"
@@ -30,6 +30,21 @@ RAW_MARK = b"\x80\x05C\x08\x00T3"
 def is_raw(value: Any) -> bool:
     """Whether ``value`` is stored as it is."""
     return type(value) is bytes and value.startswith(RAW_MARK)
+
+
+def decoded_found(
+    names: Sequence[str], values: Sequence[Any], decode: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """The values found (not None) by name, each stored as it is kept so and
+    the others decoded with ``decode``: the test of :func:`is_raw` made inline,
+    as this runs once per record of a session read whole."""
+    found = {}
+    mark = RAW_MARK
+    for name, value in zip(names, values):
+        if value is not None:
+            raw = type(value) is bytes and value.startswith(mark)
+            found[name] = value if raw else decode(value)
+    return found
 
 
 def _encode_passing(encode: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -138,13 +138,10 @@ class BaseTriggerStorage(AsyncStorage, Lockable):
         if isinstance(data, TaskInstance):
             return data
         config = self._check_record(name, data)
+        get = data.get
+        # name, config, status, metadata, kwargs, abandonState
         return TaskInstance(
-            name=name,
-            config=config,
-            status=data.get("status"),
-            metadata=data.get("metadata"),
-            kwargs=data.get("kwargs"),
-            abandonState=data.get("abandonState"),
+            name, config, get("status"), get("metadata"), get("kwargs"), get("abandonState")
         )
 
     def _check_record(self, name: str, data: Any) -> TaskConfig:

@@ -51,7 +51,9 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         if task is not None:
             return task
         task, sep, number = name.rpartition("#")
-        if sep and number.isdigit() and str(int(number)) == number:
+        # A regular name's number is in ASCII digits, without a leading zero
+        # (int() alone would take others, and fails on some Unicode digits).
+        if sep and number.isascii() and number.isdigit() and (number[0] != "0" or number == "0"):
             if int(number) < self._counts.get(task, 0):
                 return task
         return None

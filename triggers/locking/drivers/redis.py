@@ -11,15 +11,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
 from django.core.cache import BaseCache
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LENGTH
 
-from ...cache_internals import redis_codec
+from ...cache_internals import RedisCodec, redis_codec
 from ...errors import NotSupported
-from ..raw_values import passing_raw
+from ..raw_values import decoded_found, passing_raw
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
 from .base import LockDriver, storable
@@ -61,6 +61,42 @@ else:
     _CLIENT_ERRORS = (*_CLIENT_ERRORS, ConnectionInterrupted)
 
 
+def _key_maker(codec: RedisCodec) -> Callable[[str], str]:
+    """How the driver names a key as the cache does.
+
+    By concatenation where the cache puts a fixed prefix before every key (a
+    whole session's record keys are made per read, too many to keep); the
+    cache's own way, remembered, for the others and for any key the cache
+    would warn about (Django's RedisCache warns, as it warns of keys Memcached
+    would refuse, and this keeps its warnings as they were).
+    """
+    exact = functools.lru_cache(maxsize=4096)(codec.make_key)
+    prefix = codec.key_prefix
+    if prefix is None:
+        return exact
+
+    def make_key(key: str) -> str:
+        if type(key) is str and key.isprintable() and " " not in key:
+            made = prefix + key
+            if len(made) <= MEMCACHE_MAX_KEY_LENGTH:
+                return made
+        return exact(key)
+
+    return make_key
+
+
+def _encoded(client: Any, keys: list[Any]) -> list[Any]:
+    """``keys`` as the client sends them: in its encoding, as bytes (which its
+    encoder passes on), encoded here in one go (its encoder, called per key
+    of a whole session's read, costs more than the encoding itself)."""
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is None:
+        return keys
+    encoder = get_encoder()
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    return [key.encode(encoding, errors) if type(key) is str else key for key in keys]
+
+
 def _committed(result: Any) -> bool:
     """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
     return bool(result) and result[0] == 2
@@ -92,7 +128,7 @@ class RedisLockDriver(LockDriver):
         codec = passing_raw(redis_codec(cache))
         # Django's RedisCache: one pool per process and settings, not per thread.
         self._raw = shared_redis_clients.getter(cache, codec.client)
-        self._key = functools.lru_cache(maxsize=4096)(codec.make_key)
+        self._key = _key_maker(codec)
         self._encode = storable(codec.encode)
         self._decode = codec.decode
         self._decode_object = codec.decode_object
@@ -121,9 +157,9 @@ class RedisLockDriver(LockDriver):
         # From the master, as every script runs there: a client that reads
         # from replicas (django-redis's SentinelClient, a LOCATION listing
         # replicas) would otherwise see a session older than its lock does.
-        made = [self._key(name) for name in keys]
-        raw = read_from_master(self._raw(), made)
-        return {name: self._decode(value) for name, value in zip(keys, raw) if value is not None}
+        key, client = self._key, self._raw()
+        raw = read_from_master(client, _encoded(client, [key(name) for name in keys]))
+        return decoded_found(keys, raw, self._decode)
 
     def owns(self, key: str, token: str) -> bool:
         return self.read_many([key]).get(key) == token

@@ -23,6 +23,7 @@ rewritten in this form when a save changes it or refreshes the session.
 from __future__ import annotations
 
 import pickle
+import struct
 import zlib
 from typing import Any
 
@@ -36,7 +37,10 @@ __all__ = ["RECORD_MARK", "decode_record", "encode_record"]
 #: starts every record stored in this form (stored as it is on Redis: see
 #: :mod:`triggers.locking.raw_values`)
 RECORD_MARK = RAW_MARK + b"r"
-_CRC_END = len(RECORD_MARK) + 4
+_CRC_START = len(RECORD_MARK)
+_CRC_END = _CRC_START + 4
+#: reads the stored checksum (four bytes, big-endian) where it lies
+_stored_checksum = struct.Struct(">I").unpack_from
 #: POP, which drops the mark and checksum from what the pickle gives
 _POP = b"0"
 _BODY_START = _CRC_END + len(_POP)
@@ -82,8 +86,12 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
     """
     if type(stored) is not bytes or not stored.startswith(RECORD_MARK):
         return unseal(stored, uid, key)
-    body = memoryview(stored)[_BODY_START:]
-    if stored[len(RECORD_MARK) : _CRC_END] != _checksum(name, body):
+    # The stored checksum read in place, the computed one compared as a number:
+    # this runs once per record of a session read whole.
+    crc = zlib.crc32(
+        memoryview(stored)[_BODY_START:], zlib.crc32(name.encode("utf-8", "surrogatepass"))
+    )
+    if len(stored) < _CRC_END or _stored_checksum(stored, _CRC_START)[0] != crc:
         raise StorageCorrupted(
             uid, f"{key!r} is damaged: its checksum does not match (or it is another instance's)"
         )
@@ -93,8 +101,17 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
         raise StorageCorrupted(
             uid, f"{key!r} is damaged: its body does not decode ({type(exc).__name__})"
         ) from exc
-    if type(fields) is not tuple or len(fields) not in (1, len(_FIELDS)):
+    if type(fields) is not tuple:
         raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
+    if len(fields) == len(_FIELDS):
+        abandon_state, kwargs, metadata, status, task = fields  # _FIELDS, in order
+        return {
+            "abandonState": abandon_state,
+            "kwargs": kwargs,
+            "metadata": metadata,
+            "status": status,
+            "task": task,
+        }
     if len(fields) == 1:
         return fields[0]
-    return dict(zip(_FIELDS, fields))
+    raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")

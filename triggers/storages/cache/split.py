@@ -130,6 +130,7 @@ class SplitLayout(CacheSessionState):
         records: dict[str, Any] = {}
         snapshots: dict[str, bytes] = {}
         wanted: dict[str, str] = {}
+        record_key = self.keys.record
         for name in names:
             if name in delta:
                 records[name] = delta[name]
@@ -137,20 +138,29 @@ class SplitLayout(CacheSessionState):
                 snapshots[name] = known[name]
                 records[name] = pickle.loads(known[name])
             else:
-                wanted[self.keys.record(name)] = name
+                wanted[record_key(name)] = name
         if wanted:
             found = self._read_many(list(wanted))
             missing = [key for key in wanted if key not in found]
             if missing:
                 raise self._missing_records(missing)
+            uid = self.uid
             for key, record in found.items():
                 name = wanted[key]
-                records[name] = decode_record(record, name, self.uid, key)
-        snapshot = self.has_lock
+                records[name] = decode_record(record, name, uid, key)
+        return self._split_build(records, snapshots)
+
+    def _split_build(
+        self, records: dict[str, Any], snapshots: dict[str, bytes]
+    ) -> dict[str, TaskInstance]:
+        """Live instances from records read, each checked to be where the index says."""
+        read, snapshot = self._read, self.has_lock
+        # Looked up once: this loop runs once per record of a session read whole.
+        build, task_of = self._build_instance, self.instances.task_of
         built = {}
         for name, record in records.items():
-            built[name] = instance = self._build_instance(name, record)
-            if instance.config.name != self.instances.task_of(name):
+            built[name] = instance = build(name, record)
+            if instance.config.name != task_of(name):
                 raise StorageCorrupted(
                     self.uid, f"record of {name!r} names task {instance.config.name!r}"
                 )
@@ -292,9 +302,7 @@ class SplitLayout(CacheSessionState):
             return True
         return False
 
-    def _split_table_writes(
-        self, version: str | None, refresh: bool
-    ) -> tuple[str, dict[str, Any]]:
+    def _split_table_writes(self, version: str | None, refresh: bool) -> tuple[str, dict[str, Any]]:
         """The task table's version for this save, and its write (a new version
         only when the configuration changed; the same again on a refresh)."""
         read = self._read
