@@ -159,7 +159,7 @@ def default_key_prefix(cache: BaseCache, make_key: Callable[[str], str]) -> str 
     """
     if cache.key_func is not default_key_func:
         return None
-    prefix = default_key_func("", cache.key_prefix, cache.version)
+    prefix: str = default_key_func("", cache.key_prefix, cache.version)
     if not (prefix.isprintable() and " " not in prefix and make_key("k") == prefix + "k"):
         return None
     return prefix
