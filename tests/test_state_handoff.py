@@ -292,3 +292,20 @@ def test_a_token_signed_with_a_fallback_key_verifies(redis_cache, uid, settings,
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "the new key"
     assert CacheStorageBackend(uid, cache=redis_cache).take_handoff(token, "t_a#0") is True
+
+
+@pytest.mark.parametrize("task", ["t:{a}", "t}{b", "t_é\\x1b"])
+def test_a_task_whose_name_holds_colons_braces_or_escapes_is_handed(
+    redis_cache, uid, settings, test_runners, task
+):
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager = TriggerManager(CacheStorageBackend(uid, cache=redis_cache))
+    _configure(manager, RecordingRunner.name, {task: "start"})
+    manager.fire("start", {"n": 1})
+    name = f"{task}#0"
+    token = manager.storage.handoff(name)
+    assert isinstance(token, str)
+    committed_heads.clear()
+    with counted_requests() as sent:
+        assert run_task(RecordingRunner.payloads(uid)[name], handoff=token) == {"from": task}
+    assert [command.upper() for command in sent] == ["EVALSHA", "EVALSHA"]
