@@ -31,8 +31,8 @@ from .execution import run_task
 
 __all__ = [
     "CELERY_ROUTING_OPTIONS",
-    "HANDOFF_HEADER",
     "CELERY_TASK_OPTIONS",
+    "HANDOFF_HEADER",
     "CeleryAppNotFound",
     "CeleryUnavailable",
     "adopt_task_object",
