@@ -309,3 +309,14 @@ def test_a_task_whose_name_holds_colons_braces_or_escapes_is_handed(
     with counted_requests() as sent:
         assert run_task(RecordingRunner.payloads(uid)[name], handoff=token) == {"from": task}
     assert [command.upper() for command in sent] == ["EVALSHA", "EVALSHA"]
+
+
+def test_nothing_is_handed_after_a_save_under_the_lock(redis_cache, uid, settings, test_runners):
+    """What the object knows from its last unlocked commit is older than what it
+    wrote under the lock since: it hands nothing rather than a stale state."""
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    manager, _, token = _fired(uid, redis_cache, {"t_a": "start", "t_b": "more"})
+    assert isinstance(token, str)
+    with manager.storage.acquire_lock():
+        manager.fire("more", {"n": 2})
+        assert manager.storage.handoff("t_b#0") is None
