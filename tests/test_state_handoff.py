@@ -90,8 +90,13 @@ def test_a_token_that_does_not_verify_is_ignored(redis_cache, uid, settings, tes
     settings.TRIGGERS_CACHE_ALIAS = redis_cache
     _, payload, token = _fired(uid, redis_cache)
     committed_heads.clear()
+    from django.core.cache import caches
+
     storage = CacheStorageBackend(uid, cache=redis_cache)
+    stored = [storage.cache_key, storage.witness_key, storage.record_key("t_a#0")]
+    before = caches[redis_cache].get_many(stored)
     assert storage.take_handoff(spoil(token), "t_a#0") is False
+    assert caches[redis_cache].get_many(stored) == before  # the session as it was
     with counted_requests() as sent:
         assert run_task(payload, handoff=spoil(token)) == {"from": "t_a"}
     assert [name.upper() for name in sent] == ["MGET", "EVALSHA", "EVALSHA"]  # as without one
@@ -320,3 +325,27 @@ def test_nothing_is_handed_after_a_save_under_the_lock(redis_cache, uid, setting
     with manager.storage.acquire_lock():
         manager.fire("more", {"n": 2})
         assert manager.storage.handoff("t_b#0") is None
+
+
+def test_a_handed_record_whose_key_was_deleted_by_hand_is_not_written_back(
+    redis_cache, uid, settings, test_runners
+):
+    """The record the run took on trust is gone from the cache (deleted by hand):
+    the commit's check refuses, nothing is written, and the run reports the
+    session incomplete as a read would."""
+    from django.core.cache import caches
+
+    from triggers.errors import SessionIncomplete
+
+    settings.TRIGGERS_CACHE_ALIAS = redis_cache
+    _, payloads, tokens = _fired_two(uid, redis_cache)
+    committed_heads.clear()
+    assert run_task(payloads["t_a#0"], handoff=tokens["t_a#0"]) == {"from": "t_a"}
+    storage = CacheStorageBackend(uid, cache=redis_cache)
+    cache = caches[redis_cache]
+    cache.delete(storage.record_key("t_b#0"))
+    before = cache.get_many([storage.cache_key, storage.witness_key])
+    with pytest.raises(SessionIncomplete):
+        run_task(payloads["t_b#0"], handoff=tokens["t_b#0"])
+    assert cache.get(storage.record_key("t_b#0")) is None
+    assert cache.get_many([storage.cache_key, storage.witness_key]) == before
