@@ -53,9 +53,9 @@ _FRAMED = 0x95
 _PROTO_SIZE = 2
 
 
-def _checksum(name: str, body: bytes | memoryview) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(name.encode("utf-8", "surrogatepass")))
-    return crc.to_bytes(4, "big")
+def _checksum(name: str, body: bytes | memoryview) -> int:
+    """The CRC-32 a record carries: of the instance's name, then of its body."""
+    return zlib.crc32(body, zlib.crc32(name.encode("utf-8", "surrogatepass")))
 
 
 def _body(pickled_fields: bytes) -> bytes:
@@ -75,7 +75,7 @@ def encode_record(name: str, record: dict[str, Any]) -> bytes:
     if record.keys() - set(_FIELDS):  # fields of another version: the dict as it is
         fields = (record,)
     body = _body(pickled(name, fields))
-    return RECORD_MARK + _checksum(name, body) + _POP + body
+    return RECORD_MARK + _checksum(name, body).to_bytes(4, "big") + _POP + body
 
 
 def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
@@ -88,9 +88,7 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
         return unseal(stored, uid, key)
     # The stored checksum read in place, the computed one compared as a number:
     # this runs once per record of a session read whole.
-    crc = zlib.crc32(
-        memoryview(stored)[_BODY_START:], zlib.crc32(name.encode("utf-8", "surrogatepass"))
-    )
+    crc = _checksum(name, memoryview(stored)[_BODY_START:])
     if len(stored) < _CRC_END or _stored_checksum(stored, _CRC_START)[0] != crc:
         raise StorageCorrupted(
             uid, f"{key!r} is damaged: its checksum does not match (or it is another instance's)"
