@@ -13,6 +13,7 @@ cache client stores as a plain number, that no other save writes again.
 from __future__ import annotations
 
 import secrets
+from typing import TypeGuard
 
 __all__ = ["TOKEN_BITS", "generation_of", "is_version", "new_version"]
 
@@ -25,11 +26,11 @@ def new_version(generation: int) -> int:
     return (generation << TOKEN_BITS) | secrets.randbits(TOKEN_BITS)
 
 
-def is_version(value: object) -> bool:
+def is_version(value: object) -> TypeGuard[int]:
     """Whether ``value`` is a witness as this package writes it."""
     return type(value) is int and value >= 0
 
 
 def generation_of(value: object) -> int:
     """The generation a witness carries (0 for none or anything else)."""
-    return value >> TOKEN_BITS if is_version(value) else 0  # type: ignore[operator]
+    return value >> TOKEN_BITS if is_version(value) else 0

@@ -102,7 +102,7 @@ def read_handoff(token: Any, uid: str, name: str) -> HandedState | None:
         record = base64.b64decode(content["record"], validate=True)
     except (KeyError, TypeError, ValueError):
         return None
-    if type(witness) is not int or not is_version(witness):
+    if not is_version(witness):
         return None
     return HandedState(witness, head, record)
 
