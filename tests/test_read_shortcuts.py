@@ -22,9 +22,9 @@ from triggers.locking.writes import Writes
 from triggers.storages.cache.records import encode_record
 from triggers.storages.instances import TaskInstanceCollection
 from triggers.storages.validation import stored_record_config
-from triggers.types import TaskConfig
+from triggers.types import TaskConfig, TaskInstance
 
-from .storage_support import fresh, populate, sibling_cache
+from .storage_support import fresh, populate, sibling_cache, stored_head
 
 
 def custom_key(key: str, key_prefix: str, version: int) -> str:
@@ -206,6 +206,92 @@ def test_a_record_under_its_own_key_naming_another_task_is_refused(redis_alias, 
     )
     with pytest.raises(StorageCorrupted, match="names task 't_import'"):
         list(fresh(store))
+
+
+def _stored_as(redis_alias: str, uid: str, record: dict) -> CacheStorageBackend:
+    """A populated split session whose record of ``t_score#0`` is ``record``, as
+    this package stores a record under its own key."""
+    store = populate(CacheStorageBackend(uid, cache=redis_alias, layout="split"))
+    with store.acquire_lock(ttl=30):
+        store.metadata["settle"] = True
+        store.save()
+    key = store.record_key("t_score#0")
+    write_driver(caches[redis_alias]).write(Writes(({key: encode_record("t_score#0", record)},), 600))
+    return store
+
+
+def _fields(instance) -> tuple:
+    return (
+        instance.config.name,
+        instance.status,
+        instance.metadata,
+        instance.kwargs,
+        instance.abandon_state,
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"abandonState": ["stop", "halt"]},
+        # Shapes the read builds through the general check, which takes them:
+        {"status": None, "metadata": None, "kwargs": None, "abandonState": None},
+        {"metadata": collections.OrderedDict(a=1), "abandonState": ("stop",)},
+        {"abandonState": {"stop"}},
+    ],
+)
+def test_a_whole_read_builds_every_accepted_record_as_under_the_lock(redis_alias, uid, change):
+    record = {**PLAIN, "task": "t_score", "kwargs": {"t_import": {}}, **change}
+    store = _stored_as(redis_alias, uid, record)
+    outside = {i.name: _fields(i) for i in fresh(store).iter_instances()}
+    reader = fresh(store)
+    with reader.acquire_lock(ttl=30):
+        under = {i.name: _fields(i) for i in reader.iter_instances()}
+    assert outside == under
+    expected = TaskInstance(
+        "t_score#0",
+        fresh(store).tasks["t_score"],
+        record["status"],
+        record["metadata"],
+        record["kwargs"],
+        record["abandonState"],
+    )
+    assert outside["t_score#0"] == _fields(expected)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"task": "unconfigured"},
+        {"task": 3},
+        {"status": "sleeping"},
+        {"metadata": []},
+        {"kwargs": "go"},
+        {"abandonState": [1]},
+        {"abandonState": "stop"},
+    ],
+)
+def test_a_whole_read_refuses_a_record_of_the_wrong_shape_outside_the_lock_and_under_it(
+    redis_alias, uid, change
+):
+    store = _stored_as(redis_alias, uid, {**PLAIN, "task": "t_score", **change})
+    with pytest.raises(StorageCorrupted, match="t_score#0"):
+        list(fresh(store).iter_instances())
+    reader = fresh(store)
+    with reader.acquire_lock(ttl=30), pytest.raises(StorageCorrupted, match="t_score#0"):
+        list(reader.iter_instances())
+
+
+def test_a_save_after_a_whole_read_under_the_lock_writes_only_what_changed(redis_alias, uid):
+    store = _stored_as(redis_alias, uid, {**PLAIN, "task": "t_score", "kwargs": {"t_import": {}}})
+    reader = fresh(store)
+    with reader.acquire_lock(ttl=30):
+        names = [instance.name for instance in reader.iter_instances()]
+        reader["t_score#1"].metadata["seen"] = True
+        reader.save()
+    assert names == ["t_import#0", "t_score#0", "t_score#1"]
+    assert list(stored_head(redis_alias, store)["delta"]) == ["t_score#1"]
 
 
 # ------------------------------------------------------------- the index

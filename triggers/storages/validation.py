@@ -50,6 +50,7 @@ __all__ = [
     "check_timeout",
     "check_trigger_name",
     "check_trigger_names",
+    "plain_record_config",
     "stored_record_config",
     "validate_uid",
 ]
@@ -333,10 +334,13 @@ def stored_record_config(
     uid: str, configs: Mapping[str, TaskConfig], name: str, data: Any
 ) -> TaskConfig:
     """The config of a stored instance record, if the record is one (else StorageCorrupted)."""
-    if type(data) is dict and _plain_fields_are_valid(data):
+    if type(data) is dict:
         # The record as this package writes it, checked in fewer steps (this runs
         # once per record of a session read whole); any other is checked below.
-        config = configs.get(data["task"])
+        get = data.get
+        config = plain_record_config(
+            configs, get("task"), get("status"), get("metadata"), get("kwargs"), get("abandonState")
+        )
         if config is not None:
             return config
     if not isinstance(data, (dict, Mapping)) or "task" not in data:
@@ -352,19 +356,28 @@ def stored_record_config(
     return config
 
 
-def _plain_fields_are_valid(data: dict[str, Any]) -> bool:
-    """Whether a record has the plain types :meth:`TaskInstance.serialize` gives
-    its fields (which :func:`_stored_fields_are_valid` accepts, and a task name)."""
-    status, abandon_state = data.get("status"), data.get("abandonState")
-    return (
-        type(data.get("task")) is str
+def plain_record_config(
+    configs: Mapping[str, TaskConfig],
+    task: Any,
+    status: Any,
+    metadata: Any,
+    kwargs: Any,
+    abandon_state: Any,
+) -> TaskConfig | None:
+    """The config of a record whose fields have the plain types
+    :meth:`TaskInstance.serialize` gives them (which :func:`_stored_fields_are_valid`
+    accepts) and whose task is configured; None: the record needs the full check."""
+    if (
+        type(task) is str
         and type(status) is str
         and status in _STATUSES
-        and type(data.get("metadata")) is dict
-        and type(data.get("kwargs")) is dict
+        and type(metadata) is dict
+        and type(kwargs) is dict
         and type(abandon_state) is list
         and (not abandon_state or all(type(trigger) is str for trigger in abandon_state))
-    )
+    ):
+        return configs.get(task)
+    return None
 
 
 def _stored_fields_are_valid(data: Mapping[str, Any]) -> bool:

@@ -32,7 +32,15 @@ from ...locking.raw_values import RAW_MARK
 from .formats import pickled
 from .sealing import unseal
 
-__all__ = ["RECORD_MARK", "decode_record", "encode_record"]
+__all__ = [
+    "RECORD_FIELDS",
+    "RECORD_MARK",
+    "FieldTuple",
+    "as_record",
+    "decode_record",
+    "encode_record",
+    "record_fields",
+]
 
 #: starts every record stored in this form (stored as it is on Redis: see
 #: :mod:`triggers.locking.raw_values`)
@@ -46,7 +54,7 @@ _POP = b"0"
 _BODY_START = _CRC_END + len(_POP)
 #: the record's fields, in the order the tuple holds them (serialize()'s: a record
 #: read back pickles as the instance's own, so an unchanged one is not rewritten)
-_FIELDS = ("abandonState", "kwargs", "metadata", "status", "task")
+RECORD_FIELDS = ("abandonState", "kwargs", "metadata", "status", "task")
 #: what a protocol 4+ pickle starts with: PROTO n, then FRAME and its size
 _FRAMED = 0x95
 #: the size of PROTO n, which the body leaves to the mark
@@ -71,8 +79,8 @@ def encode_record(name: str, record: dict[str, Any]) -> bytes:
 
     UnserializableValue naming the instance if a field does not pickle.
     """
-    fields: tuple[Any, ...] = tuple(record.get(field) for field in _FIELDS)
-    if record.keys() - set(_FIELDS):  # fields of another version: the dict as it is
+    fields: tuple[Any, ...] = tuple(record.get(field) for field in RECORD_FIELDS)
+    if record.keys() - set(RECORD_FIELDS):  # fields of another version: the dict as it is
         fields = (record,)
     body = _body(pickled(name, fields))
     return RECORD_MARK + _checksum(name, body).to_bytes(4, "big") + _POP + body
@@ -84,6 +92,27 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
     Records of earlier versions are returned as they were stored; damage is
     StorageCorrupted naming ``uid`` and ``key``.
     """
+    fields = record_fields(stored, name, uid, key)
+    return as_record(fields) if type(fields) is FieldTuple else fields
+
+
+def as_record(fields: FieldTuple) -> dict[str, Any]:
+    """The record (the dict ``serialize()`` made) of fields :func:`record_fields` gave."""
+    return dict(zip(RECORD_FIELDS, fields))
+
+
+class FieldTuple(tuple):  # type: ignore[type-arg]
+    """A record's fields in the order of ``RECORD_FIELDS``, as :func:`record_fields`
+    gives them (a type of its own: a record of another version may be a tuple)."""
+
+    __slots__ = ()
+
+
+def record_fields(stored: Any, name: str, uid: str, key: str) -> Any:
+    """The fields of the record of instance ``name`` read from ``key``: a
+    :class:`FieldTuple` for a record in this form, else what :func:`decode_record`
+    gives (a dict, or what an earlier version stored). Damage is StorageCorrupted
+    naming ``uid`` and ``key``."""
     if type(stored) is not bytes or not stored.startswith(RECORD_MARK):
         return unseal(stored, uid, key)
     # The stored checksum read in place, the computed one compared as a number:
@@ -101,15 +130,8 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
         ) from exc
     if type(fields) is not tuple:
         raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
-    if len(fields) == len(_FIELDS):
-        abandon_state, kwargs, metadata, status, task = fields  # _FIELDS, in order
-        return {
-            "abandonState": abandon_state,
-            "kwargs": kwargs,
-            "metadata": metadata,
-            "status": status,
-            "task": task,
-        }
+    if len(fields) == len(RECORD_FIELDS):
+        return FieldTuple(fields)
     if len(fields) == 1:
         return fields[0]
     raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")

@@ -29,9 +29,10 @@ from ...locking.versions import generation_of, is_version, new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
+from ..validation import plain_record_config
 from .collector import collector_paused
 from .formats import HEAD_FORMAT, LEGACY_REFUSAL, pickled
-from .records import decode_record, encode_record
+from .records import FieldTuple, as_record, encode_record, record_fields
 from .sealing import is_sealed, seal, unseal
 from .state import CacheSessionState
 from .tables import StoredConfigs, task_tables
@@ -139,16 +140,42 @@ class SplitLayout(CacheSessionState):
                 records[name] = pickle.loads(known[name])
             else:
                 wanted[record_key(name)] = name
-        if wanted:
-            found = self._read_many(list(wanted))
-            missing = [key for key in wanted if key not in found]
-            if missing:
-                raise self._missing_records(missing)
-            uid = self.uid
-            for key, record in found.items():
-                name = wanted[key]
-                records[name] = decode_record(record, name, uid, key)
-        return self._split_build(records, snapshots)
+        if not wanted:
+            return self._split_build(records, snapshots)
+        found = self._read_many(list(wanted))
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            raise self._missing_records(missing)
+        built = self._split_build_plain(found, wanted, records)
+        built.update(self._split_build(records, snapshots))
+        return built
+
+    def _split_build_plain(
+        self, found: dict[str, Any], wanted: dict[str, str], records: dict[str, Any]
+    ) -> dict[str, TaskInstance]:
+        """Instances built straight from records of the plain form this package
+        writes (this runs once per record of a session read whole); every other
+        record decoded into ``records``, for :meth:`_split_build` to check in full.
+        Under the lock every record goes there: a save compares each one's dict."""
+        uid, configs, task_of = self.uid, self._configs, self.instances.task_of
+        assert configs is not None
+        direct = not self.has_lock
+        built = {}
+        for key, stored in found.items():
+            name = wanted[key]
+            fields = record_fields(stored, name, uid, key)
+            if type(fields) is not FieldTuple:
+                records[name] = fields
+                continue
+            abandon_state, kwargs, metadata, status, task = fields  # RECORD_FIELDS' order
+            config = direct and plain_record_config(
+                configs, task, status, metadata, kwargs, abandon_state
+            )
+            if config and config.name == task_of(name):
+                built[name] = TaskInstance(name, config, status, metadata, kwargs, abandon_state)
+            else:
+                records[name] = as_record(fields)
+        return built
 
     def _split_build(
         self, records: dict[str, Any], snapshots: dict[str, bytes]
