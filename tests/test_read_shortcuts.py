@@ -216,7 +216,9 @@ def _stored_as(redis_alias: str, uid: str, record: dict) -> CacheStorageBackend:
         store.metadata["settle"] = True
         store.save()
     key = store.record_key("t_score#0")
-    write_driver(caches[redis_alias]).write(Writes(({key: encode_record("t_score#0", record)},), 600))
+    write_driver(caches[redis_alias]).write(
+        Writes(({key: encode_record("t_score#0", record)},), 600)
+    )
     return store
 
 
