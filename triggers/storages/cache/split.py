@@ -168,10 +168,12 @@ class SplitLayout(CacheSessionState):
                 records[name] = fields
                 continue
             abandon_state, kwargs, metadata, status, task = fields  # RECORD_FIELDS' order
-            config = direct and plain_record_config(
-                configs, task, status, metadata, kwargs, abandon_state
+            config = (
+                plain_record_config(configs, task, status, metadata, kwargs, abandon_state)
+                if direct
+                else None
             )
-            if config and config.name == task_of(name):
+            if config is not None and config.name == task_of(name):
                 built[name] = TaskInstance(name, config, status, metadata, kwargs, abandon_state)
             else:
                 records[name] = as_record(fields)
