@@ -14,6 +14,13 @@ Scenarios:
     a 2.x read does; left out where the cache refuses a value that large,
     as Memcached does past its item size), and the ratio of the two medians
     is printed.
+``instructions``
+    The instructions one whole read of a session of N instances executes,
+    and one GET and unpickle of the same session as a 2.x-shaped value,
+    counted by ``valgrind --tool=callgrind`` (which a busy machine does
+    not move, as it moves milliseconds): this script runs itself under
+    valgrind to read an existing session twice and not at all, and prints
+    half the difference.
 ``memory``
     The server memory of a fanout session (20 tasks, one fire readying 10)
     and of sessions of N instances: on Redis the sum of ``MEMORY USAGE``
@@ -32,8 +39,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import re
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -166,6 +175,38 @@ def read_whole(uid: str, expected: int, runs: int) -> dict:
     return figures
 
 
+def read_repeatedly(uid: str, reads: int, one_value: str | None) -> None:
+    """Read the session whole ``reads`` times (or its 2.x-shaped value, if
+    ``one_value`` names its key), each from a new storage and process state."""
+    from django.core.cache import caches
+
+    from triggers import CacheStorageBackend
+    from triggers.process_state import reset_process_state
+
+    for _ in range(reads):
+        reset_process_state()
+        gc.collect()
+        if one_value is not None:
+            caches["default"].get(one_value)
+        else:
+            sum(1 for _ in CacheStorageBackend(uid, cache="default", timeout=3600).iter_instances())
+
+
+def instructions_per_read(args: argparse.Namespace, uid: str, one_value: str | None) -> int:
+    """Instructions of one read (see ``instructions``), counted by callgrind."""
+    counts = []
+    for reads in (0, 2):
+        command = [
+            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
+            *(sys.executable, __file__, "--cache", args.cache, "--layout", args.layout),
+            *("--memcached", args.memcached, "--read-uid", uid, "--reads", str(reads)),
+            *(("--one-value", one_value) if one_value else ()),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        counts.append(int(re.findall(r"Collected : (\d+)", done.stderr)[-1]))
+    return (counts[1] - counts[0]) // 2
+
+
 class ServerMemory:
     """Bytes a session holds on the cache's server."""
 
@@ -208,7 +249,9 @@ class ServerMemory:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenarios", nargs="*", default=["read", "memory"])
+    parser.add_argument(
+        "scenarios", nargs="*", default=["read", "memory"], help="read, memory, instructions"
+    )
     parser.add_argument("--cache", choices=["redis", "dredis", "memcached"], default="redis")
     parser.add_argument("--layout", choices=["split", "single"], default="split")
     parser.add_argument(
@@ -216,11 +259,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--runs", type=int, default=7, help="reads per size (read)")
     parser.add_argument("--memcached", default="127.0.0.1:11211")
+    # What the instructions scenario runs under valgrind (not for use by hand).
+    parser.add_argument("--read-uid", help=argparse.SUPPRESS)
+    parser.add_argument("--reads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--one-value", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = set(args.scenarios) - {"read", "memory"}
+    unknown = set(args.scenarios) - {"read", "memory", "instructions"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     configure(args.cache, args.layout, args.memcached)
+    if args.read_uid:
+        read_repeatedly(args.read_uid, args.reads, args.one_value)
+        return
     sizes = [int(size) for size in args.sizes.split(",")]
     base = {"cache": args.cache, "layout": args.layout}
     if "read" in args.scenarios:
@@ -230,6 +280,16 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 json.dumps({"scenario": "read", "instances": size, **rounded, **base}), flush=True
             )
+    if "instructions" in args.scenarios:
+        for size in sizes:
+            uid = session_of(size)
+            line = {"scenario": "instructions", "instances": size}
+            line["read"] = instructions_per_read(args, uid, None)
+            one_value = whole_value_of(uid)
+            if one_value is not None:
+                line["one_value"] = instructions_per_read(args, uid, one_value)
+                line["ratio_to_one_value"] = round(line["read"] / line["one_value"], 2)
+            print(json.dumps({**line, **base}), flush=True)
     if "memory" in args.scenarios:
         memory = ServerMemory(args.cache, args.memcached)
         fanout = memory.of_new_session(fanout_session)
