@@ -45,6 +45,12 @@ def safe_repr(value: Any) -> str:
 class TriggersError(Exception):
     """Base class of every error this package raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt whole where it is unpickled (a Celery result, a prefork
+        # child's answer), not by calling __init__ with the message: most of
+        # these errors take other arguments than the text they carry.
+        return (_rebuilt, (type(self), self.__dict__, self.args))
+
 
 class InvalidSessionUid(TriggersError, ValueError):
     """A session uid that no supported cache can key."""
@@ -76,11 +82,6 @@ class UnknownInstance(TriggersError, KeyError):
 
     def __str__(self) -> str:
         return self._message
-
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Rebuilt whole where it is unpickled (a Celery result, say), not from args.
-        return (_rebuilt, (type(self), self.__dict__, self.args))
 
 
 class UnknownTask(UnknownInstance):
@@ -164,6 +165,23 @@ class SessionOverwritten(SessionIncomplete):
         self.uid = uid
 
 
+class StoredByNewerVersion(StorageCorrupted):
+    """A session stored in a format of this package's that this version does
+    not know: a newer version wrote it. Reading it as anything else could
+    lose what it holds, so it is refused, and nothing of it is written."""
+
+    def __init__(self, uid: str, key: str, stored_format: str) -> None:
+        self.key = key
+        self.stored_format = stored_format
+        TriggersError.__init__(
+            self,
+            f"session {uid!r} is stored in format {safe_repr(stored_format)} (under {key!r}),"
+            " which a newer version of triggers wrote and this one cannot read; nothing was"
+            " read or written: run this process on that version (the session is intact)",
+        )
+        self.uid = uid
+
+
 # --------------------------------------------------------------------------- locking
 
 
@@ -242,7 +260,6 @@ class DispatchFailed(TriggersError):
         self.failures = failures
         details = "; ".join(f"{name}: {exc!r}" for name, exc in failures.items())
         super().__init__(f"could not dispatch {', '.join(failures)} ({details})")
-
 
 
 class ValueTooLarge(TriggersError, ValueError):
