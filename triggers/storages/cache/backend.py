@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ...errors import SessionIncomplete, SessionOverwritten, StorageCorrupted
+from ...errors import SessionIncomplete, SessionOverwritten, StorageCorrupted, StoredByNewerVersion
 from ...locking import CacheLike, CacheLock, LockDriver
 from ...locking.drivers.redis import RedisLockDriver
 from ...locking.drivers.redis_legacy import LegacyRedisLockDriver, legacy_driver
@@ -31,7 +31,7 @@ from ...locking.writes import LockGuard, Writes
 from ...types import TaskConfig, TaskInstance
 from .async_commits import AsyncCommits
 from .commit import forget
-from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT
+from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT, is_unknown_format
 from .layouts import Layout, Layouts
 from .read_state import Known
 from .single import SingleLayout
@@ -212,6 +212,8 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
             )
         if head.get("format") in HEAD_FORMATS:
             self._layouts.split.install(head)
+        elif is_unknown_format(head.get("format")):
+            raise StoredByNewerVersion(self.uid, self.keys.head, head["format"])
         elif {"tasks", "instances", "metas"} <= head.keys():
             if generation % 2 == 1:
                 # Saved split (odd witness), now a single value: not by this package.

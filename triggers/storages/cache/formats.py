@@ -16,6 +16,7 @@ __all__ = [
     "LAYOUT_SINGLE",
     "LAYOUT_SPLIT",
     "LEGACY_REFUSAL",
+    "is_unknown_format",
     "pickled",
 ]
 
@@ -33,6 +34,16 @@ HEAD_FORMAT = "triggers/split-3"
 DEVELOPMENT_FORMATS = ("triggers/split-1", "triggers/split-2")
 #: the split head marks a reader recognises
 HEAD_FORMATS = (HEAD_FORMAT, *DEVELOPMENT_FORMATS)
+
+#: what every head format of this package starts with
+FORMAT_FAMILY = "triggers/"
+
+
+def is_unknown_format(mark: object) -> bool:
+    """Whether a head's ``format`` names one of this package's formats that this
+    version does not know (a newer version's, as this version reads it)."""
+    return isinstance(mark, str) and mark.startswith(FORMAT_FAMILY) and mark not in HEAD_FORMATS
+
 
 #: what a split head holds under the keys Triggers 2.x reads a session from:
 #: an entry 2.x cannot turn into a task configuration (nor into an instance),
