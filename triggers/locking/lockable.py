@@ -147,11 +147,17 @@ class Lockable:
                     except BaseException:
                         lock.release()
                         raise
-                    lock.release(writes)
+                    with self._writing():
+                        lock.release(writes)
                 finally:
                     self._on_lock_released()
         finally:
             mutex.release()
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        """What writes of this object's state are made under: storages that can
+        say which stored value refused them turn the cache's error into their own."""
+        return contextlib.nullcontext()
 
     def _take_writes(self) -> Writes:
         """What saves made under the lock left to be written with its release.

@@ -76,6 +76,8 @@ class LockDriver:
     atomic_writes: ClassVar[bool] = False
     #: whether :meth:`commit_if_unchanged` is available
     can_commit_if_unchanged: ClassVar[bool] = False
+    #: whether keys naming entries of pages (see :mod:`..pages`) are kept in their pages
+    keeps_pages: ClassVar[bool] = False
     #: errors of the cache's client that a retry may get past (a lost
     #: connection, a busy server); subclasses add their client's own
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (

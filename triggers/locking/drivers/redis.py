@@ -19,6 +19,13 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LE
 
 from ...cache_internals import RedisCodec, redis_codec
 from ...errors import NotSupported
+from ..pages import (
+    PagedRead,
+    damaged_page_refusal,
+    entry_address,
+    entry_stored,
+    paged_writes,
+)
 from ..raw_values import decoded_found, passing_raw
 from ..writes import CommitGuard, CommitResult, Outcome, Writes
 from . import redis_scripts as scripts
@@ -97,6 +104,10 @@ def _encoded(client: Any, keys: list[Any]) -> list[Any]:
     return [key.encode(encoding, errors) if type(key) is str else key for key in keys]
 
 
+#: how an entry's name is sent to a script: as its page stores it
+_NAMES = ("utf-8", "surrogatepass")
+
+
 def _committed(result: Any) -> bool:
     """Whether COMMIT_IF_UNCHANGED wrote (it answers ``{2}`` then)."""
     return bool(result) and result[0] == 2
@@ -116,6 +127,7 @@ class RedisLockDriver(LockDriver):
 
     atomic_writes: ClassVar[bool] = True
     can_commit_if_unchanged: ClassVar[bool] = True
+    keeps_pages: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
         *LockDriver.transient_errors,
         *_CLIENT_ERRORS,
@@ -158,8 +170,26 @@ class RedisLockDriver(LockDriver):
         # from replicas (django-redis's SentinelClient, a LOCATION listing
         # replicas) would otherwise see a session older than its lock does.
         key, client = self._key, self._raw()
+        if PagedRead.needed(keys):
+            plan = PagedRead(keys)
+            made = [key(name) for name in plan.server_keys]
+            return plan.found(read_from_master(client, _encoded(client, made)), self._decode)
         raw = read_from_master(client, _encoded(client, [key(name) for name in keys]))
         return decoded_found(keys, raw, self._decode)
+
+    def write(self, writes: Writes) -> None:
+        """Make ``writes`` holding no lock; in one script where entries of pages
+        are among them (merged into their pages on the server)."""
+        items = writes.items()
+        if not PagedRead.needed(name for name, _ in items):
+            super().write(writes)
+            return
+        keys: list[Any] = []
+        args: list[Any] = [self._px(writes.timeout)]
+        for name, value in paged_writes(items):
+            keys.append(self._key(name))
+            args.append(self._encode(value))
+        self._run_script(scripts.WRITE, keys, args, wrote=bool)
 
     def owns(self, key: str, token: str) -> bool:
         return self.read_many([key]).get(key) == token
@@ -182,7 +212,8 @@ class RedisLockDriver(LockDriver):
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
     ) -> ScriptCall:
         """The ACQUIRE_AND_READ script's call (its answer reads with :meth:`taken_and_read`)."""
-        keys = [self._key(key), *(self._key(name) for name in read)]
+        asked = PagedRead(read).server_keys if PagedRead.needed(read) else read
+        keys = [self._key(key), *(self._key(name) for name in asked)]
         return scripts.ACQUIRE_AND_READ, keys, [self._encode(token), self._ttl_ms(ttl) or 0]
 
     def write_call(self, key: str, token: str, writes: Writes, release: bool = True) -> ScriptCall:
@@ -192,7 +223,7 @@ class RedisLockDriver(LockDriver):
         px = self._px(writes.timeout)
         keys = [self._key(key)]
         args: list[Any] = [self._encode(token), px, "1" if release else "0"]
-        for name, value in writes.items():
+        for name, value in paged_writes(writes.items()):
             keys.append(self._key(name))
             args.append(self._encode(value))
         return scripts.WRITE_AND_RELEASE, keys, args
@@ -205,9 +236,9 @@ class RedisLockDriver(LockDriver):
         expected = "" if guard.expected is None else encode(guard.expected)
         # The version and state keys are named once; their new values (if
         # written) go in fixed places, the other writes after them.
-        back, checked = guard.read_back, guard.unchanged
+        back, checked = PagedRead(guard.read_back).server_keys, guard.unchanged
         args: list[Any] = [expected, px, "", "", guard.state_digest or "", len(back), len(checked)]
-        for name, value in writes.items():
+        for name, value in paged_writes(writes.items()):
             if name == guard.version_key:
                 args[2] = encode(value)
             elif name == guard.state_key:
@@ -215,10 +246,17 @@ class RedisLockDriver(LockDriver):
             else:
                 keys.append(key(name))
                 args.append(encode(value))
-        # Each must still hold the value, as this driver stores it.
+        # Each must still hold the value, as this driver stores it (an entry
+        # of a page: its page, and the entry's name after the SHA-1).
         for name, value in checked:
-            keys.append(key(name))
-            args.append(hashlib.sha1(_as_bytes(encode(value))).hexdigest())
+            address = entry_address(name)
+            if address is None:
+                keys.append(key(name))
+                args.append(hashlib.sha1(_as_bytes(encode(value))).hexdigest())
+            else:
+                sha1 = hashlib.sha1(entry_stored(name, value)).hexdigest()
+                keys.append(key(address[0]))
+                args.append((sha1 + address[1]).encode(*_NAMES))
         # Read only when the commit is refused: the retry's block reads them.
         keys.extend(key(name) for name in back)
         return scripts.COMMIT_IF_UNCHANGED, keys, args
@@ -245,7 +283,13 @@ class RedisLockDriver(LockDriver):
     ) -> Any:
         """Run a Lua script by its digest, loading it first where the server lacks it
         (``wrote``: see :func:`.redis_cluster.run_script`)."""
-        return run_script(self._raw(), source, keys, args, wrote)
+        try:
+            return run_script(self._raw(), source, keys, args, wrote)
+        except Exception as exc:
+            refusal = damaged_page_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
 
     def try_acquire_and_read(
         self, key: str, token: str, ttl: float | None, read: Sequence[str]
@@ -259,6 +303,8 @@ class RedisLockDriver(LockDriver):
         """What an acquiring script answered: whether it took the lock, and the keys it read."""
         if not result:
             return False, {}
+        if PagedRead.needed(read):
+            return True, PagedRead(read).found(result[1:], self.decode)
         values = {}
         for name, raw in zip(read, result[1:]):
             if raw is not None and raw is not False:
@@ -288,9 +334,7 @@ class RedisLockDriver(LockDriver):
             values[guard.version_key] = version
         if state is not None and state is not False:
             values[guard.state_key] = state
-        for name, raw in zip(guard.read_back, result[3:]):
-            if raw is not None and raw is not False:
-                values[name] = raw
+        values.update(PagedRead(guard.read_back).found(result[3:], lambda raw: raw))
         return CommitResult(Outcome.CHANGED, values)
 
     def decode(self, raw: Any) -> Any:

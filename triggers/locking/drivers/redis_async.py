@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeAlias
 
 from ...errors import NotSupported
 from ...process_state import register_state
+from ..pages import PagedRead, damaged_page_refusal
 from ..writes import CommitGuard, CommitResult, Writes
 from . import redis_scripts as scripts
 
@@ -193,13 +194,23 @@ class AsyncRedisDriver:
         client = self.client()
         digest = scripts.digest(source)
         try:
-            return await client.evalsha(digest, len(keys), *keys, *args)
-        except NoScriptError:
-            await client.script_load(source)
-            return await client.evalsha(digest, len(keys), *keys, *args)
+            try:
+                return await client.evalsha(digest, len(keys), *keys, *args)
+            except NoScriptError:
+                await client.script_load(source)
+                return await client.evalsha(digest, len(keys), *keys, *args)
+        except Exception as exc:
+            refusal = damaged_page_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
 
     async def read_many(self, keys: Sequence[str]) -> dict[str, Any]:
         """The values of ``keys`` that are stored, decoded (one MGET)."""
+        if PagedRead.needed(keys):
+            plan = PagedRead(keys)
+            raw = await self.client().mget([self.driver.made_key(key) for key in plan.server_keys])
+            return plan.found(raw, self.driver.decode)
         made = [self.driver.made_key(key) for key in keys]
         raw = await self.client().mget(made)
         return {

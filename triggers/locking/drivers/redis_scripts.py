@@ -15,7 +15,10 @@ written, {0} when locked, {1, version, state, read back...} when changed:
 the last ARGV[6] keys are only read then, so a retry needs no other read
 (KEYS: lock, version, state, keys, checked keys, keys to read back; ARGV:
 expected, px, version, state, state SHA-1, count read back, count checked,
-values, checked SHA-1s).
+values, checked SHA-1s: of a page's entry, the SHA-1 and then its name).
+``WRITE``: set every key, without a lock (KEYS: keys; ARGV: px, values).
+Where a value is a patch, the scripts that write merge it into its page
+(see :mod:`triggers.locking.pages`).
 """
 
 from __future__ import annotations
@@ -23,16 +26,103 @@ from __future__ import annotations
 import functools
 import hashlib
 
+from ..pages import DAMAGED_PAGE, PAGE_MARK, PATCH_MARK
+
 __all__ = [
     "ACQUIRE_AND_READ",
     "ACQUIRE_BOTH_AND_READ",
     "COMMIT_IF_UNCHANGED",
     "RELEASE",
     "RELEASE_BOTH",
+    "WRITE",
     "WRITE_AND_RELEASE",
     "WRITE_AND_RELEASE_BOTH",
     "digest",
 ]
+
+def _lua_bytes(data: bytes) -> str:
+    """``data`` as a Lua string literal (every byte escaped: marks hold NUL)."""
+    return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
+
+
+# Pages (see triggers.locking.pages), shared by the scripts that write: a
+# value that starts with PATCH_MARK is merged into the page stored under its
+# key (its entries replace those of the same name, others are added), and a
+# checked SHA-1 followed by a name is that of the page's entry of that name.
+# Every value is settled before anything is written, so a damaged page stops
+# the script before it writes.
+_PAGES = f"""
+local PAGE_MARK = {_lua_bytes(PAGE_MARK)}
+local PATCH_MARK = {_lua_bytes(PATCH_MARK)}
+local function read_entries(blob, at, names, values)
+    local size = #blob
+    while at <= size do
+        if at + 3 > size then
+            return false
+        end
+        local name_end = at + 3 + struct.unpack('>I4', blob, at)
+        if name_end + 4 > size then
+            return false
+        end
+        local value_end = name_end + 4 + struct.unpack('>I4', blob, name_end + 1)
+        if value_end > size then
+            return false
+        end
+        local name = string.sub(blob, at + 4, name_end)
+        if values[name] == nil then
+            names[#names + 1] = name
+        end
+        values[name] = string.sub(blob, name_end + 5, value_end)
+        at = value_end + 1
+    end
+    return true
+end
+local function page_entries(stored, names, values)
+    return string.sub(stored, 1, #PAGE_MARK) == PAGE_MARK
+        and read_entries(stored, #PAGE_MARK + 1, names, values)
+end
+local function entry_of(stored, name)
+    local values = {{}}
+    if not stored or not page_entries(stored, {{}}, values) then
+        return false
+    end
+    return values[name] or false
+end
+local function stored_value(key, value)
+    if string.sub(value, 1, #PATCH_MARK) ~= PATCH_MARK then
+        return value
+    end
+    local names, values = {{}}, {{}}
+    local stored = redis.call('get', key)
+    if stored and not page_entries(stored, names, values) then
+        error({{err = '{DAMAGED_PAGE} ' .. key}})
+    end
+    read_entries(value, #PATCH_MARK + 1, names, values)
+    local parts = {{PAGE_MARK}}
+    for i = 1, #names do
+        local name, entry = names[i], values[names[i]]
+        parts[i + 1] = struct.pack('>I4', #name) .. name .. struct.pack('>I4', #entry) .. entry
+    end
+    return table.concat(parts)
+end
+"""
+
+#: KEYS: keys; ARGV: px, values (a write made without a lock: the ttl=False stand-in)
+WRITE = _PAGES + """
+local values = {}
+for i = 1, #KEYS do
+    values[i] = stored_value(KEYS[i], ARGV[i + 1])
+end
+local px = tonumber(ARGV[1])
+for i = 1, #KEYS do
+    if px > 0 then
+        redis.call('set', KEYS[i], values[i], 'PX', px)
+    else
+        redis.call('set', KEYS[i], values[i])
+    end
+end
+return 1
+"""
 
 RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -60,16 +150,20 @@ end
 return result
 """
 
-WRITE_AND_RELEASE = """
+WRITE_AND_RELEASE = _PAGES + """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then
     return 0
+end
+local values = {}
+for i = 2, #KEYS do
+    values[i] = stored_value(KEYS[i], ARGV[i + 2])
 end
 local px = tonumber(ARGV[2])
 for i = 2, #KEYS do
     if px > 0 then
-        redis.call('set', KEYS[i], ARGV[i + 2], 'PX', px)
+        redis.call('set', KEYS[i], values[i], 'PX', px)
     else
-        redis.call('set', KEYS[i], ARGV[i + 2])
+        redis.call('set', KEYS[i], values[i])
     end
 end
 if ARGV[3] == '1' then
@@ -79,7 +173,7 @@ return 1
 """
 
 
-COMMIT_IF_UNCHANGED = """
+COMMIT_IF_UNCHANGED = _PAGES + """
 if redis.call('exists', KEYS[1]) == 1 then
     return {0}
 end
@@ -102,8 +196,12 @@ for j = 1, checked do
     if not same then
         break
     end
+    local expected = ARGV[last_write + 4 + j]
     local held = redis.call('get', KEYS[last_write + j])
-    same = held and redis.sha1hex(held) == ARGV[last_write + 4 + j]
+    if #expected > 40 then
+        held = entry_of(held, string.sub(expected, 41))
+    end
+    same = held and redis.sha1hex(held) == string.sub(expected, 1, 40)
 end
 if not same then
     local changed = {1, version, state or redis.call('get', KEYS[3])}
@@ -111,6 +209,10 @@ if not same then
         changed[#changed + 1] = redis.call('get', KEYS[i])
     end
     return changed
+end
+local values = {}
+for i = 4, last_write do
+    values[i] = stored_value(KEYS[i], ARGV[i + 4])
 end
 local px = tonumber(ARGV[2])
 local function put(key, value)
@@ -127,7 +229,7 @@ if ARGV[4] ~= '' then
     put(KEYS[3], ARGV[4])
 end
 for i = 4, last_write do
-    put(KEYS[i], ARGV[i + 4])
+    put(KEYS[i], values[i])
 end
 return {2}
 """
