@@ -28,7 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "TRIGGERS_RUNNER_ALIASES": {},
     # Cache alias CacheStorageBackend uses when none is given.
     "TRIGGERS_CACHE_ALIAS": "default",
-    # "split" (one key per instance, flat fire cost) or "single" (the 2.x value).
+    # "split" (one key per instance, flat fire cost), "single" (the 2.x value) or
+    # "paged" (split, the records kept together; Redis only).
     "TRIGGERS_CACHE_LAYOUT": "split",
     # Seconds a session lives after its last save (None: it never expires),
     # for sessions that do not carry a lifetime of their own yet; by default

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..cache_internals import max_entries
 from ..conf import get_setting
+from ..storages.cache.formats import LAYOUT_PAGED, LAYOUTS
 from .scope import sessions_cache_alias
 
 #: MAX_ENTRIES of a culling cache below which triggers.W001 warns
@@ -75,10 +76,20 @@ def lock_and_layout_messages(alias: str, cache: Any) -> list[checks.CheckMessage
             )
         ]
     layout = get_setting("TRIGGERS_CACHE_LAYOUT")
-    if layout not in ("split", "single"):
+    if layout not in LAYOUTS:
         return [
             checks.Error(
-                f"TRIGGERS_CACHE_LAYOUT is {layout!r}; expected 'split' or 'single'.",
+                f"TRIGGERS_CACHE_LAYOUT is {layout!r}; expected 'split', 'single' or 'paged'.",
+                id="triggers.E004",
+            )
+        ]
+    if layout == LAYOUT_PAGED and not driver_keeps_pages(cache):
+        return [
+            checks.Error(
+                f"TRIGGERS_CACHE_LAYOUT is 'paged', and the cache {alias!r} used for trigger"
+                f" sessions is not Redis ({type(cache).__module__}.{type(cache).__qualname__}):"
+                " the paged layout merges records into their pages on the server.",
+                hint="Use the split layout (the default) on this cache.",
                 id="triggers.E004",
             )
         ]
@@ -87,6 +98,16 @@ def lock_and_layout_messages(alias: str, cache: Any) -> list[checks.CheckMessage
         if entries < CULLING_WARNING_BELOW:
             return [culling_warning(alias, entries, layout)]
     return []
+
+
+def driver_keeps_pages(cache: Any) -> bool:
+    """Whether the lock driver of ``cache`` keeps pages (the paged layout's need)."""
+    from ..locking import lock_driver
+
+    try:
+        return lock_driver(cache).keeps_pages
+    except TypeError:  # no lock driver at all: E002 says so first
+        return False
 
 
 def culling_warning(alias: str, max_entries: int, layout: str) -> checks.Warning:

@@ -192,8 +192,9 @@ def _cache(parser: argparse.ArgumentParser) -> None:
 def _layout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layout",
-        choices=["split", "single"],
-        help="the layout to write the session in (default: TRIGGERS_CACHE_LAYOUT, else split);"
+        choices=["split", "single", "paged"],
+        help="the layout to write the session in (default: TRIGGERS_CACHE_LAYOUT, else split;"
+        " paged: Redis only);"
         " cache storage backend only",
     )
 

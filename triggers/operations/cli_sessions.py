@@ -90,7 +90,9 @@ def _copy_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{side}-cache", metavar="ALIAS", help="cache backend only")
         parser.add_argument(f"--{side}-using", metavar="ALIAS", help="database backend only")
     parser.add_argument(
-        "--to-layout", choices=["split", "single"], help="cache backend only (default: split)"
+        "--to-layout",
+        choices=["split", "single", "paged"],
+        help="cache backend only (default: split; paged: Redis only)",
     )
     parser.add_argument("--replace", action="store_true", help="overwrite sessions in the target")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")

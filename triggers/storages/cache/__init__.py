@@ -11,6 +11,6 @@ conditionally, operations first run without the lock (:mod:`.commit`).
 """
 
 from .backend import CacheStorageBackend
-from .formats import LAYOUT_SINGLE, LAYOUT_SPLIT, LAYOUTS
+from .formats import LAYOUT_PAGED, LAYOUT_SINGLE, LAYOUT_SPLIT, LAYOUTS
 
-__all__ = ["LAYOUTS", "LAYOUT_SINGLE", "LAYOUT_SPLIT", "CacheStorageBackend"]
+__all__ = ["LAYOUTS", "LAYOUT_PAGED", "LAYOUT_SINGLE", "LAYOUT_SPLIT", "CacheStorageBackend"]

@@ -200,7 +200,7 @@ class AsyncCommits(UnlockedCommits):
             committed = True
             if guard is not None:
                 try:
-                    with reaching(
+                    with self._writing(), reaching(
                         self._failure_driver, f"committing session {self.uid!r}", writing=True
                     ):
                         answer = await driver.commit_if_unchanged(guard, writes)
@@ -239,6 +239,7 @@ class AsyncCommits(UnlockedCommits):
             finally:
                 mutex.release()
                 try:
-                    await asyncio.shield(release_async(lock, driver, writes))
+                    with self._writing():
+                        await asyncio.shield(release_async(lock, driver, writes))
                 finally:
                     self._on_lock_released()

@@ -15,6 +15,7 @@ is gone, raises SessionIncomplete rather than reading a smaller session.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +32,15 @@ from ...locking.writes import LockGuard, Writes
 from ...types import TaskConfig, TaskInstance
 from .async_commits import AsyncCommits
 from .commit import forget
-from .formats import HEAD_FORMATS, LAYOUT_SINGLE, LAYOUT_SPLIT, is_unknown_format
+from .formats import (
+    HEAD_FORMAT,
+    HEAD_FORMATS,
+    LAYOUT_PAGED,
+    LAYOUT_SINGLE,
+    LAYOUT_SPLIT,
+    PAGED_FORMAT,
+    is_unknown_format,
+)
 from .layouts import Layout, Layouts
 from .read_state import Known
 from .single import SingleLayout
@@ -48,22 +57,38 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
     triggers__registry_key = "cache"
 
     def _make_layouts(self) -> Layouts:
+        keys = self.keys
+        split = Layout(
+            name=LAYOUT_SPLIT,
+            record_key=keys.record,
+            stored_key=keys.record,
+            head_format=HEAD_FORMAT,
+            install=self._split_install,
+            writes=self._split_writes,
+            schedulable_instances=self._split_schedulable,
+            tasks_using_trigger=self._split_tasks_using_trigger,
+            whole_value=False,
+        )
         return Layouts(
-            split=Layout(
-                name=LAYOUT_SPLIT,
-                install=self._split_install,
-                writes=self._split_writes,
-                schedulable_instances=self._split_schedulable,
-                tasks_using_trigger=self._split_tasks_using_trigger,
-                whole_value=False,
-            ),
+            split=split,
             single=Layout(
                 name=LAYOUT_SINGLE,
+                record_key=keys.record,
+                stored_key=keys.record,
+                head_format=None,
                 install=self._single_install,
                 writes=self._single_writes,
                 schedulable_instances=self._single_schedulable,
                 tasks_using_trigger=None,
                 whole_value=True,
+            ),
+            # The split layout, its records kept as entries of pages.
+            paged=dataclasses.replace(
+                split,
+                name=LAYOUT_PAGED,
+                record_key=keys.page_entry,
+                stored_key=keys.page,
+                head_format=PAGED_FORMAT,
             ),
         )
 
@@ -122,7 +147,8 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
             # A save made under this guard must reach the cache before a re-read.
             guard = self._guard()
             assert guard is not None
-            guard.write(pending)
+            with self._writing():
+                guard.write(pending)
         super().invalidate_cache()
         self._reset()
 
@@ -164,8 +190,9 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
         if head is None:
             return []
         versions = {*self._read.table_versions, head["tasks_version"]}
+        stored_key = (self._read.layout or self._writer).stored_key
         return [
-            *(self.keys.record(name) for name in self.instances),
+            *dict.fromkeys(stored_key(name) for name in self.instances),
             *(self.keys.tasks(version) for version in sorted(versions)),
         ]
 
@@ -211,7 +238,7 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
                 self.uid, f"{self.keys.head!r} holds a {type(head).__name__}, not a session"
             )
         if head.get("format") in HEAD_FORMATS:
-            self._layouts.split.install(head)
+            self._layouts.marked(head["format"]).install(head)
         elif is_unknown_format(head.get("format")):
             raise StoredByNewerVersion(self.uid, self.keys.head, head["format"])
         elif {"tasks", "instances", "metas"} <= head.keys():

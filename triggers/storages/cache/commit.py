@@ -192,8 +192,8 @@ class UnlockedCommits(CacheSessionState):
     def read_now_keys(self) -> list[str]:
         """What a read of the session's state asks for: the head, the witness
         and the records of the expected instances."""
-        keys = self.keys
-        return [keys.head, keys.witness, *(keys.record(n) for n in self.expected_instances)]
+        keys, record_key = self.keys, self._writer.record_key
+        return [keys.head, keys.witness, *(record_key(n) for n in self.expected_instances)]
 
     def known_read(self, values: dict[str, Any]) -> Known:
         """A try's starting point from the ``values`` a read of :meth:`read_now_keys` found."""
@@ -285,7 +285,7 @@ class UnlockedCommits(CacheSessionState):
             return True
         driver = self._lock_driver()
         assert driver is not None
-        with reaching(driver, f"committing session {self.uid!r}", writing=True):
+        with self._writing(), reaching(driver, f"committing session {self.uid!r}", writing=True):
             result: CommitResult = driver.commit_if_unchanged(guard, writes)
         return self.commit_answered(attempt, guard, result)
 
@@ -295,6 +295,7 @@ class UnlockedCommits(CacheSessionState):
             attempt.outcome = Outcome.COMMITTED  # nothing to write
             return None
         keys, known = self.keys, attempt.known
+        record_key = (self._read.layout or self._writer).record_key
         return CommitGuard(
             lock_key=attempt.key,
             version_key=keys.witness,
@@ -303,7 +304,7 @@ class UnlockedCommits(CacheSessionState):
             state_digest=known.head_digest,
             read_back=self.read_back(),
             unchanged=tuple(
-                (keys.record(name), encode_record(name, pickle.loads(known.records[name])))
+                (record_key(name), encode_record(name, pickle.loads(known.records[name])))
                 for name in sorted(known.unverified)
             ),
         )
@@ -314,8 +315,8 @@ class UnlockedCommits(CacheSessionState):
         instances = self._instances
         if instances is None:
             return ()
-        keys = self.keys
-        return tuple(keys.record(name) for name in list(instances.loaded)[:READ_BACK])
+        record_key = (self._read.layout or self._writer).record_key
+        return tuple(record_key(name) for name in list(instances.loaded)[:READ_BACK])
 
     def commit_answered(
         self, attempt: UnlockedTry, guard: CommitGuard, result: CommitResult

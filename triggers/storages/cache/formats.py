@@ -13,8 +13,11 @@ __all__ = [
     "HEAD_FORMAT",
     "HEAD_FORMATS",
     "LAYOUTS",
+    "LAYOUT_PAGED",
     "LAYOUT_SINGLE",
     "LAYOUT_SPLIT",
+    "PAGED_FORMAT",
+    "WRITTEN_FORMATS",
     "LEGACY_REFUSAL",
     "is_unknown_format",
     "pickled",
@@ -24,16 +27,23 @@ __all__ = [
 LAYOUT_SPLIT = "split"
 #: the whole session in one value, as Triggers 2.x stores it
 LAYOUT_SINGLE = "single"
-LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE)
+#: the split layout with its records kept together, in pages of
+#: :data:`~.keys.PAGE_RECORDS` (Redis only; opt-in)
+LAYOUT_PAGED = "paged"
+LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE, LAYOUT_PAGED)
 
 #: marks a split head (its content sealed under "sealed", see .sealing), its
 #: parts under the part prefix and its witness carrying a token per save
 HEAD_FORMAT = "triggers/split-3"
+#: marks a head of the paged layout: as a split head, its records in pages
+PAGED_FORMAT = "triggers/paged-1"
+#: the head marks this version writes
+WRITTEN_FORMATS = (HEAD_FORMAT, PAGED_FORMAT)
 #: marks of split heads saved by development versions (parts under other
 #: keys): recognised, to be refused with a message that says what to do
 DEVELOPMENT_FORMATS = ("triggers/split-1", "triggers/split-2")
 #: the split head marks a reader recognises
-HEAD_FORMATS = (HEAD_FORMAT, *DEVELOPMENT_FORMATS)
+HEAD_FORMATS = (*WRITTEN_FORMATS, *DEVELOPMENT_FORMATS)
 
 #: what every head format of this package starts with
 FORMAT_FAMILY = "triggers/"

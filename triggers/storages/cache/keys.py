@@ -5,13 +5,13 @@ session in; here it holds the head (split layout) or the whole session
 (single layout), so 2.x processes keep finding (or refusing) it.
 
 Every other key of a session (its lock, the witness, the task tables, the
-instance records) lives under the session's *part prefix*::
+instance records or the pages holding them) lives under the session's *part prefix*::
 
     triggers.s:{<tag>}<length of uid>:<uid>
 
 No uid can reach another session's keys: heads and parts start
 differently, the part prefix spells out the uid's length, and what follows
-the uid (``:lock``, ``:w``, ``:t:<version>``, ``:i:<name>``) is fixed.
+the uid (``:lock``, ``:w``, ``:t:<version>``, ``:i:<name>``, ``:p:<page>``) is fixed.
 ``<tag>`` is a short string that Redis Cluster hashes to the same slot as
 the session's head (as the cache names it), so every key of a session,
 head included, lives on one node of a cluster and one server-side script
@@ -28,12 +28,28 @@ import re
 import string
 import threading
 
-__all__ = ["KEY_PREFIX", "PART_PREFIX", "SessionKeys", "cluster_slot", "slot_tag"]
+from ...locking.pages import entry_key
+
+__all__ = [
+    "KEY_PREFIX",
+    "PAGE_RECORDS",
+    "PART_PREFIX",
+    "SessionKeys",
+    "cluster_slot",
+    "page_of",
+    "slot_tag",
+]
 
 #: what the key of a session is its uid prefixed with (as in 2.x)
 KEY_PREFIX = "triggers.storages.cache:"
 #: what every other key of a session starts with (never a head: see above)
 PART_PREFIX = "triggers.s:"
+
+#: how many instances of one task share a page (paged layout): ``t#0`` to
+#: ``t#31`` the first, and so on
+PAGE_RECORDS = 32
+#: how many pages hold the instances whose names are not ``<task>#<number>``
+IRREGULAR_PAGES = 16
 
 #: Redis Cluster's number of hash slots
 CLUSTER_SLOTS = 16384
@@ -47,6 +63,18 @@ def _record_suffix(instance_name: str) -> str:
     if _SAFE_NAME.fullmatch(instance_name):
         return instance_name
     return "~" + hashlib.sha1(instance_name.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=65536)
+def page_of(instance_name: str) -> str:
+    """The page an instance's record is kept in (paged layout): the task's
+    ``PAGE_RECORDS`` numbered instances together, other names spread by
+    checksum. Only which records share a page depends on it: an entry is
+    found by its full name."""
+    task, _, number = instance_name.rpartition("#")
+    if task and number.isascii() and number.isdigit():
+        return f"{_record_suffix(task)}#{int(number) // PAGE_RECORDS}"
+    return f"~{binascii.crc32(instance_name.encode('utf-8', 'surrogatepass')) % IRREGULAR_PAGES}"
 
 
 def cluster_slot(key: str) -> int:
@@ -113,6 +141,14 @@ class SessionKeys:
     def record(self, instance_name: str) -> str:
         """Key of one instance record (split layout)."""
         return f"{self.parts}:i:{_record_suffix(instance_name)}"
+
+    def page(self, instance_name: str) -> str:
+        """Key of the page holding one instance record (paged layout)."""
+        return f"{self.parts}:p:{page_of(instance_name)}"
+
+    def page_entry(self, instance_name: str) -> str:
+        """Key naming one instance record as an entry of its page (paged layout)."""
+        return entry_key(self.page(instance_name), instance_name)
 
     def tasks(self, version: str) -> str:
         """Key of the task table of that version (configs and their triggers)."""

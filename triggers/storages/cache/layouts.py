@@ -23,8 +23,14 @@ __all__ = ["Layout", "Layouts"]
 class Layout:
     """One layout's operations, bound to one storage object."""
 
-    #: "split" or "single", as the setting names it
+    #: "split", "single" or "paged", as the setting names it
     name: str
+    #: the key an instance record is read and written under (as the driver names it)
+    record_key: Callable[[str], str]
+    #: the key that stores an instance record on the server (a page holds many)
+    stored_key: Callable[[str], str]
+    #: what a head of this layout is marked with (None: no head, one whole value)
+    head_format: str | None
     #: install a stored value of this layout as the loaded session
     install: Callable[[dict[str, Any]], None]
     #: the writes of a save in this layout
@@ -43,7 +49,12 @@ class Layouts:
 
     split: Layout
     single: Layout
+    paged: Layout
 
     def named(self, name: str) -> Layout:
         """The layout a setting or argument names (already checked)."""
-        return self.split if name == self.split.name else self.single
+        return next(layout for layout in (self.split, self.single, self.paged) if layout.name == name)
+
+    def marked(self, head_format: str) -> Layout:
+        """The layout of a head marked ``head_format`` (one this version writes)."""
+        return self.paged if head_format == self.paged.head_format else self.split

@@ -3,7 +3,10 @@
 The head (metadata, an index of instance names, the version of the task
 table) is kept under the 2.x key, the task table under a key named by its
 version, and each instance under a key of its own, so a fire reads and
-writes only what it touches.
+writes only what it touches. The paged layout is this one with each
+record kept as an entry of a page (its :class:`~.layouts.Layout` names the
+record keys and the head's format); the Redis driver reads those entries
+and its scripts merge them into their pages.
 
 Commit point. A save is committed when the head is written; the head is
 one value, so it is written whole or not at all. A save writes, in order:
@@ -19,7 +22,6 @@ The methods here are mixed into the storage class: they work on its own
 
 from __future__ import annotations
 
-import math
 import pickle
 import time
 from typing import Any
@@ -31,10 +33,10 @@ from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
 from ..validation import plain_record_config
 from .collector import collector_paused
-from .formats import HEAD_FORMAT, LEGACY_REFUSAL, pickled
+from .formats import LEGACY_REFUSAL, WRITTEN_FORMATS, pickled
 from .records import FieldTuple, as_record, encode_record, record_fields
 from .sealing import is_sealed, seal, unseal
-from .state import CacheSessionState
+from .state import CacheSessionState, horizon
 from .tables import StoredConfigs, task_tables
 
 __all__ = ["SplitLayout"]
@@ -72,7 +74,7 @@ class SplitLayout(CacheSessionState):
         read = self._read
         read.table = table = self._split_task_table(version)
         self._note_stored_lifetime(head)
-        read.layout = self._layouts.split
+        read.layout = self._layouts.marked(stored["format"])
         read.head = head
         read.table_versions = versions
         read.open = {task: set(names) for task, names in head["open"].items()}
@@ -88,7 +90,7 @@ class SplitLayout(CacheSessionState):
     def _split_head_content(self, stored: dict[str, Any]) -> dict[str, Any]:
         """What a stored head holds, sealed inside it."""
         key = self.keys.head
-        if stored.get("format") != HEAD_FORMAT:
+        if stored.get("format") not in WRITTEN_FORMATS:
             raise StorageCorrupted(
                 self.uid,
                 f"{key!r} was saved by a development version of triggers 3 (format"
@@ -120,7 +122,8 @@ class SplitLayout(CacheSessionState):
         return table
 
     def _split_fetch(self, names: list[str]) -> dict[str, TaskInstance]:
-        """Read instance records: from the head's delta, else from their own keys."""
+        """Read instance records: from the head's delta, else from their own keys
+        (or their pages)."""
         with collector_paused(len(names)):
             return self._split_fetch_records(names)
 
@@ -131,7 +134,8 @@ class SplitLayout(CacheSessionState):
         records: dict[str, Any] = {}
         snapshots: dict[str, bytes] = {}
         wanted: dict[str, str] = {}
-        record_key = self.keys.record
+        assert read.layout is not None
+        record_key = read.layout.record_key
         for name in names:
             if name in delta:
                 records[name] = delta[name]
@@ -266,9 +270,12 @@ class SplitLayout(CacheSessionState):
         )
         if refresh:
             touched = now
-        if read.layout is not None and (refresh or read.layout.whole_value):
+        writer = self._writer
+        # Stored in another layout: every record is written in this one.
+        converting = read.layout is not None and read.layout is not writer
+        if read.layout is not None and (converting or refresh):
             self.instances.load_all()  # every record gets (re)written
-        changed, unchanged = self._split_changed_records(refresh)
+        changed, unchanged = self._split_changed_records(refresh or converting)
         version, table_writes = self._split_table_writes(previous.get("tasks_version"), refresh)
         generation = self._next_generation(split=True)
         timeout = None if lifetime is None or touched is None else horizon(touched, lifetime, now)
@@ -276,11 +283,12 @@ class SplitLayout(CacheSessionState):
         head = self._split_new_head(generation, version, changed, touched, lifetime, expires)
         # Re-apply what the last head committed (a no-op for readers), then
         # commit this save: its changed records travel inside the new head.
+        record_key = writer.record_key
         settle: dict[str, Any] = {
-            self.keys.record(n): encode_record(n, r) for n, r in previous.get("delta", {}).items()
+            record_key(n): encode_record(n, r) for n, r in previous.get("delta", {}).items()
         }
         settle.update(table_writes)
-        settle.update((self.keys.record(n), encode_record(n, r)) for n, r in unchanged.items())
+        settle.update((record_key(n), encode_record(n, r)) for n, r in unchanged.items())
         commit = self._split_commit(head, settle)
         keys = {"commit_key": self.keys.head, "witness_key": self.keys.witness}
         return Writes((settle, commit), timeout, **keys)
@@ -378,7 +386,7 @@ class SplitLayout(CacheSessionState):
         """The head's write (the commit point), and where the witness goes."""
         read = self._read
         witness = read.saved_witness = new_version(head["generation"])
-        stored = {**LEGACY_REFUSAL, "format": HEAD_FORMAT, "sealed": seal(head)}
+        stored = {**LEGACY_REFUSAL, "format": self._writer.head_format, "sealed": seal(head)}
         commit: dict[str, Any] = {self.keys.head: stored}
         if read.layout is not None and read.layout.whole_value:
             # Converting a single value: its (odd) witness after the head, so
@@ -388,10 +396,3 @@ class SplitLayout(CacheSessionState):
             settle[self.keys.witness] = witness
         return commit
 
-
-def horizon(touched: float, lifetime: float, now: float) -> int:
-    """The cache timeout of a save at ``now``: whole seconds until twice
-    ``lifetime`` after the last refresh (``touched``), rounded down so that no
-    key outlives those written at that refresh; at least one, as Memcached
-    reads 0 as "never"."""
-    return max(1, math.floor(touched + 2 * lifetime - now))

@@ -9,30 +9,31 @@ without knowing :class:`~triggers.storages.cache.CacheStorageBackend`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from django.core.cache import BaseCache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ...conf import get_setting, session_timeout_setting
-from ...errors import StorageCorrupted
+from ...errors import InvalidArgument, StorageCorrupted
 from ...locking import CacheLike, LockDriver, lock_driver, resolve_cache
 from ...locking.driver_table import write_driver
 from ...locking.failures import DECODE_ERRORS, reaching
 from ...locking.writes import NO_WRITES, Writes
 from ..base import BaseTriggerStorage
 from ..validation import check_cache, check_layout, check_timeout
-from .formats import LAYOUTS
+from .formats import LAYOUT_PAGED, LAYOUTS
 from .keys import KEY_PREFIX, SessionKeys
 from .layouts import Layouts
 from .read_state import LIFETIME_UNKNOWN, Known, ReadState
 from .tables import make_task_table
 
-__all__ = ["LIFETIME_UNKNOWN", "CacheSessionState"]
+__all__ = ["LIFETIME_UNKNOWN", "CacheSessionState", "horizon"]
 
 
 class CacheSessionState(BaseTriggerStorage):
@@ -70,6 +71,21 @@ class CacheSessionState(BaseTriggerStorage):
         #: every layout, bound to this object; the one it writes, chosen once
         self._layouts = self._make_layouts()
         self._writer = self._layouts.named(self.layout)
+        if self.layout == LAYOUT_PAGED:
+            self._check_pages_kept()
+
+    def _check_pages_kept(self) -> None:
+        """InvalidArgument unless this cache's driver keeps pages (Redis): the
+        paged layout merges records into their pages on the server."""
+        driver = self._lock_driver()
+        if driver is None or not driver.keeps_pages:
+            backend = f"{type(self.cache).__module__}.{type(self.cache).__qualname__}"
+            raise InvalidArgument(
+                "layout",
+                self.layout,
+                f"needs a Redis cache (django-redis, Django's RedisCache or a Redis"
+                f" Cluster cache); this cache is {backend}: use 'split' there",
+            )
 
     # ------------------------------------------------------------- keys
     @functools.cached_property
@@ -92,7 +108,10 @@ class CacheSessionState(BaseTriggerStorage):
         return self.keys.lock
 
     def record_key(self, instance_name: str) -> str:
-        return self.keys.record(instance_name)
+        """The key of an instance record in the layout read (else written): in
+        the paged layout, the key naming its entry of a page (see
+        :mod:`triggers.locking.pages`), which the cache's driver reads."""
+        return (self._read.layout or self._writer).record_key(instance_name)
 
     def tasks_key(self, version: str) -> str:
         """Key of the task table of that version (configs and their triggers)."""
@@ -136,6 +155,15 @@ class CacheSessionState(BaseTriggerStorage):
         return StorageCorrupted(
             self.uid, f"{where} holds a value that cannot be decoded ({type(exc).__name__}: {exc})"
         )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Writes of this session: a stored value that refuses them (a page
+        damaged by hand, which the server merges records into) is StorageCorrupted."""
+        try:
+            yield
+        except DECODE_ERRORS as exc:
+            raise StorageCorrupted(self.uid, str(exc)) from exc
 
     @functools.cached_property
     def _failure_driver(self) -> LockDriver:
@@ -260,3 +288,11 @@ class CacheSessionState(BaseTriggerStorage):
             type(lifetime) in (int, float) and lifetime > 0 and lifetime != float("inf")
         ):
             self._read.stored_lifetime = lifetime
+
+
+def horizon(touched: float, lifetime: float, now: float) -> int:
+    """The cache timeout of a save at ``now``: whole seconds until twice
+    ``lifetime`` after the last refresh (``touched``), rounded down so that no
+    key outlives those written at that refresh; at least one, as Memcached
+    reads 0 as "never"."""
+    return max(1, math.floor(touched + 2 * lifetime - now))
