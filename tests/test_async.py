@@ -99,6 +99,23 @@ def test_200_concurrent_fires_into_20_sessions_lose_nothing(redis_cache):
         }
 
 
+def test_concurrent_async_fires_into_a_paged_session_lose_nothing(redis_cache, uid):
+    """The async commits merge records into their pages as the sync ones do."""
+    config = {"t_every": {"after": ["go"], "andEvery": "go", "run": "tests.add"}}
+    paged = {"cache": redis_cache, "layout": "paged"}
+    TriggerManager(CacheStorageBackend(uid, **paged)).update_configuration(config)
+
+    async def main():
+        managers = [TriggerManager(CacheStorageBackend(uid, **paged)) for _ in range(60)]
+        return await asyncio.gather(*(m.afire("go", {"n": n}) for n, m in enumerate(managers)))
+
+    readied = asyncio.run(main())
+    assert sorted(len(ready) for ready in readied) == [1] * 60
+    storage = CacheStorageBackend(uid, **paged)
+    assert sorted(i.kwargs["go"]["n"] for i in storage) == list(range(60))
+    assert {i.status for i in storage} == {"scheduled"}
+
+
 def test_fires_waiting_on_another_process_lock_leave_the_loop_running(redis_cache, uid, settings):
     """While 50 fires wait for a lock another process holds, the loop goes on
     running other coroutines: a probe's steps land while the lock is still

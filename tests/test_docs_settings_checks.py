@@ -82,6 +82,12 @@ def test_the_quoted_messages_are_the_real_ones(settings, tmp_path):
         assert quoted("triggers.E001").startswith(message("triggers.E001"))
     with override_settings(TRIGGERS_CACHE_LAYOUT="sharded"):
         assert quoted("triggers.E004").startswith(message("triggers.E004"))
+    memcached = {
+        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        "LOCATION": "127.0.0.1:11211",
+    }
+    with override_settings(TRIGGERS_CACHE_LAYOUT="paged", CACHES={"default": memcached}):
+        assert with_hint("triggers.E004") in quoted("triggers.E004")
     with override_settings(TRIGGERS_DEFAULT_RUNNER="rq"):
         assert quoted("triggers.E003").startswith(message("triggers.E003"))
     with override_settings(CACHES={"default": {"BACKEND": locmem, "LOCATION": "docs-w001"}}):

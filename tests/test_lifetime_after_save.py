@@ -15,7 +15,7 @@ import time
 import pytest
 from django.core.cache import caches
 
-from tests.conftest import prepare_cache
+from tests.conftest import PAGED_CACHES, prepare_cache
 from tests.ops_support import command
 from tests.storage_support import fresh, keys_of, populate, tasks_version
 from triggers import CacheStorageBackend
@@ -46,7 +46,7 @@ def test_a_session_lives_its_timeout_after_its_last_save(request, uid):
     aliases, absent = _usable(request, CACHES)
     stores, expected, saved = {}, {}, {}
     for alias in aliases:
-        for layout in ("split", "single"):
+        for layout in ("split", "single", "paged") if alias in PAGED_CACHES else ("split", "single"):
             store = CacheStorageBackend(
                 f"{uid}-{alias}-{layout}", cache=alias, layout=layout, timeout=LIFETIME
             )

@@ -135,7 +135,7 @@ def _clean():
     RESUME.clear()
 
 
-@pytest.mark.parametrize("layout", ["split", "single"])
+@pytest.mark.parametrize("layout", ["split", "single", "paged"])
 def test_a_threaded_run_resumed_after_its_recovery_records_nothing(manager_session, layout, caplog):
     manager = TriggerManager(
         CacheStorageBackend(

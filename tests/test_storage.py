@@ -12,7 +12,7 @@ from triggers.errors import UnknownInstance
 from triggers.locking import LockAcquisitionFailed
 from triggers.types import TaskConfig, TaskInstance
 
-from .conftest import cache_independent, locmem_in_each_layout
+from .conftest import PAGED_CACHES, cache_independent, locmem_in_each_layout
 from .storage_support import (
     CONFIG,
     assert_plain,
@@ -501,7 +501,7 @@ def test_expiry_follows_the_timeout(any_cache):
     # timeout may end at once; 3 s leaves the test room on a slow database.
     short_default = sibling_cache(any_cache, TIMEOUT=3)
     sessions = {}
-    for layout in ("split", "single"):
+    for layout in ("split", "single", "paged") if any_cache in PAGED_CACHES else ("split", "single"):
         sessions.update({
             (layout, "explicit-3s"): CacheStorageBackend(
                 "t-" + uuid.uuid4().hex, cache=any_cache, timeout=3, layout=layout),

@@ -16,7 +16,7 @@ import unittest
 import pytest
 from django.test import SimpleTestCase
 
-from tests.conftest import ALL_CACHES, prepare_cache, require_service
+from tests.conftest import ALL_CACHES, LAYOUTS, prepare_cache, require_service
 from tests.test_docs_snippets import python_blocks
 from triggers import CacheStorageBackend
 from triggers.storages.base import BaseTriggerStorage
@@ -35,7 +35,7 @@ class TestCacheStorageBackend(StorageBackendTests):
         self.locks_across_processes = self.alias != "locmem"
         return self.alias
 
-    @pytest.fixture(autouse=True, params=["split", "single"])
+    @pytest.fixture(autouse=True, params=LAYOUTS)
     def cache_layout(self, request):
         self.layout = request.param
         return self.layout

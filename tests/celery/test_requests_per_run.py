@@ -87,7 +87,13 @@ def amqp_app() -> Any:
 
 
 def _run_sessions(
-    amqp_app: Any, settings: Any, tmp_path: Path, pool: str, fan: int, sessions: int = SESSIONS
+    amqp_app: Any,
+    settings: Any,
+    tmp_path: Path,
+    pool: str,
+    fan: int,
+    sessions: int = SESSIONS,
+    layout: str = "split",
 ) -> tuple[list[Any], list[list[str]], Counter[str], int]:
     """Fire ``sessions`` sessions on a worker of ``pool``; the managers, the worker's
     commands (MONITOR), what it sent by command name, and the number of runs."""
@@ -100,7 +106,9 @@ def _run_sessions(
         celery_manager(
             settings,
             amqp_app,
-            CacheStorageBackend(f"celery-requests-{uuid.uuid4().hex}", cache="redis"),
+            CacheStorageBackend(
+                f"celery-requests-{uuid.uuid4().hex}", cache="redis", layout=layout
+            ),
             _workflow(log, fan),
         )
         for _ in range(sessions)
@@ -145,6 +153,23 @@ def test_two_children_read_no_record_alone_and_stay_under_the_bound(amqp_app, se
     assert per_run <= MOST_PER_RUN, counted
     assert len(records_alone) <= runs // 20, records_alone[:5]
     assert len(state_reads) <= runs // 20, state_reads[:5]
+
+
+def test_two_children_on_paged_sessions(amqp_app, settings, tmp_path):
+    """The paged layout on the same worker: a handed record is checked inside its
+    page by the commit, and runs cost what they cost in the split layout."""
+    managers, commands, sent, runs = _run_sessions(
+        amqp_app, settings, tmp_path, "prefork:2", FAN, layout="paged"
+    )
+    counted = {name: n for name, n in sent.items() if name not in NOT_COUNTED and n > 0}
+    assert sum(counted.values()) / runs <= MOST_PER_RUN, counted
+    state_reads = [c for c in _reads(commands) if not all(":t:" in key for key in c[1:])]
+    assert len(state_reads) <= runs // 20, state_reads[:5]
+    assert not [c for c in commands if any(":i:" in key for key in c[1:])]  # pages only
+    from django.core.cache import caches
+
+    for manager in managers:  # the workers wrote the layout their tasks were sent with
+        assert caches["redis"].get(manager.storage.cache_key)["format"] == "triggers/paged-1"
 
 
 def _patient(client: Any) -> Any:

@@ -134,3 +134,27 @@ def test_a_run_from_a_handed_record_is_checked_on_the_cluster(cluster, cl, uid, 
     with Requests(cluster.masters()) as requests:
         assert run_task(payloads["t_b#0"], handoff=tokens["t_b#0"]) == {"from": "t_b"}
     assert requests.seen == {"evalsha": 2}, requests.seen
+
+
+def test_paged_sessions_keep_their_pages_on_their_node(cluster, cl, uid):
+    """The paged layout on the cluster: a fire is still one request (the pages
+    are merged into by the script that commits, on the session's node), and
+    every page shares the session's slot."""
+    for one in [uid, f"{uid}:{{p}}", f"{uid}\\x1b"]:
+        manager = TriggerManager(CacheStorageBackend(one, cache=cl, layout="paged"))
+        manager.update_configuration(CONFIG)
+        manager.fire("hit", {"n": 0})
+        with Requests(cluster.masters()) as requests:
+            for n in range(1, 41):
+                manager.fire("hit", {"n": n})
+        assert requests.seen == {"evalsha": 40}, requests.seen
+        stored = CacheStorageBackend(one, cache=cl, layout="paged")
+        assert sorted(i.kwargs["hit"]["n"] for i in stored) == list(range(41))
+        mine = [
+            key
+            for node in cluster.masters()
+            for key in keys_of(node)
+            if key.endswith(one) or f":{one}:" in key
+        ]
+        assert any(":p:" in key for key in mine) and not any(":i:" in key for key in mine)
+        assert len({cluster_slot(key) for key in mine}) == 1, mine
