@@ -105,21 +105,28 @@ local function stored_value(key, value)
     end
     return table.concat(parts)
 end
+local function settled_values(first, last, offset)
+    local values = {{}}
+    for i = first, last do
+        values[i] = stored_value(KEYS[i], ARGV[i + offset])
+    end
+    return values
+end
+local function put(key, value, px)
+    if px > 0 then
+        redis.call('set', key, value, 'PX', px)
+    else
+        redis.call('set', key, value)
+    end
+end
 """
 
 #: KEYS: keys; ARGV: px, values (a write made without a lock: the ttl=False stand-in)
 WRITE = _PAGES + """
-local values = {}
-for i = 1, #KEYS do
-    values[i] = stored_value(KEYS[i], ARGV[i + 1])
-end
+local values = settled_values(1, #KEYS, 1)
 local px = tonumber(ARGV[1])
 for i = 1, #KEYS do
-    if px > 0 then
-        redis.call('set', KEYS[i], values[i], 'PX', px)
-    else
-        redis.call('set', KEYS[i], values[i])
-    end
+    put(KEYS[i], values[i], px)
 end
 return 1
 """
@@ -154,17 +161,10 @@ WRITE_AND_RELEASE = _PAGES + """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then
     return 0
 end
-local values = {}
-for i = 2, #KEYS do
-    values[i] = stored_value(KEYS[i], ARGV[i + 2])
-end
+local values = settled_values(2, #KEYS, 2)
 local px = tonumber(ARGV[2])
 for i = 2, #KEYS do
-    if px > 0 then
-        redis.call('set', KEYS[i], values[i], 'PX', px)
-    else
-        redis.call('set', KEYS[i], values[i])
-    end
+    put(KEYS[i], values[i], px)
 end
 if ARGV[3] == '1' then
     redis.call('del', KEYS[1])
@@ -210,26 +210,16 @@ if not same then
     end
     return changed
 end
-local values = {}
-for i = 4, last_write do
-    values[i] = stored_value(KEYS[i], ARGV[i + 4])
-end
+local values = settled_values(4, last_write, 4)
 local px = tonumber(ARGV[2])
-local function put(key, value)
-    if px > 0 then
-        redis.call('set', key, value, 'PX', px)
-    else
-        redis.call('set', key, value)
-    end
-end
 if ARGV[3] ~= '' then
-    put(KEYS[2], ARGV[3])
+    put(KEYS[2], ARGV[3], px)
 end
 if ARGV[4] ~= '' then
-    put(KEYS[3], ARGV[4])
+    put(KEYS[3], ARGV[4], px)
 end
 for i = 4, last_write do
-    put(KEYS[i], values[i])
+    put(KEYS[i], values[i], px)
 end
 return {2}
 """
