@@ -5,7 +5,8 @@
 Starts ``celery worker`` (each ``--pool`` given: ``solo``, or ``prefork:N``
 for N child processes) on this module's app, on the local RabbitMQ broker
 (so no broker traffic reaches Redis), with the sessions' cache on Redis
-(django-redis, the split layout; the environment variable
+(django-redis, the split layout, or the layout ``CELERY_BENCH_LAYOUT``
+names; the environment variable
 ``CELERY_BENCH_REDIS`` names the database, db 6 by default as for the
 other benchmarks; nothing is deleted there, sessions expire in an hour).
 ``CELERY_BENCH_CACHE`` chooses another cache: ``dredis`` (Django's
@@ -75,7 +76,7 @@ def cache_settings(client_name: str | None) -> dict:
 
 
 def configure(client_name: str | None) -> None:
-    """Django settings for the benchmark and its worker: the sessions' cache, split layout."""
+    """Django settings for the benchmark and its worker: the sessions' cache and layout."""
     import django
     from django.conf import settings
 
@@ -89,7 +90,7 @@ def configure(client_name: str | None) -> None:
         INSTALLED_APPS=["triggers"],
         # Signs the state a dispatch hands its worker, as any project's key does.
         SECRET_KEY="celery-bench-signing-key",
-        TRIGGERS_CACHE_LAYOUT="split",
+        TRIGGERS_CACHE_LAYOUT=os.environ.get("CELERY_BENCH_LAYOUT", "split"),
         USE_TZ=False,
     )
     django.setup()

@@ -30,7 +30,8 @@ Scenarios:
     instance.
 
 Caches: redis (django-redis), dredis (Django's RedisCache), memcached
-(pymemcache). Layouts: split (the default) and single (2.x's one value).
+(pymemcache). Layouts: split (the default), single (2.x's one value) and paged
+(records in pages; Redis only).
 Prints one JSON line per scenario and size.
 """
 
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         "scenarios", nargs="*", default=["read", "memory"], help="read, memory, instructions"
     )
     parser.add_argument("--cache", choices=["redis", "dredis", "memcached"], default="redis")
-    parser.add_argument("--layout", choices=["split", "single"], default="split")
+    parser.add_argument("--layout", choices=["split", "single", "paged"], default="split")
     parser.add_argument(
         "--sizes", default="400,10200", help="instances per session, comma-separated"
     )

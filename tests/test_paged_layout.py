@@ -319,3 +319,21 @@ def test_no_page_expires_before_the_head(redis_cache, uid):
     assert len(pages) == 2
     assert head >= 100 - 1, head
     assert min(pages.values()) >= head, (head, pages)
+
+
+def test_saves_without_a_lock_merge_into_pages(redis_cache, uid):
+    """``acquire_lock(ttl=False)`` writes with a script of its own, which merges
+    the records into their pages as the others do."""
+    store = CacheStorageBackend(uid, cache=redis_cache, layout="paged")
+    for number in range(3):
+        with store.acquire_lock(ttl=False):
+            if number == 0:
+                store.update_configuration({"t": {"after": ["never"], "run": "r"}})
+            store.create_instance("t", kwargs={"n": number})
+            store.save()
+    with store.acquire_lock(ttl=False):
+        store.metadata["settled"] = True
+        store.save()
+    [page] = [key for key in server_keys(redis_cache, uid) if ":p:" in key]
+    assert sorted(decode_page(page, redis_client(redis_cache).get(page))) == ["t#0", "t#1", "t#2"]
+    assert sorted(i.kwargs["n"] for i in fresh(store)) == [0, 1, 2]
