@@ -23,6 +23,7 @@ it is decoded; a page whose framing does not add up is
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -140,7 +141,8 @@ class PagedRead:
     @staticmethod
     def needed(keys: Iterable[str]) -> bool:
         """Whether any of ``keys`` names an entry (else a plain read does)."""
-        return any(SEPARATOR in key for key in keys)
+        # In C, key by key: this runs on every read of a driver that keeps pages.
+        return any(map(str.__contains__, keys, itertools.repeat(SEPARATOR)))
 
     def found(self, raw: Sequence[Any], decode: Callable[[Any], Any]) -> dict[str, Any]:
         """The values found, by the keys asked: entries as stored (each checks
