@@ -337,3 +337,14 @@ def test_saves_without_a_lock_merge_into_pages(redis_cache, uid):
     [page] = [key for key in server_keys(redis_cache, uid) if ":p:" in key]
     assert sorted(decode_page(page, redis_client(redis_cache).get(page))) == ["t#0", "t#1", "t#2"]
     assert sorted(i.kwargs["n"] for i in fresh(store)) == [0, 1, 2]
+
+
+def test_pages_of_names_that_look_numbered():
+    """Which page a name goes to never fails: numbers of any length or digits
+    that are not ASCII are names like any other."""
+    from triggers.storages.cache.keys import page_of
+
+    assert page_of("t#0") == page_of("t#31") != page_of("t#32")
+    assert page_of("a#1#5") != page_of("a#5")
+    for name in ["t#" + "9" * 5000, "t#\u00b2", "#5", "t#", "t#-1", "t# 1", "\n#\n"]:
+        assert page_of(name).startswith("~"), name

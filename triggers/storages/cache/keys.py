@@ -72,7 +72,9 @@ def page_of(instance_name: str) -> str:
     checksum. Only which records share a page depends on it: an entry is
     found by its full name."""
     task, _, number = instance_name.rpartition("#")
-    if task and number.isascii() and number.isdigit():
+    # A number of at most 18 digits: a longer one (a hand-made name) is not
+    # parsed, which past 4,300 digits Python refuses to do.
+    if task and number.isascii() and number.isdigit() and len(number) <= 18:
         return f"{_record_suffix(task)}#{int(number) // PAGE_RECORDS}"
     return f"~{binascii.crc32(instance_name.encode('utf-8', 'surrogatepass')) % IRREGULAR_PAGES}"
 
