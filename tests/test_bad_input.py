@@ -74,6 +74,23 @@ def test_unknown_instance_in_update_instance_status(stored_session, name, uid):
     unchanged.check()
 
 
+# A number Python refuses to parse (over 4,300 digits) is a name like any other.
+@locmem_in_each_layout
+def test_an_instance_numbered_with_thousands_of_digits_is_unknown(stored_session, uid):
+    name = "t_score#" + "1" * 5000
+    unchanged = Unchanged(stored_session)
+    manager = TriggerManager(fresh(stored_session))
+    for call in (
+        lambda: manager.update_instance_status(name, "finished"),
+        lambda: manager.update_instance_metadata(name, {"x": 1}),
+        lambda: fresh(stored_session)[name],
+    ):
+        with pytest.raises(UnknownInstance) as info:
+            call()
+        assert info.value.name == name and info.value.uid == uid
+    unchanged.check()
+
+
 # Decided from the loaded task table and name index; the kit refuses both unknown names on every cache.
 @locmem_in_each_layout
 def test_unknown_task_in_create_instance(stored_session, uid):

@@ -24,6 +24,7 @@ from ..locking.naming import cache_words
 from ..registry import UnknownRegistryKey
 from ..storages.base import BaseTriggerStorage, storage_backends, validate_uid
 from ..storages.cache import CacheStorageBackend
+from ..storages.instances import name_number
 from ..types import TaskInstance
 from .terminal import Writer, json_text
 
@@ -283,9 +284,9 @@ def find_instance(storage: BaseTriggerStorage, name: str) -> TaskInstance:
 
 def instance_order(name: str) -> tuple[str, int, str]:
     """Sort key for instance names: by task, then by number (``t#10`` after ``t#9``)."""
-    task, _, number = name.rpartition("#")
-    if task and number.isdigit():
-        return task, int(number), name
+    numbered = name_number(name)
+    if numbered is not None and numbered[0]:
+        return numbered[0], numbered[1], name
     return name, -1, name
 
 

@@ -7,11 +7,25 @@ from typing import Any
 
 from ..types import TaskConfig, TaskInstance
 
-__all__ = ["TaskInstanceCollection", "instance_name"]
+__all__ = ["TaskInstanceCollection", "instance_name", "name_number"]
+
+#: the most digits an instance name's number is read from: a longer one (a
+#: hand-made name) makes it a name like any other, as Python refuses to
+#: parse a number of over 4,300 digits
+NUMBER_DIGITS = 18
 
 
 def instance_name(task_name: str, number: int) -> str:
     return f"{task_name}#{number}"
+
+
+def name_number(name: str) -> tuple[str, int] | None:
+    """``(task, n)`` of a name ``task#n`` whose ``n`` is 1 to ``NUMBER_DIGITS``
+    ASCII digits (a leading zero allowed); None for any other name."""
+    task, sep, number = name.rpartition("#")
+    if sep and number.isascii() and number.isdigit() and len(number) <= NUMBER_DIGITS:
+        return task, int(number)
+    return None
 
 
 class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
@@ -50,11 +64,12 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         task = self._task_of_irregular.get(name)
         if task is not None:
             return task
-        task, sep, number = name.rpartition("#")
         # A regular name's number is in ASCII digits, without a leading zero
         # (int() alone would take others, and fails on some Unicode digits).
-        if sep and number.isascii() and number.isdigit() and (number[0] != "0" or number == "0"):
-            if int(number) < self._counts.get(task, 0):
+        numbered = name_number(name)
+        if numbered is not None and instance_name(*numbered) == name:
+            task, number = numbered
+            if number < self._counts.get(task, 0):
                 return task
         return None
 

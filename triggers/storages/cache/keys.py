@@ -29,6 +29,7 @@ import string
 import threading
 
 from ...locking.pages import entry_key
+from ..instances import name_number
 
 __all__ = [
     "KEY_PREFIX",
@@ -71,11 +72,9 @@ def page_of(instance_name: str) -> str:
     ``PAGE_RECORDS`` numbered instances together, other names spread by
     checksum. Only which records share a page depends on it: an entry is
     found by its full name."""
-    task, _, number = instance_name.rpartition("#")
-    # A number of at most 18 digits: a longer one (a hand-made name) is not
-    # parsed, which past 4,300 digits Python refuses to do.
-    if task and number.isascii() and number.isdigit() and len(number) <= 18:
-        return f"{_record_suffix(task)}#{int(number) // PAGE_RECORDS}"
+    numbered = name_number(instance_name)
+    if numbered is not None and numbered[0]:
+        return f"{_record_suffix(numbered[0])}#{numbered[1] // PAGE_RECORDS}"
     return f"~{binascii.crc32(instance_name.encode('utf-8', 'surrogatepass')) % IRREGULAR_PAGES}"
 
 

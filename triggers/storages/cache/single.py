@@ -20,7 +20,7 @@ from ...errors import StorageCorrupted
 from ...locking.versions import new_version
 from ...locking.writes import Writes
 from ...types import TaskInstance
-from ..instances import TaskInstanceCollection, instance_name
+from ..instances import TaskInstanceCollection, instance_name, name_number
 from .state import CacheSessionState
 
 __all__ = ["SingleLayout"]
@@ -137,9 +137,9 @@ def _index_slowly(task: str, names: list[str]) -> tuple[dict[str, int], dict[str
     numbers: set[int] = set()
     others: list[str] = []
     for name in names:
-        base, sep, number = name.rpartition("#")
-        if sep and base == task and number.isdigit() and str(int(number)) == number:
-            numbers.add(int(number))
+        numbered = name_number(name)
+        if numbered is not None and numbered[0] == task and instance_name(*numbered) == name:
+            numbers.add(numbered[1])
         else:
             others.append(name)
     count = 0

@@ -26,7 +26,7 @@ from ...locking.lock import Ttl
 from ...locking.writes import LockGuard
 from ...types import TaskConfig, TaskInstance
 from ..base import BaseTriggerStorage
-from ..instances import TaskInstanceCollection
+from ..instances import TaskInstanceCollection, name_number
 from . import tables
 from .configurations import configuration_sets
 from .locks import NoRowLock, RowLock, reaching
@@ -381,6 +381,6 @@ def _check_found(uid: str, names: list[str], found: set[str]) -> None:
 
 
 def _number(instance: TaskInstance) -> tuple[int, str]:
-    head, _, number = instance.name.rpartition("#")
-    return (int(number), head) if number.isdigit() else (-1, instance.name)
+    numbered = name_number(instance.name)
+    return (numbered[1], numbered[0]) if numbered is not None else (-1, instance.name)
 
