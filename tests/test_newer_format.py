@@ -50,3 +50,21 @@ def test_a_known_development_format_keeps_its_own_message(any_cache, uid):
         list(CacheStorageBackend(uid, cache=any_cache).iter_instances())
     assert not isinstance(info.value, StoredByNewerVersion)
     assert sealed_head({})["format"] == "triggers/split-3"  # the format this version writes
+
+
+def test_delete_says_what_goes_of_a_session_in_a_newer_format(request, uid):
+    """The operator's delete of such a session says so, rather than quoting the
+    refusal (which says the session is intact) after "deleted"."""
+    from .conftest import prepare_cache
+    from .ops_support import command, refused
+
+    prepare_cache(request, "redis")
+    store, _ = _stored_in("redis", uid, "triggers/split-9")
+    asked = refused("delete", uid, "--cache", "redis")
+    assert "stored by a newer version of triggers, in format 'triggers/split-9'" in asked
+    assert "give --yes" in asked
+    done = command("delete", uid, "--cache", "redis", "--yes")
+    assert done.startswith(f"deleted session {uid!r} in cache 'redis' (stored by a newer version")
+    assert "intact" not in done and "damaged" not in done
+    assert caches["redis"].get(store.cache_key) is None
+    assert CacheStorageBackend(uid, cache="redis").stored_nothing()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import StorageCorrupted
+from ..errors import StorageCorrupted, StoredByNewerVersion
 from .common import (
     BadInput,
     Place,
@@ -35,6 +35,13 @@ def _contents(storage: Any) -> tuple[dict[str, Any], str]:
         tasks, instances = len(storage.tasks), len(storage.instances)
         extra = set(storage.metadata) - {"latest_kwargs"}
         stored = bool(tasks or instances or storage.latest_kwargs or extra)
+    except StoredByNewerVersion as exc:
+        # Not damage, and its other keys are not known here: say what goes.
+        words = (
+            f"stored by a newer version of triggers, in format {exc.stored_format!r}: its"
+            " head and witness go, its other keys expire with the session's lifetime"
+        )
+        return {"newerFormat": exc.stored_format}, words
     except StorageCorrupted as exc:
         return {"damaged": str(exc)}, f"damaged: {exc}"
     if not stored:
