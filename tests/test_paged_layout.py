@@ -2,11 +2,11 @@
 
 Every storage test that takes the ``layout`` fixture runs it on Redis too;
 these are what only pages have: where records are stored, pages damaged or
-deleted by hand, names that could break a page's framing or a key, layouts
-switched both ways, and the refusal on every other cache.
+deleted by hand, names that could break a page's framing or a key, and
+the refusal on every other cache (switching layouts both ways is
+tests/test_storage.py's, with the other layouts).
 """
 
-import copy
 import datetime
 import time
 import uuid
@@ -17,7 +17,7 @@ from django.core import checks
 from django.core.cache import caches
 
 from tests.conftest import PAGED_CACHES, prepare_cache
-from tests.storage_support import fresh, populate, raw
+from tests.storage_support import fresh, raw
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import InvalidArgument, SessionIncomplete, StorageCorrupted
 from triggers.locking.driver_table import write_driver
@@ -118,32 +118,6 @@ def test_awkward_instance_names(redis_cache, uid):
     for name in AWKWARD_NAMES:
         manager.update_instance_status(name + "#0", "failed")
     assert {i.status for i in fresh(store)} == {"failed"}
-
-
-@pytest.mark.parametrize(
-    "first, second",
-    [("split", "paged"), ("paged", "split"), ("single", "paged"), ("paged", "single")],
-)
-def test_switching_layouts_keeps_the_session(redis_cache, uid, first, second):
-    store = populate(CacheStorageBackend(uid, cache=redis_cache, layout=first))
-    before = store.debug_repr()
-    switched = CacheStorageBackend(uid, cache=redis_cache, layout=second)
-    assert switched.debug_repr() == before  # each layout reads the others
-    with switched.acquire_lock():
-        switched["t_import#0"].status = "running"
-        switched.save()
-    expected = copy.deepcopy(before)
-    expected["instances"]["t_import#0"]["status"] = "running"
-    for layout in ("split", "single", "paged"):
-        assert CacheStorageBackend(uid, cache=redis_cache, layout=layout).debug_repr() == expected
-    for layout in (first, second, first):
-        store = CacheStorageBackend(uid, cache=redis_cache, layout=layout)
-        with store.acquire_lock():
-            store.metadata.setdefault("saves", []).append(layout)
-            store.save()
-        expected["metas"]["saves"] = expected["metas"].get("saves", []) + [layout]
-        for reader in ("split", "single", "paged"):
-            assert CacheStorageBackend(uid, cache=redis_cache, layout=reader).debug_repr() == expected
 
 
 def test_a_page_deleted_by_hand_is_incomplete(redis_cache, uid):

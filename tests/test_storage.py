@@ -12,7 +12,7 @@ from triggers.errors import UnknownInstance
 from triggers.locking import LockAcquisitionFailed
 from triggers.types import TaskConfig, TaskInstance
 
-from .conftest import PAGED_CACHES, cache_independent, locmem_in_each_layout
+from .conftest import LAYOUTS, PAGED_CACHES, cache_independent, locmem_in_each_layout
 from .storage_support import (
     CONFIG,
     assert_plain,
@@ -580,8 +580,19 @@ def test_record_keys_of_awkward_instance_names(any_cache, uid):
     assert {i.name: i.kwargs for i in store} == {name + "#0": {"n": name} for name in names}
 
 
-@pytest.mark.parametrize("first, second", [("single", "split"), ("split", "single")])
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("single", "split"),
+        ("split", "single"),
+        ("split", "paged"),
+        ("paged", "split"),
+        ("single", "paged"),
+        ("paged", "single"),
+    ],
+)
 def test_switching_layouts_keeps_the_session(any_cache, uid, first, second):
+    readers = LAYOUTS if any_cache in PAGED_CACHES else ["split", "single"]
     store = populate(CacheStorageBackend(uid, cache=any_cache, layout=first))
     before = store.debug_repr()
     switched = CacheStorageBackend(uid, cache=any_cache, layout=second)
@@ -599,7 +610,7 @@ def test_switching_layouts_keeps_the_session(any_cache, uid, first, second):
         "status": "unstarted",
         "task": "t_report",
     }
-    for reader_layout in ("split", "single"):
+    for reader_layout in readers:
         assert CacheStorageBackend(uid, cache=any_cache, layout=reader_layout).debug_repr() == expected
     # A further save in the new layout, and back again.
     for layout in (second, first, second):
@@ -608,7 +619,7 @@ def test_switching_layouts_keeps_the_session(any_cache, uid, first, second):
             store.metadata.setdefault("saves", []).append(layout)
             store.save()
         expected["metas"]["saves"] = expected["metas"].get("saves", []) + [layout]
-        for reader_layout in ("split", "single"):
+        for reader_layout in readers:
             assert CacheStorageBackend(uid, cache=any_cache, layout=reader_layout).debug_repr() == expected
 
 
