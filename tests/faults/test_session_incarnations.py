@@ -6,10 +6,10 @@ Two worker processes, A and B, live through each test and fire trigger
 ``go`` on command (each fire adds one instance whose kwargs say who fired
 and its number n); a fire counts as acknowledged once ``fire()`` returned
 in the worker. Each runs on a private ``redis-server``
-(:mod:`tests.faults.redis_servers`), through django-redis and through
-Django's own RedisCache, once keeping one TriggerManager for its whole life
-and once making a new one per fire (the process still remembers what it
-committed). Between their fires the session's state goes away or back:
+(:mod:`tests.faults.redis_servers`), through django-redis, through
+Django's own RedisCache and through django-redis in the paged layout, once
+keeping one TriggerManager for its whole life and once making a new one
+per fire (the process still remembers what it committed). Between their fires the session's state goes away or back:
 
 - every key of the database deleted by hand (FLUSHDB);
 - the session deleted through ``CacheStorageBackend.delete()``;
@@ -53,11 +53,23 @@ HUNG = 30.0
 #: the lifetime of the expiring sessions (seconds), and of the one that follows
 SHORT, LONG = 2, 600
 
-KINDS = ["redis", "dredis"]  # django-redis, Django's RedisCache
+#: django-redis, Django's RedisCache, and django-redis in the paged layout
+KINDS = ["redis", "dredis", "redis+paged"]
 MANAGERS = ["one-manager", "manager-per-fire"]
 
 
 # --------------------------------------------------------------------------- the workers
+
+
+def _storage(kind: str, cache: object, uid: str, **kwargs: object) -> CacheStorageBackend:
+    """A storage of session ``uid`` on ``cache``, in the layout ``kind`` names (split if none)."""
+    layout = kind.partition("+")[2] or "split"
+    return CacheStorageBackend(uid, cache=cache, layout=layout, **kwargs)
+
+
+def _cache(kind: str, address: str) -> object:
+    """The cache ``kind`` names (its client library), at ``address``."""
+    return make_cache(kind.partition("+")[0], address)
 
 
 def _fire(manager: TriggerManager, who: str, n: int) -> str:
@@ -77,15 +89,15 @@ def _fire(manager: TriggerManager, who: str, n: int) -> str:
 
 def _serve(conn: Connection, kind: str, address: str, uid: str, who: str, per_fire: bool) -> None:
     """A worker's life: ``fire <n>`` (answered once fire() returned), ``stop``."""
-    cache = make_cache(kind, address)
-    manager = TriggerManager(CacheStorageBackend(uid, cache=cache))
+    cache = _cache(kind, address)
+    manager = TriggerManager(_storage(kind, cache, uid))
     try:
         while True:
             command = conn.recv()
             if command == "stop":
                 return
             if per_fire:
-                manager = TriggerManager(CacheStorageBackend(uid, cache=cache))
+                manager = TriggerManager(_storage(kind, cache, uid))
             try:
                 conn.send(_fire(manager, who, int(command.split()[1])))
             except Exception:  # noqa: BLE001 - reported to the test
@@ -168,20 +180,18 @@ def server(tmp_path) -> Iterator[RedisServer]:
 
 def configure(kind: str, address: str, uid: str, timeout: float = LONG) -> None:
     """Make the session (task t_rec), as the application does, from the test process."""
-    cache = make_cache(kind, address)
+    cache = _cache(kind, address)
     try:
-        TriggerManager(CacheStorageBackend(uid, cache=cache, timeout=timeout)).update_configuration(
-            CONFIG
-        )
+        TriggerManager(_storage(kind, cache, uid, timeout=timeout)).update_configuration(CONFIG)
     finally:
         cache.close()
 
 
 def instances(kind: str, address: str, uid: str) -> list[tuple[int, str]]:
     """(number, who and n) of each instance, as a new storage object reads the session."""
-    cache = make_cache(kind, address)
+    cache = _cache(kind, address)
     try:
-        storage = CacheStorageBackend(uid, cache=cache)
+        storage = _storage(kind, cache, uid)
         found = []
         for name in storage.instances:
             kwargs = storage[name].kwargs  # {trigger name: the kwargs it fired with}
@@ -252,9 +262,9 @@ def test_session_deleted_through_the_api(server: RedisServer, workers, kind: str
     configure(kind, server.address, uid)
     a.fire(*range(BEFORE))
     old = list(a.acknowledged)
-    cache = make_cache(kind, server.address)
+    cache = _cache(kind, server.address)
     try:
-        assert CacheStorageBackend(uid, cache=cache).delete() is True
+        assert _storage(kind, cache, uid).delete() is True
     finally:
         cache.close()
     assert server.dbsize() == 0, f"delete() left keys: {server.keys()}"
