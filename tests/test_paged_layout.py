@@ -322,3 +322,37 @@ def test_pages_of_names_that_look_numbered():
     assert page_of("a#1#5") != page_of("a#5")
     for name in ["t#" + "9" * 5000, "t#\u00b2", "#5", "t#", "t#-1", "t# 1", "\n#\n"]:
         assert page_of(name).startswith("~"), name
+
+
+def test_a_holder_that_slept_past_its_lock_merges_nothing(redis_cache, uid):
+    """A save whose lock expired (and was taken by another) neither merges its
+    records into their pages nor writes its head: LockLost, and the pages hold
+    what the successor left."""
+    import contextlib
+
+    from triggers.errors import LockLost
+
+    store = many_instances(CacheStorageBackend(uid, cache=redis_cache, layout="paged"), 40)
+    TriggerManager(fresh(store)).update_instance_status("t_many#2", "failed")  # in the head's delta
+    late = fresh(store)
+    stack = contextlib.ExitStack()
+    stack.enter_context(late.acquire_lock(ttl=0.5))
+    late["t_many#1"].status = "abandoned"  # its save would also merge #2 into the first page
+    late.save()
+    successor = fresh(store)
+    with successor.acquire_lock(block=10):  # the late lock expired
+        successor["t_many#3"].status = "failed"
+        successor.save()
+    client = redis_client(redis_cache)
+    pages = {key: client.get(key) for key in server_keys(redis_cache, uid) if ":p:" in key}
+    head = client.get(made(redis_cache, store.cache_key))
+    with pytest.raises(LockLost):
+        stack.close()
+    assert {key: client.get(key) for key in pages} == pages
+    assert client.get(made(redis_cache, store.cache_key)) == head
+    statuses = {i.name: i.status for i in fresh(store)}
+    assert (statuses["t_many#1"], statuses["t_many#2"], statuses["t_many#3"]) == (
+        "unstarted",
+        "failed",
+        "failed",
+    )
