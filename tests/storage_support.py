@@ -15,7 +15,7 @@ from django.utils.module_loading import import_string
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.locking.driver_table import write_driver
 from triggers.locking.drivers.redis import RedisLockDriver
-from triggers.storages.cache.formats import HEAD_FORMAT, LEGACY_REFUSAL
+from triggers.storages.cache.formats import HEAD_FORMAT, LEGACY_REFUSAL, READ_FORMATS
 from triggers.storages.cache.records import decode_record
 from triggers.storages.cache.sealing import seal, unseal
 
@@ -130,12 +130,12 @@ def _cache_of(alias: Any):
 def stored_head(alias: Any, store: CacheStorageBackend) -> Any:
     """The session's head as stored, its sealed content opened (None if absent).
 
-    A split head's content (``tasks_version``, ``delta``, ...) is sealed
-    inside it; a single-layout value, or a head saved before sealing, is
+    A split or paged head's content (``tasks_version``, ``delta``, ...) is
+    sealed inside it; a single-layout value, or a head saved before sealing, is
     returned as it is. ``alias`` is a cache alias or a cache object.
     """
     value = _cache_of(alias).get(store.cache_key)
-    if isinstance(value, dict) and value.get("format") == HEAD_FORMAT:
+    if isinstance(value, dict) and value.get("format") in READ_FORMATS:
         return unseal(value["sealed"], store.uid, store.cache_key)
     return value
 

@@ -23,7 +23,7 @@ def _stored_in(alias: str, uid: str, mark: object) -> tuple[CacheStorageBackend,
     return store, raw(alias, keys)
 
 
-@pytest.mark.parametrize("mark", ["triggers/split-4", "triggers/paged-2", "triggers/\x1b[31m{x}:"])
+@pytest.mark.parametrize("mark", ["triggers/split-4", "triggers/paged-3", "triggers/\x1b[31m{x}:"])
 def test_a_newer_format_is_refused_by_name_and_nothing_is_written(any_cache, uid, mark):
     store, before = _stored_in(any_cache, uid, mark)
     manager = TriggerManager(CacheStorageBackend(uid, cache=any_cache, layout="split"))

@@ -169,7 +169,7 @@ def test_two_children_on_paged_sessions(amqp_app, settings, tmp_path):
     from django.core.cache import caches
 
     for manager in managers:  # the workers wrote the layout their tasks were sent with
-        assert caches["redis"].get(manager.storage.cache_key)["format"] == "triggers/paged-1"
+        assert caches["redis"].get(manager.storage.cache_key)["format"] == "triggers/paged-2"
 
 
 def _patient(client: Any) -> Any:

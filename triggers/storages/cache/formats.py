@@ -10,6 +10,7 @@ from ...errors import UnserializableValue
 
 __all__ = [
     "DEVELOPMENT_FORMATS",
+    "EARLIER_PAGED_FORMATS",
     "HEAD_FORMAT",
     "HEAD_FORMATS",
     "LAYOUTS",
@@ -17,6 +18,7 @@ __all__ = [
     "LAYOUT_SINGLE",
     "LAYOUT_SPLIT",
     "PAGED_FORMAT",
+    "READ_FORMATS",
     "WRITTEN_FORMATS",
     "LEGACY_REFUSAL",
     "is_unknown_format",
@@ -35,15 +37,21 @@ LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE, LAYOUT_PAGED)
 #: marks a split head (its content sealed under "sealed", see .sealing), its
 #: parts under the part prefix and its witness carrying a token per save
 HEAD_FORMAT = "triggers/split-3"
-#: marks a head of the paged layout: as a split head, its records in pages
-PAGED_FORMAT = "triggers/paged-1"
+#: marks a head of the paged layout: as a split head, its records in pages,
+#: the head and task tables sealed compressed (see .sealing)
+PAGED_FORMAT = "triggers/paged-2"
+#: marks of paged heads written by earlier versions (sealed uncompressed, the
+#: same pages): read as paged heads, and saved again as :data:`PAGED_FORMAT`
+EARLIER_PAGED_FORMATS = ("triggers/paged-1",)
 #: the head marks this version writes
 WRITTEN_FORMATS = (HEAD_FORMAT, PAGED_FORMAT)
+#: the head marks this version reads as sessions of its own
+READ_FORMATS = (*WRITTEN_FORMATS, *EARLIER_PAGED_FORMATS)
 #: marks of split heads saved by development versions (parts under other
 #: keys): recognised, to be refused with a message that says what to do
 DEVELOPMENT_FORMATS = ("triggers/split-1", "triggers/split-2")
 #: the split head marks a reader recognises
-HEAD_FORMATS = (*WRITTEN_FORMATS, *DEVELOPMENT_FORMATS)
+HEAD_FORMATS = (*READ_FORMATS, *DEVELOPMENT_FORMATS)
 
 #: what every head format of this package starts with
 FORMAT_FAMILY = "triggers/"

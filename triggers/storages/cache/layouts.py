@@ -15,6 +15,7 @@ from typing import Any
 
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
+from .formats import EARLIER_PAGED_FORMATS
 
 __all__ = ["Layout", "Layouts"]
 
@@ -41,6 +42,8 @@ class Layout:
     tasks_using_trigger: Callable[[str], list[TaskConfig]] | None
     #: whether a save in this layout is one whole value, as Triggers 2.x writes it
     whole_value: bool
+    #: whether this layout seals its head and task tables compressed
+    compressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,4 +60,6 @@ class Layouts:
 
     def marked(self, head_format: str) -> Layout:
         """The layout of a head marked ``head_format`` (one this version writes)."""
-        return self.paged if head_format == self.paged.head_format else self.split
+        if head_format == self.paged.head_format or head_format in EARLIER_PAGED_FORMATS:
+            return self.paged
+        return self.split

@@ -33,7 +33,7 @@ from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
 from ..validation import plain_record_config
 from .collector import collector_paused
-from .formats import LEGACY_REFUSAL, WRITTEN_FORMATS, pickled
+from .formats import LEGACY_REFUSAL, READ_FORMATS, pickled
 from .records import FieldTuple, as_record, encode_record, record_fields
 from .sealing import is_sealed, seal, unseal
 from .state import CacheSessionState, horizon
@@ -90,7 +90,7 @@ class SplitLayout(CacheSessionState):
     def _split_head_content(self, stored: dict[str, Any]) -> dict[str, Any]:
         """What a stored head holds, sealed inside it."""
         key = self.keys.head
-        if stored.get("format") not in WRITTEN_FORMATS:
+        if stored.get("format") not in READ_FORMATS:
             raise StorageCorrupted(
                 self.uid,
                 f"{key!r} was saved by a development version of triggers 3 (format"
@@ -350,9 +350,9 @@ class SplitLayout(CacheSessionState):
                 version, table = self._new_task_table()
             if version not in read.table_versions:
                 read.table_versions = [*read.table_versions, version]
-            return version, {self.keys.tasks(version): seal(table)}
+            return version, {self.keys.tasks(version): seal(table, self._writer.compressed)}
         if refresh:
-            return version, {self.keys.tasks(version): seal(read.table)}
+            return version, {self.keys.tasks(version): seal(read.table, self._writer.compressed)}
         return version, {}
 
     def _split_new_head(
@@ -386,7 +386,9 @@ class SplitLayout(CacheSessionState):
         """The head's write (the commit point), and where the witness goes."""
         read = self._read
         witness = read.saved_witness = new_version(head["generation"])
-        stored = {**LEGACY_REFUSAL, "format": self._writer.head_format, "sealed": seal(head)}
+        writer = self._writer
+        sealed = seal(head, writer.compressed)
+        stored = {**LEGACY_REFUSAL, "format": writer.head_format, "sealed": sealed}
         commit: dict[str, Any] = {self.keys.head: stored}
         if read.layout is not None and read.layout.whole_value:
             # Converting a single value: its (odd) witness after the head, so
