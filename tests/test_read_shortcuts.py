@@ -193,17 +193,24 @@ def test_records_of_the_wrong_shape_or_task_are_refused(record):
         stored_record_config("u", CONFIGS, "t#0", record)
 
 
-def test_a_record_under_its_own_key_naming_another_task_is_refused(redis_alias, uid):
-    store = populate(CacheStorageBackend(uid, cache=redis_alias, layout="split"))
+@pytest.mark.parametrize("layout", ["split", "paged"])
+@pytest.mark.parametrize("name", ["t_score#0", "t_score-odd"])
+def test_a_record_under_its_own_key_naming_another_task_is_refused(redis_alias, uid, layout, name):
+    """Regular and irregular names alike: a whole read takes an instance's task
+    from the index, and a record naming another is damage."""
+    store = populate(CacheStorageBackend(uid, cache=redis_alias, layout=layout))
     with store.acquire_lock(ttl=30):
+        if name not in store.instances:
+            store.instances.add(TaskInstance(name, store.tasks["t_score"]))
         store.metadata["settle"] = True
         store.save()
+    with store.acquire_lock(ttl=30):
+        store.metadata["settled"] = True  # the first save's records reach their keys
+        store.save()
     # Stored whole and with a good checksum, but for a task the index does not say.
-    record = {**store["t_score#0"].serialize(), "task": "t_import"}
-    key = store.record_key("t_score#0")
-    write_driver(caches[redis_alias]).write(
-        Writes(({key: encode_record("t_score#0", record)},), 600)
-    )
+    record = {**store[name].serialize(), "task": "t_import"}
+    key = store.record_key(name)
+    write_driver(caches[redis_alias]).write(Writes(({key: encode_record(name, record)},), 600))
     with pytest.raises(StorageCorrupted, match="names task 't_import'"):
         list(fresh(store))
 
@@ -312,6 +319,17 @@ def test_the_index_knows_regular_and_irregular_names():
     assert collection.task_of("a#1#1") == "a#1"
     for odd in ["t#01", "t#00", "t#-1", "t#+1", "t# 1", "t#1 ", "t#", "t", "#1", "t#١", "t#²", 5]:
         assert collection.task_of(odd) is None, odd
+
+
+def test_the_task_of_a_name_the_index_holds_is_the_indexs():
+    collection = TaskInstanceCollection(
+        counts={"t": 12, "a#1": 2, "u": 1}, irregular={"u": ["t#20", "x", "t#05"], "t": ["u#3"]}
+    )
+    names = list(collection)
+    assert {"t#20", "x", "t#05", "u#3", "a#1#1", "u#0"} <= set(names)
+    assert [collection.indexed_task(name) for name in names] == [
+        collection.task_of(name) for name in names
+    ]
 
 
 def test_an_instance_name_with_unicode_digits_is_unknown(uid):

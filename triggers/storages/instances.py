@@ -73,6 +73,13 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
                 return task
         return None
 
+    def indexed_task(self, name: str) -> str:
+        """The task of instance ``name``, a name the index holds (what :meth:`task_of`
+        gives, without first checking that it is held: once per record of a
+        whole read)."""
+        task = self._task_of_irregular.get(name)
+        return name.rpartition("#")[0] if task is None else task
+
     def names_of_task(self, task_name: str) -> list[str]:
         names = [instance_name(task_name, n) for n in range(self._counts.get(task_name, 0))]
         return names + self._irregular.get(task_name, [])

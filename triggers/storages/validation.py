@@ -40,6 +40,7 @@ __all__ = [
     "check_layout",
     "check_flag",
     "check_instance_name",
+    "has_plain_fields",
     "check_mapping",
     "check_picklable",
     "check_metadata",
@@ -50,7 +51,6 @@ __all__ = [
     "check_timeout",
     "check_trigger_name",
     "check_trigger_names",
-    "plain_record_config",
     "stored_record_config",
     "validate_uid",
 ]
@@ -338,11 +338,11 @@ def stored_record_config(
         # The record as this package writes it, checked in fewer steps (this runs
         # once per record of a session read whole); any other is checked below.
         get = data.get
-        config = plain_record_config(
-            configs, get("task"), get("status"), get("metadata"), get("kwargs"), get("abandonState")
-        )
-        if config is not None:
-            return config
+        task = get("task")
+        if has_plain_fields(task, get("status"), get("metadata"), get("kwargs"), get("abandonState")):
+            config = configs.get(task)
+            if config is not None:
+                return config
     if not isinstance(data, (dict, Mapping)) or "task" not in data:
         raise StorageCorrupted(uid, f"instance {name!r} is stored as {data!r}")
     try:
@@ -356,18 +356,11 @@ def stored_record_config(
     return config
 
 
-def plain_record_config(
-    configs: Mapping[str, TaskConfig],
-    task: Any,
-    status: Any,
-    metadata: Any,
-    kwargs: Any,
-    abandon_state: Any,
-) -> TaskConfig | None:
-    """The config of a record whose fields have the plain types
-    :meth:`TaskInstance.serialize` gives them (which :func:`_stored_fields_are_valid`
-    accepts) and whose task is configured; None: the record needs the full check."""
-    if (
+def has_plain_fields(task: Any, status: Any, metadata: Any, kwargs: Any, abandon_state: Any) -> bool:
+    """Whether a record's fields have exactly the types :meth:`TaskInstance.serialize`
+    gives them (a task name, a known status, two dicts, a list of trigger names),
+    all of which :func:`_stored_fields_are_valid` accepts."""
+    return (
         type(task) is str
         and type(status) is str
         and status in _STATUSES
@@ -375,9 +368,7 @@ def plain_record_config(
         and type(kwargs) is dict
         and type(abandon_state) is list
         and (not abandon_state or all(type(trigger) is str for trigger in abandon_state))
-    ):
-        return configs.get(task)
-    return None
+    )
 
 
 def _stored_fields_are_valid(data: Mapping[str, Any]) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "as_record",
     "decode_record",
     "encode_record",
+    "plain_fields",
     "record_fields",
 ]
 
@@ -115,8 +116,28 @@ def record_fields(stored: Any, name: str, uid: str, key: str) -> Any:
     naming ``uid`` and ``key``."""
     if type(stored) is not bytes or not stored.startswith(RECORD_MARK):
         return unseal(stored, uid, key)
-    # The stored checksum read in place, the computed one compared as a number:
-    # this runs once per record of a session read whole.
+    fields = _opened(stored, name, uid, key)
+    if len(fields) == len(RECORD_FIELDS):
+        return FieldTuple(fields)
+    if len(fields) == 1:
+        return fields[0]
+    raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
+
+
+def plain_fields(stored: Any, name: str, uid: str, key: str) -> tuple[Any, ...] | None:
+    """The fields of a record in this form, in the order of ``RECORD_FIELDS``
+    (a plain tuple: this runs once per record of a session read whole); None
+    for any other record, which :func:`record_fields` reads. Damage is
+    StorageCorrupted naming ``uid`` and ``key``."""
+    if type(stored) is not bytes or not stored.startswith(RECORD_MARK):
+        return None
+    fields = _opened(stored, name, uid, key)
+    return fields if len(fields) == len(RECORD_FIELDS) else None
+
+
+def _opened(stored: bytes, name: str, uid: str, key: str) -> tuple[Any, ...]:
+    """The tuple a record in this form holds, its checksum checked."""
+    # The stored checksum read in place, the computed one compared as a number.
     crc = _checksum(name, memoryview(stored)[_BODY_START:])
     if len(stored) < _CRC_END or _stored_checksum(stored, _CRC_START)[0] != crc:
         raise StorageCorrupted(
@@ -128,10 +149,6 @@ def record_fields(stored: Any, name: str, uid: str, key: str) -> Any:
         raise StorageCorrupted(
             uid, f"{key!r} is damaged: its body does not decode ({type(exc).__name__})"
         ) from exc
-    if type(fields) is not tuple:
+    if type(fields) is not tuple or not fields:
         raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
-    if len(fields) == len(RECORD_FIELDS):
-        return FieldTuple(fields)
-    if len(fields) == 1:
-        return fields[0]
-    raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
+    return fields

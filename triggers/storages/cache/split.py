@@ -31,10 +31,10 @@ from ...locking.versions import generation_of, is_version, new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
-from ..validation import plain_record_config
 from .collector import collector_paused
 from .formats import LEGACY_REFUSAL, READ_FORMATS, pickled
-from .records import FieldTuple, as_record, encode_record, record_fields
+from .plain_build import build_plain
+from .records import decode_record, encode_record
 from .sealing import is_sealed, seal, unseal
 from .state import CacheSessionState, horizon
 from .tables import StoredConfigs, task_tables
@@ -123,7 +123,8 @@ class SplitLayout(CacheSessionState):
 
     def _split_fetch(self, names: list[str]) -> dict[str, TaskInstance]:
         """Read instance records: from the head's delta, else from their own keys
-        (or their pages)."""
+        (or their pages). ``names`` are names the index holds: the collection
+        asks for no other."""
         with collector_paused(len(names)):
             return self._split_fetch_records(names)
 
@@ -158,29 +159,17 @@ class SplitLayout(CacheSessionState):
         self, found: dict[str, Any], wanted: dict[str, str], records: dict[str, Any]
     ) -> dict[str, TaskInstance]:
         """Instances built straight from records of the plain form this package
-        writes (this runs once per record of a session read whole); every other
-        record decoded into ``records``, for :meth:`_split_build` to check in full.
-        Under the lock every record goes there: a save compares each one's dict."""
-        uid, configs, task_of = self.uid, self._configs, self.instances.task_of
-        assert configs is not None
-        direct = not self.has_lock
-        built = {}
-        for key, stored in found.items():
-            name = wanted[key]
-            fields = record_fields(stored, name, uid, key)
-            if type(fields) is not FieldTuple:
-                records[name] = fields
-                continue
-            abandon_state, kwargs, metadata, status, task = fields  # RECORD_FIELDS' order
-            config = (
-                plain_record_config(configs, task, status, metadata, kwargs, abandon_state)
-                if direct
-                else None
-            )
-            if config is not None and config.name == task_of(name):
-                built[name] = TaskInstance(name, config, status, metadata, kwargs, abandon_state)
-            else:
-                records[name] = as_record(fields)
+        writes; every other record decoded into ``records``, for :meth:`_split_build`
+        to check in full. Under the lock every record goes there: a save
+        compares each one's dict."""
+        assert self._configs is not None
+        if self.has_lock:
+            for key, stored in found.items():
+                records[wanted[key]] = decode_record(stored, wanted[key], self.uid, key)
+            return {}
+        indexed_task = self.instances.indexed_task
+        built, others = build_plain(found, wanted, self._configs, indexed_task, self.uid)
+        records.update(others)
         return built
 
     def _split_build(
