@@ -338,7 +338,7 @@ def stored_record_config(
         # The record as this package writes it, checked in fewer steps (this runs
         # once per record of a session read whole); any other is checked below.
         get = data.get
-        task = get("task")
+        task: Any = get("task")
         if has_plain_fields(task, get("status"), get("metadata"), get("kwargs"), get("abandonState")):
             config = configs.get(task)
             if config is not None:

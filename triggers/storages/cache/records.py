@@ -97,7 +97,7 @@ def decode_record(stored: Any, name: str, uid: str, key: str) -> Any:
     return as_record(fields) if type(fields) is FieldTuple else fields
 
 
-def as_record(fields: FieldTuple) -> dict[str, Any]:
+def as_record(fields: tuple[Any, ...]) -> dict[str, Any]:
     """The record (the dict ``serialize()`` made) of fields :func:`record_fields` gave."""
     return dict(zip(RECORD_FIELDS, fields))
 
