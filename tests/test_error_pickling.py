@@ -67,3 +67,18 @@ def test_the_errors_with_their_own_arguments_keep_them():
         "u",
         "no task instance named 't#9' in session 'u'",
     )
+
+
+def test_import_errors_keep_the_module_they_name():
+    """ImportError keeps ``name`` and ``path`` outside ``__dict__``: they come back too."""
+    from triggers.importlib import DottedPathError
+    from triggers.registry import PluginLoadError
+
+    dotted = DottedPathError("pkg.mod.thing", "no such module", "pkg.mod")
+    dotted.path = "/srv/app/pkg/mod.py"
+    plugin = PluginLoadError("sync", "triggers.runners", "pkg:Runner", ImportError("gone"))
+    for error in (dotted, plugin):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert (back.name, back.path) == (error.name, error.path)
+    assert pickle.loads(pickle.dumps(dotted)).name == "pkg.mod"

@@ -49,6 +49,10 @@ class TriggersError(Exception):
         # Rebuilt whole where it is unpickled (a Celery result, a prefork
         # child's answer), not by calling __init__ with the message: most of
         # these errors take other arguments than the text they carry.
+        if isinstance(self, ImportError):
+            # ImportError keeps these itself, outside __dict__.
+            kept = {"name": self.name, "path": self.path}
+            return (_rebuilt, (type(self), self.__dict__, self.args, kept))
         return (_rebuilt, (type(self), self.__dict__, self.args))
 
 
@@ -107,11 +111,19 @@ class InstanceMissing(UnknownInstance):
         )
 
 
-def _rebuilt(cls: type[Exception], state: dict[str, Any], args: tuple[Any, ...]) -> Exception:
-    """An error of ``cls`` with ``state`` and ``args``, made without its ``__init__``."""
+def _rebuilt(
+    cls: type[Exception],
+    state: dict[str, Any],
+    args: tuple[Any, ...],
+    kept: dict[str, Any] | None = None,
+) -> Exception:
+    """An error of ``cls`` with ``state`` and ``args``, made without its ``__init__``
+    (``kept``: attributes a built-in base keeps outside ``__dict__``)."""
     error = cls.__new__(cls)
     error.args = args
     error.__dict__.update(state)
+    for name, value in (kept or {}).items():
+        setattr(error, name, value)
     return error
 
 
