@@ -1,5 +1,5 @@
-"""The paged layout seals its head and task tables compressed: what is stored,
-heads of the earlier paged format, and compressed bodies damaged by hand."""
+"""Heads and task tables are sealed compressed: what is stored, heads of the
+earlier (uncompressed) formats, and compressed bodies damaged by hand."""
 
 import functools
 import hashlib
@@ -8,25 +8,39 @@ import zlib
 import pytest
 from django.core.cache import caches
 
-from tests.conftest import PAGED_CACHES, prepare_cache
-from tests.storage_support import populate, raw, stored_head
+from tests.conftest import ALL_CACHES, PAGED_CACHES, prepare_cache
+from tests.storage_support import populate, raw, stored_head, stored_value
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import StorageCorrupted
 from triggers.locking.driver_table import write_driver
 from triggers.locking.writes import Writes
 from triggers.process_state import reset_process_state
 from triggers.storages.cache import sealing
-from triggers.storages.cache.formats import PAGED_FORMAT
+from triggers.storages.cache.formats import HEAD_FORMAT, PAGED_FORMAT
 from triggers.storages.cache.sealing import COMPRESSED_SEAL_MARK, SEAL_MARK, seal, unseal
 
+#: each layout with a head, on a cache that keeps it
+LAYOUT_CACHES = [("split", alias) for alias in ALL_CACHES] + [
+    ("paged", alias) for alias in sorted(PAGED_CACHES)
+]
+WRITTEN = {"split": HEAD_FORMAT, "paged": PAGED_FORMAT}
+EARLIER = {"split": "triggers/split-3", "paged": "triggers/paged-1"}
 
-@pytest.fixture(params=sorted(PAGED_CACHES))
-def redis_cache(request):
-    return prepare_cache(request, request.param)
+
+#: each test's parameters: a layout and a cache (by alias, so that a
+#: database cache's test gets its database)
+on_every_cache = pytest.mark.parametrize(("layout", "alias"), LAYOUT_CACHES)
 
 
-def _paged(alias, uid):
-    return populate(CacheStorageBackend(uid, cache=alias, layout="paged"))
+@pytest.fixture
+def stored(request, layout, alias):
+    """(layout, cache alias) of a session with a head."""
+    return layout, prepare_cache(request, alias)
+
+
+def _session(stored, uid):
+    layout, alias = stored
+    return populate(CacheStorageBackend(uid, cache=alias, layout=layout))
 
 
 def _table_key(alias, store):
@@ -41,37 +55,41 @@ def _put(alias, key, value):
     write_driver(caches[alias]).write(Writes(({key: value},), 600))
 
 
-def test_a_paged_head_and_its_table_are_stored_compressed(redis_cache, uid):
-    store = _paged(redis_cache, uid)
-    head = caches[redis_cache].get(store.cache_key)
-    assert head["format"] == PAGED_FORMAT == "triggers/paged-2"
+@on_every_cache
+def test_a_head_and_its_table_are_stored_compressed(stored, uid):
+    layout, alias = stored
+    store = _session(stored, uid)
+    head = stored_value(alias, store.cache_key)
+    assert head["format"] == WRITTEN[layout]
     assert head["sealed"][0] == COMPRESSED_SEAL_MARK
     body = unseal(head["sealed"], uid, store.cache_key)
     assert len(head["sealed"][2]) < len(seal(body)[2])  # smaller than sealed plain
-    table = raw(redis_cache, [_table_key(redis_cache, store)])
-    assert next(iter(table.values()))[0] == COMPRESSED_SEAL_MARK
-    fresh = CacheStorageBackend(uid, cache=redis_cache, layout="paged")
+    assert stored_value(alias, _table_key(alias, store))[0] == COMPRESSED_SEAL_MARK
+    fresh = CacheStorageBackend(uid, cache=alias, layout=layout)
     assert sorted(fresh.tasks) == sorted(store.tasks)
     assert fresh.instances["t_score#0"].status == "finished"
 
 
-def test_a_split_head_stays_uncompressed(redis_cache, uid):
-    store = populate(CacheStorageBackend(uid, cache=redis_cache, layout="split"))
-    assert caches[redis_cache].get(store.cache_key)["sealed"][0] == SEAL_MARK
-
-
-def test_a_head_of_the_earlier_paged_format_is_read_and_saved_anew(redis_cache, uid):
-    store = _paged(redis_cache, uid)
-    content = stored_head(redis_cache, store)
-    earlier = {**caches[redis_cache].get(store.cache_key), "format": "triggers/paged-1"}
-    earlier["sealed"] = seal(content)  # as the earlier format sealed it: plain
-    _put(redis_cache, store.cache_key, earlier)
-    manager = TriggerManager(CacheStorageBackend(uid, cache=redis_cache, layout="paged"))
+@on_every_cache
+def test_a_head_of_an_earlier_format_is_read_and_saved_anew(stored, uid):
+    """A head and table sealed plain under the earlier mark, as the previous
+    version wrote them: read as they are, written compressed by the next save."""
+    layout, alias = stored
+    store = _session(stored, uid)
+    content = stored_head(alias, store)
+    earlier = {**stored_value(alias, store.cache_key), "format": EARLIER[layout]}
+    earlier["sealed"] = seal(content)
+    table_key = _table_key(alias, store)
+    plain_table = seal(unseal(stored_value(alias, table_key), uid, table_key))
+    _put(alias, store.cache_key, earlier)
+    _put(alias, table_key, plain_table)
+    reset_process_state()  # as a process that never read the table
+    manager = TriggerManager(CacheStorageBackend(uid, cache=alias, layout=layout))
     assert manager.storage.instances["t_score#1"].status == "failed"
     manager.fire("upload", {"file": 1})
-    head = caches[redis_cache].get(store.cache_key)
-    assert head["format"] == PAGED_FORMAT and head["sealed"][0] == COMPRESSED_SEAL_MARK
-    reread = CacheStorageBackend(uid, cache=redis_cache, layout="paged")
+    head = stored_value(alias, store.cache_key)
+    assert head["format"] == WRITTEN[layout] and head["sealed"][0] == COMPRESSED_SEAL_MARK
+    reread = CacheStorageBackend(uid, cache=alias, layout=layout)
     assert reread.latest_kwargs["upload"] == {"file": 1}
     assert reread.instances["t_score#0"].status == "finished"
 
@@ -90,30 +108,50 @@ DAMAGES = {
     "not zlib": (lambda packed: b"\x00not a zlib stream" + packed, True, "does not inflate"),
     "cut short": (lambda packed: packed[: len(packed) // 2], True, "cut short or runs on"),
     "runs on": (lambda packed: packed + b"tail", True, "cut short or runs on"),
-    "a bomb": (lambda packed: _bomb(), True, "inflates past"),
 }
 
 
-@pytest.mark.parametrize("part", ["head", "table"])
-@pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_a_damaged_compressed_body_is_refused_and_kept(redis_cache, uid, part, damage):
-    """Damage the digest catches, and damage past a digest made to match it (a
-    hand-made or hostile value): StorageCorrupted naming the key, nothing written."""
-    store = _paged(redis_cache, uid)
-    change, redigest, message = DAMAGES[damage]
-    key = store.cache_key if part == "head" else _table_key(redis_cache, store)
-    stored = raw(redis_cache, [key])[key]
-    sealed = stored["sealed"] if part == "head" else stored
+def _damaged(stored, uid, part, change, redigest):
+    """A session whose head or task table has its compressed body changed by
+    ``change`` (its digest made to match if ``redigest``); (store, key, keys as stored)."""
+    layout, alias = stored
+    store = _session(stored, uid)
+    key = store.cache_key if part == "head" else _table_key(alias, store)
+    value = stored_value(alias, key)
+    sealed = value["sealed"] if part == "head" else value
     packed = change(sealed[2])
     digest = hashlib.blake2b(packed, digest_size=sealing.DIGEST_SIZE).digest() if redigest else sealed[1]
     damaged = (sealed[0], digest, packed)
-    _put(redis_cache, key, {**stored, "sealed": damaged} if part == "head" else damaged)
-    before = raw(redis_cache, [*_session_keys(store), key])
+    _put(alias, key, {**value, "sealed": damaged} if part == "head" else damaged)
     reset_process_state()  # as a process that never read it: the table is read too
+    return store, key, raw(alias, [*_session_keys(store), key])
+
+
+def _refused(stored, uid, key, before, message):
+    layout, alias = stored
     with pytest.raises(StorageCorrupted) as info:
-        TriggerManager(CacheStorageBackend(uid, cache=redis_cache, layout="paged")).fire("upload", {})
+        TriggerManager(CacheStorageBackend(uid, cache=alias, layout=layout)).fire("upload", {})
     assert repr(key) in str(info.value) and message in str(info.value)
-    assert raw(redis_cache, list(before)) == before
+    assert raw(alias, list(before)) == before
+
+
+@on_every_cache
+@pytest.mark.parametrize("part", ["head", "table"])
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_compressed_body_is_refused_and_kept(stored, uid, part, damage):
+    """Damage the digest catches, and damage past a digest made to match it (a
+    hand-made or hostile value): StorageCorrupted naming the key, nothing written."""
+    change, redigest, message = DAMAGES[damage]
+    store, key, before = _damaged(stored, uid, part, change, redigest)
+    _refused(stored, uid, key, before, message)
+
+
+@pytest.mark.parametrize(
+    ("layout", "alias", "part"), [("split", "locmem", "head"), ("paged", "redis", "table")]
+)
+def test_a_body_that_would_inflate_without_bound_is_refused(stored, uid, part):
+    store, key, before = _damaged(stored, uid, part, lambda packed: _bomb(), True)
+    _refused(stored, uid, key, before, f"inflates past {sealing.MAX_INFLATED} bytes")
 
 
 def test_a_seal_compresses_only_when_that_is_smaller():

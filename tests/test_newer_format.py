@@ -23,7 +23,7 @@ def _stored_in(alias: str, uid: str, mark: object) -> tuple[CacheStorageBackend,
     return store, raw(alias, keys)
 
 
-@pytest.mark.parametrize("mark", ["triggers/split-4", "triggers/paged-3", "triggers/\x1b[31m{x}:"])
+@pytest.mark.parametrize("mark", ["triggers/split-5", "triggers/paged-3", "triggers/\x1b[31m{x}:"])
 def test_a_newer_format_is_refused_by_name_and_nothing_is_written(any_cache, uid, mark):
     store, before = _stored_in(any_cache, uid, mark)
     manager = TriggerManager(CacheStorageBackend(uid, cache=any_cache, layout="split"))
@@ -49,7 +49,7 @@ def test_a_known_development_format_keeps_its_own_message(any_cache, uid):
     with pytest.raises(StorageCorrupted, match="development version") as info:
         list(CacheStorageBackend(uid, cache=any_cache).iter_instances())
     assert not isinstance(info.value, StoredByNewerVersion)
-    assert sealed_head({})["format"] == "triggers/split-3"  # the format this version writes
+    assert sealed_head({})["format"] == "triggers/split-4"  # the format this version writes
 
 
 def test_delete_says_what_goes_of_a_session_in_a_newer_format(request, uid):

@@ -154,7 +154,7 @@ def test_the_runbook(redis_alias, uid):
     # 2. 2.x drained. 3. Switched to split: the next save converts the session.
     _manager(redis_alias, uid, "split").fire("page", {"step": 3})
     head = cache.get(key_of(uid))
-    assert head["format"] == "triggers/split-3"
+    assert head["format"] == "triggers/split-4"
     # A 2.x process that is somehow still running fails, writing nothing.
     before = _raw_keys(redis_alias, uid)
     with pytest.raises(TypeError):

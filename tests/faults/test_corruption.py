@@ -1,7 +1,8 @@
 """Damage to a stored split session is detected, part by part, on every cache.
 
-Each test flips one letter of a known string inside a part's stored bytes,
-so the value still unpickles (before sealing it was read as a different
+Each test flips one letter of a known string inside a record's stored
+bytes, or one bit of the compressed body of the head or a task table, so
+the value still unpickles (before sealing it was read as a different
 session), and checks that reading and firing raise StorageCorrupted naming
 the uid and the key, and that a fire writes nothing over the session.
 """
@@ -26,11 +27,13 @@ from triggers.errors import StorageCorrupted
 from triggers.locking.drivers.memcached import FENCED_MARK, untagged
 from triggers.storages.cache.formats import DEVELOPMENT_FORMATS
 from triggers.storages.cache.records import RECORD_MARK
-from triggers.storages.cache.sealing import SEAL_MARK
+from triggers.storages.cache.sealing import COMPRESSED_SEAL_MARK
 from triggers.storages.cache.tables import task_tables
 
 CACHES = ["locmem", "redis", "dredis", "memcached", "db_sqlite", "db_pg"]
-#: the string each part holds, and the letter-changed one written instead
+#: the string each part holds, and the letter-changed one written instead (in
+#: a record; the head and the task table are stored compressed, so a bit of
+#: their compressed body is flipped instead)
 NEEDLES = {
     "head": (b"needle-head", b"needle-heaD"),
     "record": (b"needle-record", b"needle-recorD"),
@@ -143,13 +146,29 @@ def session_keys(store: CacheStorageBackend) -> list[str]:
     return [*keys_of(store, list(fresh(store).instances)), part_key(store, "table")]
 
 
+def decoded(stored: bytes) -> Any:
+    """A part's stored bytes decoded as the cache client would (a record: as it is)."""
+    value = stored if stored.startswith(RECORD_MARK) else pickle.loads(stored)
+    if type(value) is tuple and value[0] == FENCED_MARK:
+        value = value[2]
+    return value
+
+
 def damage(raw: RawValues, key: str, part: str) -> None:
-    """Change one letter of the part's known string in its stored bytes."""
+    """Change one letter of the part's known string in its stored bytes (a
+    record), or one bit in the middle of its compressed body (the head, a table)."""
     value = raw.get(key)
     assert value is not None, key
-    needle, changed = NEEDLES[part]
-    assert value.count(needle) == 1, (key, value)
-    raw.set(key, value.replace(needle, changed))
+    if part == "record":
+        needle, changed = NEEDLES[part]
+        assert value.count(needle) == 1, (key, value)
+        raw.set(key, value.replace(needle, changed))
+    else:
+        opened = decoded(value)
+        body = (opened["sealed"] if part == "head" else opened)[2]
+        assert value.count(body) == 1, key
+        at = value.find(body) + len(body) // 2
+        raw.set(key, value[:at] + bytes([value[at] ^ 0x10]) + value[at + 1 :])
     task_tables.clear()  # as a process that has not read this table yet
 
 
@@ -216,16 +235,13 @@ def test_every_stored_part_is_sealed(alias, uid):
     store = stored_session(alias, uid)
     raw = RawValues(alias)
     for part in NEEDLES:
-        stored = raw.get(part_key(store, part))
         # Records are stored as they are where the cache can (Redis), else pickled.
-        value = stored if stored.startswith(RECORD_MARK) else pickle.loads(stored)
-        if type(value) is tuple and value[0] == FENCED_MARK:
-            value = value[2]
+        value = decoded(raw.get(part_key(store, part)))
         if part == "record":  # its own mark and checksum (see records.py)
             assert type(value) is bytes and value.startswith(RECORD_MARK), value[:8]
             continue
         sealed = value["sealed"] if part == "head" else value
-        assert type(sealed) is tuple and sealed[0] == SEAL_MARK, part
+        assert type(sealed) is tuple and sealed[0] == COMPRESSED_SEAL_MARK, part
 
 
 @pytest.mark.parametrize("part", [*sorted(NEEDLES), "witness"])

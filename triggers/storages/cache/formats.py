@@ -10,6 +10,7 @@ from ...errors import UnserializableValue
 
 __all__ = [
     "DEVELOPMENT_FORMATS",
+    "EARLIER_FORMATS",
     "EARLIER_PAGED_FORMATS",
     "HEAD_FORMAT",
     "HEAD_FORMATS",
@@ -34,19 +35,22 @@ LAYOUT_SINGLE = "single"
 LAYOUT_PAGED = "paged"
 LAYOUTS = (LAYOUT_SPLIT, LAYOUT_SINGLE, LAYOUT_PAGED)
 
-#: marks a split head (its content sealed under "sealed", see .sealing), its
-#: parts under the part prefix and its witness carrying a token per save
-HEAD_FORMAT = "triggers/split-3"
-#: marks a head of the paged layout: as a split head, its records in pages,
-#: the head and task tables sealed compressed (see .sealing)
+#: marks a split head (its content sealed under "sealed", compressed where
+#: that is smaller, see .sealing), its parts under the part prefix and its
+#: witness carrying a token per save
+HEAD_FORMAT = "triggers/split-4"
+#: marks a head of the paged layout: as a split head, its records in pages
 PAGED_FORMAT = "triggers/paged-2"
-#: marks of paged heads written by earlier versions (sealed uncompressed, the
-#: same pages): read as paged heads, and saved again as :data:`PAGED_FORMAT`
+#: marks of paged heads written by earlier versions (the same pages)
 EARLIER_PAGED_FORMATS = ("triggers/paged-1",)
+#: marks of heads written by earlier versions, which sealed the head and task
+#: tables uncompressed and were otherwise the same: read, and saved again in
+#: this version's marks
+EARLIER_FORMATS = ("triggers/split-3", *EARLIER_PAGED_FORMATS)
 #: the head marks this version writes
 WRITTEN_FORMATS = (HEAD_FORMAT, PAGED_FORMAT)
 #: the head marks this version reads as sessions of its own
-READ_FORMATS = (*WRITTEN_FORMATS, *EARLIER_PAGED_FORMATS)
+READ_FORMATS = (*WRITTEN_FORMATS, *EARLIER_FORMATS)
 #: marks of split heads saved by development versions (parts under other
 #: keys): recognised, to be refused with a message that says what to do
 DEVELOPMENT_FORMATS = ("triggers/split-1", "triggers/split-2")

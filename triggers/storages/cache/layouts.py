@@ -42,8 +42,6 @@ class Layout:
     tasks_using_trigger: Callable[[str], list[TaskConfig]] | None
     #: whether a save in this layout is one whole value, as Triggers 2.x writes it
     whole_value: bool
-    #: whether this layout seals its head and task tables compressed
-    compressed: bool = False
 
 
 @dataclass(frozen=True)

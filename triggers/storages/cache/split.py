@@ -339,9 +339,9 @@ class SplitLayout(CacheSessionState):
                 version, table = self._new_task_table()
             if version not in read.table_versions:
                 read.table_versions = [*read.table_versions, version]
-            return version, {self.keys.tasks(version): seal(table, self._writer.compressed)}
+            return version, {self.keys.tasks(version): seal(table, compress=True)}
         if refresh:
-            return version, {self.keys.tasks(version): seal(read.table, self._writer.compressed)}
+            return version, {self.keys.tasks(version): seal(read.table, compress=True)}
         return version, {}
 
     def _split_new_head(
@@ -375,9 +375,8 @@ class SplitLayout(CacheSessionState):
         """The head's write (the commit point), and where the witness goes."""
         read = self._read
         witness = read.saved_witness = new_version(head["generation"])
-        writer = self._writer
-        sealed = seal(head, writer.compressed)
-        stored = {**LEGACY_REFUSAL, "format": writer.head_format, "sealed": sealed}
+        sealed = seal(head, compress=True)
+        stored = {**LEGACY_REFUSAL, "format": self._writer.head_format, "sealed": sealed}
         commit: dict[str, Any] = {self.keys.head: stored}
         if read.layout is not None and read.layout.whole_value:
             # Converting a single value: its (odd) witness after the head, so
