@@ -5,9 +5,9 @@ A value that still unpickles after damage (a flipped bit inside a string)
 would otherwise be read as a different session and overwritten by the next
 save. A sealed value is ``(mark, digest, body)``: ``body`` is the value
 pickled, ``digest`` its BLAKE2b digest. Under :data:`COMPRESSED_SEAL_MARK`
-the body is the pickle compressed with zlib (the paged layout's heads and
-tables, where it is smaller), and the digest is of the compressed bytes, so
-damage is found before anything is inflated. The cache client pickles that
+the body is the pickle compressed with zlib (heads and task tables, where
+that is smaller), and the digest is of the compressed bytes, so damage is
+found before anything is inflated. The cache client pickles that
 small tuple around the bytes, which costs a copy. Values stored before
 sealing (plain dicts) pass through unchanged, so older sessions still read;
 so do instance records sealed by earlier versions.
