@@ -149,11 +149,11 @@ class UnlockedCommits(CacheSessionState):
             return self.with_handed_records(known)
         return known
 
-    def with_handed_records(self, known: Known) -> Known | None:
-        """``known`` with the expected records it lacks taken from the state handed
-        to this object (an earlier one), each checked by the commit to be still
-        stored as handed; None when they were not all handed."""
-        handed = self._known
+    def with_handed_records(self, known: Known, handed: Known | None = None) -> Known | None:
+        """``known`` with the expected records it lacks taken from the state handed to
+        this object (or ``handed``), each checked by the commit to be still stored
+        as handed; None when they were not all handed."""
+        handed = self._known if handed is None else handed
         missing = [name for name in self.expected_instances if name not in known.records]
         if handed is None or any(name not in handed.records for name in missing):
             return None
@@ -227,9 +227,12 @@ class UnlockedCommits(CacheSessionState):
         identity = attempt.identity
         if identity is not None:
             committed_heads.turn(identity).acquire()
-            # Another thread may have committed while this one waited its turn.
+            # Another thread or forked process may have committed meanwhile: start
+            # there, with the records this try held (the commit checks them).
             shared = committed_heads.get(identity)
             found = newer(attempt.known, shared, self.keys.witness)
+            if found is not None and found is not attempt.known and attempt.known:
+                found = self.with_handed_records(found, attempt.known) or found
             attempt.known = Known() if found is None else found
         try:
             self.begin_try(attempt)
@@ -392,8 +395,5 @@ def forget(identity: Hashable) -> None:
 def newer(known: Known | None, shared: Known | None, witness_key: str) -> Known | None:
     """What a try starts from: ``shared`` (what this process last committed)
     where it is newer than ``known``, or ``known`` is nothing or assumed empty."""
-    if shared is not None and (
-        not known or generation(shared, witness_key) > generation(known, witness_key)
-    ):
-        return shared
-    return known
+    newest = not known or generation(shared, witness_key) > generation(known, witness_key)
+    return shared if shared is not None and newest else known
