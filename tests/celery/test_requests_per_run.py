@@ -1,8 +1,9 @@
 """Cache requests per task run on a real Celery worker with two child processes (counted, not timed).
 
-The children of a prefork worker take turns on the tasks of one session, so
-each often starts from a state its sibling has moved on from. A refused
-commit brings back the head, the witness and the records its block read,
+The children of a prefork worker take turns on the tasks of one session:
+each commits when its sibling is done with the session, and starts from
+the state the sibling committed (kept in memory the children share). A
+refused commit brings back the head, the witness and the records its block read,
 and a child that knows nothing of the session reads the head with the run's
 own record in one request: no run reads a record alone after a refusal.
 Each task is sent with the state the firing process committed (a signed
@@ -33,8 +34,9 @@ from triggers import CacheStorageBackend
 SESSIONS, CHAIN, FAN = 12, 5, 5
 #: what the worker may send per task run: two commits, and a refusal or a read at times
 #: (3.9 before refusals brought the records back; 3.2 with them; about 2.5 with the
-#: state handed in the message)
-MOST_PER_RUN = 3.0
+#: state handed in the message; about 2.0 since the children take turns and start
+#: from each other's commits); the bound is the goal the project set itself
+MOST_PER_RUN = 2.3
 #: connection set-up and script loading are not costs of a run
 NOT_COUNTED = {"CLIENT", "HELLO", "SELECT", "PING", "AUTH", "SCRIPT", "INFO"}
 
