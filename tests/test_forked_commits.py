@@ -173,3 +173,51 @@ def test_slots_written_at_once_by_several_processes_are_read_whole_or_not_at_all
         writer.join(30)
         assert writer.exitcode == 0
     assert seen > 0  # the reads above did find whole states while the writers raced
+
+
+def _known(witness):
+    from triggers.storages.cache.read_state import Known
+
+    return Known({"head": b"stored head", "w": witness}, {"t#0": b"record"}, "digest")
+
+
+def test_a_lone_process_shares_nothing_and_a_forked_one_shares_its_commits():
+    from triggers.locking.versions import new_version
+    from triggers.storages.cache.committed import CommittedHeads
+
+    identity = (("127.0.0.1", 6379, 0, None), "head")
+    older, newer = new_version(8), new_version(9)
+    memory = ForkShared(stripes=4, slot_size=1024)
+    lone = CommittedHeads(memory, forked=False)
+    lone.put(identity, _known(older), witness=older, started_from=None)
+    assert memory.load(identity_digest(identity)) is None  # nobody to share with
+    forked = CommittedHeads(memory, forked=True)
+    sibling = CommittedHeads(memory, forked=True)  # another process on the same memory
+    sibling.put(identity, _known(older), witness=older, started_from=None)
+    forked.put(identity, _known(newer), witness=newer, started_from=None)
+    assert memory.load(identity_digest(identity)) is not None
+    # The sibling starts from the newer commit, not from what it committed itself.
+    assert sibling.get(identity).values["w"] == newer
+    assert sibling.get(identity).records == {"t#0": b"record"}
+    assert lone.get(identity).values["w"] == older  # a lone process keeps to its own
+    sibling.forget(identity, witness=newer)  # found stale: dropped from the memory too
+    assert memory.load(identity_digest(identity)) is None
+    assert sibling.get(identity).values["w"] == older
+
+
+def test_without_shared_memory_a_process_keeps_its_own_commits():
+    from triggers.locking.versions import new_version
+    from triggers.storages.cache.committed import CommittedHeads
+
+    identity = (("127.0.0.1", 6379, 0, None), "head")
+    witness = new_version(3)
+    heads = CommittedHeads(None, forked=True)
+    heads.put(identity, _known(witness), witness=witness, started_from=None)
+    assert heads.get(identity).values["w"] == witness
+    turn = heads.turn(identity)
+    turn.acquire()
+    turn.acquire()  # re-entrant, as before
+    turn.release()
+    turn.release()
+    heads.clear()
+    assert heads.get(identity) is None

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import mmap
 import os
 import struct
 import tempfile
 import time
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - no fcntl (Windows): nothing is shared
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["ForkShared", "identity_digest"]
 
@@ -52,7 +56,10 @@ def _state_digest(payload: bytes | memoryview) -> bytes:
 
 
 def _shared_file(size: int) -> int:
-    """A file descriptor of ``size`` bytes of memory, for this process and its forks."""
+    """A file descriptor of ``size`` bytes of memory, for this process and its forks
+    (OSError where none can be made, or turns cannot be taken on it)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        raise OSError(errno.ENOSYS, "no fcntl locks on this platform")
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("triggers-committed", os.MFD_CLOEXEC)
     else:  # pragma: no cover - platforms without memfd
