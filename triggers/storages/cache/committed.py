@@ -28,7 +28,7 @@ from typing import Any
 
 from ...locking.versions import generation_of
 from ...process_state import register_state
-from .forked import STRIPES, ForkShared, identity_digest
+from .forked import STRIPES, ForkShared, identity_digest, stripe_of
 from .read_state import Known
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ class CommittedHeads:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._memory = shared
+        #: each session's identity digest, made once (every try asks for it
+        #: for its turn, its start and its commit)
+        self._digests: dict[Hashable, bytes] = {}
         #: whether this process forked or was forked since the memory was
         #: made: only then is there anyone to share with (a lone process pays nothing)
         self._forked = forked
@@ -176,7 +179,7 @@ class CommittedHeads:
         if shared is not None:
             kept_known = entry.known
             state = (witness, kept_known.values, kept_known.records, kept_known.head_digest)
-            shared.store(identity_digest(identity), pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+            shared.store(self._digest(identity), pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
 
     def clear(self) -> None:
         """Forget every session: the next try of each starts from a read.
@@ -198,22 +201,27 @@ class CommittedHeads:
         forked = self._forked_entry(identity)
         if forked is not None and (witness is None or forked.witness == witness):
             assert self._memory is not None
-            self._memory.drop(identity_digest(identity))
+            self._memory.drop(self._digest(identity))
 
     def turn(self, identity: Hashable) -> Turn:
         """The turn this process's threads, and the processes forked from the
         same parent, take on that session."""
-        return self._turns[self._stripe(identity)]
+        return self._turns[stripe_of(self._digest(identity), TURN_STRIPES)]
 
-    def _stripe(self, identity: Hashable) -> int:
-        return int.from_bytes(identity_digest(identity)[:4], "big") % TURN_STRIPES
+    def _digest(self, identity: Hashable) -> bytes:
+        digest = self._digests.get(identity)
+        if digest is None:
+            if len(self._digests) >= SESSIONS:
+                self._digests.clear()
+            digest = self._digests[identity] = identity_digest(identity)
+        return digest
 
     def _forked_entry(self, identity: Hashable) -> _Entry | None:
         """The state a forked process sharing this memory last committed, if kept whole."""
         shared = self._shared()
         if shared is None:
             return None
-        payload = shared.load(identity_digest(identity))
+        payload = shared.load(self._digest(identity))
         if payload is None:
             return None
         try:

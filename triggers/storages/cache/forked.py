@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - no fcntl (Windows): nothing is shared
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ForkShared", "identity_digest"]
+__all__ = ["ForkShared", "identity_digest", "stripe_of"]
 
 #: stripes of sessions (each a turn and a slot)
 STRIPES = 256
@@ -49,6 +49,11 @@ def identity_digest(identity: object) -> bytes:
     """A digest naming a session the same way in every process (``hash()`` of
     a string differs from one interpreter to the next)."""
     return hashlib.blake2b(repr(identity).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def stripe_of(digest: bytes, stripes: int = STRIPES) -> int:
+    """The stripe of the session whose identity digest is ``digest``."""
+    return int.from_bytes(digest[:4], "big") % stripes
 
 
 def _state_digest(payload: bytes | memoryview) -> bytes:
@@ -80,7 +85,7 @@ class ForkShared:
 
     def stripe(self, digest: bytes) -> int:
         """The stripe of the session whose identity digest is ``digest``."""
-        return int.from_bytes(digest[:4], "big") % self.stripes
+        return stripe_of(digest, self.stripes)
 
     # ----------------------------------------------------------------- turns
     def take_turn(self, stripe: int, wait: float = TURN_WAIT) -> bool:
