@@ -96,6 +96,34 @@ def test_a_shared_state_made_stale_by_a_process_not_forked_from_here_costs_one_r
     assert [i.name for i in stored.iter_instances()] == ["t_b#0"]  # made over there, kept
 
 
+@pytest.mark.parametrize("name", ["plain", "br{ace}:colon:[31m\\*?"])
+def test_a_session_deleted_by_hand_does_not_come_back_from_the_shared_memory(
+    redis_cache, uid, name
+):
+    """A fork committed (its state is in the shared memory); then every key of
+    the session is deleted on the server, past this package, and the uid is
+    used again. A fork that starts from the remembered state is refused and
+    reads the session as new: nothing of the old one comes back."""
+    import redis
+    from django.conf import settings
+
+    uid = f"{uid}-{name}"
+    manager = _manager(uid, redis_cache)
+    manager.update_configuration(CONFIG)
+    manager.fire("later", {"old": 1})  # an instance t_b#0 that waits
+    assert _fire_in_a_fork(uid, redis_cache, "unheard", {"old": 2}) == ["EVALSHA"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    # Filtered here: the uid holds SCAN's pattern characters.
+    stored = [key for key in client.scan_iter(count=1000) if uid.encode() in key]
+    assert stored and client.delete(*stored) == len(stored)
+    # The uid again, in a fork that remembers the old session's latest state.
+    sent = _fire_in_a_fork(uid, redis_cache, "unheard", {"new": 3})
+    assert sent[0] == "EVALSHA" and len(sent) >= 2, sent  # refused, then read anew
+    session = CacheStorageBackend(uid, cache=redis_cache)
+    assert session.latest_kwargs == {"unheard": {"new": 3}}
+    assert list(session.iter_instances()) == [] and dict(session.tasks) == {}
+
+
 def _hold_turn(shared, stripe, ready):
     assert shared.take_turn(stripe)
     ready.set()
