@@ -39,6 +39,7 @@ __all__ = [
     "damaged_page_refusal",
     "decode_page",
     "encode_entries",
+    "entry_spans",
     "entry_address",
     "entry_key",
     "entry_stored",
@@ -73,7 +74,9 @@ def entry_stored(key: str, value: Any) -> bytes:
     """How the value of entry ``key`` is kept in its page (without ``RAW_MARK``);
     TypeError unless it is a value stored as it is."""
     if not is_raw(value):
-        raise TypeError(f"entry {key!r} must be a value stored as it is, not {type(value).__name__}")
+        raise TypeError(
+            f"entry {key!r} must be a value stored as it is, not {type(value).__name__}"
+        )
     return bytes(value[_MARK_SIZE:])
 
 
@@ -92,26 +95,38 @@ def encode_entries(entries: Mapping[str, bytes], mark: bytes = PAGE_MARK) -> byt
 def decode_page(page_key: str, stored: Any) -> dict[str, bytes]:
     """The entries of a stored page (each value whole again, with ``RAW_MARK``);
     UndecodableValue naming ``page_key`` if its framing does not add up."""
+    mark = RAW_MARK
+    return {name: mark + stored[start:end] for name, start, end in entry_spans(page_key, stored)}
+
+
+def entry_spans(page_key: str, stored: Any) -> list[tuple[str, int, int]]:
+    """Where each entry of a stored page lies: its name, and the start and end
+    of its value in ``stored`` (without ``RAW_MARK``), so that a reader of many
+    entries can take each one in place. UndecodableValue naming ``page_key``
+    if ``stored`` is no page or its framing does not add up."""
     if type(stored) is not bytes or not stored.startswith(PAGE_MARK):
         raise UndecodableValue(f"{page_key!r} does not hold a page")
-    entries: dict[str, bytes] = {}
-    unpack, end, at, mark = _LENGTH.unpack_from, len(stored), len(PAGE_MARK), RAW_MARK
-    while at < end:
-        if at + 4 > end:
-            raise UndecodableValue(f"{page_key!r} is damaged: an entry runs past its end")
-        name_end = at + 4 + unpack(stored, at)[0]
-        if name_end + 4 > end:
-            raise UndecodableValue(f"{page_key!r} is damaged: an entry runs past its end")
-        value_end = name_end + 4 + unpack(stored, name_end)[0]
-        if value_end > end:
-            raise UndecodableValue(f"{page_key!r} is damaged: an entry runs past its end")
-        try:
-            name = stored[at + 4 : name_end].decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError as exc:
-            raise UndecodableValue(f"{page_key!r} is damaged: an entry's name is not UTF-8") from exc
-        entries[name] = mark + stored[name_end + 4 : value_end]
-        at = value_end
-    return entries
+    spans: list[tuple[str, int, int]] = []
+    unpack, end, at = _LENGTH.unpack_from, len(stored), len(PAGE_MARK)
+    try:
+        while at < end:
+            name_end = at + 4 + unpack(stored, at)[0]
+            value_end = name_end + 4 + unpack(stored, name_end)[0]
+            if value_end > end:
+                raise struct.error("past the end")
+            spans.append(
+                (
+                    stored[at + 4 : name_end].decode("utf-8", "surrogatepass"),
+                    name_end + 4,
+                    value_end,
+                )
+            )
+            at = value_end
+    except struct.error as exc:  # a length read past the end, or a value running past it
+        raise UndecodableValue(f"{page_key!r} is damaged: an entry runs past its end") from exc
+    except UnicodeDecodeError as exc:
+        raise UndecodableValue(f"{page_key!r} is damaged: an entry's name is not UTF-8") from exc
+    return spans
 
 
 def damaged_page_refusal(exc: BaseException) -> UndecodableValue | None:

@@ -89,6 +89,7 @@ class CacheStorageBackend(AsyncCommits, SplitLayout, SingleLayout):
                 record_key=keys.page_entry,
                 stored_key=keys.page,
                 head_format=PAGED_FORMAT,
+                pages=True,
             ),
         )
 

@@ -42,6 +42,8 @@ class Layout:
     tasks_using_trigger: Callable[[str], list[TaskConfig]] | None
     #: whether a save in this layout is one whole value, as Triggers 2.x writes it
     whole_value: bool
+    #: whether records are entries of pages (``stored_key`` names a record's page)
+    pages: bool = False
 
 
 @dataclass(frozen=True)

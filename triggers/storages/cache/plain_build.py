@@ -10,7 +10,41 @@ from ...types import TaskConfig, TaskInstance
 from ..validation import has_plain_fields
 from .records import as_record, plain_fields, record_fields
 
-__all__ = ["build_plain"]
+__all__ = ["PlainInstances", "build_plain"]
+
+
+class PlainInstances:
+    """Instances built from plain records as they come, and every other record
+    decoded (by instance name) for the general way, which checks it in full."""
+
+    def __init__(
+        self, configs: Mapping[str, TaskConfig], indexed_task: Callable[[str], str]
+    ) -> None:
+        #: instances built, by name
+        self.built: dict[str, TaskInstance] = {}
+        #: the other records, by instance name
+        self.others: dict[str, Any] = {}
+        self._configs = configs
+        self._indexed_task = indexed_task
+        # Each task's config looked up once (None: not configured, the general way says so).
+        self._config_of: dict[str, TaskConfig | None] = {}
+
+    def add(self, name: str, fields: tuple[Any, ...]) -> None:
+        """Build instance ``name`` from the plain tuple of its record's fields
+        (in ``RECORD_FIELDS``' order) if they are plain and name the task the
+        index gives the instance; else keep its record for the general way."""
+        abandon_state, kwargs, metadata, status, task = fields
+        if has_plain_fields(task, status, metadata, kwargs, abandon_state):
+            config_of = self._config_of
+            config = config_of.get(task)
+            if config is None and task not in config_of:
+                config = config_of[task] = self._configs.get(task)
+            if config is not None and task == self._indexed_task(name):
+                self.built[name] = TaskInstance(
+                    name, config, status, metadata, kwargs, abandon_state
+                )
+                return
+        self.others[name] = as_record(fields)
 
 
 def build_plain(
@@ -27,25 +61,13 @@ def build_plain(
 
     Damage is StorageCorrupted naming ``uid`` and the key.
     """
-    built: dict[str, TaskInstance] = {}
-    others: dict[str, Any] = {}
-    # Each task's config looked up once (None: not configured, the general way says so).
-    config_of: dict[str, TaskConfig | None] = {}
+    instances = PlainInstances(configs, indexed_task)
+    add, others = instances.add, instances.others
     for key, stored in found.items():
         name = wanted[key]
         fields = plain_fields(stored, name, uid, key)
         if fields is None:
             others[name] = record_fields(stored, name, uid, key)
-            continue
-        abandon_state, kwargs, metadata, status, task = fields  # RECORD_FIELDS' order
-        if not has_plain_fields(task, status, metadata, kwargs, abandon_state):
-            others[name] = as_record(fields)
-            continue
-        config = config_of.get(task)
-        if config is None and task not in config_of:
-            config = config_of[task] = configs.get(task)
-        if config is not None and task == indexed_task(name):
-            built[name] = TaskInstance(name, config, status, metadata, kwargs, abandon_state)
         else:
-            others[name] = as_record(fields)
-    return built, others
+            add(name, fields)
+    return instances.built, others

@@ -28,6 +28,7 @@ import zlib
 from typing import Any
 
 from ...errors import StorageCorrupted
+from ...locking.pages import entry_key
 from ...locking.raw_values import RAW_MARK
 from .formats import pickled
 from .sealing import unseal
@@ -39,6 +40,7 @@ __all__ = [
     "as_record",
     "decode_record",
     "encode_record",
+    "entry_fields",
     "plain_fields",
     "record_fields",
 ]
@@ -53,6 +55,13 @@ _stored_checksum = struct.Struct(">I").unpack_from
 #: POP, which drops the mark and checksum from what the pickle gives
 _POP = b"0"
 _BODY_START = _CRC_END + len(_POP)
+#: the same places in a record kept as a page entry, whose ``RAW_MARK`` the page keeps
+_ENTRY_MARK = RECORD_MARK[len(RAW_MARK) :]
+_ENTRY_MARK_SIZE = len(_ENTRY_MARK)
+_ENTRY_CRC_START = _CRC_START - len(RAW_MARK)
+_ENTRY_CRC_END = _CRC_END - len(RAW_MARK)
+_ENTRY_BODY_START = _BODY_START - len(RAW_MARK)
+_MISMATCH = "its checksum does not match (or it is another instance's)"
 #: the record's fields, in the order the tuple holds them (serialize()'s: a record
 #: read back pickles as the instance's own, so an unchanged one is not rewritten)
 RECORD_FIELDS = ("abandonState", "kwargs", "metadata", "status", "task")
@@ -137,18 +146,49 @@ def plain_fields(stored: Any, name: str, uid: str, key: str) -> tuple[Any, ...] 
 
 def _opened(stored: bytes, name: str, uid: str, key: str) -> tuple[Any, ...]:
     """The tuple a record in this form holds, its checksum checked."""
-    # The stored checksum read in place, the computed one compared as a number.
-    crc = _checksum(name, memoryview(stored)[_BODY_START:])
-    if len(stored) < _CRC_END or _stored_checksum(stored, _CRC_START)[0] != crc:
-        raise StorageCorrupted(
-            uid, f"{key!r} is damaged: its checksum does not match (or it is another instance's)"
-        )
+    if len(stored) < _CRC_END:
+        raise StorageCorrupted(uid, f"{key!r} is damaged: {_MISMATCH}")
+    name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
+    body = memoryview(stored)[_BODY_START:]
+    fields = _checked(body, _stored_checksum(stored, _CRC_START)[0], name_crc)
+    if type(fields) is str:
+        raise StorageCorrupted(uid, f"{key!r} is damaged: {fields}")
+    return fields
+
+
+def entry_fields(
+    page: bytes, start: int, end: int, name: str, name_crc: int, uid: str, page_key: str
+) -> Any:
+    """The fields of the record of instance ``name`` kept in ``page[start:end]``
+    as an entry of the page stored under ``page_key`` (see
+    :mod:`triggers.locking.pages`: the record without ``RAW_MARK``), read in
+    place: a plain tuple as :func:`plain_fields` gives, else what
+    :func:`record_fields` gives. ``name_crc`` is the CRC-32 of ``name`` in
+    UTF-8. Damage is StorageCorrupted naming ``uid`` and the entry's key."""
+    if page[start : start + _ENTRY_MARK_SIZE] != _ENTRY_MARK or end - start < _ENTRY_CRC_END:
+        # Not of this form: read as a record stored under a key of its own.
+        return record_fields(RAW_MARK + page[start:end], name, uid, entry_key(page_key, name))
+    body = memoryview(page)[start + _ENTRY_BODY_START : end]
+    fields = _checked(body, _stored_checksum(page, start + _ENTRY_CRC_START)[0], name_crc)
+    if type(fields) is not str and len(fields) == len(RECORD_FIELDS):
+        return fields
+    if type(fields) is not str and len(fields) == 1:
+        return fields[0]
+    problem = "it holds no record" if type(fields) is not str else fields
+    raise StorageCorrupted(uid, f"{entry_key(page_key, name)!r} is damaged: {problem}")
+
+
+def _checked(body: memoryview, stored_crc: int, name_crc: int) -> tuple[Any, ...] | str:
+    """The tuple a record's ``body`` pickles once its checksum is checked, or
+    what is wrong with it (for the caller to name the key)."""
+    if zlib.crc32(body, name_crc) != stored_crc:
+        return _MISMATCH
     try:
-        fields = pickle.loads(stored)
+        # The body alone (its mark and checksum are no part of the fields);
+        # no names of Python 2 modules are mapped, as in a pickle of protocol 5.
+        fields = pickle.loads(body, fix_imports=False)
     except Exception as exc:  # a body that passed its checksum but is no pickle of ours
-        raise StorageCorrupted(
-            uid, f"{key!r} is damaged: its body does not decode ({type(exc).__name__})"
-        ) from exc
+        return f"its body does not decode ({type(exc).__name__})"
     if type(fields) is not tuple or not fields:
-        raise StorageCorrupted(uid, f"{key!r} is damaged: it holds no record")
+        return "it holds no record"
     return fields

@@ -22,21 +22,19 @@ The methods here are mixed into the storage class: they work on its own
 
 from __future__ import annotations
 
-import pickle
 import time
 from typing import Any
 
-from ...errors import BackendUnavailable, SessionIncomplete, StorageCorrupted
-from ...locking.versions import generation_of, is_version, new_version
+from ...errors import SessionIncomplete, StorageCorrupted
+from ...locking.versions import new_version
 from ...locking.writes import Writes
 from ...types import TaskConfig, TaskInstance
 from ..instances import TaskInstanceCollection
-from .collector import collector_paused
 from .formats import LEGACY_REFUSAL, READ_FORMATS, pickled
-from .plain_build import build_plain
-from .records import decode_record, encode_record
+from .records import encode_record
 from .sealing import is_sealed, seal, unseal
-from .state import CacheSessionState, horizon
+from .split_fetch import SplitFetch
+from .state import horizon
 from .tables import StoredConfigs, task_tables
 
 __all__ = ["SplitLayout"]
@@ -53,7 +51,7 @@ _HEAD_PARTS = {
 }
 
 
-class SplitLayout(CacheSessionState):
+class SplitLayout(SplitFetch):
     """Reading and writing sessions in the split layout (mixed into the storage)."""
 
     # ------------------------------------------------------------- reading
@@ -120,95 +118,6 @@ class SplitLayout(CacheSessionState):
                 raise StorageCorrupted(self.uid, f"{key!r} does not hold a task table")
             task_tables.put(version, table)
         return table
-
-    def _split_fetch(self, names: list[str]) -> dict[str, TaskInstance]:
-        """Read instance records: from the head's delta, else from their own keys
-        (or their pages). ``names`` are names the index holds: the collection
-        asks for no other."""
-        with collector_paused(len(names)):
-            return self._split_fetch_records(names)
-
-    def _split_fetch_records(self, names: list[str]) -> dict[str, TaskInstance]:
-        read = self._read
-        assert read.head is not None
-        delta, known = read.head["delta"], read.known_records
-        records: dict[str, Any] = {}
-        snapshots: dict[str, bytes] = {}
-        wanted: dict[str, str] = {}
-        assert read.layout is not None
-        record_key = read.layout.record_key
-        for name in names:
-            if name in delta:
-                records[name] = delta[name]
-            elif name in known:
-                snapshots[name] = known[name]
-                records[name] = pickle.loads(known[name])
-            else:
-                wanted[record_key(name)] = name
-        if not wanted:
-            return self._split_build(records, snapshots)
-        found = self._read_many(list(wanted))
-        missing = [key for key in wanted if key not in found]
-        if missing:
-            raise self._missing_records(missing)
-        built = self._split_build_plain(found, wanted, records)
-        built.update(self._split_build(records, snapshots))
-        return built
-
-    def _split_build_plain(
-        self, found: dict[str, Any], wanted: dict[str, str], records: dict[str, Any]
-    ) -> dict[str, TaskInstance]:
-        """Instances built straight from records of the plain form this package
-        writes; every other record decoded into ``records``, for :meth:`_split_build`
-        to check in full. Under the lock every record goes there: a save
-        compares each one's dict."""
-        assert self._configs is not None
-        if self.has_lock:
-            for key, stored in found.items():
-                records[wanted[key]] = decode_record(stored, wanted[key], self.uid, key)
-            return {}
-        indexed_task = self.instances.indexed_task
-        built, others = build_plain(found, wanted, self._configs, indexed_task, self.uid)
-        records.update(others)
-        return built
-
-    def _split_build(
-        self, records: dict[str, Any], snapshots: dict[str, bytes]
-    ) -> dict[str, TaskInstance]:
-        """Live instances from records read, each checked to be where the index says."""
-        read, snapshot = self._read, self.has_lock
-        # Looked up once: this loop runs once per record of a session read whole.
-        build, task_of = self._build_instance, self.instances.task_of
-        built = {}
-        for name, record in records.items():
-            built[name] = instance = build(name, record)
-            if instance.config.name != task_of(name):
-                raise StorageCorrupted(
-                    self.uid, f"record of {name!r} names task {instance.config.name!r}"
-                )
-            if snapshot:
-                read.snapshots[name] = snapshots.get(name) or pickled(name, record)
-        return built
-
-    def _missing_records(self, missing: list[str]) -> Exception:
-        """What to raise for records the head names and the cache lacks.
-
-        SessionIncomplete when the session stored is still the one this
-        object read (its records were evicted, expired or deleted). When the
-        stored witness says another state is there now (the session changed
-        under this read: a failover to a replica that lacked the head read, a
-        delete), BackendUnavailable: reading it again is what to do.
-        """
-        witness = self._read_many([self.keys.witness], fresh=True).get(self.keys.witness)
-        read = self._read
-        ours = {read.witness, read.saved_witness or None} - {None}
-        if ours and is_version(witness) and witness not in ours:
-            return BackendUnavailable(
-                f"session {self.uid!r} changed while it was read (the cache now holds"
-                f" generation {generation_of(witness)}, the read was of generation"
-                f" {read.witness_generation}); read it again"
-            )
-        return SessionIncomplete(self.uid, missing)
 
     def _split_schedulable(self, task_name: str) -> list[TaskInstance]:
         """The task's unstarted instances: those the open index names, and those loaded."""

@@ -1,0 +1,68 @@
+"""Instances built from whole pages: the paged layout's records read where they lie.
+
+A whole read of a paged session asks for each page once by its own key and
+takes every wanted record out of it in place: its checksum checked over
+the page's bytes, its fields unpickled from them, no key made per record
+and no entry copied. What it builds is what :mod:`.plain_build` builds
+from records read one key each; the checks are the same.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import StorageCorrupted
+from ...locking.drivers.base import UndecodableValue
+from ...locking.pages import entry_key, entry_spans
+from .plain_build import PlainInstances
+from .records import entry_fields
+
+__all__ = ["build_from_pages"]
+
+
+def build_from_pages(
+    pages: Mapping[str, Any],
+    names_by_page: Mapping[str, list[str]],
+    instances: PlainInstances,
+    uid: str,
+) -> list[str]:
+    """Add to ``instances`` the records of the instances ``names_by_page``
+    lists under each page's key, taken from the stored ``pages`` (by key; a
+    page absent lacks them all); the keys naming the entries wanted that
+    their pages lack.
+
+    A page whose framing does not add up, or a damaged record, is
+    StorageCorrupted naming ``uid`` and the entry's key.
+    """
+    missing: list[str] = []
+    add, others, crc32 = instances.add, instances.others, zlib.crc32
+    for page_key, names in names_by_page.items():
+        page, wanted = pages.get(page_key), set(names)
+        for name, start, end in _spans(page, page_key, names[0], uid):
+            if name not in wanted:
+                continue  # an entry of an instance no longer in the session
+            wanted.discard(name)
+            name_crc = crc32(name.encode("utf-8", "surrogatepass"))
+            fields = entry_fields(page, start, end, name, name_crc, uid, page_key)
+            if type(fields) is tuple:
+                add(name, fields)
+            else:
+                others[name] = fields
+        missing += (entry_key(page_key, name) for name in names if name in wanted)
+    return missing
+
+
+def _spans(stored: Any, page_key: str, first_name: str, uid: str) -> list[tuple[str, int, int]]:
+    """Where the entries of a stored page lie (none for a page absent);
+    StorageCorrupted naming the page's entry ``first_name`` if it is damaged."""
+    if stored is None:
+        return []
+    try:
+        return entry_spans(page_key, stored)
+    except UndecodableValue as exc:
+        key = entry_key(page_key, first_name)
+        raise StorageCorrupted(
+            uid, f"{key!r} holds a value that cannot be decoded (UndecodableValue: {exc})"
+        ) from exc
