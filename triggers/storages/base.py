@@ -200,10 +200,7 @@ class BaseTriggerStorage(AsyncStorage, Lockable):
 
     def iter_instances(self) -> Iterator[TaskInstance]:
         """Every instance of the session (read in one batch)."""
-        instances = self.instances
-        instances.load_all()
-        loaded = instances.loaded
-        return iter([loaded[name] for name in instances])
+        return iter(self.instances.every_instance())
 
     def get_task(self, task_config_or_name: TaskConfig | str) -> TaskConfig:
         """The configured task of that name (UnknownTask if there is none)."""

@@ -103,15 +103,22 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
 
     # -- loading
     def _ensure(self, names: Iterable[str]) -> None:
-        missing = [name for name in names if name not in self._loaded]
+        loaded = self._loaded
+        missing = [name for name in names if name not in loaded] if loaded else list(names)
         if missing and self._fetch is not None:
-            for instance in self._fetch(missing).values():
-                self._remember(instance)
+            self._remember_all(self._fetch(missing).values())
 
     def _remember(self, instance: TaskInstance) -> None:
-        if instance.name not in self._loaded:
-            self._loaded_by_task.setdefault(instance.config.name, []).append(instance.name)
-        self._loaded[instance.name] = instance
+        self._remember_all((instance,))
+
+    def _remember_all(self, instances: Iterable[TaskInstance]) -> None:
+        # One loop for a batch: a whole read remembers every instance of a session.
+        loaded, by_task = self._loaded, self._loaded_by_task
+        for instance in instances:
+            name = instance.name
+            if name not in loaded:
+                by_task.setdefault(instance.config.name, []).append(name)
+            loaded[name] = instance
 
     def loaded_names_of_task(self, task_name: str) -> list[str]:
         """Names of the task's instances read (or created) so far."""
@@ -121,6 +128,15 @@ class TaskInstanceCollection(MutableMapping[str, TaskInstance]):
         """Read every instance not read yet, in one batch."""
         if self._fetch is not None and len(self._loaded) < len(self):
             self._ensure(iter(self))
+
+    def every_instance(self) -> list[TaskInstance]:
+        """Every instance, in the order of the names, read in one batch (each
+        name made once: a session read whole may hold many)."""
+        names = list(self)
+        if self._fetch is not None and len(self._loaded) < len(names):
+            self._ensure(names)
+        loaded = self._loaded
+        return [loaded[name] for name in names]
 
     @property
     def loaded(self) -> dict[str, TaskInstance]:

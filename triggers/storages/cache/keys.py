@@ -27,9 +27,10 @@ import itertools
 import re
 import string
 import threading
+from collections.abc import Iterable
 
 from ...locking.pages import entry_key
-from ..instances import name_number
+from ..instances import NUMBER_DIGITS, name_number
 
 __all__ = [
     "KEY_PREFIX",
@@ -146,6 +147,30 @@ class SessionKeys:
     def page(self, instance_name: str) -> str:
         """Key of the page holding one instance record (paged layout)."""
         return f"{self.parts}:p:{page_of(instance_name)}"
+
+    def pages_of(self, instance_names: Iterable[str]) -> dict[str, list[str]]:
+        """``instance_names`` grouped by the key of the page holding each one's
+        record (paged layout): the keys :meth:`page` gives, each task's part of
+        them made once (a whole read groups every name of a session)."""
+        groups: dict[str, list[str]] = {}
+        prefixes: dict[str, str] = {}
+        for name in instance_names:
+            task, _, number = name.rpartition("#")
+            prefix = prefixes.get(task)
+            # A number as name_number() reads one, of a task known to number its names.
+            if (
+                prefix is not None
+                and number.isascii()
+                and number.isdigit()
+                and len(number) <= NUMBER_DIGITS
+            ):
+                key = f"{prefix}{int(number) // PAGE_RECORDS}"
+            else:
+                key = self.page(name)
+                if task and name_number(name) is not None:
+                    prefixes[task] = f"{self.parts}:p:{_record_suffix(task)}#"
+            groups.setdefault(key, []).append(name)
+        return groups
 
     def page_entry(self, instance_name: str) -> str:
         """Key naming one instance record as an entry of its page (paged layout)."""

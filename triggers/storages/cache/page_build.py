@@ -17,7 +17,7 @@ from ...errors import StorageCorrupted
 from ...locking.drivers.base import UndecodableValue
 from ...locking.pages import entry_key, entry_spans
 from .plain_build import PlainInstances
-from .records import entry_fields
+from .records import entry_fields, plain_entry
 
 __all__ = ["build_from_pages"]
 
@@ -37,14 +37,20 @@ def build_from_pages(
     StorageCorrupted naming ``uid`` and the entry's key.
     """
     missing: list[str] = []
-    add, others, crc32 = instances.add, instances.others, zlib.crc32
+    add, others = instances.add, instances.others
     for page_key, names in names_by_page.items():
         page, wanted = pages.get(page_key), set(names)
+        view = None if page is None else memoryview(page)
         for name, start, end in _spans(page, page_key, names[0], uid):
             if name not in wanted:
                 continue  # an entry of an instance no longer in the session
             wanted.discard(name)
-            name_crc = crc32(name.encode("utf-8", "surrogatepass"))
+            fields = plain_entry(page, view, start, end, name)  # type: ignore[arg-type]
+            if fields is not None:
+                add(name, fields)
+                continue
+            # Any other record, or damage: read the general way, which names it.
+            name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
             fields = entry_fields(page, start, end, name, name_crc, uid, page_key)
             if type(fields) is tuple:
                 add(name, fields)

@@ -41,6 +41,7 @@ __all__ = [
     "decode_record",
     "encode_record",
     "entry_fields",
+    "plain_entry",
     "plain_fields",
     "record_fields",
 ]
@@ -58,6 +59,7 @@ _BODY_START = _CRC_END + len(_POP)
 #: the same places in a record kept as a page entry, whose ``RAW_MARK`` the page keeps
 _ENTRY_MARK = RECORD_MARK[len(RAW_MARK) :]
 _ENTRY_MARK_SIZE = len(_ENTRY_MARK)
+_ENTRY_MARK_BYTE = _ENTRY_MARK[0]
 _ENTRY_CRC_START = _CRC_START - len(RAW_MARK)
 _ENTRY_CRC_END = _CRC_END - len(RAW_MARK)
 _ENTRY_BODY_START = _BODY_START - len(RAW_MARK)
@@ -176,6 +178,29 @@ def entry_fields(
         return fields[0]
     problem = "it holds no record" if type(fields) is not str else fields
     raise StorageCorrupted(uid, f"{entry_key(page_key, name)!r} is damaged: {problem}")
+
+
+def plain_entry(
+    page: bytes, view: memoryview, start: int, end: int, name: str
+) -> tuple[Any, ...] | None:
+    """The fields of a plain record of this form kept in ``page[start:end]``
+    (``view`` is the page's memoryview), when it is whole: its checksum
+    matches and it unpickles to the fields' tuple. None for anything else,
+    which :func:`entry_fields` reads and names. Once per record of a paged
+    session read whole, so it makes no frame of its own below it."""
+    if end - start < _ENTRY_CRC_END or page[start] != _ENTRY_MARK_BYTE:
+        return None
+    body = view[start + _ENTRY_BODY_START : end]
+    name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
+    if zlib.crc32(body, name_crc) != _stored_checksum(page, start + _ENTRY_CRC_START)[0]:
+        return None
+    try:
+        fields = pickle.loads(body, fix_imports=False)
+    except Exception:  # noqa: BLE001 - entry_fields reads it again and names the damage
+        return None
+    if type(fields) is tuple and len(fields) == len(RECORD_FIELDS):
+        return fields
+    return None
 
 
 def _checked(body: memoryview, stored_crc: int, name_crc: int) -> tuple[Any, ...] | str:

@@ -42,15 +42,15 @@ class SplitFetch(CacheSessionState):
         delta, known = read.head["delta"], read.known_records
         records: dict[str, Any] = {}
         snapshots: dict[str, bytes] = {}
-        unread: list[str] = []
-        for name in names:
+        # The few records at hand (of the last save), then the many to read.
+        at_hand = (delta.keys() | known.keys()).intersection(names) if delta or known else ()
+        for name in sorted(at_hand):
             if name in delta:
                 records[name] = delta[name]
-            elif name in known:
+            else:
                 snapshots[name] = known[name]
                 records[name] = pickle.loads(known[name])
-            else:
-                unread.append(name)
+        unread = [name for name in names if name not in at_hand] if at_hand else names
         built: dict[str, TaskInstance] = {}
         if unread and read.layout.pages and not (self.has_lock or read.stored):
             built = self._paged_read(unread, records)
@@ -76,10 +76,7 @@ class SplitFetch(CacheSessionState):
         by its own key: no lock held, nothing read with the head); every other
         record decoded into ``records``."""
         assert self._read.layout is not None and self._configs is not None
-        page_of = self._read.layout.stored_key
-        names_by_page: dict[str, list[str]] = {}
-        for name in names:
-            names_by_page.setdefault(page_of(name), []).append(name)
+        names_by_page = self.keys.pages_of(names)
         try:
             pages = self._read_many(list(names_by_page))
         except StorageCorrupted:  # a value the cache's codec cannot decode: no page
