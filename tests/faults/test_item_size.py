@@ -9,6 +9,8 @@ never as a smaller session.
 from __future__ import annotations
 
 import random
+import socket
+import urllib.parse
 from typing import Any
 
 import pymemcache
@@ -16,7 +18,7 @@ import pytest
 from django.core.cache import BaseCache
 
 from tests.faults.conftest import SMALL_ITEMS, make_cache, memcached_server
-from tests.storage_support import keys_of, populate
+from tests.storage_support import keys_of, populate, tasks_version
 from triggers import CacheStorageBackend
 from triggers.errors import SessionIncomplete, ValueTooLarge
 
@@ -65,6 +67,25 @@ def test_a_part_over_the_item_size_is_refused_before_anything_is_written(
     assert len(CacheStorageBackend(uid, cache=small_items, timeout=600).instances) == 4
 
 
+def server_keys(address: str) -> set[str]:
+    """The keys the server at ``address`` holds, as the cache made them, listed
+    by its LRU crawler (which, unlike a read, does not keep them in use)."""
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"lru_crawler metadump all\r\n")
+        listed = b""
+        while not listed.endswith((b"END\r\n", b"BUSY\r\n")):
+            chunk = connection.recv(1 << 16)
+            assert chunk, "the server closed the connection mid-listing"
+            listed += chunk
+    assert not listed.endswith(b"BUSY\r\n"), "the LRU crawler is busy"
+    return {
+        urllib.parse.unquote(line.split()[0].removeprefix("key="))
+        for line in listed.decode().splitlines()
+        if line.startswith("key=")
+    }
+
+
 def test_a_session_whose_parts_were_evicted_reads_as_incomplete(uid: str) -> None:
     with memcached_server(*SMALL_ITEMS) as address:
         cache = make_cache("memcached", address)
@@ -73,20 +94,32 @@ def test_a_session_whose_parts_were_evicted_reads_as_incomplete(uid: str) -> Non
         assert len(names) == 3
         keys = keys_of(store, names)
         records = [key for key in keys if key not in (store.cache_key, store.witness_key)]
-        # Memcached evicts within a size class: fill the records' class, and
-        # keep the head and witness in use while the server runs out of room.
-        size = len(raw_bytes(cache, records[:1])[records[0]])
+        kept = [store.cache_key, store.witness_key, store.tasks_key(tasks_version(cache, store))]
+        made = {cache.make_and_validate_key(key): key for key in records + kept}
+        # Memcached evicts within a size class, the least recently used first:
+        # fill the classes of the records (values of sizes around theirs), and
+        # keep the head, witness and task table in use meanwhile.
+        sizes = sorted(len(value) for value in raw_bytes(cache, records).values())
+        value_sizes = range(max(1, sizes[0] - 64), sizes[-1] + 64, 8)
         width = len(records[0])
-        for n in range(200):
-            batch = {f"{uid}:{n}:{i}:".ljust(width, "f"): b"y" * size for i in range(500)}
+        evicted: set[str] = set()
+        for n in range(400):
+            batch = {
+                f"{uid}:{n}:{i}:".ljust(width, "f"): b"y" * value_sizes[i % len(value_sizes)]
+                for i in range(500)
+            }
             cache.set_many(batch, 600)
-            cache.get_many([store.cache_key, store.witness_key])
-        present = set(raw_bytes(cache, keys))
-        if store.cache_key not in present or not set(records) - present:
-            pytest.skip(f"the server evicted {sorted(set(keys) - present)}, not records alone")
+            cache.get_many(kept)
+            if n % 10 == 9:  # listed, not read: a read would keep the records in use
+                evicted = set(records) - {made[key] for key in server_keys(address) if key in made}
+                if evicted:
+                    break
+        assert evicted, "the server evicted none of the records"
+        assert set(raw_bytes(cache, kept)) == set(kept)  # what was kept in use is there
         reread = CacheStorageBackend(uid, cache=cache, timeout=600)
         assert len(reread.instances) == 3  # counted from the head, which is still there
         with pytest.raises(SessionIncomplete) as caught:
             [reread[name] for name in names]  # each record, read
-        assert set(caught.value.missing) <= set(records) - present
+        assert caught.value.missing and set(caught.value.missing) <= evicted
+        assert uid in str(caught.value)
         cache.close()
