@@ -10,6 +10,7 @@ import pickle
 import zlib
 
 import pytest
+from django.core.cache import caches
 
 from tests.conftest import PAGED_CACHES, prepare_cache
 from tests.storage_support import fresh
@@ -167,6 +168,17 @@ def test_a_page_the_cache_cannot_decode_names_an_entry(redis_cache, uid):
         list(fresh(store))
     assert store.keys.page("t_many#33") in str(info.value)
     assert redis_client(redis_cache).get(page_key) == b"\x80\x05not a pickle"
+
+
+@pytest.mark.parametrize("value", [{"not": "a page"}, b"bytes the cache pickled", 7])
+def test_a_value_of_another_kind_under_a_page_key_names_an_entry(redis_cache, uid, value):
+    """What the cache's own ``set`` stored there (pickled by its codec) is no page."""
+    store = many_instances(CacheStorageBackend(uid, cache=redis_cache, layout="paged"), 40)
+    caches[redis_cache].set(store.keys.page("t_many#33"), value, 60)
+    with pytest.raises(StorageCorrupted, match="does not hold a page") as info:
+        list(fresh(store))
+    assert repr(store.keys.page_entry("t_many#32")) in str(info.value) and uid in str(info.value)
+    assert caches[redis_cache].get(store.keys.page("t_many#33")) == value
 
 
 def test_every_page_of_a_large_session_is_asked_for_once(redis_cache, uid):

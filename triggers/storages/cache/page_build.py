@@ -39,13 +39,17 @@ def build_from_pages(
     missing: list[str] = []
     add, others = instances.add, instances.others
     for page_key, names in names_by_page.items():
-        page, wanted = pages.get(page_key), set(names)
-        view = None if page is None else memoryview(page)
-        for name, start, end in _spans(page, page_key, names[0], uid):
+        page = pages.get(page_key)
+        if page is None:
+            missing += (entry_key(page_key, name) for name in names)
+            continue
+        spans = _spans(page, page_key, names[0], uid)  # a page, if it returns
+        wanted, view = set(names), memoryview(page)
+        for name, start, end in spans:
             if name not in wanted:
                 continue  # an entry of an instance no longer in the session
             wanted.discard(name)
-            fields = plain_entry(page, view, start, end, name)  # type: ignore[arg-type]
+            fields = plain_entry(page, view, start, end, name)
             if fields is not None:
                 add(name, fields)
                 continue
@@ -61,10 +65,8 @@ def build_from_pages(
 
 
 def _spans(stored: Any, page_key: str, first_name: str, uid: str) -> list[tuple[str, int, int]]:
-    """Where the entries of a stored page lie (none for a page absent);
-    StorageCorrupted naming the page's entry ``first_name`` if it is damaged."""
-    if stored is None:
-        return []
+    """Where the entries of a stored page lie; StorageCorrupted naming the
+    page's entry ``first_name`` if the page is damaged."""
     try:
         return entry_spans(page_key, stored)
     except UndecodableValue as exc:

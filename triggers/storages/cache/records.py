@@ -153,7 +153,7 @@ def _opened(stored: bytes, name: str, uid: str, key: str) -> tuple[Any, ...]:
     name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
     body = memoryview(stored)[_BODY_START:]
     fields = _checked(body, _stored_checksum(stored, _CRC_START)[0], name_crc)
-    if type(fields) is str:
+    if isinstance(fields, str):
         raise StorageCorrupted(uid, f"{key!r} is damaged: {fields}")
     return fields
 
