@@ -9,7 +9,6 @@ from records read one key each; the checks are the same.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,8 +53,7 @@ def build_from_pages(
                 add(name, fields)
                 continue
             # Any other record, or damage: read the general way, which names it.
-            name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
-            fields = entry_fields(page, start, end, name, name_crc, uid, page_key)
+            fields = entry_fields(page, start, end, name, uid, page_key)
             if type(fields) is tuple:
                 add(name, fields)
             else:

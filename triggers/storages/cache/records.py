@@ -158,19 +158,18 @@ def _opened(stored: bytes, name: str, uid: str, key: str) -> tuple[Any, ...]:
     return fields
 
 
-def entry_fields(
-    page: bytes, start: int, end: int, name: str, name_crc: int, uid: str, page_key: str
-) -> Any:
+def entry_fields(page: bytes, start: int, end: int, name: str, uid: str, page_key: str) -> Any:
     """The fields of the record of instance ``name`` kept in ``page[start:end]``
     as an entry of the page stored under ``page_key`` (see
     :mod:`triggers.locking.pages`: the record without ``RAW_MARK``), read in
     place: a plain tuple as :func:`plain_fields` gives, else what
-    :func:`record_fields` gives. ``name_crc`` is the CRC-32 of ``name`` in
-    UTF-8. Damage is StorageCorrupted naming ``uid`` and the entry's key."""
+    :func:`record_fields` gives. Damage is StorageCorrupted naming ``uid``
+    and the entry's key."""
     if page[start : start + _ENTRY_MARK_SIZE] != _ENTRY_MARK or end - start < _ENTRY_CRC_END:
         # Not of this form: read as a record stored under a key of its own.
         return record_fields(RAW_MARK + page[start:end], name, uid, entry_key(page_key, name))
     body = memoryview(page)[start + _ENTRY_BODY_START : end]
+    name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
     fields = _checked(body, _stored_checksum(page, start + _ENTRY_CRC_START)[0], name_crc)
     if type(fields) is not str and len(fields) == len(RECORD_FIELDS):
         return fields
