@@ -16,7 +16,7 @@ from ...errors import StorageCorrupted
 from ...locking.drivers.base import UndecodableValue
 from ...locking.pages import entry_key, entry_spans
 from .plain_build import PlainInstances
-from .records import entry_fields, plain_entry
+from .records import entry_fields, plain_record_at
 
 __all__ = ["build_from_pages"]
 
@@ -48,7 +48,7 @@ def build_from_pages(
             if name not in wanted:
                 continue  # an entry of an instance no longer in the session
             wanted.discard(name)
-            fields = plain_entry(page, view, start, end, name)
+            fields = plain_record_at(page, view, start, end, name)
             if fields is not None:
                 add(name, fields)
                 continue

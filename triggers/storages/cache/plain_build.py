@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ...locking.raw_values import RAW_MARK
 from ...types import TaskConfig, TaskInstance
 from ..validation import has_plain_fields
-from .records import as_record, plain_fields, record_fields
+from .records import as_record, plain_fields, plain_record_at, record_fields
 
 __all__ = ["PlainInstances", "build_plain"]
 
@@ -63,8 +64,15 @@ def build_plain(
     """
     instances = PlainInstances(configs, indexed_task)
     add, others = instances.add, instances.others
+    mark, past_mark = RAW_MARK, len(RAW_MARK)
     for key, stored in found.items():
         name = wanted[key]
+        if type(stored) is bytes and stored.startswith(mark):
+            fields = plain_record_at(stored, memoryview(stored), past_mark, len(stored), name)
+            if fields is not None:
+                add(name, fields)
+                continue
+        # Any other record, or damage: the general way, which names it.
         fields = plain_fields(stored, name, uid, key)
         if fields is None:
             others[name] = record_fields(stored, name, uid, key)

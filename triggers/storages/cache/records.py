@@ -41,7 +41,7 @@ __all__ = [
     "decode_record",
     "encode_record",
     "entry_fields",
-    "plain_entry",
+    "plain_record_at",
     "plain_fields",
     "record_fields",
 ]
@@ -179,23 +179,24 @@ def entry_fields(page: bytes, start: int, end: int, name: str, uid: str, page_ke
     raise StorageCorrupted(uid, f"{entry_key(page_key, name)!r} is damaged: {problem}")
 
 
-def plain_entry(
-    page: bytes, view: memoryview, start: int, end: int, name: str
+def plain_record_at(
+    buffer: bytes, view: memoryview, start: int, end: int, name: str
 ) -> tuple[Any, ...] | None:
-    """The fields of a plain record of this form kept in ``page[start:end]``
-    (``view`` is the page's memoryview), when it is whole: its checksum
-    matches and it unpickles to the fields' tuple. None for anything else,
-    which :func:`entry_fields` reads and names. Once per record of a paged
-    session read whole, so it makes no frame of its own below it."""
-    if end - start < _ENTRY_CRC_END or page[start] != _ENTRY_MARK_BYTE:
+    """The fields of a plain record of this form lying in ``buffer[start:end]``
+    without its ``RAW_MARK`` (a page entry, or a stored record past its first
+    bytes; ``view`` is the buffer's memoryview), when it is whole: its
+    checksum matches and it unpickles to the fields' tuple. None for
+    anything else, which the general readers read and name. Once per record
+    of a session read whole, so it makes no frame of its own below it."""
+    if end - start < _ENTRY_CRC_END or buffer[start] != _ENTRY_MARK_BYTE:
         return None
     body = view[start + _ENTRY_BODY_START : end]
     name_crc = zlib.crc32(name.encode("utf-8", "surrogatepass"))
-    if zlib.crc32(body, name_crc) != _stored_checksum(page, start + _ENTRY_CRC_START)[0]:
+    if zlib.crc32(body, name_crc) != _stored_checksum(buffer, start + _ENTRY_CRC_START)[0]:
         return None
     try:
         fields = pickle.loads(body, fix_imports=False)
-    except Exception:  # noqa: BLE001 - entry_fields reads it again and names the damage
+    except Exception:  # noqa: BLE001 - a general reader reads it again and names the damage
         return None
     if type(fields) is tuple and len(fields) == len(RECORD_FIELDS):
         return fields
