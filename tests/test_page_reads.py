@@ -17,7 +17,7 @@ from tests.storage_support import fresh
 from tests.test_paged_layout import AWKWARD_NAMES, made, many_instances, redis_client
 from triggers import CacheStorageBackend, TriggerManager
 from triggers.errors import SessionIncomplete, StorageCorrupted
-from triggers.locking.pages import decode_page, encode_entries
+from triggers.locking.pages import PAGE_MARK, decode_page, encode_entries
 from triggers.locking.raw_values import RAW_MARK
 from triggers.storages.cache.keys import PAGE_RECORDS, SessionKeys
 from triggers.storages.cache.records import RECORD_MARK, encode_record
@@ -101,6 +101,31 @@ def test_an_entry_left_over_is_skipped_and_one_missing_is_incomplete(redis_cache
     with pytest.raises(SessionIncomplete) as info:
         list(fresh(store))
     assert sorted(info.value.missing) == sorted(store.keys.page_entry(f"t_many#{n}") for n in (5, 6))
+
+
+@pytest.mark.parametrize("last", ["whole", "damaged"])
+def test_a_name_written_twice_in_a_page_is_its_last_entry(redis_cache, uid, last):
+    """No save writes a name twice; in a page made so by hand, every reader
+    (and the server's merge) takes the last entry of the name."""
+    store = many_instances(CacheStorageBackend(uid, cache=redis_cache, layout="paged"), 8)
+    client, page_key = redis_client(redis_cache), made(redis_cache, store.keys.page("t_many#3"))
+    entries = decode_page(page_key, client.get(page_key))
+    whole = entries.pop("t_many#3")
+    damaged = whole[:-1] + bytes([whole[-1] ^ 1])
+    first, second = (damaged, whole) if last == "whole" else (whole, damaged)
+    framed = [encode_entries({"t_many#3": value})[len(PAGE_MARK) :] for value in (first, second)]
+    client.set(page_key, encode_entries(entries) + b"".join(framed), px=60_000)
+    assert decode_page(page_key, client.get(page_key))["t_many#3"] == (
+        whole if last == "whole" else damaged
+    )
+    if last == "whole":
+        assert _by_name(fresh(store)) == _read_under_the_lock(store)
+        assert len(_by_name(fresh(store))) == 8
+    else:
+        with pytest.raises(StorageCorrupted, match="checksum"):
+            list(fresh(store))
+        with pytest.raises(StorageCorrupted, match="checksum"):
+            _read_under_the_lock(store)
 
 
 def test_a_record_of_another_version_in_a_page_is_read_the_general_way(redis_cache, uid):

@@ -96,17 +96,22 @@ def decode_page(page_key: str, stored: Any) -> dict[str, bytes]:
     """The entries of a stored page (each value whole again, with ``RAW_MARK``);
     UndecodableValue naming ``page_key`` if its framing does not add up."""
     mark = RAW_MARK
-    return {name: mark + stored[start:end] for name, start, end in entry_spans(page_key, stored)}
+    return {
+        name: mark + stored[start:end]
+        for name, (start, end) in entry_spans(page_key, stored).items()
+    }
 
 
-def entry_spans(page_key: str, stored: Any) -> list[tuple[str, int, int]]:
-    """Where each entry of a stored page lies: its name, and the start and end
-    of its value in ``stored`` (without ``RAW_MARK``), so that a reader of many
-    entries can take each one in place. UndecodableValue naming ``page_key``
-    if ``stored`` is no page or its framing does not add up."""
+def entry_spans(page_key: str, stored: Any) -> dict[str, tuple[int, int]]:
+    """Where the value of each entry of a stored page lies in ``stored``: its
+    start and end (without ``RAW_MARK``) by the entry's name, so that a
+    reader of many entries can take each one in place. A name written twice
+    (no save writes one so) is its last entry, as the server's merge reads
+    it. UndecodableValue naming ``page_key`` if ``stored`` is no page or its
+    framing does not add up."""
     if type(stored) is not bytes or not stored.startswith(PAGE_MARK):
         raise UndecodableValue(f"{page_key!r} does not hold a page")
-    spans: list[tuple[str, int, int]] = []
+    spans: dict[str, tuple[int, int]] = {}
     unpack, end, at = _LENGTH.unpack_from, len(stored), len(PAGE_MARK)
     try:
         while at < end:
@@ -114,13 +119,8 @@ def entry_spans(page_key: str, stored: Any) -> list[tuple[str, int, int]]:
             value_end = name_end + 4 + unpack(stored, name_end)[0]
             if value_end > end:
                 raise struct.error("past the end")
-            spans.append(
-                (
-                    stored[at + 4 : name_end].decode("utf-8", "surrogatepass"),
-                    name_end + 4,
-                    value_end,
-                )
-            )
+            name = stored[at + 4 : name_end].decode("utf-8", "surrogatepass")
+            spans[name] = (name_end + 4, value_end)
             at = value_end
     except struct.error as exc:  # a length read past the end, or a value running past it
         raise UndecodableValue(f"{page_key!r} is damaged: an entry runs past its end") from exc

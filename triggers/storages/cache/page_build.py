@@ -43,11 +43,13 @@ def build_from_pages(
             missing += (entry_key(page_key, name) for name in names)
             continue
         spans = _spans(page, page_key, names[0], uid)  # a page, if it returns
-        wanted, view = set(names), memoryview(page)
-        for name, start, end in spans:
-            if name not in wanted:
-                continue  # an entry of an instance no longer in the session
-            wanted.discard(name)
+        view = memoryview(page)
+        for name in names:
+            span = spans.get(name)
+            if span is None:
+                missing.append(entry_key(page_key, name))
+                continue
+            start, end = span
             fields = plain_record_at(page, view, start, end, name)
             if fields is not None:
                 add(name, fields)
@@ -58,11 +60,10 @@ def build_from_pages(
                 add(name, fields)
             else:
                 others[name] = fields
-        missing += (entry_key(page_key, name) for name in names if name in wanted)
     return missing
 
 
-def _spans(stored: Any, page_key: str, first_name: str, uid: str) -> list[tuple[str, int, int]]:
+def _spans(stored: Any, page_key: str, first_name: str, uid: str) -> dict[str, tuple[int, int]]:
     """Where the entries of a stored page lie; StorageCorrupted naming the
     page's entry ``first_name`` if the page is damaged."""
     try:
